@@ -1,0 +1,16 @@
+//! Shared model of Qyvol: the `.qyv` manifest (parsing, validation, path resolution) and the
+//! policies behind each environment. Nothing here knows about wasmtime, tokio or the network, so
+//! every crate (and every tool that reads manifests) can depend on it cheaply.
+
+mod error;
+mod manifest;
+mod policy;
+mod types;
+
+pub use error::{ErrorKind, ManifestError};
+pub use manifest::{LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits};
+pub use policy::{Environment, Policy, PolicyViolation};
+pub use types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_pair};
+
+/// The bytes every WebAssembly binary (core module or component) starts with.
+pub const WASM_MAGIC: &[u8; 4] = b"\0asm";

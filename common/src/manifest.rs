@@ -1,0 +1,459 @@
+//! The `.qyv` manifest, version 1: YAML parsed with bounded resources into typed fields, then
+//! resolved against the manifest's folder. Every error names the file, line and column.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::{DuplicateKeyPolicy, Spanned};
+
+use crate::error::{ErrorKind, ManifestError};
+use crate::policy::{Environment, Policy, PolicyViolation};
+use crate::types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, check_env};
+
+/// Manifests larger than this are refused before parsing.
+pub const MANIFEST_MAX_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    version: Option<Spanned<u32>>,
+    name: AppName,
+    entrypoint: Spanned<String>,
+    runtime: RuntimeKind,
+    #[serde(default)]
+    environment: Environment,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    mounts: Vec<Spanned<RawMount>>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMount {
+    host: Spanned<String>,
+    guest: GuestPath,
+    #[serde(default)]
+    readonly: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory: Option<ByteSize>,
+    timeout: Option<DurationSpec>,
+    fuel: Option<u64>,
+}
+
+/// A host folder made visible to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Canonical host path (symlinks resolved, absolute).
+    pub host: PathBuf,
+    pub guest: GuestPath,
+    /// `None`: not said; writable under `native`, read-only under `sandbox` and `edge`.
+    pub readonly: Option<bool>,
+}
+
+/// Resource limits; `None` means unlimited (before a policy fills in its defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResolvedLimits {
+    pub memory: Option<ByteSize>,
+    pub timeout: Option<DurationSpec>,
+    pub fuel: Option<u64>,
+}
+
+/// A loaded, validated manifest with every path resolved.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The `.qyv` file, or `None` for a bare `.wasm` run without a manifest.
+    pub source: Option<PathBuf>,
+    pub name: AppName,
+    /// The entrypoint as the user sees it: the manifest's folder joined with the written path.
+    pub entrypoint: PathBuf,
+    pub runtime: RuntimeKind,
+    pub environment: Environment,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    pub limits: ResolvedLimits,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Let the entrypoint and mounts point outside the manifest's folder.
+    pub allow_outside: bool,
+}
+
+impl Manifest {
+    /// Reads, parses and resolves the manifest at `path`.
+    pub fn load(path: &Path, options: LoadOptions) -> Result<Self, ManifestError> {
+        let text = read_bounded(path)?;
+        let raw = parse(path, &text)?;
+        resolve(path, raw, options)
+    }
+
+    /// A manifest for a bare `.wasm` file: native environment, no grants, no limits.
+    pub fn for_wasm(path: &Path) -> Result<Self, ManifestError> {
+        check_wasm_file(path).map_err(|(kind, msg)| ManifestError::new(kind, path, msg))?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("module");
+        let cleaned: String = stem
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(AppName::MAX_LEN)
+            .collect();
+        let name = AppName::try_from(cleaned.trim_matches('-').to_string())
+            .or_else(|_| AppName::try_from("module".to_string()))
+            .map_err(|e| ManifestError::new(ErrorKind::BadManifest, path, e))?;
+        Ok(Self {
+            source: None,
+            name,
+            entrypoint: path.to_path_buf(),
+            runtime: RuntimeKind::Wasi,
+            environment: Environment::Native,
+            args: Vec::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            limits: ResolvedLimits::default(),
+        })
+    }
+
+    /// Refuses what the policy does not allow; call before adding the operator's CLI grants.
+    pub fn check_policy(&self, policy: &Policy) -> Result<(), PolicyViolation> {
+        let violation = |grant: String, hint: &str| PolicyViolation {
+            environment: policy.environment.as_str(),
+            grant,
+            hint: hint.to_string(),
+        };
+        if policy.untrusted {
+            if let Some(m) = self.mounts.iter().find(|m| m.readonly == Some(false)) {
+                return Err(violation(
+                    format!(
+                        "a writable mount (`{}` on `{}`)",
+                        m.host.display(),
+                        m.guest.as_str()
+                    ),
+                    "remove `readonly: false` or use `environment: native`",
+                ));
+            }
+        }
+        if let (Some(cap), Some(asked)) = (policy.memory_cap, self.limits.memory) {
+            if asked > cap {
+                return Err(violation(
+                    format!("a memory limit of {asked}"),
+                    &format!("ask for at most {cap}"),
+                ));
+            }
+        }
+        if let (Some(cap), Some(asked)) = (policy.timeout_cap, self.limits.timeout) {
+            if asked > cap {
+                return Err(violation(
+                    format!("a time limit of {asked}"),
+                    &format!("ask for at most {cap}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_bounded(path: &Path) -> Result<String, ManifestError> {
+    let missing = |e: std::io::Error| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::MissingFile
+        } else {
+            ErrorKind::BadManifest
+        };
+        ManifestError::new(kind, path, format!("cannot read the manifest: {e}"))
+    };
+    let file = std::fs::File::open(path).map_err(missing)?;
+    let mut bytes = Vec::new();
+    file.take(MANIFEST_MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(missing)?;
+    if bytes.len() as u64 > MANIFEST_MAX_BYTES {
+        return Err(ManifestError::new(
+            ErrorKind::BadManifest,
+            path,
+            format!(
+                "the manifest is larger than {}; a manifest describes a module, it does not contain one",
+                ByteSize(MANIFEST_MAX_BYTES)
+            ),
+        ));
+    }
+    if bytes.starts_with(crate::WASM_MAGIC) {
+        return Err(ManifestError::new(
+            ErrorKind::BadManifest,
+            path,
+            "this is a WebAssembly binary, not a manifest: give it a `.wasm` extension to run it directly",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        ManifestError::new(
+            ErrorKind::BadManifest,
+            path,
+            format!("the manifest is not UTF-8 text: {e}"),
+        )
+    })
+}
+
+fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestError> {
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 16,
+            max_aliases: 64,
+            max_anchors: 64,
+            max_nodes: 20_000,
+            max_events: 100_000,
+            max_documents: 1,
+        },
+        duplicate_keys: DuplicateKeyPolicy::Error,
+    };
+    let raw: RawManifest = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let mut err = ManifestError::new(ErrorKind::BadManifest, path, yaml_message(&e));
+        if let Some(loc) = e.location() {
+            err = err.at(&loc);
+        }
+        err
+    })?;
+    if let Some(v) = &raw.version {
+        if v.value != 1 {
+            return Err(ManifestError::new(
+                ErrorKind::BadManifest,
+                path,
+                format!(
+                    "manifest version {} is not supported: this Qyvol reads version 1",
+                    v.value
+                ),
+            )
+            .at(&v.referenced));
+        }
+    }
+    Ok(raw)
+}
+
+/// The parser's message without its location suffix (we print the location ourselves), reworded
+/// where the parser speaks of Rust rather than YAML, plus a did-you-mean for unknown names.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let options = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
+    let rendered = e.render_with_options(options);
+    let msg = match rendered.rfind(" at line ") {
+        Some(i) => &rendered[..i],
+        None => &rendered,
+    };
+    if msg.starts_with("cannot deserialize null") {
+        return "expected a value, found null (in YAML `~` and an empty value mean null: quote the text if you meant it)".into();
+    }
+    if let Some(key) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
+        return format!("duplicate key `{key}`: each key may appear only once");
+    }
+    if let Some(detail) = msg.strip_prefix("budget breached: ") {
+        return format!(
+            "the YAML is too large or uses too many aliases ({detail}): keep manifests small and plain"
+        );
+    }
+    if msg == "expected sequence start" {
+        return "expected a list, like `[a, b]`".into();
+    }
+    if msg == "expected mapping start" {
+        return "expected a mapping, like `{ key: value }`".into();
+    }
+    if msg.contains("recursion limit exceeded") || msg.contains("depth") {
+        return format!("{msg}: the manifest is nested too deeply");
+    }
+    let mut out = msg.to_string();
+    if let Some(hint) = did_you_mean(msg) {
+        out.push_str(&format!("; did you mean `{hint}`?"));
+    }
+    out
+}
+
+/// For "unknown field `x`, expected one of a, b" (serde's wording), the closest expected name.
+fn did_you_mean(msg: &str) -> Option<&str> {
+    if !(msg.starts_with("unknown field") || msg.starts_with("unknown variant")) {
+        return None;
+    }
+    let unknown = msg.split('`').nth(1)?;
+    let (_, expected) = msg.split_once("expected ")?;
+    let expected = expected.trim_start_matches("one of ");
+    expected
+        .split([',', ' '])
+        .map(|c| c.trim_matches('`'))
+        .filter(|c| !c.is_empty() && *c != "or")
+        .map(|c| (strsim::jaro_winkler(unknown, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+fn resolve(path: &Path, raw: RawManifest, options: LoadOptions) -> Result<Manifest, ManifestError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let canonical_dir = dir.canonicalize().map_err(|e| {
+        ManifestError::new(
+            ErrorKind::MissingFile,
+            path,
+            format!("cannot resolve the manifest's folder: {e}"),
+        )
+    })?;
+    let inside = |p: &Path| options.allow_outside || p.starts_with(&canonical_dir);
+    let outside_hint =
+        "paths must stay inside the manifest's folder; pass `--allow-outside` to permit it";
+
+    let entry = &raw.entrypoint;
+    let fail = |kind, msg: String, loc| ManifestError::new(kind, path, msg).at(loc);
+    check_path_text(&entry.value)
+        .map_err(|m| fail(ErrorKind::BadManifest, m, &entry.referenced))?;
+    let entrypoint = dir.join(&entry.value);
+    check_wasm_file(&entrypoint).map_err(|(kind, m)| fail(kind, m, &entry.referenced))?;
+    let canonical_entry = entrypoint.canonicalize().map_err(|e| {
+        fail(
+            ErrorKind::MissingFile,
+            format!("cannot resolve `{}`: {e}", entrypoint.display()),
+            &entry.referenced,
+        )
+    })?;
+    if !inside(&canonical_entry) {
+        return Err(fail(
+            ErrorKind::BadManifest,
+            format!(
+                "entrypoint `{}` is outside the manifest's folder: {outside_hint}",
+                entry.value
+            ),
+            &entry.referenced,
+        ));
+    }
+
+    let mut mounts = Vec::with_capacity(raw.mounts.len());
+    for m in &raw.mounts {
+        let host = &m.value.host;
+        check_path_text(&host.value)
+            .map_err(|msg| fail(ErrorKind::BadManifest, msg, &host.referenced))?;
+        let joined = dir.join(&host.value);
+        let canonical = joined.canonicalize().map_err(|e| {
+            fail(
+                ErrorKind::MissingFile,
+                format!(
+                    "mount host folder `{}` does not exist: {e}; create it or fix `host`",
+                    host.value
+                ),
+                &host.referenced,
+            )
+        })?;
+        if !canonical.is_dir() {
+            return Err(fail(
+                ErrorKind::BadManifest,
+                format!("mount host `{}` is not a folder", host.value),
+                &host.referenced,
+            ));
+        }
+        if !inside(&canonical) {
+            return Err(fail(
+                ErrorKind::BadManifest,
+                format!(
+                    "mount host `{}` resolves to `{}`, outside the manifest's folder: {outside_hint}",
+                    host.value,
+                    canonical.display()
+                ),
+                &host.referenced,
+            ));
+        }
+        if mounts.iter().any(|x: &Mount| x.guest == m.value.guest) {
+            return Err(fail(
+                ErrorKind::BadManifest,
+                format!("guest path `{}` is mounted twice", m.value.guest.as_str()),
+                &m.referenced,
+            ));
+        }
+        mounts.push(Mount {
+            host: canonical,
+            guest: m.value.guest.clone(),
+            readonly: m.value.readonly,
+        });
+    }
+
+    let mut env = Vec::with_capacity(raw.env.len());
+    for (k, v) in raw.env {
+        check_env(&k, &v).map_err(|m| {
+            ManifestError::new(ErrorKind::BadManifest, path, format!("in `env`: {m}"))
+        })?;
+        env.push((k, v));
+    }
+    if raw.args.iter().any(|a| a.contains('\0')) {
+        return Err(ManifestError::new(
+            ErrorKind::BadManifest,
+            path,
+            "an entry of `args` contains a NUL byte",
+        ));
+    }
+
+    Ok(Manifest {
+        source: Some(path.to_path_buf()),
+        name: raw.name,
+        entrypoint,
+        runtime: raw.runtime,
+        environment: raw.environment,
+        args: raw.args,
+        env,
+        mounts,
+        limits: ResolvedLimits {
+            memory: raw.limits.memory,
+            timeout: raw.limits.timeout,
+            fuel: raw.limits.fuel,
+        },
+    })
+}
+
+fn check_path_text(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if p.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    Ok(())
+}
+
+/// Checks that `path` is a readable file that starts like a WebAssembly binary.
+pub(crate) fn check_wasm_file(path: &Path) -> Result<(), (ErrorKind, String)> {
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::MissingFile
+        } else {
+            ErrorKind::NotWasm
+        };
+        (kind, format!("cannot open `{}`: {e}", path.display()))
+    })?;
+    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        return Err((
+            ErrorKind::NotWasm,
+            format!("`{}` is a folder, not a `.wasm` file", path.display()),
+        ));
+    }
+    let mut magic = [0u8; 4];
+    let n = file.read(&mut magic).unwrap_or(0);
+    if n < 4 || &magic != crate::WASM_MAGIC {
+        return Err((
+            ErrorKind::NotWasm,
+            format!(
+                "`{}` is not a WebAssembly binary (it does not start with `\\0asm`)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
