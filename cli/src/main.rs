@@ -1,1 +1,143 @@
-fn main() {}
+//! `qyvol`: parses the command line, runs one command, prints its error once and exits with a
+//! documented code. Each command lives in `commands/<verb>.rs`.
+
+mod commands;
+mod exit;
+mod i18n;
+mod ui;
+
+use std::process::ExitCode;
+
+use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::exit::{Code, Failure};
+use crate::i18n::{Lang, Msg, lang};
+
+/// Run WebAssembly functions and microservices from .qyv manifests
+#[derive(Debug, Parser)]
+#[command(name = "qyvol", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Run(commands::run::RunCommand),
+    Inspect(commands::inspect::InspectCommand),
+    Completions(commands::completions::CompletionsCommand),
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let matches = match localized_command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Code::Usage.into()
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Code::Usage.into();
+        }
+    };
+    let result = match cli.command {
+        Command::Run(c) => c.execute(),
+        Command::Inspect(c) => c.execute(),
+        Command::Completions(c) => c.execute(localized_command()),
+    };
+    result.unwrap_or_else(|failure| report(&failure))
+}
+
+fn report(failure: &Failure) -> ExitCode {
+    let text = match failure.headline.as_ref() {
+        Some(h) => format!("{}: {}", h.text(lang()), failure.detail),
+        None => failure.detail.clone(),
+    };
+    ui::Ui { quiet: false }.alert(Msg::Error(&ui::sanitize(&text)));
+    failure.code.into()
+}
+
+/// Diagnostics for Qyvol's developers: `QYVOL_LOG=debug`. Off by default.
+fn init_tracing() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("QYVOL_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+/// The clap command with help in the user's language and examples under each command.
+fn localized_command() -> clap::Command {
+    let lang = lang();
+    let mut cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(&name, |sub| {
+            let sub = match i18n::examples(&name, lang) {
+                Some(ex) => sub.after_help(ex),
+                None => sub,
+            };
+            if lang == Lang::Es {
+                spanish(sub, &name)
+            } else {
+                sub
+            }
+        });
+    }
+    if lang == Lang::Es {
+        cmd = spanish(cmd, "qyvol")
+            .subcommand_help_heading("Comandos")
+            .disable_version_flag(true)
+            .arg(
+                Arg::new("version")
+                    .short('V')
+                    .long("version")
+                    .action(ArgAction::Version)
+                    .help(i18n::help_es("qyvol.version")),
+            );
+    }
+    cmd
+}
+
+fn spanish(cmd: clap::Command, key: &str) -> clap::Command {
+    let mut cmd = cmd
+        .help_template("{before-help}{about-with-newline}\nUso: {usage}\n\n{all-args}{after-help}")
+        .disable_help_flag(true)
+        .arg(
+            Arg::new("help")
+                .short('h')
+                .long("help")
+                .action(ArgAction::Help)
+                .help(i18n::help_es("qyvol.help")),
+        );
+    if let Some(about) = i18n::help_es(key) {
+        cmd = cmd.about(about);
+    }
+    let ids: Vec<(String, bool)> = cmd
+        .get_arguments()
+        .map(|a| (a.get_id().to_string(), a.is_positional()))
+        .collect();
+    for (id, positional) in ids {
+        let help = i18n::help_es(&format!("{key}.{id}"));
+        cmd = cmd.mut_arg(&id, |a| {
+            let a = a.help_heading(if positional { "Argumentos" } else { "Opciones" });
+            match help {
+                Some(h) => a.help(h),
+                None => a,
+            }
+        });
+    }
+    cmd
+}

@@ -1,1 +1,19 @@
+//! Everything wasmtime for Qyvol: engines, inspection, WASI grants, limits, and running a
+//! command (a WASI preview 1 core module or a WASI 0.2 `wasi:cli/command` component) to an
+//! [`Outcome`]. Nothing here prints to the terminal or parses flags: the CLI decides how an
+//! outcome is shown.
 
+mod engine;
+mod error;
+mod inspect;
+mod limits;
+mod run;
+mod wasi;
+
+pub use error::RuntimeError;
+pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
+pub use limits::Resource;
+pub use run::{Limits, MountGrant, Outcome, RunRequest, Wasm, load, run};
+
+/// Default cap on the size of a module accepted for compilation.
+pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 * 1024 * 1024;

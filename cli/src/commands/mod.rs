@@ -1,0 +1,17 @@
+//! One module per subcommand, each an `XCommand` with `execute`.
+
+pub mod completions;
+pub mod inspect;
+pub mod run;
+
+use std::path::Path;
+
+/// Whether `path` starts with the wasm magic bytes (a module or component, whatever its name).
+pub fn is_wasm_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == qyvol_common::WASM_MAGIC
+}

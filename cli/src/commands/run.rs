@@ -1,0 +1,278 @@
+//! `qyvol run FILE [ARGS]...`: runs a manifest or a bare module, with the manifest's grants
+//! extended or overridden by flags, and exits with the guest's code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use qyvol_common::{
+    ByteSize, DurationSpec, Environment, GuestPath, LoadOptions, Manifest, Policy, RuntimeKind,
+    parse_env_pair,
+};
+use qyvol_runtime::{Limits, MountGrant, Outcome, Resource, RunRequest};
+
+use crate::exit::{self, Code, Failure};
+use crate::i18n::Msg;
+use crate::ui::{Ui, sanitize};
+
+/// Run a .qyv manifest or a .wasm file
+#[derive(Debug, Args)]
+pub struct RunCommand {
+    #[command(flatten)]
+    grants: GrantArgs,
+
+    /// Don't print Qyvol's status lines (the guest's output is untouched)
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The .qyv manifest or .wasm module to run
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+
+    /// Arguments for the module (everything after FILE)
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+}
+
+/// What the operator grants on the command line, on top of the manifest.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// Set an environment variable for the module (K=V), or copy K from the host
+    #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parse_env_pair)]
+    env: Vec<(String, Option<String>)>,
+
+    /// Mount a host folder in the module; `:ro` makes it read-only
+    #[arg(long, value_name = "HOST:GUEST[:ro]", value_parser = parse_mount)]
+    mount: Vec<CliMount>,
+
+    /// Memory limit for the module, e.g. 64MiB
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<ByteSize>,
+
+    /// Time limit for the run, e.g. 30s
+    #[arg(long, value_name = "DUR")]
+    timeout: Option<DurationSpec>,
+
+    /// Fuel limit (roughly, wasm instructions)
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+
+    /// Trust policy: native, sandbox or edge
+    #[arg(long, value_name = "ENV")]
+    environment: Option<Environment>,
+
+    /// Let the manifest's entrypoint and mounts point outside its folder
+    #[arg(long)]
+    allow_outside: bool,
+
+    /// Largest module accepted for compilation
+    #[arg(long, value_name = "SIZE", default_value = "256MiB")]
+    max_module_size: ByteSize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CliMount {
+    host: PathBuf,
+    guest: GuestPath,
+    /// `Some(true)` for `:ro`, `Some(false)` for `:rw`, `None` when not said.
+    readonly: Option<bool>,
+}
+
+fn parse_mount(s: &str) -> Result<CliMount, String> {
+    let (rest, readonly) = match s.rsplit_once(':') {
+        Some((rest, "ro")) => (rest, Some(true)),
+        Some((rest, "rw")) => (rest, Some(false)),
+        _ => (s, None),
+    };
+    let (host, guest) = rest
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not HOST:GUEST[:ro], e.g. `./data:/data:ro`"))?;
+    if host.is_empty() {
+        return Err(format!("`{s}` has no host folder"));
+    }
+    Ok(CliMount {
+        host: host.into(),
+        guest: guest.parse()?,
+        readonly,
+    })
+}
+
+impl RunCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: self.quiet };
+        ui.status(Msg::Running);
+        let manifest = if super::is_wasm_file(&self.file) {
+            Manifest::for_wasm(&self.file)?
+        } else {
+            Manifest::load(
+                &self.file,
+                LoadOptions {
+                    allow_outside: self.grants.allow_outside,
+                },
+            )?
+        };
+        ui.status(Msg::LoadingModule(manifest.name.as_str()));
+        ui.status(Msg::ExpectedPath(&sanitize(
+            &manifest.entrypoint.display().to_string(),
+        )));
+        if manifest.runtime == RuntimeKind::WasiHttp {
+            return Err(Failure::new(
+                Code::BadManifest,
+                Msg::BadManifest,
+                Msg::NotServed.text(crate::i18n::lang()),
+            ));
+        }
+        let policy = self
+            .grants
+            .environment
+            .unwrap_or(manifest.environment)
+            .policy();
+        manifest.check_policy(&policy)?;
+        let request = request(&manifest, &self.grants, &policy, self.args)?;
+
+        let wasm = qyvol_runtime::load(&manifest.entrypoint, self.grants.max_module_size.0)?;
+        ui.status(Msg::Imports);
+        for import in &wasm.info.imports {
+            ui.status(Msg::ListItem(&sanitize(&import.to_string())));
+        }
+        ui.status(Msg::Exports);
+        for export in &wasm.info.exports {
+            ui.status(Msg::ListItem(&sanitize(&export.name)));
+        }
+        let outcome = qyvol_runtime::run(&wasm, &request)?;
+        Ok(report(&ui, &request.limits, outcome))
+    }
+}
+
+/// The guest's arguments, environment, folders and limits: the manifest's, then the flags.
+fn request(
+    manifest: &Manifest,
+    grants: &GrantArgs,
+    policy: &Policy,
+    args: Vec<String>,
+) -> Result<RunRequest, Failure> {
+    let mut env = manifest.env.clone();
+    for (key, value) in &grants.env {
+        let value = match value {
+            Some(v) => v.clone(),
+            None => std::env::var(key).map_err(|_| {
+                Failure::new(
+                    Code::Usage,
+                    Msg::BadFlag,
+                    format!("`--env {key}` copies `{key}` from the host, but it is not set there"),
+                )
+            })?,
+        };
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value));
+    }
+
+    let mut mounts: Vec<MountGrant> = manifest
+        .mounts
+        .iter()
+        .map(|m| MountGrant {
+            host: m.host.clone(),
+            guest: m.guest.as_str().into(),
+            readonly: m.readonly.unwrap_or(policy.untrusted),
+        })
+        .collect();
+    for m in &grants.mount {
+        if policy.untrusted && m.readonly == Some(false) {
+            return Err(qyvol_common::PolicyViolation {
+                environment: policy.environment.as_str(),
+                grant: format!(
+                    "a writable mount (`--mount {}:{}:rw`)",
+                    m.host.display(),
+                    m.guest.as_str()
+                ),
+                hint: "drop `:rw`: mounts are read-only here".into(),
+            }
+            .into());
+        }
+        let host = m.host.canonicalize().map_err(|e| {
+            Failure::new(
+                Code::MissingFile,
+                Msg::MissingFile,
+                format!("mount host folder `{}`: {e}", m.host.display()),
+            )
+        })?;
+        mounts.retain(|x| x.guest != m.guest.as_str());
+        mounts.push(MountGrant {
+            host,
+            guest: m.guest.as_str().into(),
+            readonly: m.readonly.unwrap_or(policy.untrusted),
+        });
+    }
+
+    let limits = Limits {
+        memory: grants
+            .memory
+            .or(manifest.limits.memory)
+            .or(policy.memory_cap)
+            .map(|s| s.0),
+        timeout: grants
+            .timeout
+            .or(manifest.limits.timeout)
+            .or(policy.timeout_cap)
+            .map(|d| d.0),
+        fuel: grants.fuel.or(manifest.limits.fuel),
+    };
+    let mut all_args = manifest.args.clone();
+    all_args.extend(args);
+    Ok(RunRequest {
+        argv0: manifest.name.to_string(),
+        args: all_args,
+        env,
+        mounts,
+        limits,
+    })
+}
+
+fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {
+    match outcome {
+        Outcome::Exited(0) => {
+            ui.status(Msg::Completed);
+            ExitCode::SUCCESS
+        }
+        Outcome::Exited(code) => {
+            ui.status(Msg::ExitedWith(code));
+            exit::guest(code)
+        }
+        Outcome::Trapped { trap, backtrace } => {
+            ui.alert(Msg::Trapped(&sanitize(&trap)));
+            if !backtrace.is_empty() {
+                ui.alert(Msg::ListItem(&Msg::Backtrace.text(crate::i18n::lang())));
+                for (i, frame) in backtrace.iter().enumerate() {
+                    ui.alert(Msg::ListItem(&format!("  #{i} {}", sanitize(frame))));
+                }
+            }
+            Code::Trap.into()
+        }
+        Outcome::TimedOut(t) => {
+            ui.alert(Msg::TimedOut(&DurationSpec(t).to_string()));
+            Code::Timeout.into()
+        }
+        Outcome::LimitExceeded {
+            resource: Resource::Memory,
+            limit,
+        } => {
+            ui.alert(Msg::MemoryExceeded(&ByteSize(limit).to_string()));
+            Code::Memory.into()
+        }
+        Outcome::LimitExceeded {
+            resource: Resource::Table,
+            limit,
+        } => {
+            ui.alert(Msg::TableExceeded(limit));
+            Code::Memory.into()
+        }
+        Outcome::FuelExhausted(_) => {
+            ui.alert(Msg::FuelExhausted(limits.fuel.unwrap_or_default()));
+            Code::Timeout.into()
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Exit codes, like `docker run`'s: the guest's own code when it exits, and a documented code
+//! for each way Qyvol itself can stop it or refuse to start it (see docs/exit-codes.md).
+
+use std::process::ExitCode;
+
+use crate::i18n::Msg;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Code {
+    /// Invalid flags or arguments (clap's own code).
+    Usage = 2,
+    /// The file is not WebAssembly, or the module is invalid or needs imports Qyvol lacks.
+    NotWasm = 65,
+    /// A file or folder that was named does not exist.
+    MissingFile = 66,
+    /// The environment's policy refused a grant.
+    Denied = 77,
+    /// The manifest is malformed or invalid.
+    BadManifest = 78,
+    /// The time limit passed or the fuel ran out.
+    Timeout = 124,
+    /// Qyvol failed for a reason of its own.
+    Internal = 125,
+    /// The guest trapped.
+    Trap = 134,
+    /// The guest exceeded its memory (or table) limit.
+    Memory = 137,
+}
+
+impl From<Code> for ExitCode {
+    fn from(c: Code) -> Self {
+        ExitCode::from(c as u8)
+    }
+}
+
+/// The exit code for a guest's exit status, as a Unix shell would see it.
+pub fn guest(code: i32) -> ExitCode {
+    ExitCode::from((code & 0xff) as u8)
+}
+
+/// An error that ends the command: its code, a localised headline and the detail.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: Code,
+    pub headline: Option<Msg<'static>>,
+    pub detail: String,
+}
+
+impl Failure {
+    pub fn new(code: Code, headline: Msg<'static>, detail: impl std::fmt::Display) -> Self {
+        Self {
+            code,
+            headline: Some(headline),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self {
+            code: Code::Internal,
+            headline: None,
+            detail: detail.to_string(),
+        }
+    }
+}
+
+impl From<qyvol_common::ManifestError> for Failure {
+    fn from(e: qyvol_common::ManifestError) -> Self {
+        use qyvol_common::ErrorKind as K;
+        let (code, headline) = match e.kind {
+            K::BadManifest => (Code::BadManifest, Msg::BadManifest),
+            K::MissingFile => (Code::MissingFile, Msg::MissingFile),
+            K::NotWasm => (Code::NotWasm, Msg::NotWasm),
+        };
+        Self::new(code, headline, e)
+    }
+}
+
+impl From<qyvol_runtime::RuntimeError> for Failure {
+    fn from(e: qyvol_runtime::RuntimeError) -> Self {
+        use qyvol_runtime::RuntimeError as E;
+        match &e {
+            E::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Self::new(Code::MissingFile, Msg::MissingFile, e)
+            }
+            E::Read { .. }
+            | E::TooLarge { .. }
+            | E::Invalid { .. }
+            | E::UnsupportedImport { .. }
+            | E::Compile { .. } => Self::new(Code::NotWasm, Msg::InvalidModule, e),
+            E::Mount { .. } => Self::new(Code::MissingFile, Msg::MissingFile, e),
+            E::Engine(_) => Self::internal(e),
+        }
+    }
+}
+
+impl From<qyvol_common::PolicyViolation> for Failure {
+    fn from(e: qyvol_common::PolicyViolation) -> Self {
+        Self::new(Code::Denied, Msg::DeniedGrant, e)
+    }
+}

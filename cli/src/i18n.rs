@@ -1,0 +1,241 @@
+//! The one catalogue of Qyvol's user-facing text, in Spanish (the default, the seed's language)
+//! and English. Every message the CLI prints is a [`Msg`] rendered here; clap's help for flags
+//! is written in English in the doc comments and overridden from [`help_es`] in Spanish.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Es,
+    En,
+}
+
+static LANG: OnceLock<Lang> = OnceLock::new();
+
+/// The language for this process: `QYVOL_LANG` (`en`/`es`) first, then the first non-empty of
+/// `LC_ALL`, `LC_MESSAGES`, `LANG`; an English locale gives English, anything else (including
+/// `C`, `POSIX` or nothing) Spanish.
+pub fn lang() -> Lang {
+    *LANG.get_or_init(|| detect(|k| std::env::var(k).ok()))
+}
+
+pub fn detect(var: impl Fn(&str) -> Option<String>) -> Lang {
+    let english = |v: &str| v.to_ascii_lowercase().starts_with("en");
+    if let Some(v) = var("QYVOL_LANG").filter(|v| !v.is_empty()) {
+        return if english(&v) { Lang::En } else { Lang::Es };
+    }
+    let locale = ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .find_map(|k| var(k).filter(|v| !v.is_empty()));
+    match locale {
+        Some(v) if english(&v) => Lang::En,
+        _ => Lang::Es,
+    }
+}
+
+/// A message of Qyvol's own, with its arguments.
+#[derive(Debug, Clone)]
+pub enum Msg<'a> {
+    Running,
+    LoadingModule(&'a str),
+    ExpectedPath(&'a str),
+    Imports,
+    Exports,
+    ListItem(&'a str),
+    Completed,
+    ExitedWith(i32),
+    Trapped(&'a str),
+    Backtrace,
+    TimedOut(&'a str),
+    MemoryExceeded(&'a str),
+    TableExceeded(u64),
+    FuelExhausted(u64),
+    Error(&'a str),
+    // headlines of error kinds
+    BadManifest,
+    MissingFile,
+    NotWasm,
+    InvalidModule,
+    DeniedGrant,
+    BadFlag,
+    NotServed,
+    // inspect labels
+    Field(&'static str),
+    KindCore,
+    KindComponent,
+}
+
+impl Msg<'_> {
+    pub fn text(&self, lang: Lang) -> String {
+        use Lang::{En, Es};
+        use Msg as M;
+        match (self, lang) {
+            (M::Running, Es) => "▶ Ejecutando Qyvol Runtime...".into(),
+            (M::Running, En) => "▶ Running Qyvol Runtime...".into(),
+            (M::LoadingModule(n), Es) => format!("🔧 Cargando módulo: {n}"),
+            (M::LoadingModule(n), En) => format!("🔧 Loading module: {n}"),
+            (M::ExpectedPath(p), Es) => format!("📂 Ruta esperada de WASM: {p}"),
+            (M::ExpectedPath(p), En) => format!("📂 Expected WASM path: {p}"),
+            (M::Imports, Es) => "📋 Importaciones del módulo:".into(),
+            (M::Imports, En) => "📋 Module imports:".into(),
+            (M::Exports, Es) => "📋 Exportaciones del módulo:".into(),
+            (M::Exports, En) => "📋 Module exports:".into(),
+            (M::ListItem(s), _) => format!("  - {s}"),
+            (M::Completed, Es) => "✅ Ejecución completada".into(),
+            (M::Completed, En) => "✅ Execution completed".into(),
+            (M::ExitedWith(c), Es) => format!("⚠ El módulo terminó con el código {c}"),
+            (M::ExitedWith(c), En) => format!("⚠ The module exited with code {c}"),
+            (M::Trapped(t), Es) => format!("💥 El módulo se detuvo por un trap: {t}"),
+            (M::Trapped(t), En) => format!("💥 The module trapped: {t}"),
+            (M::Backtrace, Es) => "traza de funciones wasm:".into(),
+            (M::Backtrace, En) => "wasm function backtrace:".into(),
+            (M::TimedOut(d), Es) => format!("⏱ Se superó el límite de tiempo de {d}: el módulo fue detenido (sube `limits.timeout` o usa `--timeout`)"),
+            (M::TimedOut(d), En) => format!("⏱ The time limit of {d} passed: the module was stopped (raise `limits.timeout` or pass `--timeout`)"),
+            (M::MemoryExceeded(l), Es) => format!("🧠 Se superó el límite de memoria de {l}: el módulo fue detenido (sube `limits.memory` o usa `--memory`)"),
+            (M::MemoryExceeded(l), En) => format!("🧠 The memory limit of {l} was exceeded: the module was stopped (raise `limits.memory` or pass `--memory`)"),
+            (M::TableExceeded(n), Es) => format!("🧠 Una tabla del módulo superó el límite de {n} elementos: el módulo fue detenido"),
+            (M::TableExceeded(n), En) => format!("🧠 A table of the module grew past the limit of {n} elements: the module was stopped"),
+            (M::FuelExhausted(n), Es) => format!("⛽ El módulo agotó su combustible ({n}): sube `limits.fuel` o usa `--fuel`"),
+            (M::FuelExhausted(n), En) => format!("⛽ The module ran out of fuel ({n}): raise `limits.fuel` or pass `--fuel`"),
+            (M::Error(e), _) => format!("error: {e}"),
+            (M::BadManifest, Es) => "manifiesto inválido".into(),
+            (M::BadManifest, En) => "invalid manifest".into(),
+            (M::MissingFile, Es) => "archivo no encontrado".into(),
+            (M::MissingFile, En) => "file not found".into(),
+            (M::NotWasm, Es) => "no es WebAssembly".into(),
+            (M::NotWasm, En) => "not WebAssembly".into(),
+            (M::InvalidModule, Es) => "módulo inválido".into(),
+            (M::InvalidModule, En) => "invalid module".into(),
+            (M::DeniedGrant, Es) => "permiso denegado".into(),
+            (M::DeniedGrant, En) => "grant denied".into(),
+            (M::BadFlag, Es) => "opción inválida".into(),
+            (M::BadFlag, En) => "invalid option".into(),
+            (M::NotServed, Es) => "`runtime: wasi-http` es un manejador HTTP: se sirve con `qyvol serve`, que aún no está disponible; usa `runtime: wasi` para un comando".into(),
+            (M::NotServed, En) => "`runtime: wasi-http` is an HTTP handler: it is served by `qyvol serve`, which is not available yet; use `runtime: wasi` for a command".into(),
+            (M::Field(f), Es) => field_es(f).into(),
+            (M::Field(f), En) => (*f).into(),
+            (M::KindCore, Es) => "módulo core".into(),
+            (M::KindCore, En) => "core module".into(),
+            (M::KindComponent, Es) => "componente".into(),
+            (M::KindComponent, En) => "component".into(),
+        }
+    }
+}
+
+fn field_es(f: &str) -> &str {
+    match f {
+        "file" => "archivo",
+        "name" => "nombre",
+        "kind" => "tipo",
+        "size" => "tamaño",
+        "imports" => "importaciones",
+        "exports" => "exportaciones",
+        other => other,
+    }
+}
+
+/// Spanish help for commands and flags, keyed `command.arg` (or `command` for its about line).
+/// English help is the doc comments clap already has.
+pub fn help_es(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "qyvol" => "Ejecuta funciones y microservicios WebAssembly desde manifiestos .qyv",
+        "run" => "Ejecuta un manifiesto .qyv o un archivo .wasm",
+        "run.file" => "El manifiesto .qyv o el módulo .wasm a ejecutar",
+        "run.args" => "Argumentos para el módulo (todo lo que sigue a FILE)",
+        "run.env" => "Define una variable de entorno para el módulo (K=V), o copia K del anfitrión",
+        "run.mount" => {
+            "Monta una carpeta del anfitrión en el módulo; `:ro` la deja de solo lectura"
+        }
+        "run.memory" => "Límite de memoria del módulo, p. ej. 64MiB",
+        "run.timeout" => "Límite de tiempo de la ejecución, p. ej. 30s",
+        "run.fuel" => "Límite de combustible (instrucciones wasm aproximadas)",
+        "run.environment" => "Política de confianza: native, sandbox o edge",
+        "run.quiet" => "No mostrar las líneas de estado de Qyvol",
+        "run.allow_outside" => "Permite que el manifiesto apunte fuera de su carpeta",
+        "run.max_module_size" => "Tamaño máximo de módulo que se acepta compilar",
+        "inspect" => "Describe un manifiesto .qyv o un archivo .wasm sin ejecutarlo",
+        "inspect.file" => "El manifiesto .qyv o el módulo .wasm",
+        "inspect.json" => "Salida en JSON para scripts",
+        "completions" => "Genera el script de autocompletado para una shell",
+        "completions.shell" => "La shell: bash, zsh, fish, elvish o powershell",
+        "help" => "Muestra la ayuda de un comando",
+        "qyvol.help" | "run.help" | "inspect.help" | "completions.help" => "Muestra la ayuda",
+        "qyvol.version" => "Muestra la versión",
+        _ => return None,
+    })
+}
+
+/// Examples shown under each command's `--help`, in both languages.
+pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
+    let (title, lines): (&str, &[&str]) = match cmd {
+        "run" => (
+            "run",
+            &[
+                "qyvol run examples/hello.qyv",
+                "qyvol run --env NAME=Ana --mount ./data:/data:ro app.qyv -- --verbose",
+                "qyvol run --environment sandbox --memory 64MiB --timeout 5s untrusted.wasm",
+            ],
+        ),
+        "inspect" => (
+            "inspect",
+            &[
+                "qyvol inspect examples/hello.qyv",
+                "qyvol inspect --json examples/hello.wasm",
+            ],
+        ),
+        "completions" => (
+            "completions",
+            &["qyvol completions bash > /etc/bash_completion.d/qyvol"],
+        ),
+        _ => return None,
+    };
+    let _ = title;
+    let mut out = String::from(match lang {
+        Lang::Es => "Ejemplos:\n",
+        Lang::En => "Examples:\n",
+    });
+    for l in lines {
+        let _ = writeln!(out, "  {l}");
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn spanish_unless_english_is_asked_for() {
+        assert_eq!(detect(env(&[])), Lang::Es);
+        assert_eq!(detect(env(&[("LANG", "C")])), Lang::Es);
+        assert_eq!(detect(env(&[("LANG", "POSIX")])), Lang::Es);
+        assert_eq!(detect(env(&[("LANG", "es_ES.UTF-8")])), Lang::Es);
+        assert_eq!(detect(env(&[("LANG", "en_US.UTF-8")])), Lang::En);
+        assert_eq!(
+            detect(env(&[("LC_MESSAGES", "en_GB"), ("LANG", "es_ES")])),
+            Lang::En
+        );
+        assert_eq!(
+            detect(env(&[("LC_ALL", "es_MX"), ("LC_MESSAGES", "en_GB")])),
+            Lang::Es
+        );
+        assert_eq!(
+            detect(env(&[("QYVOL_LANG", "en"), ("LC_ALL", "es_MX")])),
+            Lang::En
+        );
+        assert_eq!(
+            detect(env(&[("QYVOL_LANG", "es"), ("LANG", "en_US")])),
+            Lang::Es
+        );
+    }
+}

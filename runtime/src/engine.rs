@@ -1,0 +1,57 @@
+//! The wasmtime engine Qyvol runs guests on, and the clock that drives epoch interruption.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine};
+
+use crate::RuntimeError;
+
+/// How often the epoch advances while a time limit is set: the bound on how late a looping
+/// guest is stopped after its deadline.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+
+/// One engine configuration per run. Fuel metering changes the generated code, so it is only
+/// switched on when a fuel limit is asked for.
+pub(crate) fn new(fuel: bool) -> Result<Engine, RuntimeError> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.consume_fuel(fuel);
+    config.parallel_compilation(true);
+    Engine::new(&config).map_err(RuntimeError::engine)
+}
+
+/// Advances the engine's epoch every [`TICK`] until dropped.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub(crate) fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("qyvol-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

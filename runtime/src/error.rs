@@ -1,0 +1,36 @@
+//! Errors from preparing a run. What happens once the guest runs is an [`crate::Outcome`].
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{path}` is {size} bytes, over the {max}-byte module size cap: raise it with `--max-module-size` if you trust this module"
+    )]
+    TooLarge { path: PathBuf, size: u64, max: u64 },
+    #[error("`{path}` is not a valid WebAssembly module or component: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("import `{import}` is not provided by Qyvol: {hint}")]
+    UnsupportedImport { import: String, hint: String },
+    #[error("cannot open mount `{host}` for `{guest}`: {reason}")]
+    Mount {
+        host: PathBuf,
+        guest: String,
+        reason: String,
+    },
+    #[error("compiling `{path}` failed: {reason}")]
+    Compile { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl RuntimeError {
+    pub(crate) fn engine(e: impl std::fmt::Display) -> Self {
+        Self::Engine(format!("{e:#}"))
+    }
+}

@@ -1,0 +1,203 @@
+//! Reads what a wasm binary is (core module or component), which WASI it speaks, and what it
+//! imports and exports, with `wasmparser`: no compilation, so it is cheap and safe on any input.
+
+use serde::Serialize;
+use wasmparser::{Parser, Payload, Validator, WasmFeatures};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WasmKind {
+    CoreModule,
+    Component,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WasiGeneration {
+    /// `wasi_snapshot_preview1` imports.
+    Preview1,
+    /// The pre-1.0 `wasi_unstable` snapshot (preview 0).
+    Preview0,
+    /// WASI 0.2 interfaces (`wasi:cli/...@0.2.x`).
+    #[serde(rename = "0.2")]
+    P2,
+    /// No WASI imports at all.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Import {
+    /// The module (`wasi_snapshot_preview1`) for core modules; empty for components.
+    pub module: String,
+    pub name: String,
+    pub kind: String,
+}
+
+impl std::fmt::Display for Import {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.module.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}::{}", self.module, self.name)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Export {
+    pub name: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModuleInfo {
+    pub kind: WasmKind,
+    pub wasi: WasiGeneration,
+    pub size: u64,
+    pub sha256: String,
+    pub imports: Vec<Import>,
+    pub exports: Vec<Export>,
+}
+
+/// Validates `bytes` and describes them. The error is a one-line reason.
+pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, String> {
+    let kind = if Parser::is_component(bytes) {
+        WasmKind::Component
+    } else if Parser::is_core_wasm(bytes) {
+        WasmKind::CoreModule
+    } else {
+        return Err(
+            "it does not start with a WebAssembly header (`\\0asm` and a known version)".into(),
+        );
+    };
+    Validator::new_with_features(WasmFeatures::all())
+        .validate_all(bytes)
+        .map_err(|e| e.to_string())?;
+
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| e.to_string())?;
+        match payload {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            // Only the outermost module or component: nested ones are its implementation.
+            Payload::ImportSection(reader) if depth == 1 => {
+                for imp in reader.into_imports() {
+                    let imp = imp.map_err(|e| e.to_string())?;
+                    imports.push(Import {
+                        module: imp.module.into(),
+                        name: imp.name.into(),
+                        kind: format!("{:?}", imp.ty)
+                            .split('(')
+                            .next()
+                            .unwrap_or("")
+                            .to_lowercase(),
+                    });
+                }
+            }
+            Payload::ExportSection(reader) if depth == 1 => {
+                for exp in reader {
+                    let exp = exp.map_err(|e| e.to_string())?;
+                    exports.push(Export {
+                        name: exp.name.into(),
+                        kind: format!("{:?}", exp.kind).to_lowercase(),
+                    });
+                }
+            }
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for imp in reader {
+                    let imp = imp.map_err(|e| e.to_string())?;
+                    imports.push(Import {
+                        module: String::new(),
+                        name: imp.name.name.into(),
+                        kind: component_kind(&imp.ty),
+                    });
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 1 => {
+                for exp in reader {
+                    let exp = exp.map_err(|e| e.to_string())?;
+                    exports.push(Export {
+                        name: exp.name.name.into(),
+                        kind: format!("{:?}", exp.kind).to_lowercase(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let wasi = if imports.iter().any(|i| i.module == "wasi_snapshot_preview1") {
+        WasiGeneration::Preview1
+    } else if imports.iter().any(|i| i.module == "wasi_unstable") {
+        WasiGeneration::Preview0
+    } else if imports.iter().any(|i| i.name.starts_with("wasi:")) {
+        WasiGeneration::P2
+    } else {
+        WasiGeneration::None
+    };
+    Ok(ModuleInfo {
+        kind,
+        wasi,
+        size: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+        imports,
+        exports,
+    })
+}
+
+fn component_kind(ty: &wasmparser::ComponentTypeRef) -> String {
+    use wasmparser::ComponentTypeRef as T;
+    match ty {
+        T::Module(_) => "module",
+        T::Func(_) => "func",
+        T::Value(_) => "value",
+        T::Type(_) => "type",
+        T::Instance(_) => "instance",
+        T::Component(_) => "component",
+    }
+    .into()
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_module_with_wasi_imports() {
+        let wasm = wat::parse_str(
+            r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+                (memory (export "memory") 1) (func (export "_start")))"#,
+        )
+        .expect("valid wat");
+        let info = inspect(&wasm).expect("inspects");
+        assert_eq!(info.kind, WasmKind::CoreModule);
+        assert_eq!(info.wasi, WasiGeneration::Preview1);
+        assert_eq!(
+            info.imports[0].to_string(),
+            "wasi_snapshot_preview1::proc_exit"
+        );
+        assert_eq!(info.imports[0].kind, "func");
+        let names: Vec<_> = info.exports.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["memory", "_start"]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [
+            &b""[..],
+            b"\0asm",
+            b"\0asm\x01\0\0\0\x01\xff\xff",
+            b"hello world",
+        ] {
+            assert!(inspect(bytes).is_err(), "{bytes:?}");
+        }
+    }
+}
