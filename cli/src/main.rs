@@ -129,10 +129,12 @@ fn spanish(cmd: clap::Command, key: &str) -> clap::Command {
         .get_arguments()
         .map(|a| (a.get_id().to_string(), a.is_positional()))
         .collect();
-    for (id, positional) in ids {
+    for (order, (id, positional)) in ids.into_iter().enumerate() {
         let help = i18n::help_es(&format!("{key}.{id}"));
         cmd = cmd.mut_arg(&id, |a| {
-            let a = a.help_heading(if positional { "Argumentos" } else { "Opciones" });
+            let a = a
+                .help_heading(if positional { "Argumentos" } else { "Opciones" })
+                .display_order(order);
             match help {
                 Some(h) => a.help(h),
                 None => a,

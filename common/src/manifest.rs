@@ -136,8 +136,10 @@ impl Manifest {
             grant,
             hint: hint.to_string(),
         };
-        if policy.untrusted {
-            if let Some(m) = self.mounts.iter().find(|m| m.readonly == Some(false)) {
+        if policy.untrusted
+            && let Some(m) = self.mounts.iter().find(|m| m.readonly == Some(false))
+        {
+            {
                 return Err(violation(
                     format!(
                         "a writable mount (`{}` on `{}`)",
@@ -148,16 +150,20 @@ impl Manifest {
                 ));
             }
         }
-        if let (Some(cap), Some(asked)) = (policy.memory_cap, self.limits.memory) {
-            if asked > cap {
+        if let (Some(cap), Some(asked)) = (policy.memory_cap, self.limits.memory)
+            && asked > cap
+        {
+            {
                 return Err(violation(
                     format!("a memory limit of {asked}"),
                     &format!("ask for at most {cap}"),
                 ));
             }
         }
-        if let (Some(cap), Some(asked)) = (policy.timeout_cap, self.limits.timeout) {
-            if asked > cap {
+        if let (Some(cap), Some(asked)) = (policy.timeout_cap, self.limits.timeout)
+            && asked > cap
+        {
+            {
                 return Err(violation(
                     format!("a time limit of {asked}"),
                     &format!("ask for at most {cap}"),
@@ -227,8 +233,10 @@ fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestError> {
         }
         err
     })?;
-    if let Some(v) = &raw.version {
-        if v.value != 1 {
+    if let Some(v) = &raw.version
+        && v.value != 1
+    {
+        {
             return Err(ManifestError::new(
                 ErrorKind::BadManifest,
                 path,

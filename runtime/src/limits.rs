@@ -48,8 +48,10 @@ impl ResourceLimiter for Limiter {
             .memory_total
             .saturating_sub(current as u64)
             .saturating_add(desired as u64);
-        if let Some(limit) = self.memory_limit {
-            if total > limit {
+        if let Some(limit) = self.memory_limit
+            && total > limit
+        {
+            {
                 return Err(LimitExceeded {
                     resource: Resource::Memory,
                     limit,

@@ -255,7 +255,7 @@ fn finish(result: Option<wasmtime::Result<()>>, limits: &Limits) -> Outcome {
         _ => {}
     }
     let trap = match err.downcast_ref::<Trap>() {
-        Some(t) => t.to_string(),
+        Some(t) => t.to_string().trim_start_matches("wasm trap: ").to_string(),
         None => format!("{:#}", err.root_cause()),
     };
     let backtrace = err

@@ -245,9 +245,9 @@ fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {
         Outcome::Trapped { trap, backtrace } => {
             ui.alert(Msg::Trapped(&sanitize(&trap)));
             if !backtrace.is_empty() {
-                ui.alert(Msg::ListItem(&Msg::Backtrace.text(crate::i18n::lang())));
+                ui.alert(Msg::Backtrace);
                 for (i, frame) in backtrace.iter().enumerate() {
-                    ui.alert(Msg::ListItem(&format!("  #{i} {}", sanitize(frame))));
+                    ui.alert(Msg::Frame(i, &sanitize(frame)));
                 }
             }
             Code::Trap.into()

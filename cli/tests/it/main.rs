@@ -1,1 +1,98 @@
+//! Integration tests over the real `qyvol` binary: one test binary, one module per area.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a broken fixture should fail the test loudly"
+)]
+
+mod cli;
+mod guests;
+mod hostile;
+mod limits;
+mod manifests;
+mod mounts;
+mod seed;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The real binary, with the locale pinned (Spanish unless a test asks otherwise).
+pub fn qyvol() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qyvol"));
+    for var in ["LANG", "LC_ALL", "LC_MESSAGES", "QYVOL_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("QYVOL_LANG", "es");
+    cmd
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A committed test guest (`probe-p1.wasm`, `probe-p2.wasm`).
+pub fn guest(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/guests")
+        .join(name)
+}
+
+/// Both builds of the probe guest: the WASI preview 1 module and the WASI 0.2 component.
+pub const PROBES: [&str; 2] = ["probe-p1.wasm", "probe-p2.wasm"];
+
+/// A scratch folder for manifests, modules and mounts.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("create a temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent");
+        }
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+
+    /// Compiles WAT text to `rel` with the `wat` crate.
+    pub fn wat(&self, rel: &str, text: &str) -> PathBuf {
+        self.write(rel, wat::parse_str(text).expect("valid WAT"))
+    }
+
+    /// Copies a committed guest in, so manifests can name it relative to themselves.
+    pub fn guest(&self, name: &str) -> PathBuf {
+        let to = self.path(name);
+        std::fs::copy(guest(name), &to).expect("copy guest");
+        to
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).expect("read scratch file")
+    }
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

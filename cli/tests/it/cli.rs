@@ -1,0 +1,93 @@
+//! The command line itself: help with examples, version, completions, bad flags.
+
+use crate::{qyvol, stderr, stdout};
+
+#[test]
+fn version_names_the_package_version() {
+    let out = qyvol().arg("--version").output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        format!("qyvol {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in ["run", "inspect", "completions"] {
+        let es = qyvol().args([cmd, "--help"]).output().expect("run");
+        assert_eq!(es.status.code(), Some(0));
+        assert!(
+            stdout(&es).contains("Ejemplos:\n  qyvol "),
+            "{cmd}: {}",
+            stdout(&es)
+        );
+        let en = qyvol()
+            .env("QYVOL_LANG", "en")
+            .args([cmd, "--help"])
+            .output()
+            .expect("run");
+        assert!(
+            stdout(&en).contains("Examples:\n  qyvol "),
+            "{cmd}: {}",
+            stdout(&en)
+        );
+    }
+}
+
+#[test]
+fn run_help_is_localised() {
+    let es = qyvol().args(["run", "--help"]).output().expect("run");
+    insta::assert_snapshot!("run_help_es", stdout(&es));
+    let en = qyvol()
+        .env("QYVOL_LANG", "en")
+        .args(["run", "--help"])
+        .output()
+        .expect("run");
+    insta::assert_snapshot!("run_help_en", stdout(&en));
+}
+
+#[test]
+fn completions_for_bash_complete_the_subcommands() {
+    let out = qyvol().args(["completions", "bash"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let script = stdout(&out);
+    assert!(script.contains("complete -F _qyvol"), "{script}");
+    assert!(script.contains("inspect"));
+    let bad = qyvol().args(["completions", "tcsh"]).output().expect("run");
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn bad_flag_values_say_what_to_write() {
+    for (flag, value, hint) in [
+        ("--memory", "lots", "64MiB"),
+        ("--timeout", "30", "no unit"),
+        ("--mount", "nocolon", "HOST:GUEST"),
+        ("--mount", "./x:relative", "absolute"),
+        ("--environment", "cloud", "native"),
+        ("--env", "=x", "not a valid environment variable name"),
+    ] {
+        let out = qyvol()
+            .args(["run", flag, value, "x.wasm"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        assert!(
+            stderr(&out).contains(hint),
+            "{flag} {value}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn no_arguments_prints_usage_and_fails() {
+    let out = qyvol().output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Uso:") || stderr(&out).contains("Usage:"),
+        "{}",
+        stderr(&out)
+    );
+}
