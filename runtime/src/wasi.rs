@@ -103,3 +103,40 @@ fn open_checked(host: &Path) -> Result<CheckedDir, String> {
         Ok(CheckedDir { path: canonical })
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// HOSTILE row 17: the folder is swapped for a symlink after it was checked and opened;
+    /// the guest must still get the folder that was checked, never the symlink's target.
+    #[test]
+    fn a_folder_swapped_for_a_symlink_after_opening_is_not_followed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::write(data.join("mine.txt"), "mine").expect("write");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).expect("mkdir");
+        std::fs::write(elsewhere.join("theirs.txt"), "theirs").expect("write");
+
+        let handle = open_checked(&data).expect("opens");
+        std::fs::rename(&data, tmp.path().join("moved")).expect("move the checked folder away");
+        std::os::unix::fs::symlink(&elsewhere, &data).expect("put a symlink in its place");
+
+        let names: Vec<_> = std::fs::read_dir(handle.path())
+            .expect("read through the handle")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["mine.txt"]);
+    }
+
+    #[test]
+    fn a_file_is_not_a_mount() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("f");
+        std::fs::write(&file, "x").expect("write");
+        assert!(open_checked(&file).is_err());
+        assert!(open_checked(&tmp.path().join("missing")).is_err());
+    }
+}

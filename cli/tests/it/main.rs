@@ -8,6 +8,7 @@
 mod cli;
 mod guests;
 mod hostile;
+mod inspect;
 mod limits;
 mod manifests;
 mod mounts;
