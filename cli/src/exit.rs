@@ -88,7 +88,8 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
             | E::TooLarge { .. }
             | E::Invalid { .. }
             | E::UnsupportedImport { .. }
-            | E::Compile { .. } => Self::new(Code::NotWasm, Msg::InvalidModule, e),
+            | E::Compile { .. }
+            | E::CompileTimeout { .. } => Self::new(Code::NotWasm, Msg::InvalidModule, e),
             E::Mount { .. } => Self::new(Code::MissingFile, Msg::MissingFile, e),
             E::Engine(_) => Self::internal(e),
         }

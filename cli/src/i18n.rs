@@ -156,6 +156,7 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.quiet" => "No mostrar las líneas de estado de Qyvol",
         "run.allow_outside" => "Permite que el manifiesto apunte fuera de su carpeta",
         "run.max_module_size" => "Tamaño máximo de módulo que se acepta compilar",
+        "run.compile_timeout" => "Tiempo máximo de compilación antes de rechazar el módulo",
         "inspect" => "Describe un manifiesto .qyv o un archivo .wasm sin ejecutarlo",
         "inspect.file" => "El manifiesto .qyv o el módulo .wasm",
         "inspect.json" => "Salida en JSON para scripts",

@@ -25,6 +25,13 @@ pub enum RuntimeError {
     },
     #[error("compiling `{path}` failed: {reason}")]
     Compile { path: PathBuf, reason: String },
+    #[error(
+        "compiling `{path}` took longer than {limit:?}: raise `--compile-timeout` if you trust this module"
+    )]
+    CompileTimeout {
+        path: PathBuf,
+        limit: std::time::Duration,
+    },
     #[error("{0}")]
     Engine(String),
 }

@@ -2,6 +2,7 @@
 //! compile → link WASI → instantiate under limits → run → outcome.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, ResourceTable};
@@ -20,7 +21,7 @@ use crate::{RuntimeError, wasi};
 #[derive(Debug)]
 pub struct Wasm {
     pub path: PathBuf,
-    pub bytes: Vec<u8>,
+    pub bytes: Arc<[u8]>,
     pub info: ModuleInfo,
 }
 
@@ -32,6 +33,8 @@ pub struct Limits {
     pub timeout: Option<Duration>,
     /// Units of fuel (roughly, wasm instructions).
     pub fuel: Option<u64>,
+    /// Compilation time: wasmtime does not bound it (compile-time DoS is the embedder's job).
+    pub compile: Option<Duration>,
 }
 
 /// What the guest gets: its arguments, environment, folders and limits.
@@ -83,7 +86,7 @@ pub fn load(path: &Path, max_size: u64) -> Result<Wasm, RuntimeError> {
     })?;
     Ok(Wasm {
         path: path.to_path_buf(),
-        bytes,
+        bytes: bytes.into(),
         info,
     })
 }
@@ -127,7 +130,9 @@ impl WasiView for ComponentHost {
 }
 
 async fn run_core(engine: &Engine, wasm: &Wasm, req: &RunRequest) -> Result<Outcome, RuntimeError> {
-    let module = Module::from_binary(engine, &wasm.bytes).map_err(|e| compile_error(wasm, e))?;
+    let module = compile(engine, wasm, req.limits.compile, |engine, bytes| {
+        Module::from_binary(engine, bytes)
+    })?;
     let mut linker: Linker<CoreHost> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)
         .map_err(RuntimeError::engine)?;
@@ -165,8 +170,9 @@ async fn run_component(
     wasm: &Wasm,
     req: &RunRequest,
 ) -> Result<Outcome, RuntimeError> {
-    let component =
-        Component::from_binary(engine, &wasm.bytes).map_err(|e| compile_error(wasm, e))?;
+    let component = compile(engine, wasm, req.limits.compile, |engine, bytes| {
+        Component::from_binary(engine, bytes)
+    })?;
     let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
     let pre = linker
@@ -281,11 +287,35 @@ fn frames(bt: &WasmBacktrace) -> Vec<String> {
         .collect()
 }
 
-fn compile_error(wasm: &Wasm, e: wasmtime::Error) -> RuntimeError {
-    RuntimeError::Compile {
+/// Compiles on a worker thread and gives up after `limit`: the abandoned compilation ends with
+/// the process, which is about to report the error and exit.
+fn compile<T: Send + 'static>(
+    engine: &Engine,
+    wasm: &Wasm,
+    limit: Option<Duration>,
+    f: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<T> + Send + 'static,
+) -> Result<T, RuntimeError> {
+    let (engine, bytes) = (engine.clone(), wasm.bytes.clone());
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("qyvol-compile".into())
+        .spawn(move || {
+            let _ = tx.send(f(&engine, &bytes));
+        })
+        .map_err(RuntimeError::engine)?;
+    let result = match limit {
+        Some(limit) => rx
+            .recv_timeout(limit)
+            .map_err(|_| RuntimeError::CompileTimeout {
+                path: wasm.path.clone(),
+                limit,
+            })?,
+        None => rx.recv().map_err(RuntimeError::engine)?,
+    };
+    result.map_err(|e| RuntimeError::Compile {
         path: wasm.path.clone(),
         reason: format!("{e:#}"),
-    }
+    })
 }
 
 /// Refuses imports no one provides before instantiation, naming the import and what would.

@@ -72,6 +72,10 @@ pub struct GrantArgs {
     /// Largest module accepted for compilation
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
     max_module_size: ByteSize,
+
+    /// Longest time compilation may take before the module is refused
+    #[arg(long, value_name = "DUR", default_value = "5m")]
+    compile_timeout: DurationSpec,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +224,7 @@ fn request(
             .or(policy.timeout_cap)
             .map(|d| d.0),
         fuel: grants.fuel.or(manifest.limits.fuel),
+        compile: Some(grants.compile_timeout.0),
     };
     let mut all_args = manifest.args.clone();
     all_args.extend(args);

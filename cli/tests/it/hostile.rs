@@ -68,6 +68,22 @@ fn a_module_over_the_size_cap_is_refused_before_reading() {
 }
 
 #[test]
+fn compilation_is_bounded_in_time() {
+    let out = qyvol()
+        .args(["run", "--compile-timeout", "1ms"])
+        .arg(guest("probe-p1.wasm"))
+        .arg("args")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--compile-timeout"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_module_with_a_million_functions_is_refused_by_validation() {
     // 1,000,001 function declarations: over the WebAssembly implementation limit.
     let count: u32 = 1_000_001;
