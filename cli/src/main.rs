@@ -25,6 +25,7 @@ struct Cli {
 enum Command {
     Run(commands::run::RunCommand),
     Inspect(commands::inspect::InspectCommand),
+    Cache(commands::cache::CacheCommand),
     Completions(commands::completions::CompletionsCommand),
 }
 
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(c) => c.execute(),
         Command::Inspect(c) => c.execute(),
+        Command::Cache(c) => c.execute(),
         Command::Completions(c) => c.execute(localized_command()),
     };
     result.unwrap_or_else(|failure| report(&failure))

@@ -31,6 +31,48 @@ pub fn out(line: &str) {
     let _ = writeln!(stdout, "{line}");
 }
 
+/// A compact age: `12s`, `5m`, `3h`, `2d`.
+pub fn ago(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// A spinner with elapsed time while a module compiles, on a terminal only.
+pub struct CompileSpinner {
+    bar: std::cell::RefCell<Option<indicatif::ProgressBar>>,
+}
+
+impl CompileSpinner {
+    /// `None` when stderr is not a terminal or `-q` was given: then nothing is drawn.
+    pub fn new(quiet: bool) -> Option<Self> {
+        use std::io::IsTerminal;
+        (!quiet && std::io::stderr().is_terminal()).then(|| Self { bar: None.into() })
+    }
+}
+
+impl qyvol_runtime::CompileProgress for CompileSpinner {
+    fn started(&self, wasm_bytes: u64) {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+            bar.set_style(style);
+        }
+        let size = qyvol_common::ByteSize(wasm_bytes).to_string();
+        bar.set_message(Msg::Compiling(&size).text(lang()));
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        *self.bar.borrow_mut() = Some(bar);
+    }
+
+    fn finished(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Makes text that a module or a file name controls safe to print on a terminal: control
 /// characters (ANSI and OSC escapes among them) are shown escaped, never interpreted.
 pub fn sanitize(s: &str) -> String {

@@ -3,11 +3,13 @@
 //! every crate (and every tool that reads manifests) can depend on it cheaply.
 
 mod error;
+mod home;
 mod manifest;
 mod policy;
 mod types;
 
 pub use error::{ErrorKind, ManifestError};
+pub use home::Home;
 pub use manifest::{LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits};
 pub use policy::{Environment, Policy, PolicyViolation};
 pub use types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_pair};

@@ -23,6 +23,34 @@ pub(crate) fn new(fuel: bool) -> Result<Engine, RuntimeError> {
     Engine::new(&config).map_err(RuntimeError::engine)
 }
 
+/// Identifies the code an engine generates: wasmtime's version, the host, and every setting
+/// wasmtime counts as changing compiled code. Precompiled code is only used by an engine with
+/// the same fingerprint.
+pub fn fingerprint(engine: &Engine) -> String {
+    use sha2::Digest;
+    use std::hash::Hash;
+
+    /// Feeds `Hash` output into sha256, so the result is stable across processes.
+    struct Sha(sha2::Sha256);
+    impl std::hash::Hasher for Sha {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut h = Sha(sha2::Sha256::new());
+    WASMTIME_VERSION.hash(&mut h);
+    std::env::consts::ARCH.hash(&mut h);
+    std::env::consts::OS.hash(&mut h);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    hex::encode(&h.0.finalize()[..12])
+}
+
+/// The wasmtime release Qyvol embeds (kept equal to the `=` pin in Cargo.toml).
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
 /// Advances the engine's epoch every [`TICK`] until dropped.
 pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,

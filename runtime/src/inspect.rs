@@ -1,17 +1,17 @@
 //! Reads what a wasm binary is (core module or component), which WASI it speaks, and what it
 //! imports and exports, with `wasmparser`: no compilation, so it is cheap and safe on any input.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WasmKind {
     CoreModule,
     Component,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WasiGeneration {
     /// `wasi_snapshot_preview1` imports.
@@ -25,7 +25,7 @@ pub enum WasiGeneration {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Import {
     /// The module (`wasi_snapshot_preview1`) for core modules; empty for components.
     pub module: String,
@@ -43,13 +43,13 @@ impl std::fmt::Display for Import {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Export {
     pub name: String,
     pub kind: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModuleInfo {
     pub kind: WasmKind,
     pub wasi: WasiGeneration,

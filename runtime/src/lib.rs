@@ -3,6 +3,8 @@
 //! [`Outcome`]. Nothing here prints to the terminal or parses flags: the CLI decides how an
 //! outcome is shown.
 
+mod cache;
+mod compile;
 mod engine;
 mod error;
 mod inspect;
@@ -10,10 +12,14 @@ mod limits;
 mod run;
 mod wasi;
 
+pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
+pub use engine::{WASMTIME_VERSION, fingerprint};
 pub use error::RuntimeError;
 pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
 pub use limits::Resource;
-pub use run::{Limits, MountGrant, Outcome, RunRequest, Wasm, load, run};
+pub use run::{
+    Compilation, CompileProgress, Limits, MountGrant, Outcome, RunRequest, Wasm, load, run,
+};
 
 /// Default cap on the size of a module accepted for compilation.
 pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 * 1024 * 1024;

@@ -11,18 +11,76 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
+use crate::cache::Cache;
 use crate::engine::{self, EpochTicker};
 use crate::inspect::{ModuleInfo, WasmKind, inspect};
 use crate::limits::{LimitExceeded, Limiter, Resource};
 pub use crate::wasi::MountGrant;
 use crate::{RuntimeError, wasi};
 
-/// A wasm binary read from disk and inspected, ready to compile.
+/// A wasm binary, inspected and ready to compile. On a warm run its bytes are never read: the
+/// cache knows its digest and inspection from the file's size, mtime and inode.
 #[derive(Debug)]
 pub struct Wasm {
     pub path: PathBuf,
-    pub bytes: Arc<[u8]>,
+    bytes: std::sync::OnceLock<Arc<[u8]>>,
     pub info: ModuleInfo,
+}
+
+impl Wasm {
+    /// A module already in memory (from a bundle), checked by the caller.
+    pub fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<Self, RuntimeError> {
+        let info = inspect(&bytes).map_err(|reason| RuntimeError::Invalid {
+            path: path.clone(),
+            reason,
+        })?;
+        Ok(Self {
+            path,
+            bytes: Arc::<[u8]>::from(bytes).into(),
+            info,
+        })
+    }
+
+    /// The bytes, read now if they were not; a file changed since it was inspected is an error.
+    pub(crate) fn bytes(&self) -> Result<Arc<[u8]>, RuntimeError> {
+        if let Some(b) = self.bytes.get() {
+            return Ok(b.clone());
+        }
+        let bytes: Arc<[u8]> = std::fs::read(&self.path)
+            .map_err(|source| RuntimeError::Read {
+                path: self.path.clone(),
+                source,
+            })?
+            .into();
+        if crate::inspect::sha256_hex(&bytes) != self.info.sha256 {
+            return Err(RuntimeError::Invalid {
+                path: self.path.clone(),
+                reason: "the file changed while it was being loaded; run again".into(),
+            });
+        }
+        Ok(self.bytes.get_or_init(|| bytes).clone())
+    }
+}
+
+/// How code gets compiled: from the cache when it can, with progress reported for slow builds.
+#[derive(Default, Clone, Copy)]
+pub struct Compilation<'a> {
+    pub cache: Option<&'a Cache>,
+    pub progress: Option<&'a dyn CompileProgress>,
+}
+
+impl std::fmt::Debug for Compilation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compilation")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Told when a compilation (a cache miss) starts and ends, e.g. to draw a spinner.
+pub trait CompileProgress {
+    fn started(&self, wasm_bytes: u64);
+    fn finished(&self);
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,13 +123,25 @@ pub enum Outcome {
     FuelExhausted(u64),
 }
 
-/// Reads and inspects a wasm file, refusing files over `max_size` before reading them.
-pub fn load(path: &Path, max_size: u64) -> Result<Wasm, RuntimeError> {
+/// Reads and inspects a wasm file, refusing files over `max_size` before reading them. With a
+/// cache, an unchanged file is neither read nor hashed again.
+pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, RuntimeError> {
     let read_err = |source| RuntimeError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(read_err)?.len();
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    let size = meta.len();
+    let canonical = path.canonicalize().map_err(read_err)?;
+    if size <= max_size
+        && let Some(info) = cache.and_then(|c| c.stamp_get(&canonical, &meta))
+    {
+        return Ok(Wasm {
+            path: path.to_path_buf(),
+            bytes: std::sync::OnceLock::new(),
+            info,
+        });
+    }
     if size > max_size {
         return Err(RuntimeError::TooLarge {
             path: path.to_path_buf(),
@@ -84,15 +154,18 @@ pub fn load(path: &Path, max_size: u64) -> Result<Wasm, RuntimeError> {
         path: path.to_path_buf(),
         reason,
     })?;
+    if let Some(c) = cache {
+        c.stamp_put(&canonical, &meta, &info);
+    }
     Ok(Wasm {
         path: path.to_path_buf(),
-        bytes: bytes.into(),
+        bytes: Arc::<[u8]>::from(bytes).into(),
         info,
     })
 }
 
 /// Compiles and runs `wasm` as a command with the grants and limits in `req`.
-pub fn run(wasm: &Wasm, req: &RunRequest) -> Result<Outcome, RuntimeError> {
+pub fn run(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Outcome, RuntimeError> {
     let engine = engine::new(req.limits.fuel.is_some())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -100,8 +173,8 @@ pub fn run(wasm: &Wasm, req: &RunRequest) -> Result<Outcome, RuntimeError> {
         .map_err(RuntimeError::engine)?;
     let result = rt.block_on(async {
         match wasm.info.kind {
-            WasmKind::CoreModule => run_core(&engine, wasm, req).await,
-            WasmKind::Component => run_component(&engine, wasm, req).await,
+            WasmKind::CoreModule => run_core(&engine, wasm, req, how).await,
+            WasmKind::Component => run_component(&engine, wasm, req, how).await,
         }
     });
     // A guest stopped in a blocking host call may leave a worker behind: don't wait for it.
@@ -129,10 +202,13 @@ impl WasiView for ComponentHost {
     }
 }
 
-async fn run_core(engine: &Engine, wasm: &Wasm, req: &RunRequest) -> Result<Outcome, RuntimeError> {
-    let module = compile(engine, wasm, req.limits.compile, |engine, bytes| {
-        Module::from_binary(engine, bytes)
-    })?;
+async fn run_core(
+    engine: &Engine,
+    wasm: &Wasm,
+    req: &RunRequest,
+    how: Compilation<'_>,
+) -> Result<Outcome, RuntimeError> {
+    let module: Module = crate::compile::prepare(engine, wasm, req.limits.compile, how)?;
     let mut linker: Linker<CoreHost> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)
         .map_err(RuntimeError::engine)?;
@@ -169,10 +245,9 @@ async fn run_component(
     engine: &Engine,
     wasm: &Wasm,
     req: &RunRequest,
+    how: Compilation<'_>,
 ) -> Result<Outcome, RuntimeError> {
-    let component = compile(engine, wasm, req.limits.compile, |engine, bytes| {
-        Component::from_binary(engine, bytes)
-    })?;
+    let component: Component = crate::compile::prepare(engine, wasm, req.limits.compile, how)?;
     let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
     let pre = linker
@@ -285,37 +360,6 @@ fn frames(bt: &WasmBacktrace) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// Compiles on a worker thread and gives up after `limit`: the abandoned compilation ends with
-/// the process, which is about to report the error and exit.
-fn compile<T: Send + 'static>(
-    engine: &Engine,
-    wasm: &Wasm,
-    limit: Option<Duration>,
-    f: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<T> + Send + 'static,
-) -> Result<T, RuntimeError> {
-    let (engine, bytes) = (engine.clone(), wasm.bytes.clone());
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("qyvol-compile".into())
-        .spawn(move || {
-            let _ = tx.send(f(&engine, &bytes));
-        })
-        .map_err(RuntimeError::engine)?;
-    let result = match limit {
-        Some(limit) => rx
-            .recv_timeout(limit)
-            .map_err(|_| RuntimeError::CompileTimeout {
-                path: wasm.path.clone(),
-                limit,
-            })?,
-        None => rx.recv().map_err(RuntimeError::engine)?,
-    };
-    result.map_err(|e| RuntimeError::Compile {
-        path: wasm.path.clone(),
-        reason: format!("{e:#}"),
-    })
 }
 
 /// Refuses imports no one provides before instantiation, naming the import and what would.

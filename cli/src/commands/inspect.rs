@@ -43,7 +43,7 @@ impl InspectCommand {
         let path = manifest
             .as_ref()
             .map_or(self.file.clone(), |m| m.entrypoint.clone());
-        let wasm = qyvol_runtime::load(&path, self.max_module_size.0)?;
+        let wasm = qyvol_runtime::load(&path, self.max_module_size.0, None)?;
         let info = &wasm.info;
         let wasi = match info.wasi {
             WasiGeneration::Preview1 => "preview1",

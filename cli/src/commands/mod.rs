@@ -1,5 +1,6 @@
 //! One module per subcommand, each an `XCommand` with `execute`.
 
+pub mod cache;
 pub mod completions;
 pub mod inspect;
 pub mod run;

@@ -25,6 +25,10 @@ pub struct RunCommand {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Don't use the compile cache (for measurements)
+    #[arg(long)]
+    no_cache: bool,
+
     /// The .qyv manifest or .wasm module to run
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -138,7 +142,12 @@ impl RunCommand {
         manifest.check_policy(&policy)?;
         let request = request(&manifest, &self.grants, &policy, self.args)?;
 
-        let wasm = qyvol_runtime::load(&manifest.entrypoint, self.grants.max_module_size.0)?;
+        let cache = (!self.no_cache).then(super::cache::open);
+        let wasm = qyvol_runtime::load(
+            &manifest.entrypoint,
+            self.grants.max_module_size.0,
+            cache.as_ref(),
+        )?;
         ui.status(Msg::Imports);
         for import in &wasm.info.imports {
             ui.status(Msg::ListItem(&sanitize(&import.to_string())));
@@ -147,7 +156,14 @@ impl RunCommand {
         for export in &wasm.info.exports {
             ui.status(Msg::ListItem(&sanitize(&export.name)));
         }
-        let outcome = qyvol_runtime::run(&wasm, &request)?;
+        let spinner = crate::ui::CompileSpinner::new(self.quiet);
+        let how = qyvol_runtime::Compilation {
+            cache: cache.as_ref(),
+            progress: spinner
+                .as_ref()
+                .map(|s| s as &dyn qyvol_runtime::CompileProgress),
+        };
+        let outcome = qyvol_runtime::run(&wasm, &request, how)?;
         Ok(report(&ui, &request.limits, outcome))
     }
 }

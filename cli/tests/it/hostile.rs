@@ -70,7 +70,7 @@ fn a_module_over_the_size_cap_is_refused_before_reading() {
 #[test]
 fn compilation_is_bounded_in_time() {
     let out = qyvol()
-        .args(["run", "--compile-timeout", "1ms"])
+        .args(["run", "--no-cache", "--compile-timeout", "1ms"])
         .arg(guest("probe-p1.wasm"))
         .arg("args")
         .output()

@@ -5,6 +5,7 @@
     reason = "a broken fixture should fail the test loudly"
 )]
 
+mod cache;
 mod cli;
 mod guests;
 mod hostile;
@@ -25,6 +26,12 @@ pub fn qyvol() -> Command {
         cmd.env_remove(var);
     }
     cmd.env("QYVOL_LANG", "es");
+    // One compile cache shared by the tests (so it also sees concurrent writers), never the
+    // user's own; tests about the cache use their own `QYVOL_HOME`.
+    cmd.env(
+        "QYVOL_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("qyvol-home"),
+    );
     cmd
 }
 

@@ -1,0 +1,277 @@
+//! The compile cache: native code for a module, keyed by the sha256 of its wasm bytes and the
+//! engine's fingerprint, so a module is compiled once per host and configuration and later
+//! runs map the stored code instead.
+//!
+//! Layout under the cache folder:
+//! - `code/<fingerprint>/<sha256>.<kind>.cwasm` — wasmtime's precompiled artifact, as
+//!   `wasmtime compile` would write it;
+//! - `code/<fingerprint>/<sha256>.<kind>.seal` — its length and xxh3 checksum, written after
+//!   it; its modification time is the entry's last use (for LRU eviction);
+//! - `paths/<sha256 of the path>.json` — the last seen size, mtime and inode of a wasm file
+//!   with its digest and inspection, so a warm run does not read or hash the wasm at all.
+//!
+//! Every write is a temp file renamed into place, so readers see whole files or none, and two
+//! processes storing the same entry both succeed. A truncated, corrupted or foreign artifact
+//! fails its seal (or wasmtime's own header checks) and is recompiled, never executed.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inspect::{ModuleInfo, WasmKind};
+
+/// The default cap on the cache's size; the least recently used entries go first.
+pub const DEFAULT_CACHE_MAX: u64 = 2 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Seal {
+    len: u64,
+    xxh3: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PathStamp {
+    path: PathBuf,
+    len: u64,
+    mtime_ns: u128,
+    ino: u64,
+    info: ModuleInfo,
+}
+
+/// One stored artifact, for `qyvol cache ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheEntry {
+    pub sha256: String,
+    pub kind: String,
+    pub fingerprint: String,
+    pub size: u64,
+    #[serde(skip)]
+    pub last_used: SystemTime,
+}
+
+fn kind_name(kind: WasmKind) -> &'static str {
+    match kind {
+        WasmKind::CoreModule => "module",
+        WasmKind::Component => "component",
+    }
+}
+
+impl Cache {
+    pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        Self { dir, max_bytes }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn code_path(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> PathBuf {
+        self.dir
+            .join("code")
+            .join(fingerprint)
+            .join(format!("{digest}.{}.cwasm", kind_name(kind)))
+    }
+
+    /// The artifact for this key, if present and intact; a damaged one is removed.
+    pub(crate) fn get(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> Option<PathBuf> {
+        let code = self.code_path(fingerprint, digest, kind);
+        let seal_path = code.with_extension("seal");
+        let seal: Seal = serde_json::from_slice(&fs::read(&seal_path).ok()?).ok()?;
+        match checksum(&code) {
+            Ok(actual) if actual == seal => {
+                // Last use, for eviction; failing to record it is harmless.
+                let _ = fs::File::options()
+                    .write(true)
+                    .open(&seal_path)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                Some(code)
+            }
+            Ok(_) => {
+                tracing::warn!(path = %code.display(), "cache entry failed its seal; recompiling");
+                self.remove(&code);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Stores `code` for this key and evicts old entries past the size cap.
+    pub(crate) fn put(
+        &self,
+        fingerprint: &str,
+        digest: &str,
+        kind: WasmKind,
+        code: &[u8],
+    ) -> io::Result<PathBuf> {
+        let path = self.code_path(fingerprint, digest, kind);
+        let seal = Seal {
+            len: code.len() as u64,
+            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(code)),
+        };
+        write_atomic(&path, code)?;
+        write_atomic(
+            &path.with_extension("seal"),
+            &serde_json::to_vec(&seal).map_err(io::Error::other)?,
+        )?;
+        self.evict();
+        Ok(path)
+    }
+
+    /// Removes an entry that wasmtime refused (foreign or from another engine build).
+    pub(crate) fn remove(&self, code: &Path) {
+        let _ = fs::remove_file(code.with_extension("seal"));
+        let _ = fs::remove_file(code);
+    }
+
+    fn stamp_path(&self, path: &Path) -> PathBuf {
+        use sha2::Digest;
+        let key = hex::encode(sha2::Sha256::digest(path.as_os_str().as_encoded_bytes()));
+        self.dir.join("paths").join(format!("{key}.json"))
+    }
+
+    /// What was recorded for the wasm file at `path` if it has not changed since.
+    pub(crate) fn stamp_get(&self, path: &Path, meta: &fs::Metadata) -> Option<ModuleInfo> {
+        let stamp: PathStamp =
+            serde_json::from_slice(&fs::read(self.stamp_path(path)).ok()?).ok()?;
+        let (len, mtime_ns, ino) = file_id(meta);
+        (stamp.path == path && stamp.len == len && stamp.mtime_ns == mtime_ns && stamp.ino == ino)
+            .then_some(stamp.info)
+    }
+
+    pub(crate) fn stamp_put(&self, path: &Path, meta: &fs::Metadata, info: &ModuleInfo) {
+        let (len, mtime_ns, ino) = file_id(meta);
+        let stamp = PathStamp {
+            path: path.to_path_buf(),
+            len,
+            mtime_ns,
+            ino,
+            info: info.clone(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&stamp) {
+            let _ = write_atomic(&self.stamp_path(path), &bytes);
+        }
+    }
+
+    /// Every stored artifact, most recently used first.
+    pub fn entries(&self) -> io::Result<Vec<CacheEntry>> {
+        let mut out = Vec::new();
+        let code = self.dir.join("code");
+        let fingerprints = match fs::read_dir(&code) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for fp in fingerprints {
+            let fp = fp?;
+            for file in fs::read_dir(fp.path())? {
+                let path = file?.path();
+                if path.extension().is_none_or(|e| e != "cwasm") {
+                    continue;
+                }
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default();
+                let (sha256, kind) = name.split_once('.').unwrap_or((name, ""));
+                let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                let last_used = fs::metadata(path.with_extension("seal"))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                out.push(CacheEntry {
+                    sha256: sha256.into(),
+                    kind: kind.into(),
+                    fingerprint: fp.file_name().to_string_lossy().into(),
+                    size,
+                    last_used,
+                });
+            }
+        }
+        out.sort_by_key(|e| std::cmp::Reverse(e.last_used));
+        Ok(out)
+    }
+
+    /// Removes everything; returns the bytes freed.
+    pub fn clear(&self) -> io::Result<u64> {
+        let freed = self.entries()?.iter().map(|e| e.size).sum();
+        for sub in ["code", "paths"] {
+            match fs::remove_dir_all(self.dir.join(sub)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(freed)
+    }
+
+    fn evict(&self) {
+        let Ok(entries) = self.entries() else { return };
+        let mut total: u64 = entries.iter().map(|e| e.size).sum();
+        for e in entries.iter().rev() {
+            if total <= self.max_bytes {
+                break;
+            }
+            let code = self.code_path(
+                &e.fingerprint,
+                &e.sha256,
+                if e.kind == "component" {
+                    WasmKind::Component
+                } else {
+                    WasmKind::CoreModule
+                },
+            );
+            self.remove(&code);
+            total = total.saturating_sub(e.size);
+        }
+    }
+}
+
+fn file_id(meta: &fs::Metadata) -> (u64, u128, u64) {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    (meta.len(), mtime, ino)
+}
+
+fn checksum(path: &Path) -> io::Result<Seal> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok(Seal {
+        len,
+        xxh3: format!("{:016x}", hasher.digest()),
+    })
+}
+
+/// Writes `bytes` to a temp file beside `path` and renames it into place.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Turning a wasm binary into runnable code: from the compile cache when an intact artifact
+//! for this engine exists, otherwise compiled on a worker thread (bounded in time, all cores
+//! through wasmtime's parallel compilation) and stored for next time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::Component;
+use wasmtime::{Engine, Module};
+
+use crate::inspect::WasmKind;
+use crate::run::{Compilation, Wasm};
+use crate::{RuntimeError, engine};
+
+/// What the cache stores and maps back: a core module or a component.
+pub(crate) trait Artifact: Sized + Send + 'static {
+    const KIND: WasmKind;
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// Maps precompiled code. Only called on files whose seal (or digest) was verified.
+    fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
+}
+
+impl Artifact for Module {
+    const KIND: WasmKind = WasmKind::CoreModule;
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Module::from_binary(engine, bytes)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    #[expect(
+        unsafe_code,
+        reason = "the file is Qyvol's own sealed artifact, checked before mapping"
+    )]
+    fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: the file was written by `Module::serialize` for an engine with this
+        // fingerprint and its length and checksum match the seal recorded with it.
+        unsafe { Module::deserialize_file(engine, path) }
+    }
+}
+
+impl Artifact for Component {
+    const KIND: WasmKind = WasmKind::Component;
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Component::from_binary(engine, bytes)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    #[expect(
+        unsafe_code,
+        reason = "the file is Qyvol's own sealed artifact, checked before mapping"
+    )]
+    fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
+        // SAFETY: as for modules: a sealed artifact of `Component::serialize`.
+        unsafe { Component::deserialize_file(engine, path) }
+    }
+}
+
+/// The runnable code for `wasm`: cached, or compiled now and cached.
+pub(crate) fn prepare<A: Artifact>(
+    engine: &Engine,
+    wasm: &Wasm,
+    limit: Option<Duration>,
+    how: Compilation<'_>,
+) -> Result<A, RuntimeError> {
+    let fingerprint = engine::fingerprint(engine);
+    if let Some(cache) = how.cache
+        && let Some(path) = cache.get(&fingerprint, &wasm.info.sha256, A::KIND)
+    {
+        match A::deserialize_file(engine, &path) {
+            Ok(artifact) => return Ok(artifact),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "wasmtime refused a cached artifact; recompiling");
+                cache.remove(&path);
+            }
+        }
+    }
+    let bytes = wasm.bytes()?;
+    if let Some(p) = how.progress {
+        p.started(bytes.len() as u64);
+    }
+    let compiled = compile_bounded::<A>(engine, &wasm.path, bytes, limit);
+    if let Some(p) = how.progress {
+        p.finished();
+    }
+    let artifact = compiled?;
+    if let Some(cache) = how.cache {
+        // A cache that cannot be written only costs the next run a compilation.
+        match artifact.serialize() {
+            Ok(code) => {
+                if let Err(e) = cache.put(&fingerprint, &wasm.info.sha256, A::KIND, &code) {
+                    tracing::warn!(error = %e, "cannot store compiled code in the cache");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot serialize compiled code"),
+        }
+    }
+    Ok(artifact)
+}
+
+/// Compiles on a worker thread and gives up after `limit`: the abandoned compilation ends with
+/// the process, which is about to report the error and exit.
+fn compile_bounded<A: Artifact>(
+    engine: &Engine,
+    path: &Path,
+    bytes: Arc<[u8]>,
+    limit: Option<Duration>,
+) -> Result<A, RuntimeError> {
+    let engine = engine.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("qyvol-compile".into())
+        .spawn(move || {
+            let _ = tx.send(A::compile(&engine, &bytes));
+        })
+        .map_err(RuntimeError::engine)?;
+    let result = match limit {
+        Some(limit) => rx
+            .recv_timeout(limit)
+            .map_err(|_| RuntimeError::CompileTimeout {
+                path: path.to_path_buf(),
+                limit,
+            })?,
+        None => rx.recv().map_err(RuntimeError::engine)?,
+    };
+    result.map_err(|e| RuntimeError::Compile {
+        path: path.to_path_buf(),
+        reason: format!("{e:#}"),
+    })
+}
