@@ -60,9 +60,13 @@ pub enum Msg<'a> {
     InvalidModule,
     DeniedGrant,
     BadFlag,
+    BadBundle,
     NotServed,
     Compiling(&'a str),
     CacheHeader,
+    BuildRunning(&'a str),
+    BuildFailed,
+    BundleWritten(&'a str, &'a str),
     CacheCleared(&'a str),
     // inspect labels
     Field(&'static str),
@@ -108,6 +112,12 @@ impl Msg<'_> {
             (M::Compiling(size), En) => format!("⚙ Compiling {size} of wasm to native code (first run only)"),
             (M::CacheHeader, Es) => format!("{:<14}{:<11}{:>10}  {:<26}{}", "SHA256", "TIPO", "TAMAÑO", "MOTOR", "ÚLTIMO USO"),
             (M::CacheHeader, En) => format!("{:<14}{:<11}{:>10}  {:<26}{}", "SHA256", "KIND", "SIZE", "ENGINE", "LAST USED"),
+            (M::BuildRunning(c), Es) => format!("🔨 Construyendo: {c}"),
+            (M::BuildRunning(c), En) => format!("🔨 Building: {c}"),
+            (M::BuildFailed, Es) => "la construcción falló".into(),
+            (M::BuildFailed, En) => "the build failed".into(),
+            (M::BundleWritten(p, s), Es) => format!("📦 Paquete escrito: {p} ({s})"),
+            (M::BundleWritten(p, s), En) => format!("📦 Bundle written: {p} ({s})"),
             (M::CacheCleared(size), Es) => format!("Caché vaciada: {size} liberados"),
             (M::CacheCleared(size), En) => format!("Cache cleared: {size} freed"),
             (M::BadManifest, Es) => "manifiesto inválido".into(),
@@ -120,11 +130,14 @@ impl Msg<'_> {
             (M::InvalidModule, En) => "invalid module".into(),
             (M::DeniedGrant, Es) => "permiso denegado".into(),
             (M::DeniedGrant, En) => "grant denied".into(),
+            (M::BadBundle, Es) => "paquete .qyvc inválido".into(),
+            (M::BadBundle, En) => "invalid .qyvc bundle".into(),
             (M::BadFlag, Es) => "opción inválida".into(),
             (M::BadFlag, En) => "invalid option".into(),
             (M::NotServed, Es) => "`runtime: wasi-http` es un manejador HTTP: se sirve con `qyvol serve`, que aún no está disponible; usa `runtime: wasi` para un comando".into(),
             (M::NotServed, En) => "`runtime: wasi-http` is an HTTP handler: it is served by `qyvol serve`, which is not available yet; use `runtime: wasi` for a command".into(),
             (M::Field(f), Es) => field_es(f).into(),
+            (M::Field("precompiled"), En) => "precompiled code".into(),
             (M::Field(f), En) => (*f).into(),
             (M::KindCore, Es) => "módulo core".into(),
             (M::KindCore, En) => "core module".into(),
@@ -142,6 +155,8 @@ fn field_es(f: &str) -> &str {
         "size" => "tamaño",
         "imports" => "importaciones",
         "exports" => "exportaciones",
+        "layers" => "capas",
+        "precompiled" => "código precompilado",
         other => other,
     }
 }
@@ -171,7 +186,19 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "inspect.json" => "Salida en JSON para scripts",
         "completions" => "Genera el script de autocompletado para una shell",
         "cache" => "Muestra o vacía la caché de compilación",
+        "build" => "Construye un paquete compilado (.qyvc) desde un manifiesto",
+        "build.manifest" => "El manifiesto .qyv",
+        "build.output" => {
+            "Dónde escribir el paquete (por defecto: <nombre>.qyvc junto al manifiesto)"
+        }
+        "build.no_precompile" => {
+            "No incluir código nativo precompilado (paquete más pequeño y portable)"
+        }
+        "build.quiet" => "No mostrar las líneas de estado de Qyvol",
         "run.no_cache" => "No usar la caché de compilación (para medir)",
+        "run.no_precompiled" => {
+            "Ignora el código precompilado de un paquete y compila desde su wasm (para paquetes no confiables)"
+        }
         "completions.shell" => "La shell: bash, zsh, fish, elvish o powershell",
         "help" => "Muestra la ayuda de un comando",
         "qyvol.help" | "run.help" | "inspect.help" | "completions.help" => "Muestra la ayuda",

@@ -24,6 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(commands::run::RunCommand),
+    Build(commands::build::BuildCommand),
     Inspect(commands::inspect::InspectCommand),
     Cache(commands::cache::CacheCommand),
     Completions(commands::completions::CompletionsCommand),
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(c) => c.execute(),
+        Command::Build(c) => c.execute(),
         Command::Inspect(c) => c.execute(),
         Command::Cache(c) => c.execute(),
         Command::Completions(c) => c.execute(localized_command()),

@@ -2,6 +2,7 @@
 //! policies behind each environment. Nothing here knows about wasmtime, tokio or the network, so
 //! every crate (and every tool that reads manifests) can depend on it cheaply.
 
+pub mod bundle;
 mod error;
 mod home;
 mod manifest;
@@ -10,7 +11,7 @@ mod types;
 
 pub use error::{ErrorKind, ManifestError};
 pub use home::Home;
-pub use manifest::{LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits};
+pub use manifest::{BuildSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits};
 pub use policy::{Environment, Policy, PolicyViolation};
 pub use types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_pair};
 

@@ -33,6 +33,24 @@ struct RawManifest {
     mounts: Vec<Spanned<RawMount>>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    build: Option<RawBuild>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    command: String,
+    #[serde(default)]
+    output: Option<String>,
+}
+
+/// How `qyvol build` produces the wasm: a shell command run in the manifest's folder, and the
+/// file it writes (the entrypoint when not given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    pub command: String,
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,12 +102,15 @@ pub struct Manifest {
     pub env: Vec<(String, String)>,
     pub mounts: Vec<Mount>,
     pub limits: ResolvedLimits,
+    pub build: Option<BuildSpec>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadOptions {
     /// Let the entrypoint and mounts point outside the manifest's folder.
     pub allow_outside: bool,
+    /// Don't require the entrypoint to exist yet (`qyvol build` is about to make it).
+    pub unbuilt: bool,
 }
 
 impl Manifest {
@@ -97,7 +118,43 @@ impl Manifest {
     pub fn load(path: &Path, options: LoadOptions) -> Result<Self, ManifestError> {
         let text = read_bounded(path)?;
         let raw = parse(path, &text)?;
-        resolve(path, raw, options)
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        resolve(path, dir, raw, options)
+    }
+
+    /// The manifest stored in a bundle: its module is the bundle's wasm layer, and its mounts
+    /// resolve against the bundle's folder.
+    pub fn from_bundle(
+        bundle: &Path,
+        text: &[u8],
+        options: LoadOptions,
+    ) -> Result<Self, ManifestError> {
+        let text = std::str::from_utf8(text).map_err(|e| {
+            ManifestError::new(
+                ErrorKind::BadManifest,
+                bundle,
+                format!("the bundled manifest is not UTF-8: {e}"),
+            )
+        })?;
+        let raw = parse(bundle, text)?;
+        let dir = bundle
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut manifest = resolve(
+            bundle,
+            dir,
+            raw,
+            LoadOptions {
+                unbuilt: true,
+                ..options
+            },
+        )?;
+        manifest.entrypoint = bundle.to_path_buf();
+        Ok(manifest)
     }
 
     /// A manifest for a bare `.wasm` file: native environment, no grants, no limits.
@@ -126,6 +183,7 @@ impl Manifest {
             env: Vec::new(),
             mounts: Vec::new(),
             limits: ResolvedLimits::default(),
+            build: None,
         })
     }
 
@@ -306,11 +364,12 @@ fn did_you_mean(msg: &str) -> Option<&str> {
         .map(|(_, c)| c)
 }
 
-fn resolve(path: &Path, raw: RawManifest, options: LoadOptions) -> Result<Manifest, ManifestError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+fn resolve(
+    path: &Path,
+    dir: &Path,
+    raw: RawManifest,
+    options: LoadOptions,
+) -> Result<Manifest, ManifestError> {
     let canonical_dir = dir.canonicalize().map_err(|e| {
         ManifestError::new(
             ErrorKind::MissingFile,
@@ -327,23 +386,25 @@ fn resolve(path: &Path, raw: RawManifest, options: LoadOptions) -> Result<Manife
     check_path_text(&entry.value)
         .map_err(|m| fail(ErrorKind::BadManifest, m, &entry.referenced))?;
     let entrypoint = dir.join(&entry.value);
-    check_wasm_file(&entrypoint).map_err(|(kind, m)| fail(kind, m, &entry.referenced))?;
-    let canonical_entry = entrypoint.canonicalize().map_err(|e| {
-        fail(
-            ErrorKind::MissingFile,
-            format!("cannot resolve `{}`: {e}", entrypoint.display()),
-            &entry.referenced,
-        )
-    })?;
-    if !inside(&canonical_entry) {
-        return Err(fail(
-            ErrorKind::BadManifest,
-            format!(
-                "entrypoint `{}` is outside the manifest's folder: {outside_hint}",
-                entry.value
-            ),
-            &entry.referenced,
-        ));
+    if !options.unbuilt {
+        check_wasm_file(&entrypoint).map_err(|(kind, m)| fail(kind, m, &entry.referenced))?;
+        let canonical_entry = entrypoint.canonicalize().map_err(|e| {
+            fail(
+                ErrorKind::MissingFile,
+                format!("cannot resolve `{}`: {e}", entrypoint.display()),
+                &entry.referenced,
+            )
+        })?;
+        if !inside(&canonical_entry) {
+            return Err(fail(
+                ErrorKind::BadManifest,
+                format!(
+                    "entrypoint `{}` is outside the manifest's folder: {outside_hint}",
+                    entry.value
+                ),
+                &entry.referenced,
+            ));
+        }
     }
 
     let mut mounts = Vec::with_capacity(raw.mounts.len());
@@ -409,6 +470,26 @@ fn resolve(path: &Path, raw: RawManifest, options: LoadOptions) -> Result<Manife
         ));
     }
 
+    let build = match raw.build {
+        Some(b) => {
+            if b.command.trim().is_empty() {
+                return Err(ManifestError::new(
+                    ErrorKind::BadManifest,
+                    path,
+                    "`build.command` is empty",
+                ));
+            }
+            let output = b
+                .output
+                .as_deref()
+                .map_or_else(|| entrypoint.clone(), |o| dir.join(o));
+            Some(BuildSpec {
+                command: b.command,
+                output,
+            })
+        }
+        None => None,
+    };
     Ok(Manifest {
         source: Some(path.to_path_buf()),
         name: raw.name,
@@ -423,6 +504,7 @@ fn resolve(path: &Path, raw: RawManifest, options: LoadOptions) -> Result<Manife
             timeout: raw.limits.timeout,
             fuel: raw.limits.fuel,
         },
+        build,
     })
 }
 

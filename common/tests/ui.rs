@@ -96,6 +96,7 @@ fn symlinked_host_folder_leading_outside_is_refused() {
         &path,
         LoadOptions {
             allow_outside: true,
+            ..LoadOptions::default()
         },
     )
     .expect("allowed with the flag");

@@ -126,6 +126,46 @@ impl Cache {
         Ok(path)
     }
 
+    /// Stores code written by `fill` (e.g. streamed from a bundle and verified there) under
+    /// this key. `fill` returning an error leaves nothing behind.
+    pub fn import(
+        &self,
+        fingerprint: &str,
+        digest: &str,
+        kind: WasmKind,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let path = self.code_path(fingerprint, digest, kind);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        let mut writer = Sealing {
+            inner: io::BufWriter::new(tmp.as_file()),
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            len: 0,
+        };
+        fill(&mut writer)?;
+        writer.inner.flush()?;
+        let seal = Seal {
+            len: writer.len,
+            xxh3: format!("{:016x}", writer.hasher.digest()),
+        };
+        drop(writer);
+        tmp.as_file().sync_data()?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        write_atomic(
+            &path.with_extension("seal"),
+            &serde_json::to_vec(&seal).map_err(io::Error::other)?,
+        )?;
+        self.evict();
+        Ok(())
+    }
+
+    /// Whether an intact entry exists for this key.
+    pub fn contains(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> bool {
+        self.get(fingerprint, digest, kind).is_some()
+    }
+
     /// Removes an entry that wasmtime refused (foreign or from another engine build).
     pub(crate) fn remove(&self, code: &Path) {
         let _ = fs::remove_file(code.with_extension("seal"));
@@ -230,6 +270,25 @@ impl Cache {
             self.remove(&code);
             total = total.saturating_sub(e.size);
         }
+    }
+}
+
+/// A writer that seals what passes through it.
+struct Sealing<W: Write> {
+    inner: W,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    len: u64,
+}
+
+impl<W: Write> Write for Sealing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -67,11 +67,14 @@ pub(crate) fn prepare<A: Artifact>(
     how: Compilation<'_>,
 ) -> Result<A, RuntimeError> {
     let fingerprint = engine::fingerprint(engine);
-    if let Some(cache) = how.cache
+    if let Some(cache) = how.cache.filter(|_| !how.refresh)
         && let Some(path) = cache.get(&fingerprint, &wasm.info.sha256, A::KIND)
     {
         match A::deserialize_file(engine, &path) {
-            Ok(artifact) => return Ok(artifact),
+            Ok(artifact) => {
+                tracing::debug!(path = %path.display(), "mapped precompiled code");
+                return Ok(artifact);
+            }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "wasmtime refused a cached artifact; recompiling");
                 cache.remove(&path);
@@ -79,6 +82,7 @@ pub(crate) fn prepare<A: Artifact>(
         }
     }
     let bytes = wasm.bytes()?;
+    tracing::debug!(path = %wasm.path.display(), bytes = bytes.len(), "compiling");
     if let Some(p) = how.progress {
         p.started(bytes.len() as u64);
     }

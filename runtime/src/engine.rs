@@ -48,6 +48,16 @@ pub fn fingerprint(engine: &Engine) -> String {
     hex::encode(&h.0.finalize()[..12])
 }
 
+/// This host's engine fingerprint for a run with or without fuel metering.
+pub fn host_fingerprint(fuel: bool) -> Result<String, RuntimeError> {
+    Ok(fingerprint(&new(fuel)?))
+}
+
+/// The platform precompiled code is for, e.g. `x86_64-linux`.
+pub fn platform() -> String {
+    format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)
+}
+
 /// The wasmtime release Qyvol embeds (kept equal to the `=` pin in Cargo.toml).
 pub const WASMTIME_VERSION: &str = "48.0.8";
 

@@ -13,12 +13,13 @@ mod run;
 mod wasi;
 
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
-pub use engine::{WASMTIME_VERSION, fingerprint};
+pub use engine::{WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
 pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
 pub use limits::Resource;
 pub use run::{
-    Compilation, CompileProgress, Limits, MountGrant, Outcome, RunRequest, Wasm, load, run,
+    Compilation, CompileProgress, Limits, MountGrant, Outcome, RunRequest, Wasm, load, precompile,
+    run,
 };
 
 /// Default cap on the size of a module accepted for compilation.

@@ -67,6 +67,8 @@ impl Wasm {
 pub struct Compilation<'a> {
     pub cache: Option<&'a Cache>,
     pub progress: Option<&'a dyn CompileProgress>,
+    /// Compile from the wasm even if the cache has code (which may have come from a bundle).
+    pub refresh: bool,
 }
 
 impl std::fmt::Debug for Compilation<'_> {
@@ -121,6 +123,22 @@ pub enum Outcome {
     LimitExceeded { resource: Resource, limit: u64 },
     /// The guest used up its fuel.
     FuelExhausted(u64),
+}
+
+/// Compiles `wasm` for this host (through the cache) and returns the native code, as stored
+/// in a bundle's precompiled layer, with the engine fingerprint it is for.
+pub fn precompile(wasm: &Wasm, how: Compilation<'_>) -> Result<(Vec<u8>, String), RuntimeError> {
+    let engine = engine::new(false)?;
+    let code = match wasm.info.kind {
+        WasmKind::CoreModule => {
+            crate::compile::prepare::<Module>(&engine, wasm, None, how)?.serialize()
+        }
+        WasmKind::Component => {
+            crate::compile::prepare::<Component>(&engine, wasm, None, how)?.serialize()
+        }
+    }
+    .map_err(RuntimeError::engine)?;
+    Ok((code, engine::fingerprint(&engine)))
 }
 
 /// Reads and inspects a wasm file, refusing files over `max_size` before reading them. With a

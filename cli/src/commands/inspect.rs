@@ -29,6 +29,9 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
+        if qyvol_common::bundle::is_bundle_file(&self.file) {
+            return inspect_bundle(&self.file, self.json);
+        }
         // Inspecting reads but never runs, so paths outside the manifest's folder are fine.
         let manifest = if super::is_wasm_file(&self.file) {
             None
@@ -37,6 +40,7 @@ impl InspectCommand {
                 &self.file,
                 LoadOptions {
                     allow_outside: true,
+                    ..LoadOptions::default()
                 },
             )?)
         };
@@ -110,4 +114,87 @@ fn human(bytes: u64) -> String {
         b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / f64::from(1 << 10)),
         b => format!("{b} B"),
     }
+}
+
+/// A bundle: its app, layers with digests and sizes, and which platforms have native code.
+fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
+    use qyvol_common::bundle::{ANN_ENGINE, ANN_PLATFORM, ANN_WASMTIME};
+    let opened = super::bundled::open(
+        path,
+        LoadOptions {
+            allow_outside: true,
+            ..LoadOptions::default()
+        },
+    )?;
+    let (bundle, manifest, info) = (&opened.bundle, &opened.manifest, &opened.wasm.info);
+    let host = qyvol_runtime::host_fingerprint(false)?;
+    let platforms: Vec<serde_json::Value> = bundle
+        .precompiled()
+        .map(|l| {
+            serde_json::json!({
+                "platform": l.annotations.get(ANN_PLATFORM),
+                "engine": l.annotations.get(ANN_ENGINE),
+                "wasmtime": l.annotations.get(ANN_WASMTIME),
+                "matches_this_host": l.annotations.get(ANN_ENGINE) == Some(&host),
+            })
+        })
+        .collect();
+    if json {
+        let doc = serde_json::json!({
+            "file": path,
+            "manifest": { "name": manifest.name.as_str(), "environment": manifest.environment.as_str() },
+            "image_manifest": bundle.manifest_digest,
+            "config": bundle.manifest.config,
+            "layers": bundle.manifest.layers,
+            "kind": info.kind,
+            "wasi": info.wasi,
+            "precompiled": platforms,
+        });
+        out(&serde_json::to_string_pretty(&doc).map_err(Failure::internal)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let l = lang();
+    let kind = match info.kind {
+        WasmKind::CoreModule => Msg::KindCore.text(l),
+        WasmKind::Component => Msg::KindComponent.text(l),
+    };
+    out(&format!(
+        "{:<14}{}",
+        format!("{}:", Msg::Field("name").text(l)),
+        manifest.name
+    ));
+    out(&format!(
+        "{:<14}{}",
+        format!("{}:", Msg::Field("file").text(l)),
+        sanitize(&path.display().to_string())
+    ));
+    out(&format!(
+        "{:<14}{kind}",
+        format!("{}:", Msg::Field("kind").text(l))
+    ));
+    out(&format!("{:<14}{}", "manifest:", bundle.manifest_digest));
+    out(&format!("{}:", Msg::Field("layers").text(l)));
+    for layer in std::iter::once(&bundle.manifest.config).chain(&bundle.manifest.layers) {
+        out(&format!(
+            "  - {:<44} {}  {:>10}",
+            sanitize(&layer.media_type),
+            &layer.digest[..19.min(layer.digest.len())],
+            human(layer.size)
+        ));
+    }
+    out(&format!("{}:", Msg::Field("precompiled").text(l)));
+    for p in &platforms {
+        let here = if p["matches_this_host"] == true {
+            " ✓"
+        } else {
+            ""
+        };
+        out(&format!(
+            "  - {} wasmtime {} {}{here}",
+            p["platform"].as_str().unwrap_or("?"),
+            p["wasmtime"].as_str().unwrap_or("?"),
+            p["engine"].as_str().unwrap_or("?")
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }

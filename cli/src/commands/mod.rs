@@ -1,5 +1,7 @@
 //! One module per subcommand, each an `XCommand` with `execute`.
 
+pub mod build;
+pub mod bundled;
 pub mod cache;
 pub mod completions;
 pub mod inspect;

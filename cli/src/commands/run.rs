@@ -9,7 +9,7 @@ use qyvol_common::{
     ByteSize, DurationSpec, Environment, GuestPath, LoadOptions, Manifest, Policy, RuntimeKind,
     parse_env_pair,
 };
-use qyvol_runtime::{Limits, MountGrant, Outcome, Resource, RunRequest};
+use qyvol_runtime::{Limits, MountGrant, Outcome, Resource, RunRequest, Wasm};
 
 use crate::exit::{self, Code, Failure};
 use crate::i18n::Msg;
@@ -28,6 +28,10 @@ pub struct RunCommand {
     /// Don't use the compile cache (for measurements)
     #[arg(long)]
     no_cache: bool,
+
+    /// Ignore a bundle's precompiled code and compile from its wasm (for untrusted bundles)
+    #[arg(long)]
+    no_precompiled: bool,
 
     /// The .qyv manifest or .wasm module to run
     #[arg(value_name = "FILE")]
@@ -113,15 +117,18 @@ impl RunCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
         ui.status(Msg::Running);
-        let manifest = if super::is_wasm_file(&self.file) {
-            Manifest::for_wasm(&self.file)?
+        let options = LoadOptions {
+            allow_outside: self.grants.allow_outside,
+            ..LoadOptions::default()
+        };
+        let cache = (!self.no_cache).then(super::cache::open);
+        let (manifest, wasm, bundle) = if qyvol_common::bundle::is_bundle_file(&self.file) {
+            let opened = super::bundled::open(&self.file, options)?;
+            (opened.manifest.clone(), None, Some(opened))
+        } else if super::is_wasm_file(&self.file) {
+            (Manifest::for_wasm(&self.file)?, None, None)
         } else {
-            Manifest::load(
-                &self.file,
-                LoadOptions {
-                    allow_outside: self.grants.allow_outside,
-                },
-            )?
+            (Manifest::load(&self.file, options)?, None::<Wasm>, None)
         };
         ui.status(Msg::LoadingModule(manifest.name.as_str()));
         ui.status(Msg::ExpectedPath(&sanitize(
@@ -142,12 +149,37 @@ impl RunCommand {
         manifest.check_policy(&policy)?;
         let request = request(&manifest, &self.grants, &policy, self.args)?;
 
-        let cache = (!self.no_cache).then(super::cache::open);
-        let wasm = qyvol_runtime::load(
-            &manifest.entrypoint,
-            self.grants.max_module_size.0,
-            cache.as_ref(),
-        )?;
+        // A bundle's precompiled code goes through the cache (a scratch one with --no-cache).
+        let scratch = match (&bundle, &cache) {
+            (Some(_), None) if !self.no_precompiled => {
+                Some(tempfile::tempdir().map_err(Failure::internal)?)
+            }
+            _ => None,
+        };
+        let scratch_cache = scratch
+            .as_ref()
+            .map(|d| qyvol_runtime::Cache::new(d.path().to_path_buf(), u64::MAX));
+        let cache = cache.or(scratch_cache);
+        let wasm = match (bundle, wasm) {
+            (Some(opened), _) => {
+                if !self.no_precompiled
+                    && let Some(cache) = &cache
+                {
+                    super::bundled::import_precompiled(
+                        &opened,
+                        cache,
+                        request.limits.fuel.is_some(),
+                    )?;
+                }
+                opened.wasm
+            }
+            (None, Some(w)) => w,
+            (None, None) => qyvol_runtime::load(
+                &manifest.entrypoint,
+                self.grants.max_module_size.0,
+                cache.as_ref(),
+            )?,
+        };
         ui.status(Msg::Imports);
         for import in &wasm.info.imports {
             ui.status(Msg::ListItem(&sanitize(&import.to_string())));
@@ -162,6 +194,7 @@ impl RunCommand {
             progress: spinner
                 .as_ref()
                 .map(|s| s as &dyn qyvol_runtime::CompileProgress),
+            refresh: self.no_precompiled,
         };
         let outcome = qyvol_runtime::run(&wasm, &request, how)?;
         Ok(report(&ui, &request.limits, outcome))

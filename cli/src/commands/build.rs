@@ -1,0 +1,241 @@
+//! `qyvol build [app.qyv] [-o app.qyvc]`: builds the module (the manifest's `build.command`, or
+//! cargo when a `Cargo.toml` sits beside the manifest), compiles it for this host, and writes
+//! the compiled bundle.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::Args;
+use qyvol_common::bundle::{self, BundleParts, Precompiled};
+use qyvol_common::{ByteSize, LoadOptions, Manifest, RuntimeKind};
+use qyvol_runtime::WasmKind;
+
+use crate::exit::{Code, Failure};
+use crate::i18n::Msg;
+use crate::ui::{CompileSpinner, Ui, sanitize};
+
+/// Build a compiled bundle (.qyvc) from a manifest
+#[derive(Debug, Args)]
+pub struct BuildCommand {
+    /// The .qyv manifest
+    #[arg(value_name = "MANIFEST", default_value = "app.qyv")]
+    manifest: PathBuf,
+
+    /// Where to write the bundle (default: `<name>.qyvc` beside the manifest)
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Leave out precompiled native code (a smaller, host-independent bundle)
+    #[arg(long)]
+    no_precompile: bool,
+
+    /// Don't print Qyvol's status lines
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl BuildCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: self.quiet };
+        let manifest = Manifest::load(
+            &self.manifest,
+            LoadOptions {
+                unbuilt: true,
+                ..LoadOptions::default()
+            },
+        )?;
+        let dir = self
+            .manifest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let wasm_path = if let Some(build) = &manifest.build {
+            ui.status(Msg::BuildRunning(&build.command));
+            shell(&build.command, dir)?;
+            if !build.output.is_file() {
+                return Err(Failure::new(
+                    Code::MissingFile,
+                    Msg::MissingFile,
+                    format!(
+                        "`build.command` finished but did not produce `{}` (`build.output`): fix the command or the path",
+                        build.output.display()
+                    ),
+                ));
+            }
+            build.output.clone()
+        } else if dir.join("Cargo.toml").is_file() {
+            let target = if manifest.runtime == RuntimeKind::WasiHttp {
+                "wasm32-wasip2"
+            } else {
+                "wasm32-wasip1"
+            };
+            ui.status(Msg::BuildRunning(&format!(
+                "cargo build --release --target {target}"
+            )));
+            cargo_build(dir, target)?
+        } else {
+            manifest.entrypoint.clone()
+        };
+
+        let cache = super::cache::open();
+        let wasm = qyvol_runtime::load(
+            &wasm_path,
+            qyvol_runtime::DEFAULT_MAX_MODULE_SIZE,
+            Some(&cache),
+        )?;
+        let precompiled = if self.no_precompile {
+            None
+        } else {
+            let spinner = CompileSpinner::new(self.quiet);
+            let how = qyvol_runtime::Compilation {
+                cache: Some(&cache),
+                progress: spinner
+                    .as_ref()
+                    .map(|s| s as &dyn qyvol_runtime::CompileProgress),
+                refresh: false,
+            };
+            let (code, engine) = qyvol_runtime::precompile(&wasm, how)?;
+            Some(Precompiled {
+                code,
+                platform: qyvol_runtime::platform(),
+                engine,
+                wasmtime: qyvol_runtime::WASMTIME_VERSION.into(),
+            })
+        };
+        let wasm_bytes = std::fs::read(&wasm_path).map_err(|e| {
+            Failure::new(
+                Code::MissingFile,
+                Msg::MissingFile,
+                format!("`{}`: {e}", wasm_path.display()),
+            )
+        })?;
+        let qyv = std::fs::read(&self.manifest).map_err(Failure::internal)?;
+        let out = self
+            .output
+            .unwrap_or_else(|| dir.join(format!("{}.qyvc", manifest.name)));
+        let parts = BundleParts {
+            name: manifest.name.as_str(),
+            qyv: &qyv,
+            wasm: &wasm_bytes,
+            os: if wasm.info.kind == WasmKind::Component {
+                "wasip2"
+            } else {
+                "wasip1"
+            },
+            precompiled,
+        };
+        bundle::write(&out, &parts)
+            .map_err(|e| Failure::internal(format!("cannot write `{}`: {e}", out.display())))?;
+        let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        ui.status(Msg::BundleWritten(
+            &sanitize(&out.display().to_string()),
+            &ByteSize(size).to_string(),
+        ));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Runs the manifest's build command in its folder, its output streaming through.
+fn shell(command: &str, dir: &Path) -> Result<(), Failure> {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .status()
+        .map_err(|e| Failure::internal(format!("cannot start `sh -c {command}`: {e}")))?;
+    if !status.success() {
+        return Err(Failure::new(
+            Code::Internal,
+            Msg::BuildFailed,
+            format!("`{command}` exited with {status}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the cargo package beside the manifest for `target`; returns its wasm.
+fn cargo_build(dir: &Path, target: &str) -> Result<PathBuf, Failure> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| {
+            Failure::internal(format!("cannot run `rustc`: {e}; install Rust with rustup"))
+        })?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if !sysroot.join("lib/rustlib").join(target).is_dir() {
+        return Err(Failure::new(
+            Code::Internal,
+            Msg::BuildFailed,
+            format!(
+                "the Rust target `{target}` is not installed: run `rustup target add {target}`"
+            ),
+        ));
+    }
+    let manifest_path = dir.join("Cargo.toml");
+    let meta = Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(&manifest_path)
+        .output()
+        .map_err(|e| Failure::internal(format!("cannot run `cargo metadata`: {e}")))?;
+    if !meta.status.success() {
+        return Err(Failure::new(
+            Code::Internal,
+            Msg::BuildFailed,
+            String::from_utf8_lossy(&meta.stderr).trim().to_string(),
+        ));
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&meta.stdout).map_err(Failure::internal)?;
+    let canonical = manifest_path.canonicalize().map_err(Failure::internal)?;
+    let bin = meta["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["manifest_path"].as_str().map(PathBuf::from).as_deref() == Some(canonical.as_path())
+        })
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .find(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .and_then(|t| t["name"].as_str())
+        .ok_or_else(|| {
+            Failure::new(
+                Code::Internal,
+                Msg::BuildFailed,
+                format!(
+                    "`{}` has no binary target to build",
+                    manifest_path.display()
+                ),
+            )
+        })?
+        .to_string();
+    let target_dir = meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| Failure::internal("cargo metadata has no target_directory"))?;
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--target", target, "--manifest-path"])
+        .arg(&manifest_path)
+        .status()
+        .map_err(|e| Failure::internal(format!("cannot run `cargo build`: {e}")))?;
+    if !status.success() {
+        return Err(Failure::new(
+            Code::Internal,
+            Msg::BuildFailed,
+            format!("`cargo build --target {target}` failed"),
+        ));
+    }
+    Ok(target_dir
+        .join(target)
+        .join("release")
+        .join(format!("{bin}.wasm")))
+}

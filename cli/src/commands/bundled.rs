@@ -1,0 +1,87 @@
+//! Running a compiled bundle (`.qyvc`): its manifest and wasm come from verified blobs, and its
+//! precompiled code is moved into the compile cache when it was built for this host's engine,
+//! so the run maps it instead of compiling.
+
+use std::path::Path;
+
+use qyvol_common::bundle::{ANN_ENGINE, Bundle, BundleError, MEDIA_QYV, MEDIA_WASM};
+use qyvol_common::{LoadOptions, Manifest};
+use qyvol_runtime::{Cache, Wasm};
+
+use crate::exit::{Code, Failure};
+use crate::i18n::Msg;
+
+pub struct Opened {
+    pub bundle: Bundle,
+    pub manifest: Manifest,
+    pub wasm: Wasm,
+}
+
+pub fn open(path: &Path, options: LoadOptions) -> Result<Opened, Failure> {
+    let bundle = Bundle::open(path)?;
+    let layer = |media: &str| {
+        bundle.layer(media).cloned().ok_or_else(|| {
+            Failure::new(
+                Code::NotWasm,
+                Msg::BadBundle,
+                format!("`{}` has no `{media}` layer", path.display()),
+            )
+        })
+    };
+    let qyv = bundle.read_blob(&layer(MEDIA_QYV)?)?;
+    let manifest = Manifest::from_bundle(path, &qyv, options)?;
+    let wasm_bytes = bundle.read_blob(&layer(MEDIA_WASM)?)?;
+    let wasm = Wasm::from_bytes(path.to_path_buf(), wasm_bytes)?;
+    Ok(Opened {
+        bundle,
+        manifest,
+        wasm,
+    })
+}
+
+/// Puts the bundle's precompiled code for this engine in `cache`, verified against its digest
+/// while streaming. Nothing happens when no layer matches: the wasm is compiled instead.
+pub fn import_precompiled(opened: &Opened, cache: &Cache, fuel: bool) -> Result<(), Failure> {
+    let fingerprint = qyvol_runtime::host_fingerprint(fuel)?;
+    let digest = &opened.wasm.info.sha256;
+    let kind = opened.wasm.info.kind;
+    let Some(layer) = opened
+        .bundle
+        .precompiled()
+        .find(|l| l.annotations.get(ANN_ENGINE) == Some(&fingerprint))
+    else {
+        return Ok(());
+    };
+    if cache.contains(&fingerprint, digest, kind) {
+        return Ok(());
+    }
+    let mut failure = None;
+    let stored = cache.import(&fingerprint, digest, kind, |out| {
+        opened.bundle.copy_blob(layer, out).map_err(|e| {
+            let err = std::io::Error::other(e.to_string());
+            failure = Some(e);
+            err
+        })
+    });
+    match (stored, failure) {
+        (_, Some(e)) => Err(e.into()),
+        (Err(e), None) => {
+            tracing::warn!(error = %e, "cannot store the bundle's precompiled code; compiling instead");
+            Ok(())
+        }
+        (Ok(()), None) => Ok(()),
+    }
+}
+
+impl From<BundleError> for Failure {
+    fn from(e: BundleError) -> Self {
+        match &e {
+            BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Failure::new(Code::MissingFile, Msg::MissingFile, e)
+            }
+            BundleError::Io { .. } | BundleError::Format { .. } | BundleError::Digest { .. } => {
+                Failure::new(Code::NotWasm, Msg::BadBundle, e)
+            }
+        }
+    }
+}

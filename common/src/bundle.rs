@@ -1,0 +1,361 @@
+//! The compiled bundle (`.qyvc`): an OCI image layout in a tar, so it is at once Qyvol's
+//! fast-start format and a standard artifact (skopeo, oras and crane read it).
+//!
+//! ```text
+//! oci-layout                 {"imageLayoutVersion":"1.0.0"}
+//! index.json                 one image manifest, ref name = the app's name
+//! blobs/sha256/<manifest>    config application/vnd.wasm.config.v0+json (CNCF Wasm OCI artifact)
+//!                            layers: application/wasm                         the module
+//!                                    application/vnd.qyvol.manifest.v1+yaml   the .qyv
+//!                                    application/vnd.qyvol.precompiled.v1     native code, annotated
+//!                                        dev.qyvol.platform / dev.qyvol.engine / dev.qyvol.wasmtime
+//! ```
+//!
+//! Reading never trusts the tar: only regular files at the layout's paths are indexed, and every
+//! blob is checked against its digest and size before use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MEDIA_WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
+pub const MEDIA_WASM: &str = "application/wasm";
+pub const MEDIA_QYV: &str = "application/vnd.qyvol.manifest.v1+yaml";
+pub const MEDIA_PRECOMPILED: &str = "application/vnd.qyvol.precompiled.v1";
+pub const ANN_PLATFORM: &str = "dev.qyvol.platform";
+pub const ANN_ENGINE: &str = "dev.qyvol.engine";
+pub const ANN_WASMTIME: &str = "dev.qyvol.wasmtime";
+const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
+const ANN_TITLE: &str = "org.opencontainers.image.title";
+/// index.json, manifests and configs are small; anything larger is not a bundle of ours.
+const MAX_METADATA: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageManifest {
+    pub schema_version: u32,
+    pub media_type: String,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageIndex {
+    schema_version: u32,
+    #[serde(default)]
+    media_type: Option<String>,
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read bundle `{path}`: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("`{path}` is not a Qyvol bundle: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error(
+        "bundle `{path}` is damaged or tampered with: blob `{digest}` does not match its digest; rebuild it with `qyvol build`"
+    )]
+    Digest { path: PathBuf, digest: String },
+}
+
+/// Native code for one platform and engine, to put in a bundle.
+#[derive(Debug)]
+pub struct Precompiled {
+    pub code: Vec<u8>,
+    pub platform: String,
+    pub engine: String,
+    pub wasmtime: String,
+}
+
+/// Everything `qyvol build` puts in a bundle.
+#[derive(Debug)]
+pub struct BundleParts<'a> {
+    pub name: &'a str,
+    pub qyv: &'a [u8],
+    pub wasm: &'a [u8],
+    /// `wasip1` for core modules, `wasip2` for components (the CNCF config's `os`).
+    pub os: &'a str,
+    pub precompiled: Option<Precompiled>,
+}
+
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn descriptor(media_type: &str, bytes: &[u8], annotations: BTreeMap<String, String>) -> Descriptor {
+    Descriptor {
+        media_type: media_type.into(),
+        digest: sha256_digest(bytes),
+        size: bytes.len() as u64,
+        annotations,
+    }
+}
+
+/// Writes the bundle to `out` atomically (a temp file renamed into place).
+pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
+    let wasm = descriptor(MEDIA_WASM, parts.wasm, BTreeMap::new());
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "wasm",
+        "os": parts.os,
+        "layerDigests": [wasm.digest],
+    }))
+    .map_err(io::Error::other)?;
+    let mut blobs: Vec<&[u8]> = vec![&config, parts.wasm, parts.qyv];
+    let mut layers = vec![wasm, descriptor(MEDIA_QYV, parts.qyv, BTreeMap::new())];
+    if let Some(p) = &parts.precompiled {
+        let ann = BTreeMap::from([
+            (ANN_PLATFORM.to_string(), p.platform.clone()),
+            (ANN_ENGINE.to_string(), p.engine.clone()),
+            (ANN_WASMTIME.to_string(), p.wasmtime.clone()),
+        ]);
+        layers.push(descriptor(MEDIA_PRECOMPILED, &p.code, ann));
+        blobs.push(&p.code);
+    }
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: MEDIA_MANIFEST.into(),
+        config: descriptor(MEDIA_WASM_CONFIG, &config, BTreeMap::new()),
+        layers,
+        annotations: BTreeMap::from([(ANN_TITLE.to_string(), parts.name.to_string())]),
+    };
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+        manifests: vec![descriptor(
+            MEDIA_MANIFEST,
+            &manifest_bytes,
+            BTreeMap::from([(ANN_REF_NAME.to_string(), "latest".to_string())]),
+        )],
+    };
+    blobs.push(&manifest_bytes);
+
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    {
+        let mut tar = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
+        let mut add = |path: &str, bytes: &[u8]| -> io::Result<()> {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, path, bytes)
+        };
+        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        add(
+            "index.json",
+            &serde_json::to_vec_pretty(&index).map_err(io::Error::other)?,
+        )?;
+        let mut seen = std::collections::HashSet::new();
+        for blob in blobs {
+            let digest = sha256_digest(blob);
+            if seen.insert(digest.clone()) {
+                add(
+                    &format!("blobs/sha256/{}", &digest["sha256:".len()..]),
+                    blob,
+                )?;
+            }
+        }
+        tar.into_inner()?.flush()?;
+    }
+    tmp.as_file().sync_data()?;
+    tmp.persist(out).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// An opened bundle: its verified image manifest, and where each blob lies in the tar.
+#[derive(Debug)]
+pub struct Bundle {
+    pub path: PathBuf,
+    pub manifest: ImageManifest,
+    pub manifest_digest: String,
+    blobs: HashMap<String, (u64, u64)>,
+}
+
+impl Bundle {
+    pub fn open(path: &Path) -> Result<Self, BundleError> {
+        let io_err = |source| BundleError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let format = |reason: String| BundleError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let mut archive = tar::Archive::new(file);
+        let mut blobs = HashMap::new();
+        let mut index_bytes = None;
+        let mut layout = false;
+        for entry in archive.entries().map_err(io_err)? {
+            let mut entry = entry.map_err(|e| format(format!("broken tar: {e}")))?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map_err(|e| format(e.to_string()))?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            let size = entry.size();
+            match name.as_str() {
+                "oci-layout" => layout = true,
+                "index.json" => {
+                    if size > MAX_METADATA {
+                        return Err(format("index.json is too large".into()));
+                    }
+                    let mut buf = Vec::new();
+                    entry.read_to_end(&mut buf).map_err(io_err)?;
+                    index_bytes = Some(buf);
+                }
+                _ => {
+                    if let Some(hex) = name.strip_prefix("blobs/sha256/")
+                        && hex.len() == 64
+                        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                    {
+                        blobs.insert(format!("sha256:{hex}"), (entry.raw_file_position(), size));
+                    }
+                }
+            }
+        }
+        if !layout {
+            return Err(format("no `oci-layout` file".into()));
+        }
+        let index: ImageIndex =
+            serde_json::from_slice(&index_bytes.ok_or_else(|| format("no `index.json`".into()))?)
+                .map_err(|e| format(format!("bad index.json: {e}")))?;
+        let desc = index
+            .manifests
+            .iter()
+            .find(|d| d.media_type == MEDIA_MANIFEST)
+            .ok_or_else(|| format("index.json lists no image manifest".into()))?
+            .clone();
+        let mut bundle = Self {
+            path: path.to_path_buf(),
+            manifest: ImageManifest {
+                schema_version: 2,
+                media_type: String::new(),
+                config: desc.clone(),
+                layers: vec![],
+                annotations: BTreeMap::new(),
+            },
+            manifest_digest: desc.digest.clone(),
+            blobs,
+        };
+        if desc.size > MAX_METADATA {
+            return Err(format("the image manifest is too large".into()));
+        }
+        let manifest_bytes = bundle.read_blob(&desc)?;
+        bundle.manifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| format(format!("bad image manifest: {e}")))?;
+        if bundle.manifest.config.media_type != MEDIA_WASM_CONFIG {
+            return Err(format(format!(
+                "config media type `{}` is not a Wasm OCI artifact",
+                bundle.manifest.config.media_type
+            )));
+        }
+        Ok(bundle)
+    }
+
+    /// The first layer of a media type.
+    pub fn layer(&self, media_type: &str) -> Option<&Descriptor> {
+        self.manifest
+            .layers
+            .iter()
+            .find(|l| l.media_type == media_type)
+    }
+
+    /// Precompiled layers, one per platform and engine.
+    pub fn precompiled(&self) -> impl Iterator<Item = &Descriptor> {
+        self.manifest
+            .layers
+            .iter()
+            .filter(|l| l.media_type == MEDIA_PRECOMPILED)
+    }
+
+    /// A blob's bytes, checked against its descriptor's digest and size.
+    pub fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>, BundleError> {
+        let mut out = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0).min(1 << 30));
+        self.copy_blob(desc, &mut out)?;
+        Ok(out)
+    }
+
+    /// Streams a blob to `out`, checking digest and size; on a mismatch `out` has received
+    /// unverified bytes and must be discarded by the caller.
+    pub fn copy_blob(
+        &self,
+        desc: &Descriptor,
+        out: &mut (impl Write + ?Sized),
+    ) -> Result<(), BundleError> {
+        let io_err = |source| BundleError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let tampered = || BundleError::Digest {
+            path: self.path.clone(),
+            digest: desc.digest.clone(),
+        };
+        let &(offset, size) = self
+            .blobs
+            .get(&desc.digest)
+            .ok_or_else(|| BundleError::Format {
+                path: self.path.clone(),
+                reason: format!("blob `{}` is missing", desc.digest),
+            })?;
+        if size != desc.size {
+            return Err(tampered());
+        }
+        let mut file = File::open(&self.path).map_err(io_err)?;
+        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+        let mut reader = file.take(size);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = reader.read(&mut buf).map_err(io_err)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io_err)?;
+            total += n as u64;
+        }
+        if total != size || format!("sha256:{}", hex::encode(hasher.finalize())) != desc.digest {
+            return Err(tampered());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` looks like a tar archive (a bundle) rather than a manifest or a module.
+pub fn is_bundle_file(path: &Path) -> bool {
+    let mut header = [0u8; 262];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok()
+        && &header[257..262] == b"ustar"
+}
