@@ -5,14 +5,19 @@
 //! Layout under the cache folder:
 //! - `code/<fingerprint>/<sha256>.<kind>.cwasm` — wasmtime's precompiled artifact, as
 //!   `wasmtime compile` would write it;
-//! - `code/<fingerprint>/<sha256>.<kind>.seal` — its length and xxh3 checksum, written after
-//!   it; its modification time is the entry's last use (for LRU eviction);
+//! - `code/<fingerprint>/<sha256>.<kind>.seal` — its length, xxh3 checksum and file identity
+//!   (mtime, inode), written after it; its own modification time is the entry's last use (for
+//!   LRU eviction);
 //! - `paths/<sha256 of the path>.json` — the last seen size, mtime and inode of a wasm file
 //!   with its digest and inspection, so a warm run does not read or hash the wasm at all.
 //!
 //! Every write is a temp file renamed into place, so readers see whole files or none, and two
 //! processes storing the same entry both succeed. A truncated, corrupted or foreign artifact
 //! fails its seal (or wasmtime's own header checks) and is recompiled, never executed.
+//!
+//! Checking a seal costs a `stat` when the artifact's size, mtime and inode are the ones sealed
+//! (no write has touched it since, so a hit on a 100 MB artifact maps it without reading it);
+//! otherwise the whole file is hashed and must match the sealed checksum.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -32,10 +37,36 @@ pub struct Cache {
     max_bytes: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Seal {
     len: u64,
     xxh3: String,
+    /// Identity of the artifact file when sealed: (mtime in ns, inode).
+    #[serde(default)]
+    id: Option<(u128, u64)>,
+}
+
+impl Seal {
+    fn of(bytes_len: u64, hash: u64) -> Self {
+        Self {
+            len: bytes_len,
+            xxh3: format!("{hash:016x}"),
+            id: None,
+        }
+    }
+
+    fn same_content(&self, other: &Seal) -> bool {
+        self.len == other.len && self.xxh3 == other.xxh3
+    }
+
+    /// Records the identity of the file the seal was computed for.
+    fn identify(mut self, path: &Path) -> Self {
+        self.id = fs::metadata(path).ok().map(|m| {
+            let (_, mtime, ino) = file_id(&m);
+            (mtime, ino)
+        });
+        self
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -86,8 +117,16 @@ impl Cache {
         let code = self.code_path(fingerprint, digest, kind);
         let seal_path = code.with_extension("seal");
         let seal: Seal = serde_json::from_slice(&fs::read(&seal_path).ok()?).ok()?;
-        match checksum(&code) {
-            Ok(actual) if actual == seal => {
+        let meta = fs::metadata(&code).ok()?;
+        let (len, mtime, ino) = file_id(&meta);
+        let untouched = len == seal.len && seal.id == Some((mtime, ino));
+        let verdict = if untouched {
+            Ok(true)
+        } else {
+            checksum(&code).map(|actual| actual.same_content(&seal))
+        };
+        match verdict {
+            Ok(true) => {
                 // Last use, for eviction; failing to record it is harmless.
                 let _ = fs::File::options()
                     .write(true)
@@ -95,7 +134,7 @@ impl Cache {
                     .and_then(|f| f.set_modified(SystemTime::now()));
                 Some(code)
             }
-            Ok(_) => {
+            Ok(false) => {
                 tracing::warn!(path = %code.display(), "cache entry failed its seal; recompiling");
                 self.remove(&code);
                 None
@@ -113,11 +152,8 @@ impl Cache {
         code: &[u8],
     ) -> io::Result<PathBuf> {
         let path = self.code_path(fingerprint, digest, kind);
-        let seal = Seal {
-            len: code.len() as u64,
-            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(code)),
-        };
         write_atomic(&path, code)?;
+        let seal = Seal::of(code.len() as u64, xxhash_rust::xxh3::xxh3_64(code)).identify(&path);
         write_atomic(
             &path.with_extension("seal"),
             &serde_json::to_vec(&seal).map_err(io::Error::other)?,
@@ -146,13 +182,11 @@ impl Cache {
         };
         fill(&mut writer)?;
         writer.inner.flush()?;
-        let seal = Seal {
-            len: writer.len,
-            xxh3: format!("{:016x}", writer.hasher.digest()),
-        };
+        let seal = Seal::of(writer.len, writer.hasher.digest());
         drop(writer);
         tmp.as_file().sync_data()?;
         tmp.persist(&path).map_err(|e| e.error)?;
+        let seal = seal.identify(&path);
         write_atomic(
             &path.with_extension("seal"),
             &serde_json::to_vec(&seal).map_err(io::Error::other)?,
@@ -318,10 +352,7 @@ fn checksum(path: &Path) -> io::Result<Seal> {
         hasher.update(&buf[..n]);
         len += n as u64;
     }
-    Ok(Seal {
-        len,
-        xxh3: format!("{:016x}", hasher.digest()),
-    })
+    Ok(Seal::of(len, hasher.digest()))
 }
 
 /// Writes `bytes` to a temp file beside `path` and renames it into place.

