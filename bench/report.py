@@ -61,6 +61,23 @@ def check(desc, ok):
 
 m = lambda rs, k: med(rs[k])
 pk = lambda g, k: peaks.get((g, k)) or 0
+crit = d / "criterion.txt"
+if crit.exists():
+    out.append("## In-process instantiate + run (criterion)\n")
+    out.append("| benchmark | low | estimate | high |")
+    out.append("|---|---|---|---|")
+    name = None
+    for line in crit.read_text().splitlines():
+        if line.strip() and not line.startswith(" ") and "time:" not in line:
+            name = line.strip()
+        if "time:" in line:
+            parts = line.split("[")[1].split("]")[0].split()
+            label = name or line.split("time:")[0].strip()
+            if "time:" in line and line.split("time:")[0].strip():
+                label = line.split("time:")[0].strip()
+            out.append(f"| {label} | {parts[0]} {parts[1]} | {parts[2]} {parts[3]} | {parts[4]} {parts[5]} |")
+    out.append("")
+
 out.append("## Targets\n")
 check(f"warm `qyvol run` hello ≤ 0.6 × `wasmtime run`: {m(h,'qyvol run -q hello.qyv (warm cache)')/m(h,'wasmtime run'):.2f}×",
       m(h,'qyvol run -q hello.qyv (warm cache)') <= 0.6 * m(h,'wasmtime run'))

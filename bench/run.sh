@@ -100,5 +100,7 @@ bench yosys-warm "$YOSYS_RUNS" -- "${YOSYS[@]}"
 for ((i = 0; i < ${#YOSYS[@]}; i += 2)); do peak yosys-warm "${YOSYS[i]}" "${YOSYS[i+1]}"; done
 
 cd "$ROOT"
+# In-process instantiate+run of a compiled trivial guest (criterion).
+cargo bench --quiet -p qyvol-runtime --bench instantiate -- --noplot 2>/dev/null | tee "$WORK/json/criterion.txt"
 python3 bench/report.py "$WORK/json" > bench/results.md
 echo "wrote bench/results.md"

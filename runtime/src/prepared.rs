@@ -1,0 +1,316 @@
+//! A compiled command ready to run many times: the engine, the linked and pre-instantiated
+//! module or component, and the async runtime, kept between runs so each run only builds a
+//! store and a WASI context, instantiates and calls. `qyvol run` uses it once; servers and the
+//! benchmarks use it per request.
+
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Engine, InstancePre, Linker, Module, Store, Trap, WasmBacktrace};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+use crate::engine::{self, EpochTicker};
+use crate::inspect::WasmKind;
+use crate::limits::{LimitExceeded, Limiter};
+use crate::run::{Compilation, Limits, Outcome, RunRequest, Wasm};
+use crate::{RuntimeError, wasi};
+use std::time::Duration;
+
+pub struct Prepared {
+    engine: Engine,
+    program: Program,
+    rt: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").finish_non_exhaustive()
+    }
+}
+
+enum Program {
+    Core(InstancePre<CoreHost>),
+    Component(CommandPre<ComponentHost>),
+}
+
+struct CoreHost {
+    wasi: WasiP1Ctx,
+    limiter: Limiter,
+}
+
+struct ComponentHost {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+}
+
+impl WasiView for ComponentHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Prepared {
+    /// Compiles (or maps from the cache) and links `wasm`. `limits.fuel` decides whether the
+    /// engine meters fuel, `limits.compile` bounds compilation.
+    pub fn new(wasm: &Wasm, limits: &Limits, how: Compilation<'_>) -> Result<Self, RuntimeError> {
+        let engine = engine::new(limits.fuel.is_some())?;
+        let program = match wasm.info.kind {
+            WasmKind::CoreModule => Program::Core(link_core(&engine, wasm, limits, how)?),
+            WasmKind::Component => Program::Component(link_component(&engine, wasm, limits, how)?),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(RuntimeError::engine)?;
+        Ok(Self {
+            engine,
+            program,
+            rt,
+        })
+    }
+
+    /// One run: a fresh store and WASI context from `req`, instantiate, call, outcome.
+    pub fn run(&self, req: &RunRequest) -> Result<Outcome, RuntimeError> {
+        self.rt.block_on(async {
+            match &self.program {
+                Program::Core(pre) => self.run_core(pre, req).await,
+                Program::Component(pre) => self.run_component(pre, req).await,
+            }
+        })
+    }
+
+    /// Ends the runtime without waiting for a guest left blocked in a host call.
+    pub fn shutdown(self) {
+        self.rt.shutdown_background();
+    }
+
+    async fn run_core(
+        &self,
+        pre: &InstancePre<CoreHost>,
+        req: &RunRequest,
+    ) -> Result<Outcome, RuntimeError> {
+        let wasi = wasi::builder(req)?.build_p1();
+        let mut store = Store::new(
+            &self.engine,
+            CoreHost {
+                wasi,
+                limiter: Limiter::new(req.limits.memory),
+            },
+        );
+        store.limiter(|h| &mut h.limiter);
+        let _ticker = apply_limits(&self.engine, &mut store, &req.limits)?;
+        let body = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+            start.call_async(&mut store, ()).await
+        };
+        Ok(finish(
+            with_deadline(req.limits.timeout, body).await,
+            &req.limits,
+        ))
+    }
+
+    async fn run_component(
+        &self,
+        pre: &CommandPre<ComponentHost>,
+        req: &RunRequest,
+    ) -> Result<Outcome, RuntimeError> {
+        let ctx = wasi::builder(req)?.build();
+        let host = ComponentHost {
+            ctx,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(req.limits.memory),
+        };
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|h| &mut h.limiter);
+        let _ticker = apply_limits(&self.engine, &mut store, &req.limits)?;
+        let body = async {
+            let command = pre.instantiate_async(&mut store).await?;
+            match command.wasi_cli_run().call_run(&mut store).await? {
+                Ok(()) => Ok(()),
+                Err(()) => Err(I32Exit(1).into()),
+            }
+        };
+        Ok(finish(
+            with_deadline(req.limits.timeout, body).await,
+            &req.limits,
+        ))
+    }
+}
+
+fn link_core(
+    engine: &Engine,
+    wasm: &Wasm,
+    limits: &Limits,
+    how: Compilation<'_>,
+) -> Result<InstancePre<CoreHost>, RuntimeError> {
+    let module: Module = crate::compile::prepare(engine, wasm, limits.compile, how)?;
+    let mut linker: Linker<CoreHost> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)
+        .map_err(RuntimeError::engine)?;
+    let mut probe = Store::new(
+        engine,
+        CoreHost {
+            wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
+            limiter: Limiter::new(None),
+        },
+    );
+    check_core_imports(&module, &linker, &mut probe)?;
+    if !module.exports().any(|e| e.name() == "_start") {
+        return Err(RuntimeError::Invalid {
+            path: wasm.path.clone(),
+            reason: "it exports no `_start` function: it is a library (reactor), not a command"
+                .into(),
+        });
+    }
+    linker
+        .instantiate_pre(&module)
+        .map_err(RuntimeError::engine)
+}
+
+fn link_component(
+    engine: &Engine,
+    wasm: &Wasm,
+    limits: &Limits,
+    how: Compilation<'_>,
+) -> Result<CommandPre<ComponentHost>, RuntimeError> {
+    let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
+    let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| unsupported_component_import(&format!("{e:#}")))?;
+    CommandPre::new(pre).map_err(|_| RuntimeError::Invalid {
+        path: wasm.path.clone(),
+        reason: "the component does not export `wasi:cli/run`: it is not a command (an HTTP handler needs `runtime: wasi-http`)".into(),
+    })
+}
+
+/// Sets fuel and the epoch deadline; returns the ticker that must live as long as the run.
+fn apply_limits<T>(
+    engine: &Engine,
+    store: &mut Store<T>,
+    limits: &Limits,
+) -> Result<Option<EpochTicker>, RuntimeError> {
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel).map_err(RuntimeError::engine)?;
+    }
+    store.epoch_deadline_trap();
+    match limits.timeout {
+        Some(t) => {
+            let ticks = t.as_millis().div_ceil(engine::TICK.as_millis()).max(1);
+            store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+            Ok(Some(EpochTicker::start(engine)))
+        }
+        None => {
+            store.set_epoch_deadline(u64::MAX);
+            Ok(None)
+        }
+    }
+}
+
+/// `None` when the deadline passed: the guest was waiting in a host call (a sleep, a read),
+/// where epochs cannot reach it, and its future has been dropped.
+async fn with_deadline<F: Future<Output = wasmtime::Result<()>>>(
+    timeout: Option<Duration>,
+    body: F,
+) -> Option<wasmtime::Result<()>> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, body).await.ok(),
+        None => Some(body.await),
+    }
+}
+
+fn finish(result: Option<wasmtime::Result<()>>, limits: &Limits) -> Outcome {
+    let Some(result) = result else {
+        return Outcome::TimedOut(limits.timeout.unwrap_or_default());
+    };
+    let Err(err) = result else {
+        return Outcome::Exited(0);
+    };
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return Outcome::Exited(exit.0);
+    }
+    if let Some(l) = err.downcast_ref::<LimitExceeded>() {
+        return Outcome::LimitExceeded {
+            resource: l.resource,
+            limit: l.limit,
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => return Outcome::TimedOut(limits.timeout.unwrap_or_default()),
+        Some(Trap::OutOfFuel) => return Outcome::FuelExhausted(limits.fuel.unwrap_or_default()),
+        _ => {}
+    }
+    let trap = match err.downcast_ref::<Trap>() {
+        Some(t) => t.to_string().trim_start_matches("wasm trap: ").to_string(),
+        None => format!("{:#}", err.root_cause()),
+    };
+    let backtrace = err
+        .downcast_ref::<WasmBacktrace>()
+        .map(frames)
+        .unwrap_or_default();
+    Outcome::Trapped { trap, backtrace }
+}
+
+fn frames(bt: &WasmBacktrace) -> Vec<String> {
+    bt.frames()
+        .iter()
+        .map(|f| {
+            let name = f
+                .func_name()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("<wasm function {}>", f.func_index()));
+            match f.module_offset() {
+                Some(off) => format!("{name} @ {off:#x}"),
+                None => name,
+            }
+        })
+        .collect()
+}
+
+/// Refuses imports no one provides before instantiation, naming the import and what would.
+fn check_core_imports(
+    module: &Module,
+    linker: &Linker<CoreHost>,
+    store: &mut Store<CoreHost>,
+) -> Result<(), RuntimeError> {
+    for import in module.imports() {
+        if linker
+            .get(&mut *store, import.module(), import.name())
+            .is_ok()
+        {
+            continue;
+        }
+        let hint = match import.module() {
+            "wasi_snapshot_preview1" => "no such WASI preview 1 function exists; rebuild the module with a current toolchain".to_string(),
+            "wasi_unstable" => "the module targets the retired `wasi_unstable` snapshot: rebuild it for `wasm32-wasip1`".to_string(),
+            "env" => "`env` imports are left for a JavaScript or embedder glue: build for `wasm32-wasip1` with every symbol defined".to_string(),
+            m if m.starts_with("wasi:") => "WASI 0.2 interfaces are for components: build for `wasm32-wasip2`".to_string(),
+            m => format!("core modules get WASI preview 1 (`wasi_snapshot_preview1`) only; nothing provides `{m}`"),
+        };
+        return Err(RuntimeError::UnsupportedImport {
+            import: format!("{}::{}", import.module(), import.name()),
+            hint,
+        });
+    }
+    Ok(())
+}
+
+fn unsupported_component_import(message: &str) -> RuntimeError {
+    let import = message.split('`').nth(1).unwrap_or("?").to_string();
+    let hint = if import.starts_with("wasi:http") {
+        "HTTP handlers need `runtime: wasi-http` and `qyvol serve`".to_string()
+    } else if import.starts_with("wasi:") {
+        format!(
+            "Qyvol provides WASI 0.2 (`wasi:cli`, `wasi:filesystem`, `wasi:clocks`, `wasi:random`, `wasi:io`, `wasi:sockets`) but not this interface ({message})"
+        )
+    } else {
+        format!("components get WASI 0.2 interfaces only ({message})")
+    };
+    RuntimeError::UnsupportedImport { import, hint }
+}
