@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use crate::{Scratch, qyvol, repo_root, stderr, stdout};
+use crate::{Scratch, repo_root, stderr, stdout};
 
+/// `qyvol` with its own home, logging whether it compiles or maps precompiled code.
 fn qyvol_in(home: &Path) -> assert_cmd::Command {
-    let mut cmd = qyvol();
-    cmd.env("QYVOL_HOME", home)
-        .env("QYVOL_LOG", "qyvol_runtime=debug");
+    let mut cmd = crate::qyvol_in(home);
+    cmd.env("QYVOL_LOG", "qyvol_runtime=debug");
     cmd
 }
 

@@ -2,14 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Scratch, guest, qyvol, repo_root, stderr, stdout};
-
-/// `qyvol` with its own, initially empty, `QYVOL_HOME`.
-fn qyvol_in(home: &Path) -> assert_cmd::Command {
-    let mut cmd = qyvol();
-    cmd.env("QYVOL_HOME", home);
-    cmd
-}
+use crate::{Scratch, guest, qyvol_in, repo_root, stderr, stdout};
 
 fn artifacts(home: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -36,6 +36,13 @@ pub fn qyvol() -> Command {
     cmd
 }
 
+/// `qyvol` with its own `QYVOL_HOME` (its own compile cache).
+pub fn qyvol_in(home: &Path) -> Command {
+    let mut cmd = qyvol();
+    cmd.env("QYVOL_HOME", home);
+    cmd
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
