@@ -8,6 +8,7 @@ mod home;
 mod manifest;
 mod policy;
 mod types;
+mod yaml;
 
 pub use error::{ErrorKind, ManifestError};
 pub use home::Home;
