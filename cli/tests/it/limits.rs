@@ -212,3 +212,29 @@ fn random_get_of_four_gibibytes_traps_without_allocating() {
         .expect("run");
     assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
 }
+
+/// Real C++ programs (yosys, built by wasi-sdk) use the exception-handling proposal.
+#[test]
+fn modules_using_wasm_exceptions_run_and_uncaught_ones_trap() {
+    let s = Scratch::new();
+    let caught = s.wat(
+        "caught.wasm",
+        r#"(module
+            (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (tag $e (param i32))
+            (memory (export "memory") 1)
+            (func (export "_start")
+              (block $h (result i32)
+                (try_table (catch $e $h) (throw $e (i32.const 7)))
+                (i32.const 0))
+              call $exit))"#,
+    );
+    let out = qyvol().args(["run", "-q"]).arg(&caught).output().expect("run");
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let uncaught = s.wat(
+        "uncaught.wasm",
+        r#"(module (tag $e) (memory (export "memory") 1) (func (export "_start") (throw $e)))"#,
+    );
+    let out = qyvol().args(["run", "-q"]).arg(&uncaught).output().expect("run");
+    assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
+}
