@@ -53,10 +53,14 @@ bench() {
   hyperfine -N --style basic --warmup "$([ "$runs" -gt 3 ] && echo 3 || echo 0)" --runs "$runs" \
     "${prep[@]}" --export-json "$WORK/json/$name.json" "${args[@]}"
 }
-# peak NAME LABEL COMMAND: median peak RSS (KiB) of 5 runs
+# peak NAME LABEL COMMAND: median peak RSS (KiB) of 5 runs (COMMAND is split on spaces)
 peak() {
-  local out=() i
-  for i in 1 2 3 4 5; do out+=("$( { /usr/bin/time -f '%M' bash -c "$3" >/dev/null 2>/dev/null; } 2>&1 | tail -1)"); done
+  local out=() i f=$WORK/json/time.out
+  for i in 1 2 3 4 5; do
+    # shellcheck disable=SC2086
+    /usr/bin/time -f '%M' -o "$f" $3 >/dev/null 2>&1 || true
+    out+=("$(tail -1 "$f")")
+  done
   printf '%s\t%s\t%s\n' "$1" "$2" "$(printf '%s\n' "${out[@]}" | sort -n | sed -n 3p)" >> "$WORK/json/peak.tsv"
 }
 : > "$WORK/json/peak.tsv"
@@ -101,6 +105,6 @@ for ((i = 0; i < ${#YOSYS[@]}; i += 2)); do peak yosys-warm "${YOSYS[i]}" "${YOS
 
 cd "$ROOT"
 # In-process instantiate+run of a compiled trivial guest (criterion).
-cargo bench --quiet -p qyvol-runtime --bench instantiate -- --noplot 2>/dev/null | tee "$WORK/json/criterion.txt"
+cargo bench --quiet -p qyvol-runtime --bench instantiate -- --noplot | tee "$WORK/json/criterion.txt"
 python3 bench/report.py "$WORK/json" > bench/results.md
 echo "wrote bench/results.md"

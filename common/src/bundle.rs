@@ -210,7 +210,7 @@ impl Bundle {
         let mut blobs = HashMap::new();
         let mut index_bytes = None;
         let mut layout = false;
-        for entry in archive.entries().map_err(io_err)? {
+        for entry in archive.entries_with_seek().map_err(io_err)? {
             let mut entry = entry.map_err(|e| format(format!("broken tar: {e}")))?;
             if entry.header().entry_type() != tar::EntryType::Regular {
                 continue;

@@ -184,7 +184,6 @@ impl Cache {
         writer.inner.flush()?;
         let seal = Seal::of(writer.len, writer.hasher.digest());
         drop(writer);
-        tmp.as_file().sync_data()?;
         tmp.persist(&path).map_err(|e| e.error)?;
         let seal = seal.identify(&path);
         write_atomic(
@@ -235,6 +234,24 @@ impl Cache {
         }
     }
 
+    /// The inspection of a module known by its sha256 (e.g. a bundle's wasm layer).
+    pub fn info_get(&self, digest: &str) -> Option<ModuleInfo> {
+        let info: ModuleInfo = serde_json::from_slice(
+            &fs::read(self.dir.join("info").join(format!("{digest}.json"))).ok()?,
+        )
+        .ok()?;
+        (info.sha256 == digest).then_some(info)
+    }
+
+    pub fn info_put(&self, info: &ModuleInfo) {
+        if let Ok(bytes) = serde_json::to_vec(info) {
+            let _ = write_atomic(
+                &self.dir.join("info").join(format!("{}.json", info.sha256)),
+                &bytes,
+            );
+        }
+    }
+
     /// Every stored artifact, most recently used first.
     pub fn entries(&self) -> io::Result<Vec<CacheEntry>> {
         let mut out = Vec::new();
@@ -276,7 +293,7 @@ impl Cache {
     /// Removes everything; returns the bytes freed.
     pub fn clear(&self) -> io::Result<u64> {
         let freed = self.entries()?.iter().map(|e| e.size).sum();
-        for sub in ["code", "paths"] {
+        for sub in ["code", "paths", "info"] {
             match fs::remove_dir_all(self.dir.join(sub)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -361,7 +378,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_data()?;
+    // No fsync: after a crash a short or empty artifact fails its seal and is recompiled.
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

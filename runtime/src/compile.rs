@@ -14,7 +14,7 @@ use crate::run::{Compilation, Wasm};
 use crate::{RuntimeError, engine};
 
 /// What the cache stores and maps back: a core module or a component.
-pub(crate) trait Artifact: Sized + Send + 'static {
+pub(crate) trait Artifact: Sized + Send + Clone + 'static {
     const KIND: WasmKind;
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
@@ -92,17 +92,44 @@ pub(crate) fn prepare<A: Artifact>(
     }
     let artifact = compiled?;
     if let Some(cache) = how.cache {
+        // Stored while the guest already runs; `finish_cache_writes` waits for it before exit.
         // A cache that cannot be written only costs the next run a compilation.
-        match artifact.serialize() {
+        let (cache, artifact, digest) = (cache.clone(), artifact.clone(), wasm.info.sha256.clone());
+        let store = move || match artifact.serialize() {
             Ok(code) => {
-                if let Err(e) = cache.put(&fingerprint, &wasm.info.sha256, A::KIND, &code) {
+                if let Err(e) = cache.put(&fingerprint, &digest, A::KIND, &code) {
                     tracing::warn!(error = %e, "cannot store compiled code in the cache");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot serialize compiled code"),
+        };
+        match std::thread::Builder::new()
+            .name("qyvol-cache-write".into())
+            .spawn(store)
+        {
+            Ok(handle) => PENDING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(handle),
+            Err(e) => tracing::warn!(error = %e, "cannot start the cache writer"),
         }
     }
     Ok(artifact)
+}
+
+static PENDING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Waits for compiled code still being written to the cache.
+pub fn finish_cache_writes() {
+    let pending = std::mem::take(
+        &mut *PENDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for handle in pending {
+        let _ = handle.join();
+    }
 }
 
 /// Compiles on a worker thread and gives up after `limit`: the abandoned compilation ends with

@@ -15,12 +15,21 @@ pub(crate) const TICK: Duration = Duration::from_millis(10);
 
 /// One engine configuration per run. Fuel metering changes the generated code, so it is only
 /// switched on when a fuel limit is asked for.
+/// Engines are made once per process and configuration and shared (an `Engine` is a cheap
+/// handle): creating one costs about a millisecond, a third of a warm run.
 pub(crate) fn new(fuel: bool) -> Result<Engine, RuntimeError> {
+    static ENGINES: [std::sync::OnceLock<Engine>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    let slot = &ENGINES[usize::from(fuel)];
+    if let Some(engine) = slot.get() {
+        return Ok(engine.clone());
+    }
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.consume_fuel(fuel);
     config.parallel_compilation(true);
-    Engine::new(&config).map_err(RuntimeError::engine)
+    let engine = Engine::new(&config).map_err(RuntimeError::engine)?;
+    Ok(slot.get_or_init(|| engine).clone())
 }
 
 /// Identifies the code an engine generates: wasmtime's version, the host, and every setting

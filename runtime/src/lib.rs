@@ -19,8 +19,8 @@ pub use error::RuntimeError;
 pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
 pub use limits::Resource;
 pub use run::{
-    Compilation, CompileProgress, Limits, MountGrant, Outcome, Prepared, RunRequest, Wasm, load,
-    precompile, run,
+    Compilation, CompileProgress, Limits, Loader, MountGrant, Outcome, Prepared, RunRequest, Wasm,
+    load, precompile, run,
 };
 
 /// Default cap on the size of a module accepted for compilation.

@@ -18,11 +18,24 @@ pub use crate::wasi::MountGrant;
 
 /// A wasm binary, inspected and ready to compile. On a warm run its bytes are never read: the
 /// cache knows its digest and inspection from the file's size, mtime and inode.
-#[derive(Debug)]
 pub struct Wasm {
     pub path: PathBuf,
     bytes: std::sync::OnceLock<Arc<[u8]>>,
+    /// Where the bytes come from when they are needed: the file at `path` when `None`.
+    loader: Option<Loader>,
     pub info: ModuleInfo,
+}
+
+/// Fetches a module's bytes on demand (e.g. a bundle's wasm blob, verified as it is read).
+pub type Loader = Box<dyn Fn() -> Result<Vec<u8>, String> + Send + Sync>;
+
+impl std::fmt::Debug for Wasm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wasm")
+            .field("path", &self.path)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Wasm {
@@ -35,8 +48,20 @@ impl Wasm {
         Ok(Self {
             path,
             bytes: Arc::<[u8]>::from(bytes).into(),
+            loader: None,
             info,
         })
+    }
+
+    /// A module known by its inspection (from the cache), whose bytes `loader` fetches only if
+    /// it has to be compiled.
+    pub fn deferred(path: PathBuf, info: ModuleInfo, loader: Loader) -> Self {
+        Self {
+            path,
+            bytes: std::sync::OnceLock::new(),
+            loader: Some(loader),
+            info,
+        }
     }
 
     /// The bytes, read now if they were not; a file changed since it was inspected is an error.
@@ -44,12 +69,20 @@ impl Wasm {
         if let Some(b) = self.bytes.get() {
             return Ok(b.clone());
         }
-        let bytes: Arc<[u8]> = std::fs::read(&self.path)
-            .map_err(|source| RuntimeError::Read {
-                path: self.path.clone(),
-                source,
-            })?
-            .into();
+        let bytes: Arc<[u8]> = match &self.loader {
+            Some(load) => load()
+                .map_err(|reason| RuntimeError::Invalid {
+                    path: self.path.clone(),
+                    reason,
+                })?
+                .into(),
+            None => std::fs::read(&self.path)
+                .map_err(|source| RuntimeError::Read {
+                    path: self.path.clone(),
+                    source,
+                })?
+                .into(),
+        };
         if crate::inspect::sha256_hex(&bytes) != self.info.sha256 {
             return Err(RuntimeError::Invalid {
                 path: self.path.clone(),
@@ -136,6 +169,7 @@ pub fn precompile(wasm: &Wasm, how: Compilation<'_>) -> Result<(Vec<u8>, String)
         }
     }
     .map_err(RuntimeError::engine)?;
+    crate::compile::finish_cache_writes();
     Ok((code, engine::fingerprint(&engine)))
 }
 
@@ -155,6 +189,7 @@ pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, R
         return Ok(Wasm {
             path: path.to_path_buf(),
             bytes: std::sync::OnceLock::new(),
+            loader: None,
             info,
         });
     }
@@ -176,14 +211,18 @@ pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, R
     Ok(Wasm {
         path: path.to_path_buf(),
         bytes: Arc::<[u8]>::from(bytes).into(),
+        loader: None,
         info,
     })
 }
 
 /// Compiles and runs `wasm` once as a command with the grants and limits in `req`.
 pub fn run(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Outcome, RuntimeError> {
-    let prepared = Prepared::new(wasm, &req.limits, how)?;
-    let outcome = prepared.run(req);
-    prepared.shutdown();
+    let outcome = Prepared::new(wasm, &req.limits, how).and_then(|prepared| {
+        let outcome = prepared.run(req);
+        prepared.shutdown();
+        outcome
+    });
+    crate::compile::finish_cache_writes();
     outcome
 }

@@ -17,7 +17,9 @@ pub struct Opened {
     pub wasm: Wasm,
 }
 
-pub fn open(path: &Path, options: LoadOptions) -> Result<Opened, Failure> {
+/// Opens a bundle. With a cache that already knows its wasm layer, the wasm is not read now:
+/// only if it has to be compiled, verified as it is read.
+pub fn open(path: &Path, options: LoadOptions, cache: Option<&Cache>) -> Result<Opened, Failure> {
     let bundle = Bundle::open(path)?;
     let layer = |media: &str| {
         bundle.layer(media).cloned().ok_or_else(|| {
@@ -30,8 +32,29 @@ pub fn open(path: &Path, options: LoadOptions) -> Result<Opened, Failure> {
     };
     let qyv = bundle.read_blob(&layer(MEDIA_QYV)?)?;
     let manifest = Manifest::from_bundle(path, &qyv, options)?;
-    let wasm_bytes = bundle.read_blob(&layer(MEDIA_WASM)?)?;
-    let wasm = Wasm::from_bytes(path.to_path_buf(), wasm_bytes)?;
+    let wasm_layer = layer(MEDIA_WASM)?;
+    let digest = wasm_layer
+        .digest
+        .strip_prefix("sha256:")
+        .unwrap_or_default();
+    let wasm = match cache.and_then(|c| c.info_get(digest)) {
+        Some(info) => {
+            let bundle_path = path.to_path_buf();
+            let loader = move || {
+                Bundle::open(&bundle_path)
+                    .and_then(|b| b.read_blob(&wasm_layer))
+                    .map_err(|e| e.to_string())
+            };
+            Wasm::deferred(path.to_path_buf(), info, Box::new(loader))
+        }
+        None => {
+            let wasm = Wasm::from_bytes(path.to_path_buf(), bundle.read_blob(&wasm_layer)?)?;
+            if let Some(c) = cache {
+                c.info_put(&wasm.info);
+            }
+            wasm
+        }
+    };
     Ok(Opened {
         bundle,
         manifest,

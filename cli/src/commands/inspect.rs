@@ -125,6 +125,7 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
             allow_outside: true,
             ..LoadOptions::default()
         },
+        None,
     )?;
     let (bundle, manifest, info) = (&opened.bundle, &opened.manifest, &opened.wasm.info);
     let host = qyvol_runtime::host_fingerprint(false)?;

@@ -123,7 +123,7 @@ impl RunCommand {
         };
         let cache = (!self.no_cache).then(super::cache::open);
         let (manifest, wasm, bundle) = if qyvol_common::bundle::is_bundle_file(&self.file) {
-            let opened = super::bundled::open(&self.file, options)?;
+            let opened = super::bundled::open(&self.file, options, cache.as_ref())?;
             (opened.manifest.clone(), None, Some(opened))
         } else if super::is_wasm_file(&self.file) {
             (Manifest::for_wasm(&self.file)?, None, None)

@@ -229,12 +229,20 @@ fn modules_using_wasm_exceptions_run_and_uncaught_ones_trap() {
                 (i32.const 0))
               call $exit))"#,
     );
-    let out = qyvol().args(["run", "-q"]).arg(&caught).output().expect("run");
+    let out = qyvol()
+        .args(["run", "-q"])
+        .arg(&caught)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let uncaught = s.wat(
         "uncaught.wasm",
         r#"(module (tag $e) (memory (export "memory") 1) (func (export "_start") (throw $e)))"#,
     );
-    let out = qyvol().args(["run", "-q"]).arg(&uncaught).output().expect("run");
+    let out = qyvol()
+        .args(["run", "-q"])
+        .arg(&uncaught)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
 }
