@@ -13,20 +13,35 @@ use crate::RuntimeError;
 /// guest is stopped after its deadline.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 
-/// One engine configuration per run. Fuel metering changes the generated code, so it is only
-/// switched on when a fuel limit is asked for.
+/// The engine settings that change generated code, chosen from what a run needs: fuel
+/// metering only with a fuel limit, epoch checks only with a time limit (both cost compile time
+/// and run time, so code for a run without limits carries neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineConfig {
+    pub fuel: bool,
+    pub epoch: bool,
+}
+
+impl EngineConfig {
+    pub fn for_limits(limits: &crate::Limits) -> Self {
+        Self {
+            fuel: limits.fuel.is_some(),
+            epoch: limits.timeout.is_some(),
+        }
+    }
+}
+
 /// Engines are made once per process and configuration and shared (an `Engine` is a cheap
 /// handle): creating one costs about a millisecond, a third of a warm run.
-pub(crate) fn new(fuel: bool) -> Result<Engine, RuntimeError> {
-    static ENGINES: [std::sync::OnceLock<Engine>; 2] =
-        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
-    let slot = &ENGINES[usize::from(fuel)];
+pub(crate) fn new(cfg: EngineConfig) -> Result<Engine, RuntimeError> {
+    static ENGINES: [std::sync::OnceLock<Engine>; 4] = [const { std::sync::OnceLock::new() }; 4];
+    let slot = &ENGINES[usize::from(cfg.fuel) * 2 + usize::from(cfg.epoch)];
     if let Some(engine) = slot.get() {
         return Ok(engine.clone());
     }
     let mut config = Config::new();
-    config.epoch_interruption(true);
-    config.consume_fuel(fuel);
+    config.epoch_interruption(cfg.epoch);
+    config.consume_fuel(cfg.fuel);
     config.parallel_compilation(true);
     let engine = Engine::new(&config).map_err(RuntimeError::engine)?;
     Ok(slot.get_or_init(|| engine).clone())
@@ -57,9 +72,9 @@ pub fn fingerprint(engine: &Engine) -> String {
     hex::encode(&h.0.finalize()[..12])
 }
 
-/// This host's engine fingerprint for a run with or without fuel metering.
-pub fn host_fingerprint(fuel: bool) -> Result<String, RuntimeError> {
-    Ok(fingerprint(&new(fuel)?))
+/// This host's engine fingerprint for an engine configuration.
+pub fn host_fingerprint(cfg: EngineConfig) -> Result<String, RuntimeError> {
+    Ok(fingerprint(&new(cfg)?))
 }
 
 /// The platform precompiled code is for, e.g. `x86_64-linux`.

@@ -14,7 +14,7 @@ mod run;
 mod wasi;
 
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
-pub use engine::{WASMTIME_VERSION, host_fingerprint, platform};
+pub use engine::{EngineConfig, WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
 pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
 pub use limits::Resource;

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub struct Prepared {
     engine: Engine,
+    config: engine::EngineConfig,
     program: Program,
     rt: tokio::runtime::Runtime,
 }
@@ -57,7 +58,8 @@ impl Prepared {
     /// Compiles (or maps from the cache) and links `wasm`. `limits.fuel` decides whether the
     /// engine meters fuel, `limits.compile` bounds compilation.
     pub fn new(wasm: &Wasm, limits: &Limits, how: Compilation<'_>) -> Result<Self, RuntimeError> {
-        let engine = engine::new(limits.fuel.is_some())?;
+        let config = engine::EngineConfig::for_limits(limits);
+        let engine = engine::new(config)?;
         let program = match wasm.info.kind {
             WasmKind::CoreModule => Program::Core(link_core(&engine, wasm, limits, how)?),
             WasmKind::Component => Program::Component(link_component(&engine, wasm, limits, how)?),
@@ -68,6 +70,7 @@ impl Prepared {
             .map_err(RuntimeError::engine)?;
         Ok(Self {
             engine,
+            config,
             program,
             rt,
         })
@@ -75,6 +78,11 @@ impl Prepared {
 
     /// One run: a fresh store and WASI context from `req`, instantiate, call, outcome.
     pub fn run(&self, req: &RunRequest) -> Result<Outcome, RuntimeError> {
+        if req.limits.timeout.is_some() && !self.config.epoch
+            || req.limits.fuel.is_some() && !self.config.fuel
+        {
+            return Err(RuntimeError::Engine("this program was prepared without time or fuel limits; prepare it with the limits it will run under".into()));
+        }
         self.rt.block_on(async {
             match &self.program {
                 Program::Core(pre) => self.run_core(pre, req).await,
@@ -199,17 +207,16 @@ fn apply_limits<T>(
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel).map_err(RuntimeError::engine)?;
     }
-    store.epoch_deadline_trap();
+    if limits.timeout.is_some() {
+        store.epoch_deadline_trap();
+    }
     match limits.timeout {
         Some(t) => {
             let ticks = t.as_millis().div_ceil(engine::TICK.as_millis()).max(1);
             store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
             Ok(Some(EpochTicker::start(engine)))
         }
-        None => {
-            store.set_epoch_deadline(u64::MAX);
-            Ok(None)
-        }
+        None => Ok(None),
     }
 }
 

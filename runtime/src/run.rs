@@ -158,8 +158,12 @@ pub enum Outcome {
 
 /// Compiles `wasm` for this host (through the cache) and returns the native code, as stored
 /// in a bundle's precompiled layer, with the engine fingerprint it is for.
-pub fn precompile(wasm: &Wasm, how: Compilation<'_>) -> Result<(Vec<u8>, String), RuntimeError> {
-    let engine = engine::new(false)?;
+pub fn precompile(
+    wasm: &Wasm,
+    config: engine::EngineConfig,
+    how: Compilation<'_>,
+) -> Result<(Vec<u8>, String), RuntimeError> {
+    let engine = engine::new(config)?;
     let code = match wasm.info.kind {
         WasmKind::CoreModule => {
             crate::compile::prepare::<Module>(&engine, wasm, None, how)?.serialize()

@@ -94,7 +94,8 @@ impl BuildCommand {
                     .map(|s| s as &dyn qyvol_runtime::CompileProgress),
                 refresh: false,
             };
-            let (code, engine) = qyvol_runtime::precompile(&wasm, how)?;
+            let (code, engine) =
+                qyvol_runtime::precompile(&wasm, super::bundled::expected_config(&manifest), how)?;
             Some(Precompiled {
                 code,
                 platform: qyvol_runtime::platform(),

@@ -64,8 +64,12 @@ pub fn open(path: &Path, options: LoadOptions, cache: Option<&Cache>) -> Result<
 
 /// Puts the bundle's precompiled code for this engine in `cache`, verified against its digest
 /// while streaming. Nothing happens when no layer matches: the wasm is compiled instead.
-pub fn import_precompiled(opened: &Opened, cache: &Cache, fuel: bool) -> Result<(), Failure> {
-    let fingerprint = qyvol_runtime::host_fingerprint(fuel)?;
+pub fn import_precompiled(
+    opened: &Opened,
+    cache: &Cache,
+    config: qyvol_runtime::EngineConfig,
+) -> Result<(), Failure> {
+    let fingerprint = qyvol_runtime::host_fingerprint(config)?;
     let digest = &opened.wasm.info.sha256;
     let kind = opened.wasm.info.kind;
     let Some(layer) = opened
@@ -93,6 +97,16 @@ pub fn import_precompiled(opened: &Opened, cache: &Cache, fuel: bool) -> Result<
             Ok(())
         }
         (Ok(()), None) => Ok(()),
+    }
+}
+
+/// The engine configuration a run of `manifest` will use with no overriding flags: what
+/// `qyvol build` precompiles for.
+pub fn expected_config(manifest: &Manifest) -> qyvol_runtime::EngineConfig {
+    let policy = manifest.environment.policy();
+    qyvol_runtime::EngineConfig {
+        fuel: manifest.limits.fuel.is_some(),
+        epoch: manifest.limits.timeout.or(policy.timeout_cap).is_some(),
     }
 }
 

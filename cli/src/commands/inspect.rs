@@ -128,7 +128,7 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         None,
     )?;
     let (bundle, manifest, info) = (&opened.bundle, &opened.manifest, &opened.wasm.info);
-    let host = qyvol_runtime::host_fingerprint(false)?;
+    let host = qyvol_runtime::host_fingerprint(super::bundled::expected_config(manifest))?;
     let platforms: Vec<serde_json::Value> = bundle
         .precompiled()
         .map(|l| {

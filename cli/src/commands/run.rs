@@ -168,7 +168,7 @@ impl RunCommand {
                     super::bundled::import_precompiled(
                         &opened,
                         cache,
-                        request.limits.fuel.is_some(),
+                        qyvol_runtime::EngineConfig::for_limits(&request.limits),
                     )?;
                 }
                 opened.wasm

@@ -293,3 +293,41 @@ fn a_component_bundle_round_trips() {
         .expect("run");
     assert_eq!(stdout(&run), "comp\nargs\nx\n", "{}", stderr(&run));
 }
+
+#[test]
+fn a_sandboxed_bundle_is_precompiled_for_its_time_limit() {
+    // Sandbox runs have a default time limit, so their code carries epoch checks; the bundle
+    // must be precompiled for that engine, not for the plain one.
+    let (home, s) = (Scratch::new(), Scratch::new());
+    std::fs::copy(
+        repo_root().join("examples/hello.wasm"),
+        s.path("hello.wasm"),
+    )
+    .expect("copy");
+    let m = s.write(
+        "app.qyv",
+        "name: boxed\nentrypoint: hello.wasm\nruntime: wasi\nenvironment: sandbox\n",
+    );
+    let out = qyvol_in(home.dir.path())
+        .args(["build", "-q"])
+        .arg(&m)
+        .output()
+        .expect("build");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    qyvol_in(home.dir.path())
+        .args(["cache", "clear"])
+        .output()
+        .expect("clear");
+    let run = qyvol_in(home.dir.path())
+        .args(["run", "-q"])
+        .arg(s.path("boxed.qyvc"))
+        .output()
+        .expect("run");
+    assert_eq!(
+        stdout(&run),
+        "👋 ¡Hola desde Qyvol WASI!\n",
+        "{}",
+        stderr(&run)
+    );
+    assert!(!stderr(&run).contains("compiling"), "{}", stderr(&run));
+}
