@@ -186,6 +186,78 @@ pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// Where an image's blobs come from: a bundle file or the local store. Every read is checked
+/// against the descriptor's digest and size.
+pub trait ImageSource: Send + Sync {
+    /// The bundle file or store folder, for messages.
+    fn location(&self) -> &Path;
+    /// The verified image manifest, and its digest.
+    fn image(&self) -> &ImageManifest;
+    fn image_digest(&self) -> &str;
+    /// Streams a blob to `out`, checking digest and size; on an error `out` holds unverified
+    /// bytes and must be discarded.
+    fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError>;
+
+    fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>, BundleError> {
+        let mut out = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0).min(1 << 30));
+        self.copy_blob(desc, &mut out)?;
+        Ok(out)
+    }
+
+    /// The first layer of a media type.
+    fn layer(&self, media_type: &str) -> Option<&Descriptor> {
+        self.image()
+            .layers
+            .iter()
+            .find(|l| l.media_type == media_type)
+    }
+
+    /// Precompiled layers, one per platform and engine.
+    fn precompiled(&self) -> Vec<&Descriptor> {
+        self.image()
+            .layers
+            .iter()
+            .filter(|l| l.media_type == MEDIA_PRECOMPILED)
+            .collect()
+    }
+}
+
+/// Copies `size` bytes of `reader` to `out` while hashing; fails unless they match `desc`.
+pub fn copy_verified(
+    mut reader: impl Read,
+    desc: &Descriptor,
+    out: &mut dyn Write,
+    location: &Path,
+) -> Result<(), BundleError> {
+    let io_err = |source| BundleError::Io {
+        path: location.to_path_buf(),
+        source,
+    };
+    let tampered = || BundleError::Digest {
+        path: location.to_path_buf(),
+        digest: desc.digest.clone(),
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > desc.size {
+            return Err(tampered());
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io_err)?;
+    }
+    if total != desc.size || format!("sha256:{}", hex::encode(hasher.finalize())) != desc.digest {
+        return Err(tampered());
+    }
+    Ok(())
+}
+
 /// An opened bundle: its verified image manifest, and where each blob lies in the tar.
 #[derive(Debug)]
 pub struct Bundle {
@@ -280,44 +352,25 @@ impl Bundle {
         }
         Ok(bundle)
     }
+}
 
-    /// The first layer of a media type.
-    pub fn layer(&self, media_type: &str) -> Option<&Descriptor> {
-        self.manifest
-            .layers
-            .iter()
-            .find(|l| l.media_type == media_type)
+impl ImageSource for Bundle {
+    fn location(&self) -> &Path {
+        &self.path
     }
 
-    /// Precompiled layers, one per platform and engine.
-    pub fn precompiled(&self) -> impl Iterator<Item = &Descriptor> {
-        self.manifest
-            .layers
-            .iter()
-            .filter(|l| l.media_type == MEDIA_PRECOMPILED)
+    fn image(&self) -> &ImageManifest {
+        &self.manifest
     }
 
-    /// A blob's bytes, checked against its descriptor's digest and size.
-    pub fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>, BundleError> {
-        let mut out = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0).min(1 << 30));
-        self.copy_blob(desc, &mut out)?;
-        Ok(out)
+    fn image_digest(&self) -> &str {
+        &self.manifest_digest
     }
 
-    /// Streams a blob to `out`, checking digest and size; on a mismatch `out` has received
-    /// unverified bytes and must be discarded by the caller.
-    pub fn copy_blob(
-        &self,
-        desc: &Descriptor,
-        out: &mut (impl Write + ?Sized),
-    ) -> Result<(), BundleError> {
+    fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {
         let io_err = |source| BundleError::Io {
             path: self.path.clone(),
             source,
-        };
-        let tampered = || BundleError::Digest {
-            path: self.path.clone(),
-            digest: desc.digest.clone(),
         };
         let &(offset, size) = self
             .blobs
@@ -327,27 +380,14 @@ impl Bundle {
                 reason: format!("blob `{}` is missing", desc.digest),
             })?;
         if size != desc.size {
-            return Err(tampered());
+            return Err(BundleError::Digest {
+                path: self.path.clone(),
+                digest: desc.digest.clone(),
+            });
         }
         let mut file = File::open(&self.path).map_err(io_err)?;
         file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        let mut reader = file.take(size);
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = reader.read(&mut buf).map_err(io_err)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io_err)?;
-            total += n as u64;
-        }
-        if total != size || format!("sha256:{}", hex::encode(hasher.finalize())) != desc.digest {
-            return Err(tampered());
-        }
-        Ok(())
+        copy_verified(file.take(size), desc, out, &self.path)
     }
 }
 

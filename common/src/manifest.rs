@@ -127,10 +127,11 @@ impl Manifest {
         resolve(path, dir, raw, options)
     }
 
-    /// The manifest stored in a bundle: its module is the bundle's wasm layer, and its mounts
-    /// resolve against the bundle's folder.
+    /// The manifest stored in a bundle or an image: its module is the wasm layer, and its
+    /// mounts resolve against `base` (the bundle's folder, or the current one for an image).
     pub fn from_bundle(
         bundle: &Path,
+        base: &Path,
         text: &[u8],
         options: LoadOptions,
     ) -> Result<Self, ManifestError> {
@@ -142,13 +143,9 @@ impl Manifest {
             )
         })?;
         let raw = parse(bundle, text)?;
-        let dir = bundle
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
         let mut manifest = resolve(
             bundle,
-            dir,
+            base,
             raw,
             LoadOptions {
                 unbuilt: true,

@@ -3,8 +3,9 @@
 //! so the run maps it instead of compiling.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use qyvol_common::bundle::{ANN_ENGINE, Bundle, BundleError, MEDIA_QYV, MEDIA_WASM};
+use qyvol_common::bundle::{ANN_ENGINE, Bundle, BundleError, ImageSource, MEDIA_QYV, MEDIA_WASM};
 use qyvol_common::{LoadOptions, Manifest};
 use qyvol_runtime::{Cache, Wasm};
 
@@ -12,26 +13,40 @@ use crate::exit::{Code, Failure};
 use crate::i18n::Msg;
 
 pub struct Opened {
-    pub bundle: Bundle,
+    pub source: Arc<dyn ImageSource>,
     pub manifest: Manifest,
     pub wasm: Wasm,
 }
 
-/// Opens a bundle. With a cache that already knows its wasm layer, the wasm is not read now:
-/// only if it has to be compiled, verified as it is read.
+/// Opens a bundle file; its manifest's mounts resolve against the bundle's folder.
 pub fn open(path: &Path, options: LoadOptions, cache: Option<&Cache>) -> Result<Opened, Failure> {
-    let bundle = Bundle::open(path)?;
+    let base = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    open_image(Arc::new(Bundle::open(path)?), path, base, options, cache)
+}
+
+/// Opens an image from a bundle or the store. With a cache that already knows its wasm layer,
+/// the wasm is not read now: only if it has to be compiled, verified as it is read.
+pub fn open_image(
+    source: Arc<dyn ImageSource>,
+    shown: &Path,
+    base: &Path,
+    options: LoadOptions,
+    cache: Option<&Cache>,
+) -> Result<Opened, Failure> {
     let layer = |media: &str| {
-        bundle.layer(media).cloned().ok_or_else(|| {
+        source.layer(media).cloned().ok_or_else(|| {
             Failure::new(
                 Code::NotWasm,
                 Msg::BadBundle,
-                format!("`{}` has no `{media}` layer", path.display()),
+                format!("`{}` has no `{media}` layer", shown.display()),
             )
         })
     };
-    let qyv = bundle.read_blob(&layer(MEDIA_QYV)?)?;
-    let manifest = Manifest::from_bundle(path, &qyv, options)?;
+    let qyv = source.read_blob(&layer(MEDIA_QYV)?)?;
+    let manifest = Manifest::from_bundle(shown, base, &qyv, options)?;
     let wasm_layer = layer(MEDIA_WASM)?;
     let digest = wasm_layer
         .digest
@@ -39,16 +54,12 @@ pub fn open(path: &Path, options: LoadOptions, cache: Option<&Cache>) -> Result<
         .unwrap_or_default();
     let wasm = match cache.and_then(|c| c.info_get(digest)) {
         Some(info) => {
-            let bundle_path = path.to_path_buf();
-            let loader = move || {
-                Bundle::open(&bundle_path)
-                    .and_then(|b| b.read_blob(&wasm_layer))
-                    .map_err(|e| e.to_string())
-            };
-            Wasm::deferred(path.to_path_buf(), info, Box::new(loader))
+            let from = source.clone();
+            let loader = move || from.read_blob(&wasm_layer).map_err(|e| e.to_string());
+            Wasm::deferred(shown.to_path_buf(), info, Box::new(loader))
         }
         None => {
-            let wasm = Wasm::from_bytes(path.to_path_buf(), bundle.read_blob(&wasm_layer)?)?;
+            let wasm = Wasm::from_bytes(shown.to_path_buf(), source.read_blob(&wasm_layer)?)?;
             if let Some(c) = cache {
                 c.info_put(&wasm.info);
             }
@@ -56,7 +67,7 @@ pub fn open(path: &Path, options: LoadOptions, cache: Option<&Cache>) -> Result<
         }
     };
     Ok(Opened {
-        bundle,
+        source,
         manifest,
         wasm,
     })
@@ -73,8 +84,9 @@ pub fn import_precompiled(
     let digest = &opened.wasm.info.sha256;
     let kind = opened.wasm.info.kind;
     let Some(layer) = opened
-        .bundle
+        .source
         .precompiled()
+        .into_iter()
         .find(|l| l.annotations.get(ANN_ENGINE) == Some(&fingerprint))
     else {
         return Ok(());
@@ -84,7 +96,7 @@ pub fn import_precompiled(
     }
     let mut failure = None;
     let stored = cache.import(&fingerprint, digest, kind, |out| {
-        opened.bundle.copy_blob(layer, out).map_err(|e| {
+        opened.source.copy_blob(layer, out).map_err(|e| {
             let err = std::io::Error::other(e.to_string());
             failure = Some(e);
             err

@@ -127,10 +127,11 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         },
         None,
     )?;
-    let (bundle, manifest, info) = (&opened.bundle, &opened.manifest, &opened.wasm.info);
+    let (bundle, manifest, info) = (&opened.source, &opened.manifest, &opened.wasm.info);
     let host = qyvol_runtime::host_fingerprint(super::bundled::expected_config(manifest))?;
     let platforms: Vec<serde_json::Value> = bundle
         .precompiled()
+        .into_iter()
         .map(|l| {
             serde_json::json!({
                 "platform": l.annotations.get(ANN_PLATFORM),
@@ -144,9 +145,9 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         let doc = serde_json::json!({
             "file": path,
             "manifest": { "name": manifest.name.as_str(), "environment": manifest.environment.as_str() },
-            "image_manifest": bundle.manifest_digest,
-            "config": bundle.manifest.config,
-            "layers": bundle.manifest.layers,
+            "image_manifest": bundle.image_digest(),
+            "config": bundle.image().config,
+            "layers": bundle.image().layers,
             "kind": info.kind,
             "wasi": info.wasi,
             "precompiled": platforms,
@@ -173,9 +174,9 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         "{:<14}{kind}",
         format!("{}:", Msg::Field("kind").text(l))
     ));
-    out(&format!("{:<14}{}", "manifest:", bundle.manifest_digest));
+    out(&format!("{:<14}{}", "manifest:", bundle.image_digest()));
     out(&format!("{}:", Msg::Field("layers").text(l)));
-    for layer in std::iter::once(&bundle.manifest.config).chain(&bundle.manifest.layers) {
+    for layer in std::iter::once(&bundle.image().config).chain(&bundle.image().layers) {
         out(&format!(
             "  - {:<44} {}  {:>10}",
             sanitize(&layer.media_type),
