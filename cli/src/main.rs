@@ -26,6 +26,10 @@ enum Command {
     Run(commands::run::RunCommand),
     Build(commands::build::BuildCommand),
     Inspect(commands::inspect::InspectCommand),
+    Images(commands::images::ImagesCommand),
+    Tag(commands::images::TagCommand),
+    Rmi(commands::images::RmiCommand),
+    Prune(commands::images::PruneCommand),
     Cache(commands::cache::CacheCommand),
     Completions(commands::completions::CompletionsCommand),
 }
@@ -54,6 +58,10 @@ fn main() -> ExitCode {
         Command::Run(c) => c.execute(),
         Command::Build(c) => c.execute(),
         Command::Inspect(c) => c.execute(),
+        Command::Images(c) => c.execute(),
+        Command::Tag(c) => c.execute(),
+        Command::Rmi(c) => c.execute(),
+        Command::Prune(c) => c.execute(),
         Command::Cache(c) => c.execute(),
         Command::Completions(c) => c.execute(localized_command()),
     };

@@ -194,6 +194,8 @@ pub trait ImageSource: Send + Sync {
     /// The verified image manifest, and its digest.
     fn image(&self) -> &ImageManifest;
     fn image_digest(&self) -> &str;
+    /// The image manifest exactly as stored (its digest is over these bytes).
+    fn image_bytes(&self) -> &[u8];
     /// Streams a blob to `out`, checking digest and size; on an error `out` holds unverified
     /// bytes and must be discarded.
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError>;
@@ -264,6 +266,7 @@ pub struct Bundle {
     pub path: PathBuf,
     pub manifest: ImageManifest,
     pub manifest_digest: String,
+    manifest_bytes: Vec<u8>,
     blobs: HashMap<String, (u64, u64)>,
 }
 
@@ -336,6 +339,7 @@ impl Bundle {
                 annotations: BTreeMap::new(),
             },
             manifest_digest: desc.digest.clone(),
+            manifest_bytes: Vec::new(),
             blobs,
         };
         if desc.size > MAX_METADATA {
@@ -344,6 +348,7 @@ impl Bundle {
         let manifest_bytes = bundle.read_blob(&desc)?;
         bundle.manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| format(format!("bad image manifest: {e}")))?;
+        bundle.manifest_bytes = manifest_bytes;
         if bundle.manifest.config.media_type != MEDIA_WASM_CONFIG {
             return Err(format(format!(
                 "config media type `{}` is not a Wasm OCI artifact",
@@ -365,6 +370,10 @@ impl ImageSource for Bundle {
 
     fn image_digest(&self) -> &str {
         &self.manifest_digest
+    }
+
+    fn image_bytes(&self) -> &[u8] {
+        &self.manifest_bytes
     }
 
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {

@@ -25,6 +25,10 @@ pub struct BuildCommand {
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 
+    /// Store the bundle in the local store under this reference (repeatable)
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    tags: Vec<String>,
+
     /// Leave out precompiled native code (a smaller, host-independent bundle)
     #[arg(long)]
     no_precompile: bool,
@@ -37,6 +41,11 @@ pub struct BuildCommand {
 impl BuildCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
+        let tags = self
+            .tags
+            .iter()
+            .map(|t| qyvol_store::parse_reference(t))
+            .collect::<Result<Vec<_>, _>>()?;
         let manifest = Manifest::load(
             &self.manifest,
             LoadOptions {
@@ -111,9 +120,24 @@ impl BuildCommand {
             )
         })?;
         let qyv = std::fs::read(&self.manifest).map_err(Failure::internal)?;
-        let out = self
-            .output
-            .unwrap_or_else(|| dir.join(format!("{}.qyvc", manifest.name)));
+        // With only `-t`, the bundle goes straight into the store, as `docker build -t` does.
+        let store = if tags.is_empty() {
+            None
+        } else {
+            Some(super::images::store()?)
+        };
+        let scratch = match (&store, &self.output) {
+            (Some(store), None) => Some(
+                tempfile::NamedTempFile::new_in(store.root().join("tmp"))
+                    .map_err(Failure::internal)?,
+            ),
+            _ => None,
+        };
+        let out = match (&scratch, self.output) {
+            (Some(tmp), _) => tmp.path().to_path_buf(),
+            (None, Some(o)) => o,
+            (None, None) => dir.join(format!("{}.qyvc", manifest.name)),
+        };
         let parts = BundleParts {
             name: manifest.name.as_str(),
             qyv: &qyv,
@@ -127,11 +151,20 @@ impl BuildCommand {
         };
         bundle::write(&out, &parts)
             .map_err(|e| Failure::internal(format!("cannot write `{}`: {e}", out.display())))?;
-        let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-        ui.status(Msg::BundleWritten(
-            &sanitize(&out.display().to_string()),
-            &ByteSize(size).to_string(),
-        ));
+        if let Some(store) = &store {
+            let bundle = qyvol_common::bundle::Bundle::open(&out)?;
+            for tag in &tags {
+                store.import(&bundle, tag)?;
+                ui.status(Msg::Stored(&sanitize(&qyvol_store::canonical(tag))));
+            }
+        }
+        if scratch.is_none() {
+            let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            ui.status(Msg::BundleWritten(
+                &sanitize(&out.display().to_string()),
+                &ByteSize(size).to_string(),
+            ));
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

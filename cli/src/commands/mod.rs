@@ -4,6 +4,7 @@ pub mod build;
 pub mod bundled;
 pub mod cache;
 pub mod completions;
+pub mod images;
 pub mod inspect;
 pub mod run;
 

@@ -122,7 +122,19 @@ impl RunCommand {
             ..LoadOptions::default()
         };
         let cache = (!self.no_cache).then(super::cache::open);
-        let (manifest, wasm, bundle) = if qyvol_common::bundle::is_bundle_file(&self.file) {
+        let (manifest, wasm, bundle) = if let Some(reference) = image_reference(&self.file) {
+            // Not a file but a reference: an image in the local store.
+            let image = super::images::store()?.image(&reference)?;
+            let shown = std::path::PathBuf::from(qyvol_store::canonical(&reference));
+            let opened = super::bundled::open_image(
+                std::sync::Arc::new(image),
+                &shown,
+                std::path::Path::new("."),
+                options,
+                cache.as_ref(),
+            )?;
+            (opened.manifest.clone(), None, Some(opened))
+        } else if qyvol_common::bundle::is_bundle_file(&self.file) {
             let opened = super::bundled::open(&self.file, options, cache.as_ref())?;
             (opened.manifest.clone(), None, Some(opened))
         } else if super::is_wasm_file(&self.file) {
@@ -199,6 +211,17 @@ impl RunCommand {
         let outcome = qyvol_runtime::run(&wasm, &request, how)?;
         Ok(report(&ui, &request.limits, outcome))
     }
+}
+
+/// FILE names an image when no such file exists and it reads as a reference (`name:tag`).
+fn image_reference(file: &std::path::Path) -> Option<qyvol_store::Reference> {
+    if file.exists() {
+        return None;
+    }
+    let text = file.to_str()?;
+    (text.contains(':') || text.contains('@'))
+        .then(|| qyvol_store::parse_reference(text).ok())
+        .flatten()
 }
 
 /// The guest's arguments, environment, folders and limits: the manifest's, then the flags.

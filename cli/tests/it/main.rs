@@ -15,6 +15,7 @@ mod limits;
 mod manifests;
 mod mounts;
 mod seed;
+mod store;
 
 use std::path::{Path, PathBuf};
 

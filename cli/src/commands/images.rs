@@ -1,0 +1,111 @@
+//! The local store's verbs, as Docker has them: `images`, `tag`, `rmi`, `prune`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use qyvol_common::ByteSize;
+use qyvol_store::{Store, StoreError, parse_reference};
+
+use crate::exit::{Code, Failure};
+use crate::i18n::{Msg, lang};
+use crate::ui::{self, out};
+
+/// The store under `QYVOL_HOME/store`.
+pub fn store() -> Result<Store, Failure> {
+    Ok(Store::open(&qyvol_common::Home::from_env().store())?)
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::BadReference(_) => Failure::new(Code::Usage, Msg::BadFlag, e),
+            StoreError::NotFound(_) => Failure::new(Code::MissingFile, Msg::MissingFile, e),
+            StoreError::Damaged(_) | StoreError::Blob(_) => {
+                Failure::new(Code::NotWasm, Msg::BadBundle, e)
+            }
+            StoreError::Io { .. } => Failure::internal(e),
+        }
+    }
+}
+
+/// List the images in the local store
+#[derive(Debug, Args)]
+pub struct ImagesCommand {
+    /// Print JSON for scripts
+    #[arg(long)]
+    json: bool,
+}
+
+impl ImagesCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let images = store()?.list()?;
+        if self.json {
+            out(&serde_json::to_string_pretty(&images).map_err(Failure::internal)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        out(&Msg::ImagesHeader.text(lang()));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for i in images {
+            let short = i.digest.strip_prefix("sha256:").unwrap_or(&i.digest);
+            out(&format!(
+                "{:<44}{:<15}{:>10}  {}",
+                ui::sanitize(&i.reference),
+                &short[..12.min(short.len())],
+                ByteSize(i.size).to_string(),
+                ui::ago(now.saturating_sub(i.created))
+            ));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Give an image in the local store another reference
+#[derive(Debug, Args)]
+pub struct TagCommand {
+    /// The image to tag
+    #[arg(value_name = "SRC")]
+    src: String,
+    /// The new reference
+    #[arg(value_name = "DST")]
+    dst: String,
+}
+
+impl TagCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        store()?.tag(&parse_reference(&self.src)?, &parse_reference(&self.dst)?)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Remove references from the local store (their blobs go with `qyvol prune`)
+#[derive(Debug, Args)]
+pub struct RmiCommand {
+    /// The references to remove
+    #[arg(value_name = "REF", required = true)]
+    refs: Vec<String>,
+}
+
+impl RmiCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let store = store()?;
+        for r in &self.refs {
+            let digest = store.remove(&parse_reference(r)?)?;
+            out(&Msg::Untagged(&ui::sanitize(r), &digest).text(lang()));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Remove blobs no reference in the local store reaches
+#[derive(Debug, Args)]
+pub struct PruneCommand {}
+
+impl PruneCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let freed = store()?.prune()?;
+        out(&Msg::Pruned(&ByteSize(freed).to_string()).text(lang()));
+        Ok(ExitCode::SUCCESS)
+    }
+}
