@@ -11,6 +11,7 @@ mod cli;
 mod guests;
 mod hostile;
 mod inspect;
+mod interop;
 mod limits;
 mod manifests;
 mod mounts;
