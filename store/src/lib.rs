@@ -18,7 +18,11 @@ use qyvol_common::bundle::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod credentials;
+mod registry;
+
 pub use oci_spec::distribution::Reference;
+pub use registry::{Credentials, Remote, check_login};
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANN_CREATED: &str = "org.opencontainers.image.created";
@@ -39,6 +43,8 @@ pub enum StoreError {
     Damaged(String),
     #[error(transparent)]
     Blob(#[from] BundleError),
+    #[error("registry {0}")]
+    Registry(String),
 }
 
 /// Parses a reference with Docker's defaults (`docker.io`, `library/`, `:latest`).

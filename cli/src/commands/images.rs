@@ -23,6 +23,7 @@ impl From<StoreError> for Failure {
             StoreError::Damaged(_) | StoreError::Blob(_) => {
                 Failure::new(Code::NotWasm, Msg::BadBundle, e)
             }
+            StoreError::Registry(_) => Failure::new(Code::Internal, Msg::RegistryFailed, e),
             StoreError::Io { .. } => Failure::internal(e),
         }
     }

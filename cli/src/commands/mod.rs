@@ -6,6 +6,7 @@ pub mod cache;
 pub mod completions;
 pub mod images;
 pub mod inspect;
+pub mod registry;
 pub mod run;
 
 use std::path::Path;

@@ -29,6 +29,10 @@ pub struct RunCommand {
     #[arg(long)]
     no_cache: bool,
 
+    /// Allow plain HTTP to a registry that is not on loopback (when FILE is pulled)
+    #[arg(long)]
+    insecure: bool,
+
     /// Ignore a bundle's precompiled code and compile from its wasm (for untrusted bundles)
     #[arg(long)]
     no_precompiled: bool,
@@ -124,7 +128,15 @@ impl RunCommand {
         let cache = (!self.no_cache).then(super::cache::open);
         let (manifest, wasm, bundle) = if let Some(reference) = image_reference(&self.file) {
             // Not a file but a reference: an image in the local store.
-            let image = super::images::store()?.image(&reference)?;
+            let store = super::images::store()?;
+            // As `docker run` does: pull what the local store lacks.
+            let image = match store.image(&reference) {
+                Err(qyvol_store::StoreError::NotFound(_)) => {
+                    super::registry::pull(&reference, self.insecure, &ui)?;
+                    store.image(&reference)?
+                }
+                other => other?,
+            };
             let shown = std::path::PathBuf::from(qyvol_store::canonical(&reference));
             let opened = super::bundled::open_image(
                 std::sync::Arc::new(image),

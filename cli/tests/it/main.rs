@@ -15,6 +15,7 @@ mod interop;
 mod limits;
 mod manifests;
 mod mounts;
+mod registry;
 mod seed;
 mod store;
 

@@ -1,0 +1,113 @@
+//! `push`, `pull` and `login`: images shared through OCI registries.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::Args;
+use qyvol_store::{Credentials, Reference, Remote, credentials, parse_reference};
+
+use crate::exit::{Code, Failure};
+use crate::i18n::{Msg, lang};
+use crate::ui::{Ui, out, sanitize};
+
+/// The credentials and transport for `reference`'s registry.
+pub fn remote(reference: &Reference, insecure: bool) -> Remote {
+    let home = qyvol_common::Home::from_env();
+    Remote {
+        credentials: credentials::load(&home.root, reference.resolve_registry()),
+        insecure,
+    }
+}
+
+/// Pulls `reference` into the store, printing its digest; used by `pull` and by `run REF`.
+pub fn pull(reference: &Reference, insecure: bool, ui: &Ui) -> Result<String, Failure> {
+    ui.status(Msg::Pulling(&sanitize(&qyvol_store::canonical(reference))));
+    let digest = super::images::store()?.pull(reference, &remote(reference, insecure))?;
+    ui.status(Msg::Digest(&digest));
+    Ok(digest)
+}
+
+/// Send an image from the local store to its registry
+#[derive(Debug, Args)]
+pub struct PushCommand {
+    /// The image, e.g. localhost:5000/hello:1
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// Allow plain HTTP to a registry that is not on loopback
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl PushCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let reference = parse_reference(&self.reference)?;
+        let digest =
+            super::images::store()?.push(&reference, &remote(&reference, self.insecure))?;
+        out(&Msg::Pushed(&sanitize(&qyvol_store::canonical(&reference)), &digest).text(lang()));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Fetch an image from its registry into the local store
+#[derive(Debug, Args)]
+pub struct PullCommand {
+    /// The image, e.g. localhost:5000/hello:1 or localhost:5000/hello@sha256:...
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// Allow plain HTTP to a registry that is not on loopback
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl PullCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let reference = parse_reference(&self.reference)?;
+        pull(&reference, self.insecure, &Ui { quiet: false })?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Save credentials for a registry (the password is read from stdin, never from arguments)
+#[derive(Debug, Args)]
+pub struct LoginCommand {
+    /// The registry, e.g. localhost:5000 or ghcr.io
+    #[arg(value_name = "REGISTRY")]
+    registry: String,
+    /// The user name
+    #[arg(short, long, value_name = "USER")]
+    username: String,
+    /// Allow plain HTTP to a registry that is not on loopback
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl LoginCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let mut password = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut password)
+            .map_err(Failure::internal)?;
+        let password = password.trim_end_matches(['\n', '\r']).to_string();
+        if password.is_empty() {
+            return Err(Failure::new(
+                Code::Usage,
+                Msg::BadFlag,
+                "no password on stdin: pipe it in, e.g. `echo \"$TOKEN\" | qyvol login REGISTRY -u USER`",
+            ));
+        }
+        let creds = Credentials {
+            username: self.username,
+            password,
+        };
+        let remote = Remote {
+            credentials: Some(creds.clone()),
+            insecure: self.insecure,
+        };
+        qyvol_store::check_login(&self.registry, &remote)
+            .map_err(|e| Failure::new(Code::Denied, Msg::DeniedGrant, e))?;
+        credentials::save(&qyvol_common::Home::from_env().root, &self.registry, &creds)?;
+        out(&Msg::LoggedIn(&sanitize(&self.registry)).text(lang()));
+        Ok(ExitCode::SUCCESS)
+    }
+}

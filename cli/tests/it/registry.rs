@@ -1,0 +1,341 @@
+//! Push, pull and run by reference against a real CNCF Distribution registry
+//! (`docker-registry`, installed by `.ci/run`) on a free loopback port: round trip, pinning by
+//! digest, missing tags, a registry that is down, tampered blobs in its storage, htpasswd
+//! authentication, Docker's credential file, and a module pushed by another tool (skopeo).
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Scratch, qyvol_in, repo_root, stderr, stdout};
+
+struct Registry {
+    child: Child,
+    port: u16,
+    dir: Scratch,
+}
+
+impl Registry {
+    fn start(htpasswd: Option<(&str, &str)>) -> Self {
+        let dir = Scratch::new();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut config = format!(
+            "version: 0.1\nlog: {{ level: error }}\nstorage: {{ filesystem: {{ rootdirectory: {} }} }}\nhttp: {{ addr: 127.0.0.1:{port} }}\n",
+            dir.path("data").display()
+        );
+        if let Some((user, pass)) = htpasswd {
+            let line = Command::new("htpasswd")
+                .args(["-Bbn", user, pass])
+                .output()
+                .expect("htpasswd is installed (apache2-utils; .ci/run does it)");
+            dir.write("htpasswd", &line.stdout);
+            config.push_str(&format!(
+                "auth: {{ htpasswd: {{ realm: qyvol-test, path: {} }} }}\n",
+                dir.path("htpasswd").display()
+            ));
+        }
+        let cfg = dir.write("config.yml", config);
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the registry did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, port, dir }
+    }
+
+    fn reference(&self, name: &str) -> String {
+        format!("localhost:{}/{name}", self.port)
+    }
+
+    /// The registry's copy of a blob.
+    fn blob(&self, digest: &str) -> std::path::PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir.path(&format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn build_and_push(home: &Path, reference: &str) -> String {
+    let out = qyvol_in(home)
+        .args(["build", "-q", "-t", reference])
+        .arg(repo_root().join("examples/hello.qyv"))
+        .output()
+        .expect("build");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = qyvol_in(home)
+        .args(["push", reference])
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .expect("push prints the digest")
+        .to_string()
+}
+
+#[test]
+fn push_then_run_by_reference_from_an_empty_store() {
+    let registry = Registry::start(None);
+    let reference = registry.reference("hello:1");
+    let digest = build_and_push(Scratch::new().dir.path(), &reference);
+
+    let fresh = Scratch::new();
+    let out = qyvol_in(fresh.dir.path())
+        .args(["run", &reference])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "👋 ¡Hola desde Qyvol WASI!\n");
+    assert!(
+        stderr(&out).contains(&format!("Digest: {digest}")),
+        "{}",
+        stderr(&out)
+    );
+    let list = qyvol_in(fresh.dir.path())
+        .args(["images", "--json"])
+        .output()
+        .expect("images");
+    assert!(stdout(&list).contains(&digest), "{}", stdout(&list));
+
+    let pinned = format!("{}@{digest}", registry.reference("hello"));
+    let other = Scratch::new();
+    let out = qyvol_in(other.dir.path())
+        .args(["pull", &pinned])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = qyvol_in(other.dir.path())
+        .args(["run", "-q", &pinned])
+        .output()
+        .expect("run");
+    assert_eq!(
+        stdout(&out),
+        "👋 ¡Hola desde Qyvol WASI!\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_missing_tag_or_a_registry_that_is_down_fails_clearly() {
+    let registry = Registry::start(None);
+    let home = Scratch::new();
+    let out = qyvol_in(home.dir.path())
+        .args(["pull", &registry.reference("nothing:here")])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("manifest unknown"),
+        "{}",
+        stderr(&out)
+    );
+    let port = registry.port;
+    drop(registry);
+    let out = qyvol_in(home.dir.path())
+        .args(["pull", &format!("localhost:{port}/hello:1")])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("is the registry running and reachable?"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+#[test]
+fn a_tampered_blob_in_the_registry_is_refused_and_nothing_is_stored() {
+    let registry = Registry::start(None);
+    let reference = registry.reference("hello:1");
+    build_and_push(Scratch::new().dir.path(), &reference);
+    let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
+    let blob = registry.blob(&qyvol_common::bundle::sha256_digest(&wasm));
+    let mut bytes = std::fs::read(&blob).expect("the registry stores the wasm blob");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&blob, bytes).expect("tamper");
+
+    let home = Scratch::new();
+    let out = qyvol_in(home.dir.path())
+        .args(["pull", &reference])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("sha256:"),
+        "names the blob: {}",
+        stderr(&out)
+    );
+    let list = qyvol_in(home.dir.path())
+        .args(["images", "--json"])
+        .output()
+        .expect("images");
+    assert_eq!(stdout(&list).trim(), "[]");
+    let blobs = std::fs::read_dir(home.path("store/blobs/sha256"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "nothing stored");
+}
+
+#[test]
+fn authentication_with_login_and_with_dockers_credential_file() {
+    let registry = Registry::start(Some(("ana", "s3cret")));
+    let reference = registry.reference("private:1");
+    let home = Scratch::new();
+    let out = qyvol_in(home.dir.path())
+        .args(["build", "-q", "-t", &reference])
+        .arg(repo_root().join("examples/hello.qyv"))
+        .output()
+        .expect("build");
+    assert_eq!(out.status.code(), Some(0));
+    let out = qyvol_in(home.dir.path())
+        .args(["push", &reference])
+        .output()
+        .expect("push");
+    assert_ne!(out.status.code(), Some(0), "anonymous push is refused");
+    assert!(stderr(&out).contains("qyvol login"), "{}", stderr(&out));
+
+    let registry_host = format!("localhost:{}", registry.port);
+    let out = qyvol_in(home.dir.path())
+        .args(["login", &registry_host, "-u", "ana"])
+        .write_stdin("wrong\n")
+        .output()
+        .expect("login");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused the credentials"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!home.path("auth.json").exists());
+
+    let out = qyvol_in(home.dir.path())
+        .args(["login", &registry_host, "-u", "ana"])
+        .write_stdin("s3cret\n")
+        .output()
+        .expect("login");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = qyvol_in(home.dir.path())
+        .args(["push", &reference])
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Docker's own login file works too.
+    let docker = Scratch::new();
+    let auth = qyvol_common_base64("ana:s3cret");
+    docker.write(
+        "config.json",
+        format!(r#"{{"auths":{{"{registry_host}":{{"auth":"{auth}"}}}}}}"#),
+    );
+    let fresh = Scratch::new();
+    let out = qyvol_in(fresh.dir.path())
+        .env("DOCKER_CONFIG", docker.dir.path())
+        .args(["run", "-q", &reference])
+        .output()
+        .expect("run");
+    assert_eq!(
+        stdout(&out),
+        "👋 ¡Hola desde Qyvol WASI!\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn qyvol_common_base64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A module pushed by another tool (skopeo, from a plain OCI layout with one wasm layer and no
+/// Qyvol manifest) is pulled with a synthesised manifest and runs.
+#[test]
+fn a_module_pushed_by_skopeo_without_a_qyvol_manifest_runs() {
+    let registry = Registry::start(None);
+    let layout = Scratch::new();
+    let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
+    let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();
+    let blob = |bytes: &[u8]| {
+        let digest = qyvol_common::bundle::sha256_digest(bytes);
+        layout.write(
+            &format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
+            bytes,
+        );
+        (digest, bytes.len())
+    };
+    let (cd, cs) = blob(&config);
+    let (wd, ws) = blob(&wasm);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{cd}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.wasm.content.layer.v1+wasm","digest":"{wd}","size":{ws}}}]}}"#
+    );
+    let (md, ms) = blob(manifest.as_bytes());
+    layout.write("oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#);
+    layout.write(
+        "index.json",
+        format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"1"}}}}]}}"#),
+    );
+    let out = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:1", layout.dir.path().display()))
+        .arg(format!("docker://{}", registry.reference("greeter:1")))
+        .output()
+        .expect("skopeo");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let home = Scratch::new();
+    let out = qyvol_in(home.dir.path())
+        .args(["run", &registry.reference("greeter:1")])
+        .output()
+        .expect("run");
+    assert_eq!(
+        stdout(&out),
+        "👋 ¡Hola desde Qyvol WASI!\n",
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("🔧 Cargando módulo: greeter"),
+        "{}",
+        stderr(&out)
+    );
+}

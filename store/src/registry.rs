@@ -1,0 +1,359 @@
+//! Sharing images through any OCI registry (Docker Hub, GHCR, Harbor, a self-hosted CNCF
+//! Distribution) with `oci-client`: push the stored image's blobs and manifest as they are
+//! (the CNCF Wasm OCI artifact plus Qyvol's layers), pull with every blob checked against its
+//! descriptor while it streams in, and nothing stored unless all of it checked out.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
+use qyvol_common::bundle::{
+    BundleError, Descriptor, ImageManifest, ImageSource, MEDIA_MANIFEST, MEDIA_QYV, MEDIA_WASM,
+    MEDIA_WASM_CONFIG, copy_verified, sha256_digest,
+};
+
+use crate::{Reference, Store, StoreError, canonical};
+
+/// Layer media types other tools use for a module.
+const WASM_LAYER_TYPES: [&str; 2] = [MEDIA_WASM, "application/vnd.wasm.content.layer.v1+wasm"];
+const ACCEPTED_MANIFESTS: [&str; 2] = [
+    MEDIA_MANIFEST,
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+/// An image manifest larger than this is not one of ours or anyone's.
+const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// How to reach a registry: credentials, and whether plain HTTP is allowed beyond loopback.
+#[derive(Debug, Clone, Default)]
+pub struct Remote {
+    pub credentials: Option<Credentials>,
+    pub insecure: bool,
+}
+
+impl Remote {
+    fn auth(&self) -> RegistryAuth {
+        match &self.credentials {
+            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
+            None => RegistryAuth::Anonymous,
+        }
+    }
+
+    fn client(&self, reference: &Reference) -> Client {
+        let registry = reference.resolve_registry().to_string();
+        let host = registry.split(':').next().unwrap_or_default();
+        let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+        let protocol = if loopback || self.insecure {
+            ClientProtocol::HttpsExcept(vec![registry])
+        } else {
+            ClientProtocol::Https
+        };
+        Client::new(ClientConfig {
+            protocol,
+            ..ClientConfig::default()
+        })
+    }
+}
+
+fn registry_error(reference: &Reference, e: impl std::fmt::Display) -> StoreError {
+    let text = e.to_string();
+    let hint = if is_unauthorized(&text) {
+        format!(
+            "; log in with `qyvol login {}`",
+            reference.resolve_registry()
+        )
+    } else if text.contains("error sending request") || text.contains("connect") {
+        "; is the registry running and reachable?".to_string()
+    } else {
+        String::new()
+    };
+    StoreError::Registry(format!("`{}`: {text}{hint}", canonical(reference)))
+}
+
+/// oci-client reports a refusal as "Not authorized", or with the registry's 401 envelope.
+fn is_unauthorized(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    text.contains("401")
+        || lower.contains("unauthorized")
+        || lower.contains("not authorized")
+        || lower.contains("authentication required")
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, StoreError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Registry(e.to_string()))
+}
+
+/// Checks credentials against `registry`: a read of a name that does not exist answers
+/// "unknown" to a user the registry accepts and "unauthorized" to anyone else.
+pub fn check_login(registry: &str, remote: &Remote) -> Result<(), StoreError> {
+    let probe = Reference::with_tag(
+        registry.to_string(),
+        "qyvol/login-check".into(),
+        "probe".into(),
+    );
+    let client = remote.client(&probe);
+    runtime()?.block_on(async {
+        match client
+            .pull_manifest_raw(&probe, &remote.auth(), &ACCEPTED_MANIFESTS)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let text = e.to_string();
+                if is_unauthorized(&text) {
+                    Err(StoreError::Registry(format!(
+                        "`{registry}` refused the credentials: check the user name and password"
+                    )))
+                } else if text.contains("error sending request") {
+                    Err(registry_error(&probe, e))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    })
+}
+
+impl Store {
+    /// Pushes the stored image `reference` to its registry; returns the manifest digest.
+    pub fn push(&self, reference: &Reference, remote: &Remote) -> Result<String, StoreError> {
+        let image = self.image(reference)?;
+        let client = remote.client(reference);
+        runtime()?.block_on(async {
+            client
+                .auth(reference, &remote.auth(), RegistryOperation::Push)
+                .await
+                .map_err(|e| registry_error(reference, e))?;
+            for desc in std::iter::once(&image.image().config).chain(&image.image().layers) {
+                let bytes = image.read_blob(desc)?;
+                client
+                    .push_blob(reference, bytes, &desc.digest)
+                    .await
+                    .map_err(|e| registry_error(reference, e))?;
+            }
+            let content_type =
+                MEDIA_MANIFEST
+                    .parse()
+                    .map_err(|e: http::header::InvalidHeaderValue| {
+                        StoreError::Registry(e.to_string())
+                    })?;
+            client
+                .push_manifest_raw(reference, image.image_bytes().to_vec(), content_type)
+                .await
+                .map_err(|e| registry_error(reference, e))?;
+            Ok(image.image_digest().to_string())
+        })
+    }
+
+    /// Pulls `reference` into the store and returns its manifest digest. A module pushed by
+    /// another tool (no Qyvol manifest inside) gets one synthesised.
+    pub fn pull(&self, reference: &Reference, remote: &Remote) -> Result<String, StoreError> {
+        let client = remote.client(reference);
+        let auth = remote.auth();
+        let pulled = runtime()?.block_on(async {
+            let (bytes, digest) = client
+                .pull_manifest_raw(reference, &auth, &ACCEPTED_MANIFESTS)
+                .await
+                .map_err(|e| registry_error(reference, e))?;
+            if bytes.len() > MAX_MANIFEST {
+                return Err(StoreError::Registry(format!(
+                    "the manifest of `{}` is larger than {MAX_MANIFEST} bytes",
+                    canonical(reference)
+                )));
+            }
+            let actual = sha256_digest(&bytes);
+            if !digest.is_empty() && digest != actual
+                || reference.digest().is_some_and(|d| d != actual)
+            {
+                return Err(StoreError::Registry(format!(
+                    "the manifest of `{}` does not match its digest `{digest}`",
+                    canonical(reference)
+                )));
+            }
+            let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| {
+                StoreError::Registry(format!(
+                    "`{}` is not an image manifest Qyvol reads: {e}",
+                    canonical(reference)
+                ))
+            })?;
+            let mut blobs = HashMap::new();
+            for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                validate_digest(&desc.digest)?;
+                let mut out = Bounded {
+                    buf: Vec::new(),
+                    limit: desc.size,
+                };
+                let layer = oci_client::manifest::OciDescriptor {
+                    media_type: desc.media_type.clone(),
+                    digest: desc.digest.clone(),
+                    size: i64::try_from(desc.size).unwrap_or(i64::MAX),
+                    ..Default::default()
+                };
+                client
+                    .pull_blob(reference, &layer, &mut out)
+                    .await
+                    .map_err(|e| {
+                        StoreError::Registry(format!(
+                            "blob `{}` of `{}`: {e}",
+                            desc.digest,
+                            canonical(reference)
+                        ))
+                    })?;
+                blobs.insert(desc.digest.clone(), out.buf);
+            }
+            Ok(Pulled {
+                shown: PathBuf::from(canonical(reference)),
+                digest: actual,
+                bytes: bytes.to_vec(),
+                manifest,
+                blobs,
+            })
+        })?;
+        // Every blob is checked again as the store copies it in; a mismatch stores nothing.
+        for desc in std::iter::once(&pulled.manifest.config).chain(&pulled.manifest.layers) {
+            pulled.read_blob(desc)?;
+        }
+        let pulled = if pulled.layer(MEDIA_QYV).is_some() {
+            pulled
+        } else {
+            synthesise(pulled, reference)?
+        };
+        self.import(&pulled, reference)?;
+        Ok(pulled.digest)
+    }
+}
+
+fn validate_digest(digest: &str) -> Result<(), StoreError> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(()),
+        _ => Err(StoreError::Registry(format!(
+            "unsupported digest `{digest}`: only sha256 is accepted"
+        ))),
+    }
+}
+
+/// A module pushed by another tool: add a Qyvol manifest naming it, under a new image manifest.
+fn synthesise(mut pulled: Pulled, reference: &Reference) -> Result<Pulled, StoreError> {
+    let wasm = pulled
+        .manifest
+        .layers
+        .iter()
+        .find(|l| WASM_LAYER_TYPES.contains(&l.media_type.as_str()))
+        .cloned()
+        .ok_or_else(|| {
+            StoreError::Registry(format!(
+                "`{}` has no wasm layer ({})",
+                canonical(reference),
+                WASM_LAYER_TYPES.join(", ")
+            ))
+        })?;
+    let name: String = reference
+        .repository()
+        .rsplit('/')
+        .next()
+        .unwrap_or("module")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    let qyv = format!(
+        "name: {}\nentrypoint: module.wasm\nruntime: wasi\n",
+        name.trim_matches('-')
+    );
+    let qyv_desc = Descriptor {
+        media_type: MEDIA_QYV.into(),
+        digest: sha256_digest(qyv.as_bytes()),
+        size: qyv.len() as u64,
+        annotations: Default::default(),
+    };
+    pulled
+        .blobs
+        .insert(qyv_desc.digest.clone(), qyv.into_bytes());
+    let mut wasm_desc = wasm;
+    wasm_desc.media_type = MEDIA_WASM.into();
+    pulled.manifest.layers = vec![wasm_desc, qyv_desc];
+    if pulled.manifest.config.media_type != MEDIA_WASM_CONFIG {
+        pulled.manifest.config.media_type = MEDIA_WASM_CONFIG.into();
+    }
+    pulled.bytes = serde_json::to_vec_pretty(&pulled.manifest)
+        .map_err(|e| StoreError::Registry(e.to_string()))?;
+    pulled.digest = sha256_digest(&pulled.bytes);
+    Ok(pulled)
+}
+
+/// A pulled image held in memory until it is verified and stored.
+struct Pulled {
+    shown: PathBuf,
+    digest: String,
+    bytes: Vec<u8>,
+    manifest: ImageManifest,
+    blobs: HashMap<String, Vec<u8>>,
+}
+
+impl ImageSource for Pulled {
+    fn location(&self) -> &Path {
+        &self.shown
+    }
+    fn image(&self) -> &ImageManifest {
+        &self.manifest
+    }
+    fn image_digest(&self) -> &str {
+        &self.digest
+    }
+    fn image_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {
+        let bytes = self
+            .blobs
+            .get(&desc.digest)
+            .ok_or_else(|| BundleError::Format {
+                path: self.shown.clone(),
+                reason: format!("blob `{}` was not pulled", desc.digest),
+            })?;
+        copy_verified(bytes.as_slice(), desc, out, &self.shown)
+    }
+}
+
+/// Collects a blob, refusing to grow past its descriptor's size (a registry that sends more,
+/// or never stops, is cut off there).
+struct Bounded {
+    buf: Vec<u8>,
+    limit: u64,
+}
+
+impl tokio::io::AsyncWrite for Bounded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.buf.len() as u64 + data.len() as u64 > self.limit {
+            return Poll::Ready(Err(std::io::Error::other(format!(
+                "the registry sent more than the descriptor's {} bytes",
+                self.limit
+            ))));
+        }
+        self.buf.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
