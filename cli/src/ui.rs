@@ -73,6 +73,68 @@ impl qyvol_runtime::CompileProgress for CompileSpinner {
     }
 }
 
+/// One bar per blob moving to or from a registry, on a terminal only.
+pub struct TransferBars {
+    bars: indicatif::MultiProgress,
+    active: std::sync::Mutex<Vec<indicatif::ProgressBar>>,
+}
+
+impl TransferBars {
+    pub fn new(quiet: bool) -> Option<Self> {
+        use std::io::IsTerminal;
+        (!quiet && std::io::stderr().is_terminal()).then(|| Self {
+            bars: indicatif::MultiProgress::new(),
+            active: Vec::new().into(),
+        })
+    }
+}
+
+impl qyvol_store::Progress for TransferBars {
+    fn begin(&self, digest: &str, size: u64) -> usize {
+        let bar = self.bars.add(indicatif::ProgressBar::new(size));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(
+            digest
+                .trim_start_matches("sha256:")
+                .chars()
+                .take(12)
+                .collect::<String>(),
+        );
+        let mut active = self
+            .active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        active.push(bar);
+        active.len() - 1
+    }
+
+    fn advance(&self, id: usize, bytes: u64) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+        {
+            bar.inc(bytes);
+        }
+    }
+
+    fn end(&self, id: usize) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+        {
+            bar.finish();
+        }
+    }
+}
+
 /// Makes text that a module or a file name controls safe to print on a terminal: control
 /// characters (ANSI and OSC escapes among them) are shown escaped, never interpreted.
 pub fn sanitize(s: &str) -> String {

@@ -22,7 +22,7 @@ pub mod credentials;
 mod registry;
 
 pub use oci_spec::distribution::Reference;
-pub use registry::{Credentials, Remote, check_login};
+pub use registry::{Credentials, Progress, Remote, check_login};
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANN_CREATED: &str = "org.opencontainers.image.created";

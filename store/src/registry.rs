@@ -34,11 +34,29 @@ pub struct Credentials {
     pub password: String,
 }
 
-/// How to reach a registry: credentials, and whether plain HTTP is allowed beyond loopback.
-#[derive(Debug, Clone, Default)]
+/// Told about each blob moving to or from a registry, e.g. to draw progress bars.
+pub trait Progress: Send + Sync {
+    /// A blob starts; returns an id for the calls that follow.
+    fn begin(&self, digest: &str, size: u64) -> usize;
+    fn advance(&self, id: usize, bytes: u64);
+    fn end(&self, id: usize);
+}
+
+/// How to reach a registry: credentials, whether plain HTTP is allowed beyond loopback, and
+/// who hears about progress.
+#[derive(Clone, Default)]
 pub struct Remote {
     pub credentials: Option<Credentials>,
     pub insecure: bool,
+    pub progress: Option<std::sync::Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("insecure", &self.insecure)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Remote {
@@ -139,10 +157,18 @@ impl Store {
                 .map_err(|e| registry_error(reference, e))?;
             for desc in std::iter::once(&image.image().config).chain(&image.image().layers) {
                 let bytes = image.read_blob(desc)?;
+                let id = remote
+                    .progress
+                    .as_ref()
+                    .map(|p| p.begin(&desc.digest, desc.size));
                 client
                     .push_blob(reference, bytes, &desc.digest)
                     .await
                     .map_err(|e| registry_error(reference, e))?;
+                if let (Some(p), Some(id)) = (&remote.progress, id) {
+                    p.advance(id, desc.size);
+                    p.end(id);
+                }
             }
             let content_type =
                 MEDIA_MANIFEST
@@ -192,9 +218,14 @@ impl Store {
             let mut blobs = HashMap::new();
             for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
                 validate_digest(&desc.digest)?;
+                let id = remote
+                    .progress
+                    .as_ref()
+                    .map(|p| p.begin(&desc.digest, desc.size));
                 let mut out = Bounded {
                     buf: Vec::new(),
                     limit: desc.size,
+                    progress: remote.progress.clone().zip(id),
                 };
                 let layer = oci_client::manifest::OciDescriptor {
                     media_type: desc.media_type.clone(),
@@ -212,6 +243,9 @@ impl Store {
                             canonical(reference)
                         ))
                     })?;
+                if let Some((p, id)) = &out.progress {
+                    p.end(*id);
+                }
                 blobs.insert(desc.digest.clone(), out.buf);
             }
             Ok(Pulled {
@@ -333,6 +367,7 @@ impl ImageSource for Pulled {
 struct Bounded {
     buf: Vec<u8>,
     limit: u64,
+    progress: Option<(std::sync::Arc<dyn Progress>, usize)>,
 }
 
 impl tokio::io::AsyncWrite for Bounded {
@@ -348,6 +383,9 @@ impl tokio::io::AsyncWrite for Bounded {
             ))));
         }
         self.buf.extend_from_slice(data);
+        if let Some((p, id)) = &self.progress {
+            p.advance(*id, data.len() as u64);
+        }
         Poll::Ready(Ok(data.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {

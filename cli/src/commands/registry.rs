@@ -10,19 +10,23 @@ use crate::exit::{Code, Failure};
 use crate::i18n::{Msg, lang};
 use crate::ui::{Ui, out, sanitize};
 
-/// The credentials and transport for `reference`'s registry.
-pub fn remote(reference: &Reference, insecure: bool) -> Remote {
+/// The credentials and transport for `reference`'s registry, with per-blob progress bars when
+/// stderr is a terminal.
+pub fn remote(reference: &Reference, insecure: bool, quiet: bool) -> Remote {
     let home = qyvol_common::Home::from_env();
+    let progress = crate::ui::TransferBars::new(quiet)
+        .map(|b| std::sync::Arc::new(b) as std::sync::Arc<dyn qyvol_store::Progress>);
     Remote {
         credentials: credentials::load(&home.root, reference.resolve_registry()),
         insecure,
+        progress,
     }
 }
 
 /// Pulls `reference` into the store, printing its digest; used by `pull` and by `run REF`.
 pub fn pull(reference: &Reference, insecure: bool, ui: &Ui) -> Result<String, Failure> {
     ui.status(Msg::Pulling(&sanitize(&qyvol_store::canonical(reference))));
-    let digest = super::images::store()?.pull(reference, &remote(reference, insecure))?;
+    let digest = super::images::store()?.pull(reference, &remote(reference, insecure, ui.quiet))?;
     ui.status(Msg::Digest(&digest));
     Ok(digest)
 }
@@ -42,7 +46,7 @@ impl PushCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let reference = parse_reference(&self.reference)?;
         let digest =
-            super::images::store()?.push(&reference, &remote(&reference, self.insecure))?;
+            super::images::store()?.push(&reference, &remote(&reference, self.insecure, false))?;
         out(&Msg::Pushed(&sanitize(&qyvol_store::canonical(&reference)), &digest).text(lang()));
         Ok(ExitCode::SUCCESS)
     }
@@ -103,6 +107,7 @@ impl LoginCommand {
         let remote = Remote {
             credentials: Some(creds.clone()),
             insecure: self.insecure,
+            progress: None,
         };
         qyvol_store::check_login(&self.registry, &remote)
             .map_err(|e| Failure::new(Code::Denied, Msg::DeniedGrant, e))?;

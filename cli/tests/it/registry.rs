@@ -339,3 +339,41 @@ fn a_module_pushed_by_skopeo_without_a_qyvol_manifest_runs() {
         stderr(&out)
     );
 }
+
+/// Per-blob progress bars on a terminal (a pty from `script`), nothing of them on a pipe.
+#[test]
+fn pulls_show_progress_on_a_terminal_only() {
+    let registry = Registry::start(None);
+    let reference = registry.reference("hello:1");
+    build_and_push(Scratch::new().dir.path(), &reference);
+    let piped = Scratch::new();
+    let out = qyvol_in(piped.dir.path())
+        .args(["pull", &reference])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("[==="),
+        "no bars on a pipe: {}",
+        stderr(&out)
+    );
+
+    let tty = Scratch::new();
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} pull {reference}", env!("CARGO_BIN_EXE_qyvol")),
+            "/dev/null",
+        ])
+        .env("QYVOL_HOME", tty.dir.path())
+        .env("QYVOL_LANG", "en")
+        .output()
+        .expect("script (util-linux) runs qyvol on a pty");
+    assert!(out.status.success(), "{}", stdout(&out));
+    let screen = stdout(&out);
+    assert!(
+        screen.contains("[==============================]"),
+        "{screen}"
+    );
+    assert!(screen.contains("Digest: sha256:"), "{screen}");
+}
