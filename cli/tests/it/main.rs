@@ -10,6 +10,7 @@ mod cache;
 mod cli;
 mod guests;
 mod hostile;
+mod hostile_registry;
 mod inspect;
 mod interop;
 mod limits;
