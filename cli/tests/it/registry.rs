@@ -377,3 +377,43 @@ fn pulls_show_progress_on_a_terminal_only() {
     );
     assert!(screen.contains("Digest: sha256:"), "{screen}");
 }
+
+/// A bundle is a standard OCI archive: skopeo copies it into the registry and `qyvol pull`
+/// takes it back, precompiled layer and all.
+#[test]
+fn skopeo_copies_a_bundle_into_the_registry_and_qyvol_pulls_it() {
+    let registry = Registry::start(None);
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let bundle = s.path("hello.qyvc");
+    let out = qyvol_in(home.dir.path())
+        .args(["build", "-q", "-o"])
+        .arg(&bundle)
+        .arg(repo_root().join("examples/hello.qyv"))
+        .output()
+        .expect("build");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let reference = registry.reference("from-skopeo:1");
+    let out = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci-archive:{}", bundle.display()))
+        .arg(format!("docker://{reference}"))
+        .output()
+        .expect("skopeo");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fresh = Scratch::new();
+    let out = qyvol_in(fresh.dir.path())
+        .args(["pull", &reference])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = qyvol_in(fresh.dir.path())
+        .args(["run", "-q", &reference])
+        .output()
+        .expect("run");
+    assert_eq!(
+        stdout(&out),
+        "👋 ¡Hola desde Qyvol WASI!\n",
+        "{}",
+        stderr(&out)
+    );
+}
