@@ -189,16 +189,29 @@ pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
 /// Where an image's blobs come from: a bundle file or the local store. Every read is checked
 /// against the descriptor's digest and size.
 pub trait ImageSource: Send + Sync {
-    /// The bundle file or store folder, for messages.
-    fn location(&self) -> &Path;
-    /// The verified image manifest, and its digest.
-    fn image(&self) -> &ImageManifest;
-    fn image_digest(&self) -> &str;
-    /// The image manifest exactly as stored (its digest is over these bytes).
-    fn image_bytes(&self) -> &[u8];
+    /// The verified image manifest and where it came from.
+    fn head(&self) -> &ImageHead;
     /// Streams a blob to `out`, checking digest and size; on an error `out` holds unverified
     /// bytes and must be discarded.
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError>;
+
+    /// The bundle file or image reference, for messages.
+    fn location(&self) -> &Path {
+        &self.head().shown
+    }
+
+    fn image(&self) -> &ImageManifest {
+        &self.head().manifest
+    }
+
+    fn image_digest(&self) -> &str {
+        &self.head().digest
+    }
+
+    /// The image manifest exactly as stored (its digest is over these bytes).
+    fn image_bytes(&self) -> &[u8] {
+        &self.head().bytes
+    }
 
     fn read_blob(&self, desc: &Descriptor) -> Result<Vec<u8>, BundleError> {
         let mut out = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0).min(1 << 30));
@@ -221,6 +234,33 @@ pub trait ImageSource: Send + Sync {
             .iter()
             .filter(|l| l.media_type == MEDIA_PRECOMPILED)
             .collect()
+    }
+}
+
+/// What every image source knows once its manifest is verified.
+#[derive(Debug, Clone)]
+pub struct ImageHead {
+    /// The bundle file or image reference, for messages.
+    pub shown: PathBuf,
+    pub digest: String,
+    /// The manifest exactly as stored.
+    pub bytes: Vec<u8>,
+    pub manifest: ImageManifest,
+}
+
+impl ImageHead {
+    /// Parses manifest bytes already checked against `digest`.
+    pub fn parse(shown: &Path, digest: &str, bytes: Vec<u8>) -> Result<Self, BundleError> {
+        let manifest = serde_json::from_slice(&bytes).map_err(|e| BundleError::Format {
+            path: shown.to_path_buf(),
+            reason: format!("bad image manifest: {e}"),
+        })?;
+        Ok(Self {
+            shown: shown.to_path_buf(),
+            digest: digest.to_string(),
+            bytes,
+            manifest,
+        })
     }
 }
 
@@ -263,10 +303,8 @@ pub fn copy_verified(
 /// An opened bundle: its verified image manifest, and where each blob lies in the tar.
 #[derive(Debug)]
 pub struct Bundle {
-    pub path: PathBuf,
-    pub manifest: ImageManifest,
-    pub manifest_digest: String,
-    manifest_bytes: Vec<u8>,
+    head: ImageHead,
+    /// Offset and size of each `blobs/sha256/<hex>` file in the tar.
     blobs: HashMap<String, (u64, u64)>,
 }
 
@@ -329,74 +367,55 @@ impl Bundle {
             .find(|d| d.media_type == MEDIA_MANIFEST)
             .ok_or_else(|| format("index.json lists no image manifest".into()))?
             .clone();
-        let mut bundle = Self {
-            path: path.to_path_buf(),
-            manifest: ImageManifest {
-                schema_version: 2,
-                media_type: String::new(),
-                config: desc.clone(),
-                layers: vec![],
-                annotations: BTreeMap::new(),
-            },
-            manifest_digest: desc.digest.clone(),
-            manifest_bytes: Vec::new(),
-            blobs,
-        };
         if desc.size > MAX_METADATA {
             return Err(format("the image manifest is too large".into()));
         }
-        let manifest_bytes = bundle.read_blob(&desc)?;
-        bundle.manifest = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| format(format!("bad image manifest: {e}")))?;
-        bundle.manifest_bytes = manifest_bytes;
-        if bundle.manifest.config.media_type != MEDIA_WASM_CONFIG {
+        let mut manifest_bytes = Vec::new();
+        read_at(path, &blobs, &desc, &mut manifest_bytes)?;
+        let head = ImageHead::parse(path, &desc.digest, manifest_bytes)?;
+        if head.manifest.config.media_type != MEDIA_WASM_CONFIG {
             return Err(format(format!(
                 "config media type `{}` is not a Wasm OCI artifact",
-                bundle.manifest.config.media_type
+                head.manifest.config.media_type
             )));
         }
-        Ok(bundle)
+        Ok(Self { head, blobs })
     }
 }
 
+/// Streams the blob `desc` from the tar at `path`, checked against its digest and size.
+fn read_at(
+    path: &Path,
+    blobs: &HashMap<String, (u64, u64)>,
+    desc: &Descriptor,
+    out: &mut dyn Write,
+) -> Result<(), BundleError> {
+    let io_err = |source| BundleError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let &(offset, size) = blobs.get(&desc.digest).ok_or_else(|| BundleError::Format {
+        path: path.to_path_buf(),
+        reason: format!("blob `{}` is missing", desc.digest),
+    })?;
+    if size != desc.size {
+        return Err(BundleError::Digest {
+            path: path.to_path_buf(),
+            digest: desc.digest.clone(),
+        });
+    }
+    let mut file = File::open(path).map_err(io_err)?;
+    file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
+    copy_verified(file.take(size), desc, out, path)
+}
+
 impl ImageSource for Bundle {
-    fn location(&self) -> &Path {
-        &self.path
-    }
-
-    fn image(&self) -> &ImageManifest {
-        &self.manifest
-    }
-
-    fn image_digest(&self) -> &str {
-        &self.manifest_digest
-    }
-
-    fn image_bytes(&self) -> &[u8] {
-        &self.manifest_bytes
+    fn head(&self) -> &ImageHead {
+        &self.head
     }
 
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {
-        let io_err = |source| BundleError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let &(offset, size) = self
-            .blobs
-            .get(&desc.digest)
-            .ok_or_else(|| BundleError::Format {
-                path: self.path.clone(),
-                reason: format!("blob `{}` is missing", desc.digest),
-            })?;
-        if size != desc.size {
-            return Err(BundleError::Digest {
-                path: self.path.clone(),
-                digest: desc.digest.clone(),
-            });
-        }
-        let mut file = File::open(&self.path).map_err(io_err)?;
-        file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
-        copy_verified(file.take(size), desc, out, &self.path)
+        read_at(&self.head.shown, &self.blobs, desc, out)
     }
 }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use qyvol_common::bundle::{
-    BundleError, Descriptor, ImageManifest, ImageSource, MEDIA_MANIFEST, copy_verified,
+    BundleError, Descriptor, ImageHead, ImageManifest, ImageSource, MEDIA_MANIFEST, copy_verified,
 };
 use serde::{Deserialize, Serialize};
 
@@ -287,14 +287,11 @@ impl Store {
         copy_verified(file, &desc, &mut bytes, &path).map_err(|_| {
             StoreError::Damaged(format!("blob `{}` does not match its digest", desc.digest))
         })?;
-        let manifest: ImageManifest = serde_json::from_slice(&bytes)
+        let head = ImageHead::parse(Path::new(&canonical(reference)), &desc.digest, bytes)
             .map_err(|e| StoreError::Damaged(format!("manifest `{}`: {e}", desc.digest)))?;
         Ok(StoredImage {
             store: self.clone(),
-            digest: desc.digest,
-            manifest,
-            bytes,
-            shown: PathBuf::from(canonical(reference)),
+            head,
         })
     }
 
@@ -393,27 +390,12 @@ impl Store {
 #[derive(Debug)]
 pub struct StoredImage {
     store: Store,
-    digest: String,
-    manifest: ImageManifest,
-    bytes: Vec<u8>,
-    shown: PathBuf,
+    head: ImageHead,
 }
 
 impl ImageSource for StoredImage {
-    fn location(&self) -> &Path {
-        &self.shown
-    }
-
-    fn image(&self) -> &ImageManifest {
-        &self.manifest
-    }
-
-    fn image_digest(&self) -> &str {
-        &self.digest
-    }
-
-    fn image_bytes(&self) -> &[u8] {
-        &self.bytes
+    fn head(&self) -> &ImageHead {
+        &self.head
     }
 
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {

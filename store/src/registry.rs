@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -13,8 +13,8 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use qyvol_common::bundle::{
-    BundleError, Descriptor, ImageManifest, ImageSource, MEDIA_MANIFEST, MEDIA_QYV, MEDIA_WASM,
-    MEDIA_WASM_CONFIG, copy_verified, sha256_digest,
+    BundleError, Descriptor, ImageHead, ImageManifest, ImageSource, MEDIA_MANIFEST, MEDIA_QYV,
+    MEDIA_WASM, MEDIA_WASM_CONFIG, copy_verified, sha256_digest,
 };
 
 use crate::{Reference, Store, StoreError, canonical};
@@ -248,16 +248,16 @@ impl Store {
                 }
                 blobs.insert(desc.digest.clone(), out.buf);
             }
-            Ok(Pulled {
+            let head = ImageHead {
                 shown: PathBuf::from(canonical(reference)),
                 digest: actual,
                 bytes: bytes.to_vec(),
                 manifest,
-                blobs,
-            })
+            };
+            Ok(Pulled { head, blobs })
         })?;
         // Every blob is checked again as the store copies it in; a mismatch stores nothing.
-        for desc in std::iter::once(&pulled.manifest.config).chain(&pulled.manifest.layers) {
+        for desc in std::iter::once(&pulled.image().config).chain(&pulled.image().layers) {
             pulled.read_blob(desc)?;
         }
         let pulled = if pulled.layer(MEDIA_QYV).is_some() {
@@ -266,7 +266,7 @@ impl Store {
             synthesise(pulled, reference)?
         };
         self.import(&pulled, reference)?;
-        Ok(pulled.digest)
+        Ok(pulled.head.digest)
     }
 }
 
@@ -282,6 +282,7 @@ fn validate_digest(digest: &str) -> Result<(), StoreError> {
 /// A module pushed by another tool: add a Qyvol manifest naming it, under a new image manifest.
 fn synthesise(mut pulled: Pulled, reference: &Reference) -> Result<Pulled, StoreError> {
     let wasm = pulled
+        .head
         .manifest
         .layers
         .iter()
@@ -318,47 +319,34 @@ fn synthesise(mut pulled: Pulled, reference: &Reference) -> Result<Pulled, Store
         .insert(qyv_desc.digest.clone(), qyv.into_bytes());
     let mut wasm_desc = wasm;
     wasm_desc.media_type = MEDIA_WASM.into();
-    pulled.manifest.layers = vec![wasm_desc, qyv_desc];
-    if pulled.manifest.config.media_type != MEDIA_WASM_CONFIG {
-        pulled.manifest.config.media_type = MEDIA_WASM_CONFIG.into();
-    }
-    pulled.bytes = serde_json::to_vec_pretty(&pulled.manifest)
+    let head = &mut pulled.head;
+    head.manifest.layers = vec![wasm_desc, qyv_desc];
+    head.manifest.config.media_type = MEDIA_WASM_CONFIG.into();
+    head.bytes = serde_json::to_vec_pretty(&head.manifest)
         .map_err(|e| StoreError::Registry(e.to_string()))?;
-    pulled.digest = sha256_digest(&pulled.bytes);
+    head.digest = sha256_digest(&head.bytes);
     Ok(pulled)
 }
 
 /// A pulled image held in memory until it is verified and stored.
 struct Pulled {
-    shown: PathBuf,
-    digest: String,
-    bytes: Vec<u8>,
-    manifest: ImageManifest,
+    head: ImageHead,
     blobs: HashMap<String, Vec<u8>>,
 }
 
 impl ImageSource for Pulled {
-    fn location(&self) -> &Path {
-        &self.shown
-    }
-    fn image(&self) -> &ImageManifest {
-        &self.manifest
-    }
-    fn image_digest(&self) -> &str {
-        &self.digest
-    }
-    fn image_bytes(&self) -> &[u8] {
-        &self.bytes
+    fn head(&self) -> &ImageHead {
+        &self.head
     }
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {
         let bytes = self
             .blobs
             .get(&desc.digest)
             .ok_or_else(|| BundleError::Format {
-                path: self.shown.clone(),
+                path: self.head.shown.clone(),
                 reason: format!("blob `{}` was not pulled", desc.digest),
             })?;
-        copy_verified(bytes.as_slice(), desc, out, &self.shown)
+        copy_verified(bytes.as_slice(), desc, out, &self.head.shown)
     }
 }
 
