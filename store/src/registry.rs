@@ -281,20 +281,35 @@ fn validate_digest(digest: &str) -> Result<(), StoreError> {
 
 /// A module pushed by another tool: add a Qyvol manifest naming it, under a new image manifest.
 fn synthesise(mut pulled: Pulled, reference: &Reference) -> Result<Pulled, StoreError> {
-    let wasm = pulled
-        .head
-        .manifest
-        .layers
+    let layers = &pulled.head.manifest.layers;
+    let wasm = match layers
         .iter()
         .find(|l| WASM_LAYER_TYPES.contains(&l.media_type.as_str()))
-        .cloned()
-        .ok_or_else(|| {
-            StoreError::Registry(format!(
-                "`{}` has no wasm layer ({})",
-                canonical(reference),
-                WASM_LAYER_TYPES.join(", ")
-            ))
-        })?;
+    {
+        Some(l) => l.clone(),
+        None => match layers.as_slice() {
+            // A plain image whose one filesystem layer holds the module.
+            [only] if TAR_LAYER_TYPES.contains(&only.media_type.as_str()) => {
+                let tar = pulled.blobs.get(&only.digest).cloned().unwrap_or_default();
+                let module = wasm_from_tar(&tar, only.media_type.ends_with("gzip"), reference)?;
+                let desc = Descriptor {
+                    media_type: MEDIA_WASM.into(),
+                    digest: sha256_digest(&module),
+                    size: module.len() as u64,
+                    annotations: Default::default(),
+                };
+                pulled.blobs.insert(desc.digest.clone(), module);
+                desc
+            }
+            _ => {
+                return Err(StoreError::Registry(format!(
+                    "`{}` has no wasm layer ({}, or one filesystem layer holding a .wasm)",
+                    canonical(reference),
+                    WASM_LAYER_TYPES.join(", ")
+                )));
+            }
+        },
+    };
     let name: String = reference
         .repository()
         .rsplit('/')
@@ -326,6 +341,54 @@ fn synthesise(mut pulled: Pulled, reference: &Reference) -> Result<Pulled, Store
         .map_err(|e| StoreError::Registry(e.to_string()))?;
     head.digest = sha256_digest(&head.bytes);
     Ok(pulled)
+}
+
+const TAR_LAYER_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+];
+
+/// The one `.wasm` file in an image layer (a tar, maybe gzipped), read with a bound so a
+/// decompression bomb stops at the module size cap.
+fn wasm_from_tar(layer: &[u8], gzip: bool, reference: &Reference) -> Result<Vec<u8>, StoreError> {
+    use std::io::Read;
+    const MAX_MODULE: u64 = 256 * 1024 * 1024;
+    let bad = |why: String| StoreError::Registry(format!("`{}`: {why}", canonical(reference)));
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(layer))
+    } else {
+        Box::new(layer)
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut found: Option<Vec<u8>> = None;
+    for entry in archive
+        .entries()
+        .map_err(|e| bad(format!("its layer is not a tar: {e}")))?
+    {
+        let entry = entry.map_err(|e| bad(format!("its layer is not a tar: {e}")))?;
+        let is_wasm = entry.header().entry_type().is_file()
+            && entry
+                .path()
+                .is_ok_and(|p| p.extension().is_some_and(|x| x == "wasm"));
+        if !is_wasm {
+            continue;
+        }
+        if found.is_some() {
+            return Err(bad("its layer holds more than one .wasm file".into()));
+        }
+        let mut bytes = Vec::new();
+        entry
+            .take(MAX_MODULE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| bad(format!("cannot read its .wasm: {e}")))?;
+        if bytes.len() as u64 > MAX_MODULE {
+            return Err(bad("its .wasm is larger than 256 MiB".into()));
+        }
+        found = Some(bytes);
+    }
+    found.ok_or_else(|| bad("its layer holds no .wasm file".into()))
 }
 
 /// A pulled image held in memory until it is verified and stored.

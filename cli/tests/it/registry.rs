@@ -288,14 +288,8 @@ fn qyvol_common_base64(s: &str) -> String {
     out
 }
 
-/// A module pushed by another tool (skopeo, from a plain OCI layout with one wasm layer and no
-/// Qyvol manifest) is pulled with a synthesised manifest and runs.
-#[test]
-fn a_module_pushed_by_skopeo_without_a_qyvol_manifest_runs() {
-    let registry = Registry::start(None);
-    let layout = Scratch::new();
-    let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
-    let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();
+/// Writes an OCI layout tagged `1` holding one image: `config` and `layer` of `layer_type`.
+fn oci_layout(layout: &Scratch, config: (&str, &[u8]), layer: (&str, &[u8])) {
     let blob = |bytes: &[u8]| {
         let digest = qyvol_common::bundle::sha256_digest(bytes);
         layout.write(
@@ -304,10 +298,10 @@ fn a_module_pushed_by_skopeo_without_a_qyvol_manifest_runs() {
         );
         (digest, bytes.len())
     };
-    let (cd, cs) = blob(&config);
-    let (wd, ws) = blob(&wasm);
+    let ((cd, cs), (ld, ls)) = (blob(config.1), blob(layer.1));
     let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{cd}","size":{cs}}},"layers":[{{"mediaType":"application/vnd.wasm.content.layer.v1+wasm","digest":"{wd}","size":{ws}}}]}}"#
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"{}","digest":"{cd}","size":{cs}}},"layers":[{{"mediaType":"{}","digest":"{ld}","size":{ls}}}]}}"#,
+        config.0, layer.0
     );
     let (md, ms) = blob(manifest.as_bytes());
     layout.write("oci-layout", r#"{"imageLayoutVersion":"1.0.0"}"#);
@@ -315,29 +309,81 @@ fn a_module_pushed_by_skopeo_without_a_qyvol_manifest_runs() {
         "index.json",
         format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{ms},"annotations":{{"org.opencontainers.image.ref.name":"1"}}}}]}}"#),
     );
+}
+
+fn skopeo_push(layout: &Scratch, reference: &str) {
     let out = Command::new("skopeo")
         .args(["copy", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:1", layout.dir.path().display()))
-        .arg(format!("docker://{}", registry.reference("greeter:1")))
+        .arg(format!("docker://{reference}"))
         .output()
         .expect("skopeo");
     assert!(out.status.success(), "{}", stderr(&out));
-    let home = Scratch::new();
-    let out = qyvol_in(home.dir.path())
-        .args(["run", &registry.reference("greeter:1")])
-        .output()
-        .expect("run");
-    assert_eq!(
-        stdout(&out),
-        "👋 ¡Hola desde Qyvol WASI!\n",
-        "{}",
-        stderr(&out)
+}
+
+/// Modules pushed by other tools (skopeo, from plain OCI layouts with no Qyvol manifest) are
+/// pulled with a synthesised manifest and run: a Wasm artifact layer, and a plain image whose
+/// one gzipped filesystem layer holds the .wasm.
+#[test]
+fn modules_pushed_by_skopeo_without_a_qyvol_manifest_run() {
+    let registry = Registry::start(None);
+    let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
+
+    let artifact = Scratch::new();
+    oci_layout(
+        &artifact,
+        (
+            "application/vnd.wasm.config.v0+json",
+            br#"{"architecture":"wasm","os":"wasip1"}"#,
+        ),
+        ("application/vnd.wasm.content.layer.v1+wasm", &wasm),
     );
-    assert!(
-        stderr(&out).contains("🔧 Cargando módulo: greeter"),
-        "{}",
-        stderr(&out)
+    skopeo_push(&artifact, &registry.reference("greeter:1"));
+
+    let rootfs = Scratch::new();
+    rootfs.write("app/hello.wasm", &wasm);
+    let tgz = rootfs.path("layer.tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(rootfs.path("app"))
+        .arg("hello.wasm")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let image = Scratch::new();
+    oci_layout(
+        &image,
+        (
+            "application/vnd.oci.image.config.v1+json",
+            br#"{"architecture":"wasm","os":"wasip1","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        ),
+        (
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            &std::fs::read(&tgz).expect("layer"),
+        ),
     );
+    skopeo_push(&image, &registry.reference("plain-image:1"));
+
+    for (name, shown) in [("greeter:1", "greeter"), ("plain-image:1", "plain-image")] {
+        let home = Scratch::new();
+        let out = qyvol_in(home.dir.path())
+            .args(["run", &registry.reference(name)])
+            .output()
+            .expect("run");
+        assert_eq!(
+            stdout(&out),
+            "👋 ¡Hola desde Qyvol WASI!\n",
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(&format!("🔧 Cargando módulo: {shown}")),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 /// Per-blob progress bars on a terminal (a pty from `script`), nothing of them on a pipe.
