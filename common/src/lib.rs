@@ -6,13 +6,17 @@ pub mod bundle;
 mod error;
 mod home;
 mod manifest;
+mod network;
 mod policy;
 mod types;
 mod yaml;
 
 pub use error::{ErrorKind, ManifestError};
 pub use home::Home;
-pub use manifest::{BuildSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits};
+pub use manifest::{
+    BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits,
+};
+pub use network::{GrantKind, HostPattern, NetworkGrant, Route};
 pub use policy::{Environment, Policy, PolicyViolation};
 pub use types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_pair};
 

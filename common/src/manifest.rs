@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 use crate::yaml::parse;
 
 use crate::error::{ErrorKind, ManifestError};
+use crate::network::{GrantKind, NetworkGrant, Route};
 use crate::policy::{Environment, Policy, PolicyViolation};
 use crate::types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, check_env};
 
@@ -37,6 +38,44 @@ pub(crate) struct RawManifest {
     limits: RawLimits,
     #[serde(default)]
     build: Option<RawBuild>,
+    #[serde(default)]
+    network: RawNetwork,
+    #[serde(default)]
+    http: Option<Spanned<RawHttp>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    allow: Vec<NetworkGrant>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    route: Option<Route>,
+    #[serde(default)]
+    max_body: Option<ByteSize>,
+}
+
+/// How an HTTP handler (`runtime: wasi-http`) is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSpec {
+    /// Where it is mounted; every path (`/...`) when the manifest names no route.
+    pub route: Route,
+    /// The largest request body it accepts; `None` for the server's default.
+    pub max_body: Option<ByteSize>,
+}
+
+impl Default for HttpSpec {
+    fn default() -> Self {
+        Self {
+            route: Route::any(),
+            max_body: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +144,10 @@ pub struct Manifest {
     pub mounts: Vec<Mount>,
     pub limits: ResolvedLimits,
     pub build: Option<BuildSpec>,
+    /// What the guest may reach or bind on the network; nothing when empty.
+    pub network: Vec<NetworkGrant>,
+    /// How it is served, for `runtime: wasi-http`.
+    pub http: HttpSpec,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -183,6 +226,8 @@ impl Manifest {
             mounts: Vec::new(),
             limits: ResolvedLimits::default(),
             build: None,
+            network: Vec::new(),
+            http: HttpSpec::default(),
         })
     }
 
@@ -206,6 +251,17 @@ impl Manifest {
                     "remove `readonly: false` or use `environment: native`",
                 ));
             }
+        }
+        if let Some(grant) = self.network.iter().find(|g| !policy.allows_network(g.kind)) {
+            let hint = match grant.kind {
+                GrantKind::Listen => {
+                    "handlers are reached through `qyvol serve`; use `environment: native` for a program that listens"
+                }
+                GrantKind::Connect => {
+                    "untrusted code gets no network; use `environment: edge` or `native` to let it connect"
+                }
+            };
+            return Err(violation(format!("the network grant `{grant}`"), hint));
         }
         if let (Some(cap), Some(asked)) = (policy.memory_cap, self.limits.memory)
             && asked > cap
@@ -397,6 +453,20 @@ fn resolve(
         }
         None => None,
     };
+    let http = match raw.http {
+        Some(h) if raw.runtime != RuntimeKind::WasiHttp => {
+            return Err(fail(
+                ErrorKind::BadManifest,
+                "`http` only applies to `runtime: wasi-http` (HTTP handlers served by `qyvol serve`)".into(),
+                &h.referenced,
+            ));
+        }
+        Some(h) => HttpSpec {
+            route: h.value.route.unwrap_or_else(Route::any),
+            max_body: h.value.max_body,
+        },
+        None => HttpSpec::default(),
+    };
     Ok(Manifest {
         source: Some(path.to_path_buf()),
         name: raw.name,
@@ -412,6 +482,8 @@ fn resolve(
             fuel: raw.limits.fuel,
         },
         build,
+        network: raw.network.allow,
+        http,
     })
 }
 

@@ -54,6 +54,19 @@ impl Environment {
     }
 }
 
+impl Policy {
+    /// Whether a network grant of this kind may be asked for: `native` allows any, `edge`
+    /// outbound connections only (handlers are reached through the server, they don't
+    /// listen), `sandbox` none.
+    pub fn allows_network(&self, kind: crate::network::GrantKind) -> bool {
+        match self.environment {
+            Environment::Native => true,
+            Environment::Edge => kind == crate::network::GrantKind::Connect,
+            Environment::Sandbox => false,
+        }
+    }
+}
+
 impl std::str::FromStr for Environment {
     type Err = String;
 

@@ -15,7 +15,7 @@ fn outcome(path: &Path) -> String {
                 .map(|v| format!("\npolicy: {v}"))
                 .unwrap_or_default();
             format!(
-                "ok: name={} runtime={:?} environment={} args={:?} env={:?} mounts={} limits={:?}{check}\n",
+                "ok: name={} runtime={:?} environment={} args={:?} env={:?} mounts={} limits={:?} network=[{}] route={} max_body={:?}{check}\n",
                 m.name,
                 m.runtime,
                 m.environment.as_str(),
@@ -27,6 +27,13 @@ fn outcome(path: &Path) -> String {
                     .collect::<Vec<_>>()
                     .join(","),
                 m.limits,
+                m.network
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                m.http.route,
+                m.http.max_body,
             )
         }
         Err(e) => format!("error[{:?}]: {e}\n", e.kind),
