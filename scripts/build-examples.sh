@@ -3,10 +3,17 @@
 # Needs: rustup target add wasm32-wasip1 wasm32-wasip2
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --target wasm32-wasip1 -p hello -p probe -p cpu-bench
-cargo build --release --target wasm32-wasip2 -p probe
-cp target/wasm32-wasip1/release/hello.wasm examples/hello.wasm
-cp target/wasm32-wasip1/release/probe.wasm cli/tests/guests/probe-p1.wasm
-cp target/wasm32-wasip2/release/probe.wasm cli/tests/guests/probe-p2.wasm
-cp target/wasm32-wasip1/release/cpu-bench.wasm bench/guests/cpu.wasm
-ls -l examples/*.wasm cli/tests/guests/*.wasm bench/guests/*.wasm
+cargo build --release --target wasm32-wasip1 -p hello -p probe -p cpu-bench -p cgi-hello -p cgi-probe
+cargo build --release --target wasm32-wasip2 -p probe -p http-hello -p http-probe -p tcp-hello
+p1=target/wasm32-wasip1/release
+p2=target/wasm32-wasip2/release
+cp $p1/hello.wasm examples/hello.wasm
+cp $p1/cgi-hello.wasm examples/cgi-hello/cgi-hello.wasm
+cp $p2/http_hello.wasm examples/http-hello/http-hello.wasm
+cp $p2/tcp-hello.wasm examples/tcp-hello/tcp-hello.wasm
+cp $p1/probe.wasm cli/tests/guests/probe-p1.wasm
+cp $p2/probe.wasm cli/tests/guests/probe-p2.wasm
+cp $p2/http_probe.wasm cli/tests/guests/http-probe.wasm
+cp $p1/cgi-probe.wasm cli/tests/guests/cgi-probe.wasm
+cp $p1/cpu-bench.wasm bench/guests/cpu.wasm
+ls -l examples/*.wasm examples/*/*.wasm cli/tests/guests/*.wasm bench/guests/*.wasm

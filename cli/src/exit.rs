@@ -91,6 +91,7 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
             | E::Compile { .. }
             | E::CompileTimeout { .. } => Self::new(Code::NotWasm, Msg::InvalidModule, e),
             E::Mount { .. } => Self::new(Code::MissingFile, Msg::MissingFile, e),
+            E::Serve(_) => Self::new(Code::BadManifest, Msg::BadManifest, e),
             E::Engine(_) => Self::internal(e),
         }
     }

@@ -62,6 +62,14 @@ pub enum Msg<'a> {
     BadFlag,
     BadBundle,
     NotServed,
+    NotAHandler,
+    NetworkDenied(&'a str, &'a str),
+    Serving(&'a str),
+    Route(&'a str, &'a str, &'a str),
+    Draining(usize),
+    Stopped,
+    CannotListen,
+    PoolingOff,
     Compiling(&'a str),
     CacheHeader,
     ImagesHeader,
@@ -81,6 +89,7 @@ pub enum Msg<'a> {
     Field(&'static str),
     KindCore,
     KindComponent,
+    KindCgi,
 }
 
 impl Msg<'_> {
@@ -160,8 +169,25 @@ impl Msg<'_> {
             (M::BadBundle, En) => "invalid .qyvc bundle".into(),
             (M::BadFlag, Es) => "opción inválida".into(),
             (M::BadFlag, En) => "invalid option".into(),
-            (M::NotServed, Es) => "`runtime: wasi-http` es un manejador HTTP: se sirve con `qyvol serve`, que aún no está disponible; usa `runtime: wasi` para un comando".into(),
-            (M::NotServed, En) => "`runtime: wasi-http` is an HTTP handler: it is served by `qyvol serve`, which is not available yet; use `runtime: wasi` for a command".into(),
+            (M::NotServed, Es) => "`runtime: wasi-http` es un manejador HTTP: sírvelo con `qyvol serve` (o usa `runtime: wasi` para un comando)".into(),
+            (M::NotServed, En) => "`runtime: wasi-http` is an HTTP handler: serve it with `qyvol serve` (or use `runtime: wasi` for a command)".into(),
+            (M::NotAHandler, Es) => "no es un manejador HTTP".into(),
+            (M::NotAHandler, En) => "not an HTTP handler".into(),
+            (M::NetworkDenied(kind, grant), Es) => format!("🚫 Red denegada ({kind}): {grant}; concédelo en el manifiesto con `network: {{ allow: [\"{grant}\"] }}`"),
+            (M::NetworkDenied(kind, grant), En) => format!("🚫 Network access denied ({kind}): {grant}; grant it in the manifest with `network: {{ allow: [\"{grant}\"] }}`"),
+            (M::Serving(url), Es) => format!("🌐 Sirviendo en {url}"),
+            (M::Serving(url), En) => format!("🌐 Serving on {url}"),
+            (M::Route(route, name, kind), _) => format!("  {route} → {name} ({kind})"),
+            (M::Draining(0), Es) => "⏹ Deteniendo el servidor".into(),
+            (M::Draining(0), En) => "⏹ Stopping the server".into(),
+            (M::Draining(n), Es) => format!("⏹ Deteniendo el servidor: esperando {n} peticiones en curso"),
+            (M::Draining(n), En) => format!("⏹ Stopping the server: waiting for {n} requests in flight"),
+            (M::Stopped, Es) => "✅ Servidor detenido".into(),
+            (M::Stopped, En) => "✅ Server stopped".into(),
+            (M::CannotListen, Es) => "no se puede escuchar".into(),
+            (M::CannotListen, En) => "cannot listen".into(),
+            (M::PoolingOff, Es) => "ℹ El asignador por pools no está disponible aquí: las instancias se crean bajo demanda".into(),
+            (M::PoolingOff, En) => "ℹ The pooling allocator is unavailable here: instances are allocated on demand".into(),
             (M::Field(f), Es) => field_es(f).into(),
             (M::Field("precompiled"), En) => "precompiled code".into(),
             (M::Field(f), En) => (*f).into(),
@@ -169,6 +195,8 @@ impl Msg<'_> {
             (M::KindCore, En) => "core module".into(),
             (M::KindComponent, Es) => "componente".into(),
             (M::KindComponent, En) => "component".into(),
+            (M::KindCgi, Es) => "módulo CGI".into(),
+            (M::KindCgi, En) => "CGI module".into(),
         }
     }
 }
@@ -243,9 +271,33 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.no_precompiled" => {
             "Ignora el código precompilado de un paquete y compila desde su wasm (para paquetes no confiables)"
         }
+        "serve" => "Sirve manejadores HTTP (runtime: wasi-http) desde manifiestos .qyv",
+        "serve.files" => "Los manifiestos .qyv (o paquetes .qyvc, o componentes .wasm) a servir",
+        "serve.listen" => "Dirección donde escuchar (el puerto 0 elige uno libre)",
+        "serve.json" => "Registro de accesos en líneas JSON en lugar de texto",
+        "serve.max_body" => {
+            "Cuerpo de petición más grande que acepta un manejador si su manifiesto no fija `http.max_body`"
+        }
+        "serve.max_concurrency" => "Peticiones atendidas a la vez (las demás esperan turno)",
+        "serve.drain" => "Cuánto pueden tardar las peticiones en curso tras SIGINT/SIGTERM",
+        "serve.quiet" => "Sin líneas de estado ni registro de accesos (los fallos sí se informan)",
+        "serve.no_cache" => "No usar la caché de compilación",
+        "serve.env" => {
+            "Define una variable de entorno para los manejadores (K=V), o copia K del anfitrión"
+        }
+        "serve.mount" => "Monta una carpeta del anfitrión; `:ro` la deja de solo lectura",
+        "serve.memory" => "Límite de memoria por petición, p. ej. 64MiB",
+        "serve.timeout" => "Límite de tiempo por petición, p. ej. 5s",
+        "serve.fuel" => "Límite de combustible por petición",
+        "serve.environment" => "Política de confianza: native, sandbox o edge",
+        "serve.allow_outside" => "Permite que los manifiestos apunten fuera de su carpeta",
+        "serve.max_module_size" => "Tamaño máximo de módulo que se acepta compilar",
+        "serve.compile_timeout" => "Tiempo máximo de compilación antes de rechazar el módulo",
         "completions.shell" => "La shell: bash, zsh, fish, elvish o powershell",
         "help" => "Muestra la ayuda de un comando",
-        "qyvol.help" | "run.help" | "inspect.help" | "completions.help" => "Muestra la ayuda",
+        "qyvol.help" | "run.help" | "serve.help" | "inspect.help" | "completions.help" => {
+            "Muestra la ayuda"
+        }
         "qyvol.version" => "Muestra la versión",
         _ => return None,
     })
@@ -260,6 +312,14 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
                 "qyvol run examples/hello.qyv",
                 "qyvol run --env NAME=Ana --mount ./data:/data:ro app.qyv --verbose",
                 "qyvol run --environment sandbox --memory 64MiB --timeout 5s untrusted.wasm",
+            ],
+        ),
+        "serve" => (
+            "serve",
+            &[
+                "qyvol serve examples/http-hello/http-hello.qyv",
+                "qyvol serve --listen 0.0.0.0:8080 api.qyv web.qyv",
+                "qyvol serve --json --timeout 2s examples/cgi-hello/cgi-hello.qyv",
             ],
         ),
         "inspect" => (

@@ -24,6 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(commands::run::RunCommand),
+    Serve(commands::serve::ServeCommand),
     Build(commands::build::BuildCommand),
     Inspect(commands::inspect::InspectCommand),
     Images(commands::images::ImagesCommand),
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(c) => c.execute(),
+        Command::Serve(c) => c.execute(),
         Command::Build(c) => c.execute(),
         Command::Inspect(c) => c.execute(),
         Command::Images(c) => c.execute(),

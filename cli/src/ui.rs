@@ -25,6 +25,18 @@ impl Ui {
     }
 }
 
+/// Reports each connection or bind the grants refused, naming the address so the user learns
+/// what to grant.
+pub fn denial_sink() -> qyvol_runtime::DenialSink {
+    qyvol_runtime::DenialSink::new(|d| {
+        let grant = match d.kind {
+            qyvol_common::GrantKind::Connect => sanitize(&d.target),
+            qyvol_common::GrantKind::Listen => format!("listen {}", sanitize(&d.target)),
+        };
+        Ui { quiet: false }.alert(Msg::NetworkDenied(d.kind.as_str(), &grant));
+    })
+}
+
 /// Text for the document on stdout (`inspect`), in the user's language.
 pub fn out(line: &str) {
     let mut stdout = std::io::stdout().lock();

@@ -34,6 +34,9 @@ pub enum RuntimeError {
     },
     #[error("{0}")]
     Engine(String),
+    /// The apps cannot be served together as given (e.g. two want one route).
+    #[error("{0}")]
+    Serve(String),
 }
 
 impl RuntimeError {

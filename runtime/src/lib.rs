@@ -9,8 +9,10 @@ mod engine;
 mod error;
 mod inspect;
 mod limits;
+mod net;
 mod prepared;
 mod run;
+pub mod serve;
 mod wasi;
 
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
@@ -18,6 +20,7 @@ pub use engine::{EngineConfig, WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
 pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
 pub use limits::Resource;
+pub use net::{Denial, DenialSink};
 pub use run::{
     Compilation, CompileProgress, Limits, Loader, MountGrant, Outcome, Prepared, RunRequest, Wasm,
     load, precompile, run,

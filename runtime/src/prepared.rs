@@ -12,9 +12,11 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 use crate::engine::{self, EpochTicker};
 use crate::inspect::WasmKind;
 use crate::limits::{LimitExceeded, Limiter};
+use crate::net::{HttpHooks, NetworkAccess};
 use crate::run::{Compilation, Limits, Outcome, RunRequest, Wasm};
 use crate::{RuntimeError, wasi};
 use std::time::Duration;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub struct Prepared {
     engine: Engine,
@@ -43,6 +45,18 @@ struct ComponentHost {
     ctx: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
+    http: WasiHttpCtx,
+    hooks: HttpHooks,
+}
+
+impl WasiHttpView for ComponentHost {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
 }
 
 impl WasiView for ComponentHost {
@@ -101,7 +115,10 @@ impl Prepared {
         pre: &InstancePre<CoreHost>,
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
-        let wasi = wasi::builder(req)?.build_p1();
+        let network = NetworkAccess::new(&req.network, req.denials.clone());
+        let mut b = wasi::builder(req, &network)?;
+        b.inherit_stdio();
+        let wasi = b.build_p1();
         let mut store = Store::new(
             &self.engine,
             CoreHost {
@@ -127,11 +144,15 @@ impl Prepared {
         pre: &CommandPre<ComponentHost>,
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
-        let ctx = wasi::builder(req)?.build();
+        let network = NetworkAccess::new(&req.network, req.denials.clone());
+        let mut b = wasi::builder(req, &network)?;
+        b.inherit_stdio();
         let host = ComponentHost {
-            ctx,
+            ctx: b.build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(req.limits.memory),
+            http: WasiHttpCtx::new(),
+            hooks: HttpHooks(network),
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(|h| &mut h.limiter);
@@ -189,6 +210,9 @@ fn link_component(
     let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
     let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+    // Commands may make outgoing HTTP requests too, under the same grants.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(RuntimeError::engine)?;
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| unsupported_component_import(&format!("{e:#}")))?;
@@ -232,7 +256,7 @@ async fn with_deadline<F: Future<Output = wasmtime::Result<()>>>(
     }
 }
 
-fn finish(result: Option<wasmtime::Result<()>>, limits: &Limits) -> Outcome {
+pub(crate) fn finish(result: Option<wasmtime::Result<()>>, limits: &Limits) -> Outcome {
     let Some(result) = result else {
         return Outcome::TimedOut(limits.timeout.unwrap_or_default());
     };

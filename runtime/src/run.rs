@@ -136,6 +136,10 @@ pub struct RunRequest {
     pub env: Vec<(String, String)>,
     pub mounts: Vec<MountGrant>,
     pub limits: Limits,
+    /// What the guest may reach or bind on the network; nothing when empty.
+    pub network: Vec<qyvol_common::NetworkGrant>,
+    /// Told of every connection or bind the grants refuse.
+    pub denials: crate::net::DenialSink,
 }
 
 /// How a guest's run ended.

@@ -1,12 +1,13 @@
-//! Builds the guest's WASI context from its grants: arguments, environment, standard streams
-//! and mounts. Nothing of the host is visible unless granted: no inherited environment, no
-//! network, and only the listed folders.
+//! Builds the guest's WASI context from its grants: arguments, environment, mounts and network.
+//! Nothing of the host is visible unless granted: no inherited environment, only the listed
+//! folders, only the granted addresses. Standard streams are the caller's choice.
 
 use std::path::{Path, PathBuf};
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::RuntimeError;
+use crate::net::NetworkAccess;
 use crate::run::RunRequest;
 
 /// A host folder the guest may see at `guest`.
@@ -17,9 +18,21 @@ pub struct MountGrant {
     pub readonly: bool,
 }
 
-pub(crate) fn builder(req: &RunRequest) -> Result<WasiCtxBuilder, RuntimeError> {
+pub(crate) fn builder(
+    req: &RunRequest,
+    network: &NetworkAccess,
+) -> Result<WasiCtxBuilder, RuntimeError> {
     let mut b = WasiCtxBuilder::new();
-    b.inherit_stdio();
+    // TCP and UDP are on so that every attempt reaches the address check, which allows only
+    // granted addresses and reports the rest.
+    b.allow_tcp(true);
+    b.allow_udp(true);
+    b.allow_ip_name_lookup(network.names_hosts());
+    let access = network.clone();
+    b.socket_addr_check(move |addr, use_| {
+        let access = access.clone();
+        Box::pin(async move { access.check_socket(addr, use_).await })
+    });
     b.arg(&req.argv0);
     b.args(&req.args);
     for (k, v) in &req.env {

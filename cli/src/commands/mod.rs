@@ -8,6 +8,7 @@ pub mod images;
 pub mod inspect;
 pub mod registry;
 pub mod run;
+pub mod serve;
 
 use std::path::Path;
 

@@ -52,7 +52,7 @@ pub struct RunCommand {
 
 /// What the operator grants on the command line, on top of the manifest.
 #[derive(Debug, Args)]
-pub struct GrantArgs {
+pub(crate) struct GrantArgs {
     /// Set an environment variable for the module (K=V), or copy K from the host
     #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parse_env_pair)]
     env: Vec<(String, Option<String>)>,
@@ -75,15 +75,15 @@ pub struct GrantArgs {
 
     /// Trust policy: native, sandbox or edge
     #[arg(long, value_name = "ENV")]
-    environment: Option<Environment>,
+    pub(crate) environment: Option<Environment>,
 
     /// Let the manifest's entrypoint and mounts point outside its folder
     #[arg(long)]
-    allow_outside: bool,
+    pub(crate) allow_outside: bool,
 
     /// Largest module accepted for compilation
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
-    max_module_size: ByteSize,
+    pub(crate) max_module_size: ByteSize,
 
     /// Longest time compilation may take before the module is refused
     #[arg(long, value_name = "DUR", default_value = "5m")]
@@ -236,8 +236,9 @@ fn image_reference(file: &std::path::Path) -> Option<qyvol_store::Reference> {
         .flatten()
 }
 
-/// The guest's arguments, environment, folders and limits: the manifest's, then the flags.
-fn request(
+/// The guest's arguments, environment, folders, network and limits: the manifest's, then the
+/// flags.
+pub(crate) fn request(
     manifest: &Manifest,
     grants: &GrantArgs,
     policy: &Policy,
@@ -318,6 +319,8 @@ fn request(
         env,
         mounts,
         limits,
+        network: manifest.network.clone(),
+        denials: crate::ui::denial_sink(),
     })
 }
 

@@ -106,9 +106,20 @@ fn main() {
                 .read_to_string(&mut s)
                 .map(|_| print!("{s}"))
         }
+        "connect" => std::net::TcpStream::connect(arg(2)).and_then(|mut s| {
+            s.write_all(arg(3).as_bytes())?;
+            s.shutdown(std::net::Shutdown::Write)?;
+            let mut reply = String::new();
+            s.read_to_string(&mut reply)?;
+            println!("connected: {reply}");
+            Ok(())
+        }),
+        "listen" => std::net::TcpListener::bind(arg(2)).map(|l| {
+            println!("listening on {:?}", l.local_addr().ok());
+        }),
         _ => {
             eprintln!(
-                "usage: probe args|env|cat|prompt|exit N|stderr MSG|read P|write P T|append P T|truncate P|set-len P|rename A B|link A B|remove P|mkdir P|ls P|symlink T L|sleep MS|spin|alloc MIB|flood MIB|read-stdin"
+                "usage: probe connect ADDR MSG|listen ADDR|args|env|cat|prompt|exit N|stderr MSG|read P|write P T|append P T|truncate P|set-len P|rename A B|link A B|remove P|mkdir P|ls P|symlink T L|sleep MS|spin|alloc MIB|flood MIB|read-stdin"
             );
             process::exit(2)
         }

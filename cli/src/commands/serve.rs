@@ -1,0 +1,276 @@
+//! `qyvol serve FILE... [--listen ADDR]`: serves HTTP handlers (`runtime: wasi-http`) on one
+//! port, each at its `http.route`, with an access log line per request on stderr.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use qyvol_common::{ByteSize, DurationSpec, LoadOptions, Manifest, RuntimeKind};
+use qyvol_runtime::serve::{
+    AccessEntry, App, Events, Failure as RequestFailure, ServeOptions, Server,
+};
+use qyvol_runtime::{Outcome, Resource, WasmKind};
+
+use super::run::{GrantArgs, request};
+use crate::exit::{Code, Failure};
+use crate::i18n::{Lang, Msg, lang};
+use crate::ui::{Ui, sanitize};
+
+/// Serve HTTP handlers (runtime: wasi-http) from .qyv manifests
+#[derive(Debug, Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    grants: GrantArgs,
+
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// Access log as JSON lines (one object per request) instead of text
+    #[arg(long)]
+    json: bool,
+
+    /// Largest request body a handler accepts unless its manifest sets `http.max_body`
+    #[arg(long, value_name = "SIZE", default_value = "10MiB")]
+    max_body: ByteSize,
+
+    /// Requests handled at once (more wait for a slot)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_concurrency: u32,
+
+    /// How long in-flight requests may take to finish after SIGINT/SIGTERM
+    #[arg(long, value_name = "DUR", default_value = "30s")]
+    drain: DurationSpec,
+
+    /// No status lines and no access log (failures are still reported)
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// Don't use the compile cache
+    #[arg(long)]
+    no_cache: bool,
+
+    /// The .qyv manifests (or .qyvc bundles, or .wasm components) to serve
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+}
+
+impl ServeCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: self.quiet };
+        let options = LoadOptions {
+            allow_outside: self.grants.allow_outside,
+            ..LoadOptions::default()
+        };
+        let cache = (!self.no_cache).then(super::cache::open);
+        let mut apps = Vec::with_capacity(self.files.len());
+        for file in &self.files {
+            let (manifest, bundled) = if qyvol_common::bundle::is_bundle_file(file) {
+                let opened = super::bundled::open(file, options, cache.as_ref())?;
+                (opened.manifest.clone(), Some(opened))
+            } else if super::is_wasm_file(file) {
+                let mut m = Manifest::for_wasm(file)?;
+                m.runtime = RuntimeKind::WasiHttp;
+                (m, None)
+            } else {
+                (Manifest::load(file, options)?, None)
+            };
+            if manifest.runtime != RuntimeKind::WasiHttp {
+                return Err(Failure::new(
+                    Code::BadManifest,
+                    Msg::NotAHandler,
+                    format!(
+                        "`{}` has `runtime: wasi`: it is a command; run it with `qyvol run`, or set `runtime: wasi-http` for a handler",
+                        file.display()
+                    ),
+                ));
+            }
+            let policy = self
+                .grants
+                .environment
+                .unwrap_or(manifest.environment)
+                .policy();
+            manifest.check_policy(&policy)?;
+            let req = request(&manifest, &self.grants, &policy, Vec::new())?;
+            let wasm = match bundled {
+                Some(opened) => {
+                    if let Some(cache) = &cache {
+                        super::bundled::import_precompiled(
+                            &opened,
+                            cache,
+                            qyvol_runtime::EngineConfig::for_limits(&req.limits),
+                        )?;
+                    }
+                    opened.wasm
+                }
+                None => qyvol_runtime::load(
+                    &manifest.entrypoint,
+                    self.grants.max_module_size.0,
+                    cache.as_ref(),
+                )?,
+            };
+            apps.push(App {
+                name: manifest.name.to_string(),
+                route: manifest.http.route.clone(),
+                wasm,
+                request: req,
+                max_body: manifest.http.max_body.unwrap_or(self.max_body).0,
+            });
+        }
+        let routes: Vec<_> = apps
+            .iter()
+            .map(|a| {
+                let kind = match a.wasm.info.kind {
+                    WasmKind::Component => Msg::KindComponent,
+                    WasmKind::CoreModule => Msg::KindCgi,
+                };
+                (a.route.to_string(), a.name.clone(), kind.text(lang()))
+            })
+            .collect();
+
+        let spinner = crate::ui::CompileSpinner::new(self.quiet);
+        let how = qyvol_runtime::Compilation {
+            cache: cache.as_ref(),
+            progress: spinner
+                .as_ref()
+                .map(|s| s as &dyn qyvol_runtime::CompileProgress),
+            refresh: false,
+        };
+        let server = Server::new(
+            apps,
+            how,
+            ServeOptions {
+                max_concurrency: self.max_concurrency.max(1),
+                drain: self.drain.0,
+            },
+        )?;
+        drop(spinner);
+        if !server.pooling() {
+            ui.status(Msg::PoolingOff);
+        }
+        let listener = std::net::TcpListener::bind(self.listen).map_err(|e| {
+            Failure::new(
+                Code::Usage,
+                Msg::CannotListen,
+                format!(
+                    "{}: {e}; choose another address with `--listen`",
+                    self.listen
+                ),
+            )
+        })?;
+        let bound = listener.local_addr().map_err(Failure::internal)?;
+        for (route, name, kind) in &routes {
+            ui.status(Msg::Route(route, &sanitize(name), kind));
+        }
+        // Always printed: scripts (and tests) read the address from it when the port was 0.
+        Ui { quiet: false }.status(Msg::Serving(&format!("http://{bound}/")));
+        server
+            .run(
+                listener,
+                Arc::new(AccessLog {
+                    json: self.json,
+                    quiet: self.quiet,
+                }),
+            )
+            .map_err(Failure::from)?;
+        ui.status(Msg::Stopped);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// One line per request on stderr: text (`GET /hello 200 1.2ms http-hello`) or JSON.
+struct AccessLog {
+    json: bool,
+    quiet: bool,
+}
+
+impl Events for AccessLog {
+    fn request(&self, e: &AccessEntry<'_>) {
+        if self.quiet && e.failure.is_none() {
+            return;
+        }
+        let error = e.failure.map(|f| failure_text(f, lang()));
+        let ms = e.duration.as_secs_f64() * 1000.0;
+        let line = if self.json {
+            serde_json::json!({
+                "method": e.method,
+                "path": e.path,
+                "status": e.status,
+                "duration_ms": (ms * 1000.0).round() / 1000.0,
+                "app": e.app,
+                "error": error,
+            })
+            .to_string()
+        } else {
+            let mut line = format!(
+                "{} {} {} {ms:.1}ms {}",
+                e.method,
+                sanitize(e.path),
+                e.status,
+                e.app.unwrap_or("-")
+            );
+            if let Some(err) = &error {
+                line.push_str(" — ");
+                line.push_str(&sanitize(err));
+            }
+            line
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
+    fn draining(&self, in_flight: usize) {
+        Ui { quiet: self.quiet }.status(Msg::Draining(in_flight));
+    }
+}
+
+/// Why a request failed, in the user's language, for the access log.
+fn failure_text(f: &RequestFailure, lang: Lang) -> String {
+    let es = lang == Lang::Es;
+    match f {
+        RequestFailure::NoRoute => (if es {
+            "ninguna ruta coincide"
+        } else {
+            "no route matches"
+        })
+        .into(),
+        RequestFailure::BodyTooLarge { limit } => {
+            let limit = ByteSize(*limit);
+            if es {
+                format!("el cuerpo supera {limit} (sube `http.max_body` o `--max-body`)")
+            } else {
+                format!("the body is over {limit} (raise `http.max_body` or `--max-body`)")
+            }
+        }
+        RequestFailure::BadRequest(why) => why.clone(),
+        RequestFailure::Protocol(why) => why.clone(),
+        RequestFailure::ShuttingDown => (if es {
+            "el servidor se está deteniendo"
+        } else {
+            "the server is stopping"
+        })
+        .into(),
+        RequestFailure::Handler(outcome) => match outcome {
+            Outcome::Trapped { trap, backtrace } => {
+                let at = backtrace
+                    .first()
+                    .map(|f| format!(" @ {f}"))
+                    .unwrap_or_default();
+                format!("trap: {trap}{at}")
+            }
+            Outcome::TimedOut(t) => Msg::TimedOut(&DurationSpec(*t).to_string()).text(lang),
+            Outcome::FuelExhausted(n) => Msg::FuelExhausted(*n).text(lang),
+            Outcome::LimitExceeded {
+                resource: Resource::Memory,
+                limit,
+            } => Msg::MemoryExceeded(&ByteSize(*limit).to_string()).text(lang),
+            Outcome::LimitExceeded {
+                resource: Resource::Table,
+                limit,
+            } => Msg::TableExceeded(*limit).text(lang),
+            Outcome::Exited(code) => Msg::ExitedWith(*code).text(lang),
+        },
+    }
+}

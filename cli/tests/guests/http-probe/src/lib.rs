@@ -1,0 +1,141 @@
+//! A `wasi:http/proxy` test handler with one behaviour per path, so `qyvol serve`'s tests can
+//! make it answer, trap, loop, sleep, allocate, echo and call out. Built for wasm32-wasip2 by
+//! `scripts/build-examples.sh`; the wasm is committed beside this source.
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse, ResponseOutparam,
+    Scheme,
+};
+
+struct Probe;
+
+wasip2::http::proxy::export!(Probe);
+
+fn query<'a>(path: &'a str, key: &str) -> Option<&'a str> {
+    let (_, q) = path.split_once('?')?;
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn reply(out: ResponseOutparam, status: u16, text: &str) {
+    let response = OutgoingResponse::new(Fields::new());
+    let _ = response.set_status_code(status);
+    let Ok(body) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(stream) = body.write() {
+        for chunk in text.as_bytes().chunks(4096) {
+            let _ = stream.blocking_write_and_flush(chunk);
+        }
+    }
+    let _ = OutgoingBody::finish(body, None);
+}
+
+fn read_body(request: &IncomingRequest) -> Vec<u8> {
+    let mut all = Vec::new();
+    let Ok(body) = request.consume() else {
+        return all;
+    };
+    let Ok(stream) = body.stream() else {
+        return all;
+    };
+    while let Ok(chunk) = stream.blocking_read(64 * 1024) {
+        all.extend_from_slice(&chunk);
+    }
+    all
+}
+
+/// Makes an outgoing GET to `http://{authority}/` and describes what came back.
+fn fetch(authority: &str) -> Result<String, String> {
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .map_err(|()| "bad scheme")?;
+    request
+        .set_authority(Some(authority))
+        .map_err(|()| "bad authority")?;
+    request
+        .set_path_with_query(Some("/"))
+        .map_err(|()| "bad path")?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| format!("{e:?}"))?;
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or("no response")?
+        .map_err(|()| "taken")?
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(format!("upstream answered {}", response.status()))
+}
+
+impl wasip2::exports::http::incoming_handler::Guest for Probe {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        let route = path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
+        match route {
+            "trap" => unreachable!("the handler trapped on purpose"),
+            "spin" => {
+                let mut x: u64 = 1;
+                loop {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    if x == 0 {
+                        break;
+                    }
+                }
+                reply(out, 200, &x.to_string());
+            }
+            "sleep" => {
+                let ms: u64 = query(&path, "ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1000);
+                wasip2::clocks::monotonic_clock::subscribe_duration(ms * 1_000_000).block();
+                reply(out, 200, &format!("slept {ms} ms\n"));
+            }
+            "alloc" => {
+                let mib: usize = query(&path, "mib")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                let v = vec![1u8; mib << 20];
+                let sum: usize = v.iter().map(|&b| b as usize).sum();
+                reply(out, 200, &format!("allocated {} MiB\n", sum >> 20));
+            }
+            "echo" => {
+                let body = read_body(&request);
+                reply(
+                    out,
+                    200,
+                    &format!("{} bytes: {}", body.len(), String::from_utf8_lossy(&body)),
+                );
+            }
+            "fetch" => {
+                let to = query(&path, "to").unwrap_or("127.0.0.1:9");
+                match fetch(to) {
+                    Ok(text) => reply(out, 200, &text),
+                    Err(e) => reply(out, 502, &format!("fetch failed: {e}")),
+                }
+            }
+            "env" => {
+                let key = query(&path, "name").unwrap_or("");
+                let value = wasip2::cli::environment::get_environment()
+                    .into_iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v);
+                reply(out, 200, &format!("{key}={}", value.unwrap_or_default()));
+            }
+            "big" => {
+                let kib: usize = query(&path, "kib")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                reply(out, 200, &"x".repeat(kib * 1024));
+            }
+            _ => reply(out, 200, &format!("probe {path}\n")),
+        }
+    }
+}

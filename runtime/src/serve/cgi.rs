@@ -1,0 +1,287 @@
+//! WASI preview 1 modules as HTTP handlers, CGI-style with WAGI's conventions: the request's
+//! metadata and headers become environment variables, its body is stdin, and the module
+//! prints headers (`Content-Type`, `Status`, `Location`, ...), an empty line, then the body.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use hyper::{Request, Response, StatusCode};
+use wasmtime::{Engine, InstancePre, Linker, Module};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+
+use super::{Body, Failure, Host, Loaded, Runtime, failure_of, full, new_store};
+use crate::run::{Compilation, Limits, Wasm};
+use crate::{Outcome, RuntimeError, wasi};
+
+/// The most a handler may print (headers and body); writing more fails the request.
+const MAX_OUTPUT: usize = 64 * 1024 * 1024;
+
+pub(crate) struct Template(InstancePre<Host<WasiP1Ctx>>);
+
+impl Template {
+    pub(crate) fn new(
+        engine: &Engine,
+        wasm: &Wasm,
+        limits: &Limits,
+        how: Compilation<'_>,
+    ) -> Result<Self, RuntimeError> {
+        let module: Module = crate::compile::prepare(engine, wasm, limits.compile, how)?;
+        if !module.exports().any(|e| e.name() == "_start") {
+            return Err(RuntimeError::Invalid {
+                path: wasm.path.clone(),
+                reason:
+                    "it exports no `_start` function: a CGI handler is a WASI program with a `main`"
+                        .into(),
+            });
+        }
+        let mut linker: Linker<Host<WasiP1Ctx>> = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)
+            .map_err(RuntimeError::engine)?;
+        linker
+            .instantiate_pre(&module)
+            .map(Self)
+            .map_err(|e| RuntimeError::UnsupportedImport {
+                import: format!("{e:#}")
+                    .split('`')
+                    .nth(1)
+                    .unwrap_or("?")
+                    .to_string(),
+                hint: format!("CGI handlers get WASI preview 1 only ({e:#})"),
+            })
+    }
+
+    pub(crate) async fn handle(
+        &self,
+        rt: &Runtime,
+        app: &Loaded,
+        req: Request<Bytes>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Failure> {
+        let (parts, body) = req.into_parts();
+        let mut b = wasi::builder(&app.request, &app.network)
+            .map_err(|e| Failure::Protocol(e.to_string()))?;
+        for (k, v) in request_env(&parts, body.len(), app, peer) {
+            if !app.request.env.iter().any(|(mine, _)| *mine == k) {
+                b.env(k, v);
+            }
+        }
+        let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
+        b.stdin(MemoryInputPipe::new(body));
+        b.stdout(stdout.clone());
+        b.inherit_stderr();
+        let mut store = new_store(rt, app, b.build_p1())?;
+        let limits = app.request.limits;
+        let run = async {
+            let instance = self.0.instantiate_async(&mut store).await?;
+            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+            start.call_async(&mut store, ()).await
+        };
+        let result = match limits.timeout {
+            Some(t) => tokio::time::timeout(t, run).await.ok(),
+            None => Some(run.await),
+        };
+        let exited = match result {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) if exit.0 == 0 => Ok(()),
+                _ => Err(failure_of(e, &limits)),
+            },
+            None => Err(Failure::Handler(Outcome::TimedOut(
+                limits.timeout.unwrap_or_default(),
+            ))),
+        };
+        exited?;
+        drop(store);
+        parse_output(stdout.contents())
+    }
+}
+
+/// The request as CGI meta-variables (RFC 3875) plus WAGI's `X_*` additions.
+fn request_env(
+    parts: &hyper::http::request::Parts,
+    body_len: usize,
+    app: &Loaded,
+    peer: SocketAddr,
+) -> Vec<(String, String)> {
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    let host = parts
+        .headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let (server_name, server_port) = match host.rsplit_once(':') {
+        Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (n, p),
+        _ => (host, "80"),
+    };
+    let base = app.route.base();
+    let path_info = if app.route.is_wildcard() {
+        path.strip_prefix(base).unwrap_or(path)
+    } else {
+        ""
+    };
+    let mut env: Vec<(String, String)> = vec![
+        ("GATEWAY_INTERFACE".into(), "CGI/1.1".into()),
+        (
+            "SERVER_SOFTWARE".into(),
+            concat!("qyvol/", env!("CARGO_PKG_VERSION")).into(),
+        ),
+        ("SERVER_PROTOCOL".into(), format!("{:?}", parts.version)),
+        ("SERVER_NAME".into(), server_name.into()),
+        ("SERVER_PORT".into(), server_port.into()),
+        ("REQUEST_METHOD".into(), parts.method.to_string()),
+        ("SCRIPT_NAME".into(), base.into()),
+        ("PATH_INFO".into(), path_info.into()),
+        ("PATH_TRANSLATED".into(), path_info.into()),
+        ("QUERY_STRING".into(), query.into()),
+        ("REMOTE_ADDR".into(), peer.ip().to_string()),
+        ("REMOTE_HOST".into(), peer.ip().to_string()),
+        ("AUTH_TYPE".into(), String::new()),
+        ("REMOTE_USER".into(), String::new()),
+        ("X_MATCHED_ROUTE".into(), app.route.to_string()),
+        ("X_RAW_PATH_INFO".into(), path_info.into()),
+        ("X_FULL_URL".into(), format!("http://{host}{}", parts.uri)),
+        ("CONTENT_LENGTH".into(), body_len.to_string()),
+    ];
+    if let Some(t) = parts
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        env.push(("CONTENT_TYPE".into(), t.into()));
+    }
+    for (name, value) in &parts.headers {
+        use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, PROXY_AUTHORIZATION};
+        // Credentials are not passed (RFC 3875 4.1.18); the length and type have their own.
+        if [
+            AUTHORIZATION,
+            PROXY_AUTHORIZATION,
+            CONTENT_LENGTH,
+            CONTENT_TYPE,
+        ]
+        .contains(name)
+        {
+            continue;
+        }
+        let Ok(value) = value.to_str() else { continue };
+        let key = format!(
+            "HTTP_{}",
+            name.as_str().to_ascii_uppercase().replace('-', "_")
+        );
+        match env.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(value);
+            }
+            None => env.push((key, value.into())),
+        }
+    }
+    env
+}
+
+/// Turns what the handler printed into a response: headers up to the first empty line
+/// (`Status: 404 Not Found` sets the status, `Location` alone means 302), then the body.
+fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
+    let hint = "print headers (at least `Content-Type: text/plain`), an empty line, then the body";
+    let end = find(&out, b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .into_iter()
+        .chain(find(&out, b"\n\n").map(|i| (i, i + 2)))
+        .min_by_key(|(i, _)| *i)
+        .ok_or_else(|| {
+            Failure::Protocol(format!(
+                "the handler's output has no header section: {hint}"
+            ))
+        })?;
+    let head = std::str::from_utf8(&out[..end.0])
+        .map_err(|_| Failure::Protocol(format!("the handler's headers are not UTF-8: {hint}")))?;
+    let mut response = Response::new(full(out.slice(end.1..)));
+    let mut status = None;
+    let mut location = false;
+    for line in head.lines().map(|l| l.trim_end_matches('\r')) {
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            Failure::Protocol(format!(
+                "the handler printed `{line}` among its headers: {hint}"
+            ))
+        })?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split_whitespace().next().unwrap_or("");
+            status = Some(
+                code.parse::<u16>()
+                    .ok()
+                    .and_then(|c| StatusCode::from_u16(c).ok())
+                    .ok_or_else(|| {
+                        Failure::Protocol(format!(
+                            "`Status: {value}` is not an HTTP status; write e.g. `Status: 404 Not Found`"
+                        ))
+                    })?,
+            );
+            continue;
+        }
+        location |= name.eq_ignore_ascii_case("location");
+        let name = hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| Failure::Protocol(format!("`{name}` is not a header name: {hint}")))?;
+        let value = hyper::header::HeaderValue::from_str(value).map_err(|_| {
+            Failure::Protocol(format!("the value of `{name}` is not a header value"))
+        })?;
+        response.headers_mut().append(name, value);
+    }
+    *response.status_mut() = status.unwrap_or(if location {
+        StatusCode::FOUND
+    } else {
+        StatusCode::OK
+    });
+    Ok(response)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(out: &str) -> Result<(u16, Vec<(String, String)>), Failure> {
+        parse_output(Bytes::from(out.to_string())).map(|r| {
+            let headers = r
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            (r.status().as_u16(), headers)
+        })
+    }
+
+    #[test]
+    fn cgi_output_becomes_a_response() {
+        let (status, headers) = parsed("Content-Type: text/plain\n\nhi").expect("parses");
+        assert_eq!(status, 200);
+        assert_eq!(headers, [("content-type".into(), "text/plain".into())]);
+        assert_eq!(
+            parsed("Status: 404 Not Found\r\nX-A: b\r\n\r\n")
+                .expect("ok")
+                .0,
+            404
+        );
+        assert_eq!(parsed("Location: /x\n\n").expect("ok").0, 302);
+        assert_eq!(parsed("Location: /x\nStatus: 301\n\n").expect("ok").0, 301);
+    }
+
+    #[test]
+    fn output_that_is_not_a_response_is_refused_with_a_hint() {
+        for bad in [
+            "just text",
+            "no colon here\n\nbody",
+            "Status: abc\n\n",
+            "Bad Name: x\n\n",
+        ] {
+            match parsed(bad) {
+                Err(Failure::Protocol(m)) => assert!(!m.is_empty()),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `wasi:http/proxy` components: a `ProxyPre` template, one instance per request.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+use super::{Body, Failure, Host, Loaded, Runtime, failure_of, new_store};
+use crate::run::{Compilation, Limits, Wasm};
+use crate::{RuntimeError, wasi};
+use wasmtime_wasi::WasiCtx;
+
+pub(crate) struct Template(ProxyPre<Host<WasiCtx>>);
+
+impl Template {
+    pub(crate) fn new(
+        engine: &Engine,
+        wasm: &Wasm,
+        limits: &Limits,
+        how: Compilation<'_>,
+    ) -> Result<Self, RuntimeError> {
+        let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
+        let mut linker = Linker::<Host<WasiCtx>>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(RuntimeError::engine)?;
+        let pre =
+            linker
+                .instantiate_pre(&component)
+                .map_err(|e| RuntimeError::UnsupportedImport {
+                    import: format!("{e:#}")
+                        .split('`')
+                        .nth(1)
+                        .unwrap_or("?")
+                        .to_string(),
+                    hint: format!("a handler gets WASI 0.2 and `wasi:http` ({e:#})"),
+                })?;
+        ProxyPre::new(pre).map(Self).map_err(|_| RuntimeError::Invalid {
+            path: wasm.path.clone(),
+            reason: "the component does not export `wasi:http/incoming-handler`: it is not an HTTP handler (a command needs `runtime: wasi` and `qyvol run`)".into(),
+        })
+    }
+
+    /// Instantiates the template for one request and returns the response once the handler
+    /// sets it; the body streams from the instance as it writes it. The instance lives until
+    /// it returns or its time limit passes.
+    pub(crate) async fn handle(
+        &self,
+        rt: &Runtime,
+        app: &std::sync::Arc<Loaded>,
+        req: Request<Bytes>,
+    ) -> Result<Response<Body>, Failure> {
+        if req.uri().authority().is_none() && !req.headers().contains_key(hyper::header::HOST) {
+            return Err(Failure::BadRequest(
+                "the request has no `Host` header".into(),
+            ));
+        }
+        let mut b = wasi::builder(&app.request, &app.network)
+            .map_err(|e| Failure::Protocol(e.to_string()))?;
+        b.inherit_stderr();
+        let mut store = new_store(rt, app, b.build())?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (parts, body) = req.into_parts();
+        let req = Request::from_parts(parts, Full::new(body));
+        let pre = self.0.clone();
+        let limits = app.request.limits;
+        let task = tokio::spawn(async move {
+            let run = run(&pre, &mut store, req, tx);
+            match limits.timeout {
+                // Blocked in a host call (a sleep, a read), the guest is past epochs' reach.
+                Some(t) => tokio::time::timeout(t, run).await.ok(),
+                None => Some(run.await),
+            }
+        });
+        match rx.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(Failure::Protocol(format!(
+                "the handler answered with an error: {code:?}"
+            ))),
+            // The handler ended, or was stopped, without setting a response.
+            Err(_) => match task.await {
+                Ok(Some(Ok(()))) => Err(Failure::Protocol(
+                    "the handler returned without setting a response".into(),
+                )),
+                Ok(Some(Err(e))) => Err(failure_of(e, &limits)),
+                Ok(None) => Err(Failure::Handler(crate::Outcome::TimedOut(
+                    limits.timeout.unwrap_or_default(),
+                ))),
+                Err(e) => Err(Failure::Protocol(format!("the handler's task failed: {e}"))),
+            },
+        }
+    }
+}
+
+async fn run(
+    pre: &ProxyPre<Host<WasiCtx>>,
+    store: &mut Store<Host<WasiCtx>>,
+    req: Request<Full<Bytes>>,
+    tx: tokio::sync::oneshot::Sender<
+        Result<Response<Body>, wasmtime_wasi_http::p2::bindings::http::types::ErrorCode>,
+    >,
+) -> wasmtime::Result<()> {
+    let proxy = pre.instantiate_async(&mut *store).await?;
+    let req = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(tx)?;
+    proxy
+        .wasi_http_incoming_handler()
+        .call_handle(&mut *store, req, out)
+        .await
+}

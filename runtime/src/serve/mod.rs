@@ -1,0 +1,541 @@
+//! `qyvol serve`: HTTP handlers instantiated per request.
+//!
+//! Each app (a `wasi:http/proxy` component, or a WASI preview 1 module served CGI-style) is
+//! compiled and linked once into a pre-instantiated template; every request gets a fresh store
+//! and instance from it, on the pooling allocator when the address space allows (copy-on-write
+//! memory images make that a few microseconds), with its own memory, time and fuel limits.
+//! A failing request (trap, limit, bad output) becomes a 5xx for that request only.
+
+mod cgi;
+mod component;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use qyvol_common::Route;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use crate::engine::{self, EpochTicker};
+use crate::inspect::WasmKind;
+use crate::limits::{LimitExceeded, Limiter};
+use crate::net::{HttpHooks, NetworkAccess};
+use crate::run::{Compilation, RunRequest, Wasm};
+use crate::{Outcome, RuntimeError};
+
+/// The response body type of every handler.
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
+
+/// One handler to serve: its module, where it is mounted, and what each request gets.
+#[derive(Debug)]
+pub struct App {
+    pub name: String,
+    pub route: Route,
+    pub wasm: Wasm,
+    /// Environment, mounts, network grants and the per-request limits.
+    pub request: RunRequest,
+    /// The largest request body accepted (413 beyond).
+    pub max_body: u64,
+}
+
+/// Why a request did not get the handler's own response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// No app's route matches the path (404).
+    NoRoute,
+    /// The request body is larger than the app accepts (413).
+    BodyTooLarge { limit: u64 },
+    /// The request is malformed for the handler, e.g. no `Host` (400).
+    BadRequest(String),
+    /// The handler ended badly: a trap, a limit, an exit code, output that is not a response.
+    Handler(Outcome),
+    /// The handler broke the protocol (no response, malformed CGI output) (500).
+    Protocol(String),
+    /// The server is stopping (503).
+    ShuttingDown,
+}
+
+impl Failure {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Handler(Outcome::TimedOut(_) | Outcome::FuelExhausted(_)) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Self::Handler(_) | Self::Protocol(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The short body sent to the client: nothing about the handler's insides.
+    fn body(&self) -> String {
+        match self {
+            Self::NoRoute => "Not Found: no route matches this path\n".into(),
+            Self::BodyTooLarge { limit } => format!(
+                "Payload Too Large: the body may be at most {} bytes\n",
+                limit
+            ),
+            Self::BadRequest(why) => format!("Bad Request: {why}\n"),
+            Self::Handler(Outcome::TimedOut(_) | Outcome::FuelExhausted(_)) => {
+                "Gateway Timeout: the handler ran past its time limit\n".into()
+            }
+            Self::Handler(_) | Self::Protocol(_) => {
+                "Internal Server Error: the handler failed\n".into()
+            }
+            Self::ShuttingDown => "Service Unavailable: the server is stopping\n".into(),
+        }
+    }
+}
+
+/// One access-log line's worth: what was asked, what was answered, how long it took (to the
+/// response's headers), and why it failed if it did.
+#[derive(Debug)]
+pub struct AccessEntry<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub duration: Duration,
+    /// The app that handled it (`None` when no route matched).
+    pub app: Option<&'a str>,
+    pub failure: Option<&'a Failure>,
+}
+
+/// What the server tells its embedder: one call per request, and shutdown progress.
+pub trait Events: Send + Sync {
+    fn request(&self, entry: &AccessEntry<'_>);
+    /// A stop signal arrived; `in_flight` requests are being drained.
+    fn draining(&self, in_flight: usize);
+}
+
+/// How the server behaves around its handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Requests handled at once; more wait for a slot (and the pool is sized to match).
+    pub max_concurrency: u32,
+    /// How long in-flight requests may take to finish after a stop signal.
+    pub drain: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 1000,
+            drain: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The apps, compiled and linked, ready to take requests.
+pub struct Server {
+    engine: Engine,
+    config: engine::EngineConfig,
+    pooling: bool,
+    apps: Vec<Arc<Loaded>>,
+    options: ServeOptions,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("pooling", &self.pooling)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An app with its template and the grants every request gets.
+pub(crate) struct Loaded {
+    name: String,
+    route: Route,
+    request: RunRequest,
+    network: NetworkAccess,
+    max_body: u64,
+    handler: Handler,
+}
+
+enum Handler {
+    Component(component::Template),
+    Cgi(cgi::Template),
+}
+
+/// The store data of one request: `W` is the WASI context (preview 1 for CGI modules,
+/// 0.2 for components).
+pub(crate) struct Host<W> {
+    pub(crate) wasi: W,
+    pub(crate) table: ResourceTable,
+    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
+    pub(crate) hooks: HttpHooks,
+    pub(crate) limiter: Limiter,
+    /// When the request's time limit passes (checked at each epoch tick).
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl wasmtime_wasi::WasiView for Host<wasmtime_wasi::WasiCtx> {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for Host<wasmtime_wasi::WasiCtx> {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl Server {
+    /// Compiles (or maps from the cache) and links every app. Routes must differ.
+    pub fn new(
+        apps: Vec<App>,
+        how: Compilation<'_>,
+        options: ServeOptions,
+    ) -> Result<Self, RuntimeError> {
+        for (i, a) in apps.iter().enumerate() {
+            if let Some(b) = apps[..i].iter().find(|b| b.route == a.route) {
+                return Err(RuntimeError::Serve(format!(
+                    "`{}` and `{}` both ask for the route `{}`; give one of them another `http.route`",
+                    b.name, a.name, a.route
+                )));
+            }
+        }
+        let fuel = apps.iter().any(|a| a.request.limits.fuel.is_some());
+        let epoch = apps.iter().any(|a| a.request.limits.timeout.is_some());
+        let largest_memory = apps
+            .iter()
+            .map(|a| a.request.limits.memory)
+            .try_fold(0u64, |m, l| l.map(|l| m.max(l)));
+        let config = engine::EngineConfig { fuel, epoch };
+        let (engine, pooling) = serving_engine(config, largest_memory, options)?;
+        let mut loaded = Vec::with_capacity(apps.len());
+        for app in apps {
+            let handler = match app.wasm.info.kind {
+                WasmKind::Component => Handler::Component(component::Template::new(
+                    &engine,
+                    &app.wasm,
+                    &app.request.limits,
+                    how,
+                )?),
+                WasmKind::CoreModule => Handler::Cgi(cgi::Template::new(
+                    &engine,
+                    &app.wasm,
+                    &app.request.limits,
+                    how,
+                )?),
+            };
+            loaded.push(Arc::new(Loaded {
+                network: NetworkAccess::new(&app.request.network, app.request.denials.clone()),
+                name: app.name,
+                route: app.route,
+                request: app.request,
+                max_body: app.max_body,
+                handler,
+            }));
+        }
+        crate::compile::finish_cache_writes();
+        Ok(Self {
+            engine,
+            config,
+            pooling,
+            apps: loaded,
+            options,
+        })
+    }
+
+    /// Whether instances come from the pooling allocator (false: the address space could not
+    /// be reserved and instances are allocated on demand).
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Serves on `listener` until SIGINT or SIGTERM, then stops accepting, lets in-flight
+    /// requests finish (up to `drain`) and returns.
+    pub fn run(
+        self,
+        listener: std::net::TcpListener,
+        events: Arc<dyn Events>,
+    ) -> Result<(), RuntimeError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("qyvol-serve")
+            .build()
+            .map_err(RuntimeError::engine)?;
+        let _ticker = EpochTicker::start(&self.engine);
+        let result = rt.block_on(self.accept_loop(listener, events));
+        rt.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
+
+    async fn accept_loop(
+        self,
+        listener: std::net::TcpListener,
+        events: Arc<dyn Events>,
+    ) -> Result<(), RuntimeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        listener
+            .set_nonblocking(true)
+            .map_err(RuntimeError::engine)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(RuntimeError::engine)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(RuntimeError::engine)?;
+        let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::engine)?;
+        let shared = Arc::new(Shared {
+            rt: Runtime {
+                engine: self.engine.clone(),
+                config: self.config,
+            },
+            apps: self.apps,
+            events: events.clone(),
+            slots: tokio::sync::Semaphore::new(self.options.max_concurrency as usize),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let http = hyper::server::conn::http1::Builder::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let shared = shared.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
+            });
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        shared.slots.close();
+        events.draining(shared.in_flight.load(std::sync::atomic::Ordering::Relaxed));
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(self.options.drain) => {
+                tracing::warn!("in-flight requests did not finish within the drain time");
+            }
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        Ok(())
+    }
+}
+
+/// The engine for serving: the pooling allocator sized for `max_concurrency` instances when
+/// the address space can be reserved, on-demand allocation otherwise.
+fn serving_engine(
+    cfg: engine::EngineConfig,
+    largest_memory: Option<u64>,
+    options: ServeOptions,
+) -> Result<(Engine, bool), RuntimeError> {
+    let base = || {
+        let mut config = Config::new();
+        config.epoch_interruption(cfg.epoch);
+        config.consume_fuel(cfg.fuel);
+        config.parallel_compilation(true);
+        config
+    };
+    let mut pool = PoolingAllocationConfig::default();
+    let n = options.max_concurrency;
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(4))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n);
+    if let Some(limit) = largest_memory {
+        // A slot never needs more than the largest limit (rounded up to whole wasm pages).
+        pool.max_memory_size(usize::try_from(limit.div_ceil(65536) * 65536).unwrap_or(usize::MAX));
+    }
+    let mut pooled = base();
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok((engine, true)),
+        Err(e) => {
+            tracing::info!(error = %e, "the pooling allocator is unavailable; allocating instances on demand");
+            Engine::new(&base())
+                .map(|e| (e, false))
+                .map_err(RuntimeError::engine)
+        }
+    }
+}
+
+/// The engine every request's store is made on, and the settings it was made with.
+pub(crate) struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) config: engine::EngineConfig,
+}
+
+struct Shared {
+    rt: Runtime,
+    apps: Vec<Arc<Loaded>>,
+    events: Arc<dyn Events>,
+    slots: tokio::sync::Semaphore,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        use std::sync::atomic::Ordering;
+        let start = Instant::now();
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let app = self
+            .apps
+            .iter()
+            .filter_map(|a| a.route.score(&path).map(|s| (s, a)))
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, a)| a.clone());
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = match &app {
+            None => Err(Failure::NoRoute),
+            Some(app) => self.dispatch(app, req, peer).await,
+        };
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let (response, failure) = match result {
+            Ok(r) => (r, None),
+            Err(f) => (error_response(&f), Some(f)),
+        };
+        self.events.request(&AccessEntry {
+            method: &method,
+            path: &path,
+            status: response.status().as_u16(),
+            duration: start.elapsed(),
+            app: app.as_deref().map(|a| a.name.as_str()),
+            failure: failure.as_ref(),
+        });
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        app: &Arc<Loaded>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<Body>, Failure> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Failure::ShuttingDown)?;
+        let declared = req
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > app.max_body) {
+            return Err(Failure::BodyTooLarge {
+                limit: app.max_body,
+            });
+        }
+        let (parts, body) = req.into_parts();
+        let limit = usize::try_from(app.max_body).unwrap_or(usize::MAX);
+        let body = match Limited::new(body, limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(Failure::BodyTooLarge {
+                    limit: app.max_body,
+                });
+            }
+            Err(e) => return Err(Failure::BadRequest(format!("reading the body: {e}"))),
+        };
+        let req = Request::from_parts(parts, body);
+        match &app.handler {
+            Handler::Component(t) => t.handle(&self.rt, app, req).await,
+            Handler::Cgi(t) => t.handle(&self.rt, app, req, peer).await,
+        }
+    }
+}
+
+/// A fresh store for one request of `app`, with its limits applied.
+pub(crate) fn new_store<W: Send + 'static>(
+    rt: &Runtime,
+    app: &Loaded,
+    wasi: W,
+) -> Result<Store<Host<W>>, Failure> {
+    let limits = &app.request.limits;
+    let mut store = Store::new(
+        &rt.engine,
+        Host {
+            wasi,
+            table: ResourceTable::new(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            hooks: HttpHooks(app.network.clone()),
+            limiter: Limiter::new(limits.memory),
+            deadline: limits.timeout.map(|t| Instant::now() + t),
+        },
+    );
+    store.limiter(|h| &mut h.limiter);
+    let internal = |e: wasmtime::Error| Failure::Protocol(format!("{e:#}"));
+    if rt.config.fuel {
+        store
+            .set_fuel(limits.fuel.unwrap_or(u64::MAX))
+            .map_err(internal)?;
+    }
+    if rt.config.epoch {
+        // At each tick: past the deadline, interrupt; otherwise yield, so one busy handler
+        // cannot hold a worker thread other requests need.
+        store.epoch_deadline_callback(|ctx| {
+            Ok(match ctx.data().deadline {
+                Some(d) if Instant::now() >= d => wasmtime::UpdateDeadline::Interrupt,
+                _ => wasmtime::UpdateDeadline::Yield(1),
+            })
+        });
+        store.set_epoch_deadline(1);
+    }
+    Ok(store)
+}
+
+/// What a request's run came to when it produced no response.
+pub(crate) fn failure_of(err: wasmtime::Error, limits: &crate::Limits) -> Failure {
+    if let Some(l) = err.downcast_ref::<LimitExceeded>() {
+        return Failure::Handler(Outcome::LimitExceeded {
+            resource: l.resource,
+            limit: l.limit,
+        });
+    }
+    match crate::prepared::finish(Some(Err(err)), limits) {
+        Outcome::Exited(code) => Failure::Protocol(format!(
+            "the handler exited with code {code} before sending a response"
+        )),
+        other => Failure::Handler(other),
+    }
+}
+
+fn error_response(f: &Failure) -> Response<Body> {
+    let mut r = Response::new(full(f.body()));
+    *r.status_mut() = f.status();
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub(crate) fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
