@@ -18,6 +18,7 @@ mod manifests;
 mod mounts;
 mod registry;
 mod seed;
+mod serve;
 mod store;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +27,12 @@ use assert_cmd::Command;
 
 /// The real binary, with the locale pinned (Spanish unless a test asks otherwise).
 pub fn qyvol() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qyvol"));
+    Command::from_std(qyvol_std())
+}
+
+/// [`qyvol`] as a plain `std` command, for long-running processes (servers) a test drives.
+pub fn qyvol_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_qyvol"));
     for var in ["LANG", "LC_ALL", "LC_MESSAGES", "QYVOL_LOG"] {
         cmd.env_remove(var);
     }

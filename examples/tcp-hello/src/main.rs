@@ -16,13 +16,10 @@ fn main() {
     };
     println!("listening on {addr}");
     for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let Ok(reader) = stream.try_clone().map(BufReader::new) else {
-            continue;
-        };
-        for line in reader.lines() {
+        let Ok(stream) = stream else { continue };
+        for line in BufReader::new(&stream).lines() {
             let Ok(line) = line else { break };
-            if writeln!(stream, "hola, {}", line.trim()).is_err() {
+            if writeln!(&stream, "hola, {}", line.trim()).is_err() {
                 break;
             }
         }

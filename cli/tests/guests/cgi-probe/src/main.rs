@@ -17,7 +17,8 @@ fn main() {
         }
         "alloc" => {
             let v = vec![1u8; 512 << 20];
-            println!("Content-Type: text/plain\n\n{}", v.len());
+            let sum: usize = v.iter().map(|&b| b as usize).sum();
+            println!("Content-Type: text/plain\n\n{sum}");
         }
         "missing" => {
             println!("Status: 404 Not Found");

@@ -1,0 +1,756 @@
+//! `qyvol serve` over real HTTP: the real binary on a free loopback port, requests written on
+//! a TCP socket, the access log read from its stderr.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{Scratch, qyvol, qyvol_std, repo_root};
+
+/// A running `qyvol serve`, killed when dropped.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Self {
+        let mut child = qyvol_std()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start qyvol serve");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.split("http://").nth(1) {
+                    let _ = tx.send(url.trim_end_matches('/').to_string());
+                }
+                sink.lock().expect("log").push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(a) => a.parse().expect("an address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("serve never said where it listens: {:?}", log.lock());
+            }
+        };
+        Self { child, addr, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// Waits for a log line containing `needle` (lines are written after the response).
+    fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(l) = self
+                .log
+                .lock()
+                .expect("log")
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no log line with {needle:?} in:\n{}", self.log());
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        request(self.addr, "GET", path, &[], b"")
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> Reply {
+        let len = body.len().to_string();
+        request(self.addr, "POST", path, &[("Content-Length", &len)], body)
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection, read to the end.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut s = TcpStream::connect(addr).expect("connect to the server");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("send head");
+    // The server may answer (413) and close before it reads a large body.
+    let _ = s.write_all(body);
+    read_reply(&mut s)
+}
+
+fn read_reply(s: &mut TcpStream) -> Reply {
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16)
+            .expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[eol + 2 + size + 2..];
+    }
+    out
+}
+
+/// A manifest for a committed test guest, copied into `scratch`.
+fn handler(scratch: &Scratch, name: &str, wasm: &str, extra: &str) -> String {
+    scratch.guest(wasm);
+    scratch
+        .write(
+            &format!("{name}.qyv"),
+            format!("name: {name}\nentrypoint: {wasm}\nruntime: wasi-http\n{extra}"),
+        )
+        .display()
+        .to_string()
+}
+
+fn example(rel: &str) -> String {
+    repo_root().join(rel).display().to_string()
+}
+
+#[test]
+fn serves_the_examples_on_their_routes_and_404s_the_rest() {
+    let s = Served::start(&[
+        &example("examples/http-hello/http-hello.qyv"),
+        &example("examples/cgi-hello/cgi-hello.qyv"),
+    ]);
+    let r = s.get("/hello/world?x=1");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "¡Hola desde Qyvol! GET /hello/world?x=1\n");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        s.get("/hello").status,
+        200,
+        "/hello/... covers /hello itself"
+    );
+
+    let r = s.post("/cgi/greet", b"soy Ana");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.body,
+        "¡Hola desde un módulo CGI! POST /cgi/greet\nbody: soy Ana\n"
+    );
+
+    let r = s.get("/nothing/here");
+    assert_eq!(r.status, 404, "{r:?}");
+    assert!(r.body.contains("no route"), "{r:?}");
+    let line = s.wait_log("GET /hello/world 200");
+    assert!(line.ends_with("http-hello"), "{line}");
+    s.wait_log("POST /cgi/greet 200");
+    s.wait_log("GET /nothing/here 404");
+    assert!(
+        s.log().contains("/hello/... → http-hello (componente)"),
+        "{}",
+        s.log()
+    );
+    assert!(
+        s.log().contains("/cgi/... → cgi-hello (módulo CGI)"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
+fn the_most_specific_route_wins() {
+    let scratch = Scratch::new();
+    let all = handler(&scratch, "all", "http-probe.wasm", "");
+    let api = handler(
+        &scratch,
+        "api",
+        "cgi-probe.wasm",
+        "http:\n  route: /api/...\n",
+    );
+    let exact = handler(
+        &scratch,
+        "exact",
+        "http-probe.wasm",
+        "http:\n  route: /api/exact\n",
+    );
+    let s = Served::start(&[&all, &api, &exact]);
+    assert!(s.get("/api/users").body.contains("PATH_INFO=/users"));
+    assert!(s.get("/api").body.contains("SCRIPT_NAME=/api"));
+    assert_eq!(s.get("/api/exact").body, "probe /api/exact\n");
+    assert_eq!(s.get("/apix").body, "probe /apix\n");
+    s.wait_log("GET /api/exact 200");
+    assert!(s.log().contains("GET /api/exact 200") && s.log().contains(" exact"));
+}
+
+#[test]
+fn failures_stay_with_their_request_and_the_server_keeps_serving() {
+    let scratch = Scratch::new();
+    let comp = handler(
+        &scratch,
+        "comp",
+        "http-probe.wasm",
+        "limits: { memory: 32MiB, timeout: 700ms }\n",
+    );
+    let cgi = handler(
+        &scratch,
+        "cgi",
+        "cgi-probe.wasm",
+        "limits: { memory: 32MiB, timeout: 700ms }\nhttp:\n  route: /cgi/...\n",
+    );
+    let s = Served::start(&[&comp, &cgi]);
+
+    let trap = s.get("/trap");
+    assert_eq!(trap.status, 500, "{trap:?}");
+    assert!(
+        !trap.body.contains("unreachable"),
+        "no insides leak: {trap:?}"
+    );
+    assert!(
+        s.wait_log("GET /trap 500")
+            .contains("trap: wasm `unreachable`")
+    );
+
+    let spin = s.get("/spin");
+    assert_eq!(spin.status, 504, "a busy loop is stopped: {spin:?}");
+    assert!(s.wait_log("GET /spin 504").contains("700ms"));
+    let sleep = s.get("/sleep?ms=60000");
+    assert_eq!(
+        sleep.status, 504,
+        "a sleep in a host call is stopped: {sleep:?}"
+    );
+
+    let alloc = s.get("/alloc?mib=64");
+    assert_eq!(alloc.status, 500, "{alloc:?}");
+    assert!(s.wait_log("GET /alloc 500").contains("32MiB"));
+    assert_eq!(s.get("/alloc?mib=4").status, 200, "within the limit");
+
+    assert_eq!(s.get("/cgi/trap").status, 500);
+    assert_eq!(s.get("/cgi/spin").status, 504);
+    assert_eq!(s.get("/cgi/alloc").status, 500);
+    assert_eq!(
+        s.get("/cgi/fail").status,
+        500,
+        "a non-zero exit is a failure"
+    );
+    assert!(s.wait_log("GET /cgi/fail 500").contains('3'));
+    assert_eq!(
+        s.get("/cgi/garbage").status,
+        500,
+        "output that is no response"
+    );
+    assert!(s.wait_log("GET /cgi/garbage 500").contains("header"));
+
+    // After all of that, both still answer.
+    assert_eq!(s.get("/ok").body, "probe /ok\n");
+    assert_eq!(s.get("/cgi/env").status, 200);
+}
+
+#[test]
+fn bodies_over_the_cap_get_413_whether_declared_or_streamed() {
+    let scratch = Scratch::new();
+    let comp = handler(
+        &scratch,
+        "comp",
+        "http-probe.wasm",
+        "http:\n  max_body: 1KiB\n",
+    );
+    let s = Served::start(&[&comp]);
+    let r = s.post("/echo", b"hola");
+    assert_eq!((r.status, r.body.as_str()), (200, "4 bytes: hola"));
+    let big = vec![b'x'; 2048];
+    let r = s.post("/echo", &big);
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(r.body.contains("1024"), "{r:?}");
+    // Chunked, with no length announced: cut off when it passes the cap.
+    let chunked = format!("800\r\n{}\r\n0\r\n\r\n", "y".repeat(2048));
+    let r = request(
+        s.addr,
+        "POST",
+        "/echo",
+        &[("Transfer-Encoding", "chunked")],
+        chunked.as_bytes(),
+    );
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(s.wait_log("POST /echo 413").contains("1KiB"));
+    assert_eq!(s.post("/echo", b"again").status, 200);
+}
+
+#[test]
+fn concurrent_requests_each_get_their_own_instance() {
+    let scratch = Scratch::new();
+    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
+    let cgi = handler(
+        &scratch,
+        "cgi",
+        "cgi-probe.wasm",
+        "http:\n  route: /cgi/...\n",
+    );
+    let s = Served::start(&[&comp, &cgi]);
+    let addr = s.addr;
+    let workers: Vec<_> = (0..16)
+        .map(|i| {
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|j| {
+                        let body = format!("worker {i} request {j}");
+                        let path = if j % 2 == 0 { "/echo" } else { "/cgi/echo" };
+                        let len = body.len().to_string();
+                        let r = request(
+                            addr,
+                            "POST",
+                            path,
+                            &[("Content-Length", &len)],
+                            body.as_bytes(),
+                        );
+                        (r.status, r.body, body)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut n = 0;
+    for w in workers {
+        for (status, got, sent) in w.join().expect("worker") {
+            assert_eq!(status, 200);
+            assert_eq!(got, format!("{} bytes: {sent}", sent.len()));
+            n += 1;
+        }
+    }
+    assert_eq!(n, 160);
+    // Sleeping handlers overlap instead of queueing behind one another.
+    let sleepers: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || request(addr, "GET", "/sleep?ms=300", &[], b"").status))
+        .collect();
+    for t in sleepers {
+        assert_eq!(t.join().expect("sleeper"), 200);
+    }
+}
+
+#[test]
+fn cgi_handlers_get_the_request_as_wagi_variables() {
+    let scratch = Scratch::new();
+    let cgi = handler(
+        &scratch,
+        "cgi",
+        "cgi-probe.wasm",
+        "env: { GREETING: hola }\nhttp:\n  route: /app/...\n",
+    );
+    let s = Served::start(&[&cgi]);
+    let r = request(
+        s.addr,
+        "GET",
+        "/app/env?q=1&r=2",
+        &[
+            ("X-Custom", "yes"),
+            ("Authorization", "Bearer secret"),
+            ("Greeting", "from-client"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    for want in [
+        "REQUEST_METHOD=GET",
+        "SCRIPT_NAME=/app",
+        "PATH_INFO=/env",
+        "QUERY_STRING=q=1&r=2",
+        "HTTP_X_CUSTOM=yes",
+        "X_MATCHED_ROUTE=/app/...",
+        "GATEWAY_INTERFACE=CGI/1.1",
+        "REMOTE_ADDR=127.0.0.1",
+        "GREETING=hola",
+    ] {
+        assert!(
+            r.body.lines().any(|l| l == want),
+            "{want} missing in:\n{}",
+            r.body
+        );
+    }
+    assert!(!r.body.contains("secret"), "credentials are not passed on");
+
+    let r = s.get("/app/missing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-probe"), Some("yes"));
+    let r = s.get("/app/redirect");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/elsewhere"));
+}
+
+#[test]
+fn the_json_access_log_has_one_object_per_request() {
+    let s = Served::start(&["--json", &example("examples/http-hello/http-hello.qyv")]);
+    assert_eq!(s.get("/hello/json").status, 200);
+    assert_eq!(s.get("/nope").status, 404);
+    let ok = s.wait_log("\"/hello/json\"");
+    let v: serde_json::Value = serde_json::from_str(&ok).expect("a JSON line");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["app"], "http-hello");
+    assert!(v["duration_ms"].as_f64().is_some_and(|d| d > 0.0), "{v}");
+    assert!(v["error"].is_null());
+    let miss: serde_json::Value = serde_json::from_str(&s.wait_log("\"/nope\"")).expect("JSON");
+    assert_eq!(miss["status"], 404);
+    assert!(miss["error"].is_string());
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_then_exits() {
+    let scratch = Scratch::new();
+    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
+    let mut s = Served::start(&[&comp]);
+    let addr = s.addr;
+    let slow = std::thread::spawn(move || request(addr, "GET", "/sleep?ms=1500", &[], b""));
+    // Wait until the request is surely being handled.
+    std::thread::sleep(Duration::from_millis(500));
+    s.signal("TERM");
+    let r = slow.join().expect("slow request");
+    assert_eq!((r.status, r.body.as_str()), (200, "slept 1500 ms\n"));
+    let status = s.child.wait().expect("wait");
+    assert!(status.success(), "{status:?}\n{}", s.log());
+    // The stderr reader may lag the exit by a moment.
+    s.wait_log("Servidor detenido");
+    assert!(
+        s.log().contains("esperando 1 peticiones en curso"),
+        "{}",
+        s.log()
+    );
+    assert!(TcpStream::connect(addr).is_err(), "no longer listening");
+}
+
+#[test]
+fn sigint_stops_an_idle_server_at_once() {
+    let mut s = Served::start(&[&example("examples/http-hello/http-hello.qyv")]);
+    assert_eq!(s.get("/hello").status, 200);
+    s.signal("INT");
+    let status = s.child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+}
+
+/// A one-shot HTTP upstream on loopback: answers every connection with 200 "upstream".
+fn upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut c in l.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nupstream",
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn outgoing_http_reaches_only_granted_hosts() {
+    let up = upstream();
+    let scratch = Scratch::new();
+    let denied = handler(&scratch, "denied", "http-probe.wasm", "");
+    let granted = handler(
+        &scratch,
+        "granted",
+        "http-probe.wasm",
+        &format!(
+            "environment: edge\nnetwork:\n  allow: [\"{}\"]\nhttp:\n  route: /granted/...\n",
+            up
+        ),
+    );
+    let s = Served::start(&[&denied, &granted]);
+    let r = s.get(&format!("/fetch?to={up}"));
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(
+        r.body.contains("HttpRequestDenied"),
+        "the guest sees a WASI error: {r:?}"
+    );
+    let line = s.wait_log("Red denegada");
+    assert!(line.contains(&up.to_string()), "names the address: {line}");
+
+    let r = s.get(&format!("/granted/fetch?to={up}"));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "upstream answered 200"),
+        "{r:?}"
+    );
+    // A grant is for its port only.
+    let other = format!("127.0.0.1:{}", up.port() + 1);
+    assert_eq!(s.get(&format!("/granted/fetch?to={other}")).status, 502);
+}
+
+#[test]
+fn sockets_connect_and_listen_only_where_granted() {
+    let up = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for mut c in l.incoming().map_while(Result::ok) {
+                let mut got = String::new();
+                let _ = c.read_to_string(&mut got);
+                let _ = c.write_all(format!("echo {got}").as_bytes());
+            }
+        });
+        addr
+    };
+    let scratch = Scratch::new();
+    scratch.guest("probe-p2.wasm");
+    let out = qyvol()
+        .args(["run", "-q"])
+        .arg(scratch.path("probe-p2.wasm"))
+        .args(["connect", &up.to_string(), "hi"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = crate::stderr(&out);
+    assert!(
+        err.contains(&format!("Red denegada (connect): {up}")),
+        "{err}"
+    );
+    assert!(
+        crate::stdout(&out).contains("error:"),
+        "the guest sees the refusal"
+    );
+
+    let manifest = scratch.write(
+        "net.qyv",
+        format!(
+            "name: net\nentrypoint: probe-p2.wasm\nruntime: wasi\nnetwork:\n  allow: [\"{up}\"]\n"
+        ),
+    );
+    let out = qyvol()
+        .args(["run", "-q"])
+        .arg(&manifest)
+        .args(["connect", &up.to_string(), "hi"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(crate::stdout(&out), "connected: echo hi\n");
+
+    // Listening needs a `listen` grant; a `connect` grant for the same address is not one.
+    let free = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let out = qyvol()
+        .args(["run", "-q", "--environment", "native"])
+        .arg(scratch.write(
+            "l.qyv",
+            format!("name: l\nentrypoint: probe-p2.wasm\nruntime: wasi\nnetwork:\n  allow: [\"{free}\"]\n"),
+        ))
+        .args(["listen", &free.to_string()])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        crate::stderr(&out).contains(&format!("listen {free}")),
+        "{}",
+        crate::stderr(&out)
+    );
+}
+
+#[test]
+fn the_microservice_example_answers_on_its_granted_port() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let scratch = Scratch::new();
+    std::fs::copy(
+        repo_root().join("examples/tcp-hello/tcp-hello.wasm"),
+        scratch.path("tcp-hello.wasm"),
+    )
+    .expect("copy");
+    // The example's manifest, on a free port.
+    let text = std::fs::read_to_string(repo_root().join("examples/tcp-hello/tcp-hello.qyv"))
+        .expect("example manifest")
+        .replace("7070", &port.to_string());
+    let manifest = scratch.write("tcp-hello.qyv", text);
+    let mut child = qyvol_std()
+        .arg("run")
+        .arg(&manifest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the microservice");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("its first line");
+    assert_eq!(first.trim(), format!("listening on 127.0.0.1:{port}"));
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to it");
+    conn.write_all(b"Ana\n").expect("send");
+    let mut reply = String::new();
+    BufReader::new(conn).read_line(&mut reply).expect("reply");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(reply, "hola, Ana\n");
+}
+
+#[test]
+fn serve_refuses_what_it_cannot_serve_before_listening() {
+    let scratch = Scratch::new();
+    scratch.write("data/x", "x");
+    let cases = [
+        (
+            "name: a\nentrypoint: http-probe.wasm\nruntime: wasi-http\nenvironment: edge\nmounts:\n  - { host: ./data, guest: /data, readonly: false }\n",
+            77,
+            "writable mount",
+        ),
+        (
+            "name: a\nentrypoint: http-probe.wasm\nruntime: wasi-http\nenvironment: edge\nnetwork:\n  allow: [\"listen 0.0.0.0:80\"]\n",
+            77,
+            "listen 0.0.0.0:80",
+        ),
+        (
+            "name: a\nentrypoint: http-probe.wasm\nruntime: wasi-http\nenvironment: edge\nlimits: { timeout: 1m }\n",
+            77,
+            "60s",
+        ),
+        (
+            "name: a\nentrypoint: http-probe.wasm\nruntime: wasi\n",
+            78,
+            "qyvol run",
+        ),
+        (
+            "name: a\nentrypoint: probe-p2.wasm\nruntime: wasi-http\n",
+            65,
+            "incoming-handler",
+        ),
+    ];
+    scratch.guest("http-probe.wasm");
+    scratch.guest("probe-p2.wasm");
+    for (i, (text, code, needle)) in cases.iter().enumerate() {
+        let m = scratch.write(&format!("m{i}.qyv"), text);
+        let out = qyvol()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg(&m)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("serve");
+        let err = crate::stderr(&out);
+        assert_eq!(out.status.code(), Some(*code), "case {i}: {err}");
+        assert!(err.contains(needle), "case {i}: {err}");
+        assert!(!err.contains("http://"), "case {i} never listened: {err}");
+    }
+    // Two handlers on one route.
+    let a = handler(
+        &scratch,
+        "one",
+        "http-probe.wasm",
+        "http:\n  route: /x/...\n",
+    );
+    let b = handler(
+        &scratch,
+        "two",
+        "http-probe.wasm",
+        "http:\n  route: /x/...\n",
+    );
+    let out = qyvol()
+        .args(["serve", "--listen", "127.0.0.1:0", &a, &b])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("serve");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        crate::stderr(&out).contains("/x/..."),
+        "{}",
+        crate::stderr(&out)
+    );
+    // A port already taken.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let out = qyvol()
+        .args([
+            "serve",
+            "--listen",
+            &taken.local_addr().expect("addr").to_string(),
+            &a,
+        ])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .expect("serve");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::stderr(&out).contains("--listen"),
+        "{}",
+        crate::stderr(&out)
+    );
+}
