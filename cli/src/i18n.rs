@@ -211,6 +211,8 @@ fn field_es(f: &str) -> &str {
         "exports" => "exportaciones",
         "layers" => "capas",
         "precompiled" => "código precompilado",
+        "route" => "ruta",
+        "network" => "red",
         other => other,
     }
 }

@@ -62,6 +62,13 @@ impl InspectCommand {
                     "path": m.source,
                     "name": m.name.as_str(),
                     "environment": m.environment.as_str(),
+                    "runtime": match m.runtime {
+                        qyvol_common::RuntimeKind::Wasi => "wasi",
+                        qyvol_common::RuntimeKind::WasiHttp => "wasi-http",
+                    },
+                    "route": (m.runtime == qyvol_common::RuntimeKind::WasiHttp)
+                        .then(|| m.http.route.to_string()),
+                    "network": m.network.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })),
                 "kind": info.kind,
                 "wasi": info.wasi,
@@ -81,6 +88,21 @@ impl InspectCommand {
         };
         if let Some(m) = &manifest {
             out(&format!("{:<14}{}", format!("{}:", label("name")), m.name));
+            if m.runtime == qyvol_common::RuntimeKind::WasiHttp {
+                out(&format!(
+                    "{:<14}{}",
+                    format!("{}:", label("route")),
+                    m.http.route
+                ));
+            }
+            if !m.network.is_empty() {
+                let grants: Vec<_> = m.network.iter().map(ToString::to_string).collect();
+                out(&format!(
+                    "{:<14}{}",
+                    format!("{}:", label("network")),
+                    grants.join(", ")
+                ));
+            }
         }
         out(&format!(
             "{:<14}{}",

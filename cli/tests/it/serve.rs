@@ -18,10 +18,13 @@ struct Served {
 
 impl Served {
     fn start(args: &[&str]) -> Self {
-        let mut child = qyvol_std()
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut cmd = qyvol_std();
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
+        Self::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: std::process::Command) -> Self {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -503,6 +506,42 @@ fn sigint_stops_an_idle_server_at_once() {
     s.signal("INT");
     let status = s.child.wait().expect("wait");
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn without_address_space_for_the_pool_instances_are_allocated_on_demand() {
+    let scratch = Scratch::new();
+    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
+    // 64 GiB of address space: far too little for a pool of 1000 instance slots, plenty for
+    // instances made one request at a time.
+    let base = qyvol_std();
+    let mut cmd = std::process::Command::new("sh");
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd.args(["-c", "ulimit -v 67108864 && exec \"$0\" \"$@\""])
+        .arg(base.get_program())
+        .args(["serve", "--listen", "127.0.0.1:0", &comp]);
+    let s = Served::spawn(cmd);
+    assert!(
+        s.log().contains("asignador por pools no está disponible"),
+        "{}",
+        s.log()
+    );
+    for i in 0..3 {
+        let r = s.post("/echo", format!("n{i}").as_bytes());
+        assert_eq!((r.status, r.body), (200, format!("2 bytes: n{i}")));
+    }
+    let addr = s.addr;
+    let parallel: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || request(addr, "GET", "/sleep?ms=100", &[], b"").status))
+        .collect();
+    for t in parallel {
+        assert_eq!(t.join().expect("request"), 200);
+    }
 }
 
 /// A one-shot HTTP upstream on loopback: answers every connection with 200 "upstream".

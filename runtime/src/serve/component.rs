@@ -61,6 +61,8 @@ impl Template {
         }
         let mut b = wasi::builder(&app.request, &app.network)
             .map_err(|e| Failure::Protocol(e.to_string()))?;
+        // A handler's prints are the server's log; its response goes through wasi:http.
+        b.inherit_stdout();
         b.inherit_stderr();
         let mut store = new_store(rt, app, b.build())?;
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -300,7 +300,10 @@ impl Server {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let http = hyper::server::conn::http1::Builder::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        // A client that never finishes its request headers does not hold a connection forever.
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10));
         loop {
             let (stream, peer) = tokio::select! {
                 _ = sigint.recv() => break,
