@@ -254,9 +254,8 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "pull" => "Descarga una imagen de su registro al almacén local",
         "login" => "Guarda credenciales de un registro (la contraseña se lee de stdin)",
         "push.reference" | "pull.reference" => "La imagen, p. ej. localhost:5000/hello:1",
-        "push.insecure" | "pull.insecure" | "login.insecure" | "run.insecure" => {
-            "Permite HTTP sin cifrar con un registro que no está en loopback"
-        }
+        "push.insecure" | "pull.insecure" | "login.insecure" | "run.insecure"
+        | "serve.insecure" => "Permite HTTP sin cifrar con un registro que no está en loopback",
         "login.registry" => "El registro, p. ej. localhost:5000 o ghcr.io",
         "login.username" => "El nombre de usuario",
         "build.tag" => "Guarda el paquete en el almacén local con esta referencia (repetible)",
@@ -274,7 +273,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
             "Ignora el código precompilado de un paquete y compila desde su wasm (para paquetes no confiables)"
         }
         "serve" => "Sirve manejadores HTTP (runtime: wasi-http) desde manifiestos .qyv",
-        "serve.files" => "Los manifiestos .qyv (o paquetes .qyvc, o componentes .wasm) a servir",
+        "serve.files" => {
+            "Los manifiestos .qyv a servir (o paquetes .qyvc, referencias de imagen, componentes .wasm)"
+        }
         "serve.listen" => "Dirección donde escuchar (el puerto 0 elige uno libre)",
         "serve.json" => "Registro de accesos en líneas JSON en lugar de texto",
         "serve.max_body" => {

@@ -227,7 +227,9 @@ fn cargo_build(dir: &Path, target: &str) -> Result<PathBuf, Failure> {
     let meta: serde_json::Value =
         serde_json::from_slice(&meta.stdout).map_err(Failure::internal)?;
     let canonical = manifest_path.canonicalize().map_err(Failure::internal)?;
-    let bin = meta["packages"]
+    // A command is a `bin` target; an HTTP handler (wasip2) may also be a `cdylib` library,
+    // whose wasm is named after the library with `-` turned into `_`.
+    let targets: Vec<&serde_json::Value> = meta["packages"]
         .as_array()
         .into_iter()
         .flatten()
@@ -235,23 +237,31 @@ fn cargo_build(dir: &Path, target: &str) -> Result<PathBuf, Failure> {
             p["manifest_path"].as_str().map(PathBuf::from).as_deref() == Some(canonical.as_path())
         })
         .flat_map(|p| p["targets"].as_array().into_iter().flatten())
-        .find(|t| {
+        .collect();
+    let of_kind = |kind: &str| {
+        targets.iter().find(|t| {
             t["kind"]
                 .as_array()
-                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+                .is_some_and(|k| k.iter().any(|k| k == kind))
         })
-        .and_then(|t| t["name"].as_str())
-        .ok_or_else(|| {
-            Failure::new(
-                Code::Internal,
-                Msg::BuildFailed,
-                format!(
-                    "`{}` has no binary target to build",
-                    manifest_path.display()
-                ),
-            )
-        })?
-        .to_string();
+    };
+    let artifact = match (of_kind("bin"), of_kind("cdylib")) {
+        (Some(t), _) => t["name"].as_str().map(str::to_string),
+        (None, Some(t)) if target == "wasm32-wasip2" => {
+            t["name"].as_str().map(|n| n.replace('-', "_"))
+        }
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Failure::new(
+            Code::Internal,
+            Msg::BuildFailed,
+            format!(
+                "`{}` has no binary target to build (or, for `runtime: wasi-http`, a `cdylib` library)",
+                manifest_path.display()
+            ),
+        )
+    })?;
     let target_dir = meta["target_directory"]
         .as_str()
         .map(PathBuf::from)
@@ -271,5 +281,5 @@ fn cargo_build(dir: &Path, target: &str) -> Result<PathBuf, Failure> {
     Ok(target_dir
         .join(target)
         .join("release")
-        .join(format!("{bin}.wasm")))
+        .join(format!("{artifact}.wasm")))
 }

@@ -9,7 +9,7 @@ use qyvol_common::{
     ByteSize, DurationSpec, Environment, GuestPath, LoadOptions, Manifest, Policy, RuntimeKind,
     parse_env_pair,
 };
-use qyvol_runtime::{Limits, MountGrant, Outcome, Resource, RunRequest, Wasm};
+use qyvol_runtime::{Limits, MountGrant, Outcome, Resource, RunRequest};
 
 use crate::exit::{self, Code, Failure};
 use crate::i18n::Msg;
@@ -126,34 +126,8 @@ impl RunCommand {
             ..LoadOptions::default()
         };
         let cache = (!self.no_cache).then(super::cache::open);
-        let (manifest, wasm, bundle) = if let Some(reference) = image_reference(&self.file) {
-            // Not a file but a reference: an image in the local store.
-            let store = super::images::store()?;
-            // As `docker run` does: pull what the local store lacks.
-            let image = match store.image(&reference) {
-                Err(qyvol_store::StoreError::NotFound(_)) => {
-                    super::registry::pull(&reference, self.insecure, &ui)?;
-                    store.image(&reference)?
-                }
-                other => other?,
-            };
-            let shown = std::path::PathBuf::from(qyvol_store::canonical(&reference));
-            let opened = super::bundled::open_image(
-                std::sync::Arc::new(image),
-                &shown,
-                std::path::Path::new("."),
-                options,
-                cache.as_ref(),
-            )?;
-            (opened.manifest.clone(), None, Some(opened))
-        } else if qyvol_common::bundle::is_bundle_file(&self.file) {
-            let opened = super::bundled::open(&self.file, options, cache.as_ref())?;
-            (opened.manifest.clone(), None, Some(opened))
-        } else if super::is_wasm_file(&self.file) {
-            (Manifest::for_wasm(&self.file)?, None, None)
-        } else {
-            (Manifest::load(&self.file, options)?, None::<Wasm>, None)
-        };
+        let (manifest, bundle) =
+            open_target(&self.file, options, cache.as_ref(), self.insecure, &ui)?;
         ui.status(Msg::LoadingModule(manifest.name.as_str()));
         ui.status(Msg::ExpectedPath(&sanitize(
             &manifest.entrypoint.display().to_string(),
@@ -184,8 +158,8 @@ impl RunCommand {
             .as_ref()
             .map(|d| qyvol_runtime::Cache::new(d.path().to_path_buf(), u64::MAX));
         let cache = cache.or(scratch_cache);
-        let wasm = match (bundle, wasm) {
-            (Some(opened), _) => {
+        let wasm = match bundle {
+            Some(opened) => {
                 if !self.no_precompiled
                     && let Some(cache) = &cache
                 {
@@ -197,8 +171,7 @@ impl RunCommand {
                 }
                 opened.wasm
             }
-            (None, Some(w)) => w,
-            (None, None) => qyvol_runtime::load(
+            None => qyvol_runtime::load(
                 &manifest.entrypoint,
                 self.grants.max_module_size.0,
                 cache.as_ref(),
@@ -222,6 +195,44 @@ impl RunCommand {
         };
         let outcome = qyvol_runtime::run(&wasm, &request, how)?;
         Ok(report(&ui, &request.limits, outcome))
+    }
+}
+
+/// What FILE names, opened: an image reference (from the local store, pulled when missing, as
+/// `docker run` does), a `.qyvc` bundle, a bare `.wasm`, or a `.qyv` manifest. Bundles and
+/// images come with their module; for the others it is loaded from the manifest's entrypoint.
+pub(crate) fn open_target(
+    file: &std::path::Path,
+    options: LoadOptions,
+    cache: Option<&qyvol_runtime::Cache>,
+    insecure: bool,
+    ui: &Ui,
+) -> Result<(Manifest, Option<super::bundled::Opened>), Failure> {
+    if let Some(reference) = image_reference(file) {
+        let store = super::images::store()?;
+        let image = match store.image(&reference) {
+            Err(qyvol_store::StoreError::NotFound(_)) => {
+                super::registry::pull(&reference, insecure, ui)?;
+                store.image(&reference)?
+            }
+            other => other?,
+        };
+        let shown = std::path::PathBuf::from(qyvol_store::canonical(&reference));
+        let opened = super::bundled::open_image(
+            std::sync::Arc::new(image),
+            &shown,
+            std::path::Path::new("."),
+            options,
+            cache,
+        )?;
+        Ok((opened.manifest.clone(), Some(opened)))
+    } else if qyvol_common::bundle::is_bundle_file(file) {
+        let opened = super::bundled::open(file, options, cache)?;
+        Ok((opened.manifest.clone(), Some(opened)))
+    } else if super::is_wasm_file(file) {
+        Ok((Manifest::for_wasm(file)?, None))
+    } else {
+        Ok((Manifest::load(file, options)?, None))
     }
 }
 

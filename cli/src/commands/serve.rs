@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use qyvol_common::{ByteSize, DurationSpec, LoadOptions, Manifest, RuntimeKind};
+use qyvol_common::{ByteSize, DurationSpec, LoadOptions, RuntimeKind};
 use qyvol_runtime::serve::{
     AccessEntry, App, Events, Failure as RequestFailure, ServeOptions, Server,
 };
 use qyvol_runtime::{Outcome, Resource, WasmKind};
 
-use super::run::{GrantArgs, request};
+use super::run::{GrantArgs, open_target, request};
 use crate::exit::{Code, Failure};
 use crate::i18n::{Lang, Msg, lang};
 use crate::ui::{Ui, sanitize};
@@ -53,7 +53,11 @@ pub struct ServeCommand {
     #[arg(long)]
     no_cache: bool,
 
-    /// The .qyv manifests (or .qyvc bundles, or .wasm components) to serve
+    /// Allow plain HTTP to a registry that is not on loopback (when FILE is pulled)
+    #[arg(long)]
+    insecure: bool,
+
+    /// The .qyv manifests to serve (or .qyvc bundles, image references, .wasm components)
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,
 }
@@ -68,16 +72,12 @@ impl ServeCommand {
         let cache = (!self.no_cache).then(super::cache::open);
         let mut apps = Vec::with_capacity(self.files.len());
         for file in &self.files {
-            let (manifest, bundled) = if qyvol_common::bundle::is_bundle_file(file) {
-                let opened = super::bundled::open(file, options, cache.as_ref())?;
-                (opened.manifest.clone(), Some(opened))
-            } else if super::is_wasm_file(file) {
-                let mut m = Manifest::for_wasm(file)?;
-                m.runtime = RuntimeKind::WasiHttp;
-                (m, None)
-            } else {
-                (Manifest::load(file, options)?, None)
-            };
+            let (mut manifest, bundled) =
+                open_target(file, options, cache.as_ref(), self.insecure, &ui)?;
+            // A bare component is served as is, like `wasmtime serve app.wasm`.
+            if manifest.source.is_none() && bundled.is_none() {
+                manifest.runtime = RuntimeKind::WasiHttp;
+            }
             if manifest.runtime != RuntimeKind::WasiHttp {
                 return Err(Failure::new(
                     Code::BadManifest,

@@ -241,6 +241,50 @@ fn serves_the_examples_on_their_routes_and_404s_the_rest() {
 }
 
 #[test]
+fn serves_bundles_and_images_from_the_store() {
+    let scratch = Scratch::new();
+    let home = Scratch::new();
+    let m = handler(
+        &scratch,
+        "bundled",
+        "http-probe.wasm",
+        "http:\n  route: /b/...\n",
+    );
+    let bundle = scratch.path("bundled.qyvc");
+    crate::qyvol_in(home.dir.path())
+        .args(["build", "-q", &m, "-o"])
+        .arg(&bundle)
+        .args(["-t", "local/probe:1"])
+        .assert()
+        .success();
+    let stored = handler(&scratch, "plain", "http-probe.wasm", "");
+    let mut cmd = qyvol_std();
+    cmd.env("QYVOL_HOME", home.dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg(&bundle)
+        .arg("local/probe:1")
+        .arg(&stored);
+    // Two apps on `/b/...` (the bundle and the image are the same manifest): refused.
+    let out = cmd.output().expect("serve");
+    assert_eq!(out.status.code(), Some(78), "{}", crate::stderr(&out));
+    let mut cmd = qyvol_std();
+    cmd.env("QYVOL_HOME", home.dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "local/probe:1"])
+        .arg(&bundle.with_file_name("plain.qyv"));
+    let s = Served::spawn(cmd);
+    assert_eq!(s.get("/b/x").body, "probe /b/x\n");
+    assert_eq!(s.get("/other").body, "probe /other\n");
+    assert!(s.wait_log("GET /b/x 200").ends_with("bundled"));
+
+    let mut cmd = qyvol_std();
+    cmd.env("QYVOL_HOME", home.dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg(&bundle);
+    let s = Served::spawn(cmd);
+    assert_eq!(s.get("/b").body, "probe /b\n");
+}
+
+#[test]
 fn the_most_specific_route_wins() {
     let scratch = Scratch::new();
     let all = handler(&scratch, "all", "http-probe.wasm", "");

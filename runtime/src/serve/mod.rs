@@ -359,6 +359,8 @@ fn serving_engine(
         config.epoch_interruption(cfg.epoch);
         config.consume_fuel(cfg.fuel);
         config.parallel_compilation(true);
+        // Each instance maps its memory's initial image copy-on-write instead of copying it.
+        config.memory_init_cow(true);
         config
     };
     let mut pool = PoolingAllocationConfig::default();
