@@ -270,7 +270,7 @@ fn serves_bundles_and_images_from_the_store() {
     let mut cmd = qyvol_std();
     cmd.env("QYVOL_HOME", home.dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "local/probe:1"])
-        .arg(&bundle.with_file_name("plain.qyv"));
+        .arg(&stored);
     let s = Served::spawn(cmd);
     assert_eq!(s.get("/b/x").body, "probe /b/x\n");
     assert_eq!(s.get("/other").body, "probe /other\n");
