@@ -158,25 +158,14 @@ impl RunCommand {
             .as_ref()
             .map(|d| qyvol_runtime::Cache::new(d.path().to_path_buf(), u64::MAX));
         let cache = cache.or(scratch_cache);
-        let wasm = match bundle {
-            Some(opened) => {
-                if !self.no_precompiled
-                    && let Some(cache) = &cache
-                {
-                    super::bundled::import_precompiled(
-                        &opened,
-                        cache,
-                        qyvol_runtime::EngineConfig::for_limits(&request.limits),
-                    )?;
-                }
-                opened.wasm
-            }
-            None => qyvol_runtime::load(
-                &manifest.entrypoint,
-                self.grants.max_module_size.0,
-                cache.as_ref(),
-            )?,
-        };
+        let wasm = module_of(
+            bundle,
+            &manifest,
+            cache.as_ref(),
+            &request.limits,
+            !self.no_precompiled,
+            self.grants.max_module_size,
+        )?;
         ui.status(Msg::Imports);
         for import in &wasm.info.imports {
             ui.status(Msg::ListItem(&sanitize(&import.to_string())));
@@ -233,6 +222,35 @@ pub(crate) fn open_target(
         Ok((Manifest::for_wasm(file)?, None))
     } else {
         Ok((Manifest::load(file, options)?, None))
+    }
+}
+
+/// The module to run: a bundle's or image's (its precompiled code imported into the cache
+/// first when `precompiled` and it matches the engine `limits` call for), or the entrypoint's.
+pub(crate) fn module_of(
+    bundle: Option<super::bundled::Opened>,
+    manifest: &Manifest,
+    cache: Option<&qyvol_runtime::Cache>,
+    limits: &Limits,
+    precompiled: bool,
+    max_size: ByteSize,
+) -> Result<qyvol_runtime::Wasm, Failure> {
+    match bundle {
+        Some(opened) => {
+            if precompiled && let Some(cache) = cache {
+                super::bundled::import_precompiled(
+                    &opened,
+                    cache,
+                    qyvol_runtime::EngineConfig::for_limits(limits),
+                )?;
+            }
+            Ok(opened.wasm)
+        }
+        None => Ok(qyvol_runtime::load(
+            &manifest.entrypoint,
+            max_size.0,
+            cache,
+        )?),
     }
 }
 

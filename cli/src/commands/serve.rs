@@ -14,7 +14,7 @@ use qyvol_runtime::serve::{
 };
 use qyvol_runtime::{Outcome, Resource, WasmKind};
 
-use super::run::{GrantArgs, open_target, request};
+use super::run::{GrantArgs, module_of, open_target, request};
 use crate::exit::{Code, Failure};
 use crate::i18n::{Lang, Msg, lang};
 use crate::ui::{Ui, sanitize};
@@ -95,23 +95,14 @@ impl ServeCommand {
                 .policy();
             manifest.check_policy(&policy)?;
             let req = request(&manifest, &self.grants, &policy, Vec::new())?;
-            let wasm = match bundled {
-                Some(opened) => {
-                    if let Some(cache) = &cache {
-                        super::bundled::import_precompiled(
-                            &opened,
-                            cache,
-                            qyvol_runtime::EngineConfig::for_limits(&req.limits),
-                        )?;
-                    }
-                    opened.wasm
-                }
-                None => qyvol_runtime::load(
-                    &manifest.entrypoint,
-                    self.grants.max_module_size.0,
-                    cache.as_ref(),
-                )?,
-            };
+            let wasm = module_of(
+                bundled,
+                &manifest,
+                cache.as_ref(),
+                &req.limits,
+                true,
+                self.grants.max_module_size,
+            )?;
             apps.push(App {
                 name: manifest.name.to_string(),
                 route: manifest.http.route.clone(),
