@@ -53,6 +53,14 @@ impl NetworkGrant {
         self.kind == kind
             && self.port.is_none_or(|p| p == addr.port())
             && match &self.host {
+                // Listening on every interface covers listening on any one of them.
+                HostPattern::Net { addr: net, .. }
+                    if kind == GrantKind::Listen
+                        && net.is_unspecified()
+                        && net.is_ipv4() == addr.is_ipv4() =>
+                {
+                    true
+                }
                 HostPattern::Net { addr: net, prefix } => in_net(addr.ip(), *net, *prefix),
                 // The caller resolves names; a literal address is its own name.
                 HostPattern::Name(_) | HostPattern::Subdomains(_) => false,
@@ -357,6 +365,14 @@ mod tests {
         assert!(!name.allows_host(Connect, "api.example.com.evil.net", 443));
         assert!(grant("127.0.0.0/8:80").allows_host(Connect, "127.9.9.9", 80));
         assert!(!grant("127.0.0.0/8:80").allows_host(Connect, "localhost", 80));
+
+        let any = grant("listen 0.0.0.0:8080");
+        assert!(any.allows_addr(Listen, a("127.0.0.1:8080")));
+        assert!(any.allows_addr(Listen, a("0.0.0.0:8080")));
+        assert!(!any.allows_addr(Listen, a("127.0.0.1:8081")));
+        assert!(!any.allows_addr(Listen, a("[::1]:8080")));
+        assert!(!grant("listen 127.0.0.1:8080").allows_addr(Listen, a("0.0.0.0:8080")));
+        assert!(!grant("0.0.0.0:80").allows_addr(Connect, a("10.0.0.1:80")));
     }
 
     #[test]

@@ -67,7 +67,8 @@ impl NetworkAccess {
     /// The wasi:sockets check. Binding an ephemeral port on the wildcard address is what every
     /// outgoing connection does implicitly, so it is allowed; anything a peer could reach
     /// (an explicit bind, listen) needs a `listen` grant, and connecting or sending needs a
-    /// `connect` grant. Accepted clients and received datagrams belong to a granted socket.
+    /// `connect` grant. Accepted clients belong to a granted listener; datagrams are received
+    /// from granted peers, or by a guest with a `listen` grant.
     pub(crate) async fn check_socket(&self, addr: SocketAddr, use_: SocketAddrUse) -> bool {
         let kind = match use_ {
             SocketAddrUse::TcpBind | SocketAddrUse::UdpBind
@@ -75,7 +76,14 @@ impl NetworkAccess {
             {
                 return true;
             }
-            SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => return true,
+            // Clients of a granted listener.
+            SocketAddrUse::TcpAccept => return true,
+            // Datagrams from a granted peer, or to a UDP server that was granted its port.
+            SocketAddrUse::UdpReceive => {
+                return self.grants.iter().any(|g| {
+                    g.kind == GrantKind::Listen || g.allows_addr(GrantKind::Connect, addr)
+                });
+            }
             SocketAddrUse::TcpBind | SocketAddrUse::UdpBind | SocketAddrUse::TcpListen => {
                 GrantKind::Listen
             }
@@ -138,5 +146,97 @@ impl wasmtime_wasi_http::WasiHttpHooks for HttpHooks {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         wasmtime_wasi_http::default_hooks().send_request(request, options, fut)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn access(grants: &[&str]) -> (NetworkAccess, Arc<Mutex<Vec<Denial>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let grants: Vec<NetworkGrant> =
+            grants.iter().map(|g| g.parse().expect("a grant")).collect();
+        let access = NetworkAccess::new(
+            &grants,
+            DenialSink::new(move |d| sink.lock().expect("lock").push(d.clone())),
+        );
+        (access, seen)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("an address")
+    }
+
+    #[tokio::test]
+    async fn sockets_get_what_is_granted_and_refusals_are_reported() {
+        use SocketAddrUse::*;
+        let (a, seen) = access(&["10.0.0.0/8:5432", "listen 127.0.0.1:7070"]);
+        // The implicit bind of an outgoing connection.
+        assert!(a.check_socket(addr("0.0.0.0:0"), TcpBind).await);
+        assert!(a.check_socket(addr("10.1.1.1:5432"), TcpConnect).await);
+        assert!(a.check_socket(addr("127.0.0.1:7070"), TcpBind).await);
+        assert!(a.check_socket(addr("127.0.0.1:7070"), TcpListen).await);
+        assert!(seen.lock().expect("lock").is_empty());
+
+        assert!(!a.check_socket(addr("11.1.1.1:5432"), TcpConnect).await);
+        assert!(!a.check_socket(addr("127.0.0.1:7071"), TcpBind).await);
+        assert!(!a.check_socket(addr("0.0.0.0:0"), TcpListen).await);
+        assert!(!a.check_socket(addr("8.8.8.8:53"), UdpSend).await);
+        let seen = seen.lock().expect("lock").clone();
+        let said: Vec<_> = seen
+            .iter()
+            .map(|d| format!("{} {}", d.kind.as_str(), d.target))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                "connect 11.1.1.1:5432",
+                "listen 127.0.0.1:7071",
+                "listen 0.0.0.0:0",
+                "connect 8.8.8.8:53"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_granted_by_default() {
+        let (a, seen) = access(&[]);
+        assert!(!a.names_hosts());
+        assert!(
+            !a.check_socket(addr("127.0.0.1:80"), SocketAddrUse::TcpConnect)
+                .await
+        );
+        assert!(
+            !a.check_socket(addr("127.0.0.1:53"), SocketAddrUse::UdpReceive)
+                .await
+        );
+        assert!(!a.check_http("example.com", 443));
+        assert_eq!(
+            seen.lock().expect("lock").len(),
+            2,
+            "inbound datagrams are dropped quietly"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_grant_covers_what_the_name_resolves_to() {
+        let (a, _) = access(&["localhost:8080"]);
+        assert!(a.names_hosts());
+        assert!(
+            a.check_socket(addr("127.0.0.1:8080"), SocketAddrUse::TcpConnect)
+                .await
+        );
+        assert!(
+            !a.check_socket(addr("127.0.0.2:8080"), SocketAddrUse::TcpConnect)
+                .await
+        );
+        assert!(a.check_http("localhost", 8080));
+        assert!(
+            !a.check_http("127.0.0.1", 8080),
+            "HTTP grants are checked on the name"
+        );
     }
 }

@@ -223,6 +223,11 @@ fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
         location |= name.eq_ignore_ascii_case("location");
         let name = hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| Failure::Protocol(format!("`{name}` is not a header name: {hint}")))?;
+        // Framing is the server's: the body's length is known, and hop-by-hop headers
+        // describe a connection the handler does not own.
+        if HOP_BY_HOP.contains(&name.as_str()) || name == hyper::header::CONTENT_LENGTH {
+            continue;
+        }
         let value = hyper::header::HeaderValue::from_str(value).map_err(|_| {
             Failure::Protocol(format!("the value of `{name}` is not a header value"))
         })?;
@@ -235,6 +240,17 @@ fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
     });
     Ok(response)
 }
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
@@ -268,6 +284,16 @@ mod tests {
         );
         assert_eq!(parsed("Location: /x\n\n").expect("ok").0, 302);
         assert_eq!(parsed("Location: /x\nStatus: 301\n\n").expect("ok").0, 301);
+    }
+
+    #[test]
+    fn the_handler_cannot_set_the_framing() {
+        let (_, headers) = parsed(
+            "Content-Type: text/plain\nContent-Length: 999\nTransfer-Encoding: chunked\nConnection: upgrade\nX-Kept: 1\n\nbody",
+        )
+        .expect("parses");
+        let names: Vec<_> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["content-type", "x-kept"]);
     }
 
     #[test]
