@@ -253,11 +253,14 @@ impl Manifest {
             }
         }
         if let Some(grant) = self.network.iter().find(|g| !policy.allows_network(g.kind)) {
-            let hint = match grant.kind {
-                GrantKind::Listen => {
-                    "handlers are reached through `qyvol serve`; use `environment: native` for a program that listens"
+            let hint = match (policy.environment, grant.kind) {
+                (Environment::Edge, _) => {
+                    "edge handlers are reached through `qyvol serve` and may only connect out; use `environment: native` for a program that listens"
                 }
-                GrantKind::Connect => {
+                (_, GrantKind::Listen) => {
+                    "untrusted code gets no network; use `environment: native` for a program that listens"
+                }
+                (_, GrantKind::Connect) => {
                     "untrusted code gets no network; use `environment: edge` or `native` to let it connect"
                 }
             };
