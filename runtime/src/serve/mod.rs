@@ -369,7 +369,8 @@ fn serving_engine(
         .total_core_instances(n.saturating_mul(4))
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
-        .total_stacks(n);
+        .total_stacks(n)
+        .total_gc_heaps(n);
     if let Some(limit) = largest_memory {
         // A slot never needs more than the largest limit (rounded up to whole wasm pages).
         pool.max_memory_size(usize::try_from(limit.div_ceil(65536) * 65536).unwrap_or(usize::MAX));
