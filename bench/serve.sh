@@ -114,4 +114,5 @@ for label, rs in runs.items():
     for i, r in enumerate(rs, 1):
         print(f"| {label} | {i} | {r[0]:,.0f} | {r[1]:.2f} ms | {r[2]:.2f} ms |")
 PY
+cat bench/serve-notes.md >> bench/serve-results.md
 cat bench/serve-results.md
