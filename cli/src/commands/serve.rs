@@ -158,24 +158,70 @@ impl ServeCommand {
         }
         // Always printed: scripts (and tests) read the address from it when the port was 0.
         Ui { quiet: false }.status(Msg::Serving(&format!("http://{bound}/")));
-        server
-            .run(
-                listener,
-                Arc::new(AccessLog {
-                    json: self.json,
-                    quiet: self.quiet,
-                }),
-            )
-            .map_err(Failure::from)?;
+        let log = Arc::new(AccessLog::start(self.json, self.quiet));
+        let served = server.run(listener, log.clone());
+        log.finish();
+        served?;
         ui.status(Msg::Stopped);
         Ok(ExitCode::SUCCESS)
     }
 }
 
-/// One line per request on stderr: text (`GET /hello 200 1.2ms http-hello`) or JSON.
+/// One line per request on stderr: text (`GET /hello 200 1.2ms http-hello`) or JSON. Lines go
+/// through a channel to a writer thread, which writes whatever has queued up in one go: a busy
+/// server makes one `write` per batch rather than per request.
 struct AccessLog {
     json: bool,
     quiet: bool,
+    lines: std::sync::Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl AccessLog {
+    fn start(json: bool, quiet: bool) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let writer = std::thread::Builder::new()
+            .name("qyvol-access-log".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::new(std::io::stderr());
+                while let Ok(line) = rx.recv() {
+                    let _ = writeln!(out, "{line}");
+                    while let Ok(more) = rx.try_recv() {
+                        let _ = writeln!(out, "{more}");
+                    }
+                    let _ = out.flush();
+                }
+            })
+            .ok();
+        Self {
+            json,
+            quiet,
+            lines: std::sync::Mutex::new(writer.is_some().then_some(tx)),
+            writer: std::sync::Mutex::new(writer),
+        }
+    }
+
+    /// Writes what is queued and stops the writer.
+    fn finish(&self) {
+        drop(self.lines.lock().ok().and_then(|mut l| l.take()));
+        if let Some(w) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = w.join();
+        }
+    }
+
+    fn write(&self, line: String) {
+        let sent = match self.lines.lock() {
+            Ok(l) => match l.as_ref() {
+                Some(tx) => tx.send(line).map_err(|e| e.0),
+                None => Err(line),
+            },
+            Err(_) => Err(line),
+        };
+        // No writer (it could not start, or it stopped): write directly.
+        if let Err(line) = sent {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
+    }
 }
 
 impl Events for AccessLog {
@@ -209,11 +255,14 @@ impl Events for AccessLog {
             }
             line
         };
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        self.write(line);
     }
 
     fn draining(&self, in_flight: usize) {
-        Ui { quiet: self.quiet }.status(Msg::Draining(in_flight));
+        // Through the writer, so it comes after the requests already logged.
+        if !self.quiet {
+            self.write(Msg::Draining(in_flight).text(lang()));
+        }
     }
 }
 
