@@ -14,7 +14,7 @@ fn version_names_the_package_version() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in ["run", "inspect", "completions"] {
+    for cmd in ["run", "serve", "inspect", "completions"] {
         let es = qyvol().args([cmd, "--help"]).output().expect("run");
         assert_eq!(es.status.code(), Some(0));
         assert!(
@@ -45,6 +45,39 @@ fn run_help_is_localised() {
         .output()
         .expect("run");
     insta::assert_snapshot!("run_help_en", stdout(&en));
+}
+
+#[test]
+fn serve_help_speaks_the_users_language_for_every_flag() {
+    let help = |lang: &str| {
+        let out = qyvol()
+            .env("QYVOL_LANG", lang)
+            .args(["serve", "--help"])
+            .output()
+            .expect("run");
+        // flag -> the first words of its help
+        stdout(&out)
+            .lines()
+            .filter_map(|l| {
+                let l = l.trim_start();
+                let flag = l.split_whitespace().find(|w| w.starts_with("--"))?;
+                let text = l.split_once("  ").map(|(_, t)| t.trim().to_string())?;
+                Some((flag.trim_end_matches(',').to_string(), text))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (es, en) = (help("es"), help("en"));
+    assert!(es.len() >= 15, "{es:?}");
+    for (flag, text) in &es {
+        let english = en
+            .get(flag)
+            .unwrap_or_else(|| panic!("{flag} only in Spanish"));
+        assert_ne!(text, english, "{flag} has no Spanish help");
+    }
+    assert!(
+        es["--listen"].starts_with("Dirección donde escuchar"),
+        "{es:?}"
+    );
 }
 
 #[test]
