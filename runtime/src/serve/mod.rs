@@ -271,7 +271,7 @@ impl Server {
             .thread_name("qyvol-serve")
             .build()
             .map_err(RuntimeError::engine)?;
-        let _ticker = EpochTicker::start(&self.engine);
+        let _ticker = self.config.epoch.then(|| EpochTicker::start(&self.engine));
         let result = rt.block_on(self.accept_loop(listener, events));
         rt.shutdown_timeout(Duration::from_millis(100));
         result
