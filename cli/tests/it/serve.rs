@@ -455,6 +455,40 @@ fn concurrent_requests_each_get_their_own_instance() {
 }
 
 #[test]
+fn every_request_gets_a_fresh_instance_even_on_one_connection() {
+    let scratch = Scratch::new();
+    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
+    let s = Served::start(&[&comp]);
+    // Three requests pipelined on one keep-alive connection, the last one closing it.
+    let mut conn = TcpStream::connect(s.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let one = format!("GET /count HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr);
+    let last = format!(
+        "GET /count HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        s.addr
+    );
+    conn.write_all(format!("{one}{one}{last}").as_bytes())
+        .expect("send");
+    let mut all = String::new();
+    conn.read_to_string(&mut all).expect("read");
+    assert_eq!(all.matches("HTTP/1.1 200 OK").count(), 3, "{all}");
+    assert_eq!(
+        all.matches("request 1 of this instance").count(),
+        3,
+        "{all}"
+    );
+
+    // HTTP/1.0 without a Host header cannot be handed to a wasi:http handler.
+    let mut conn = TcpStream::connect(s.addr).expect("connect");
+    conn.write_all(b"GET /count HTTP/1.0\r\n\r\n")
+        .expect("send");
+    let r = read_reply(&mut conn);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(s.wait_log("GET /count 400").contains("Host"));
+}
+
+#[test]
 fn cgi_handlers_get_the_request_as_wagi_variables() {
     let scratch = Scratch::new();
     let cgi = handler(

@@ -129,6 +129,12 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                     .map(|(_, v)| v);
                 reply(out, 200, &format!("{key}={}", value.unwrap_or_default()));
             }
+            "count" => {
+                // A fresh instance per request starts from zero every time.
+                static SEEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                reply(out, 200, &format!("request {n} of this instance\n"));
+            }
             "big" => {
                 let kib: usize = query(&path, "kib")
                     .and_then(|v| v.parse().ok())
