@@ -28,13 +28,16 @@ impl Ui {
 /// Reports each connection or bind the grants refused, naming the address so the user learns
 /// what to grant.
 pub fn denial_sink() -> qyvol_runtime::DenialSink {
-    qyvol_runtime::DenialSink::new(|d| {
-        let grant = match d.kind {
-            qyvol_common::GrantKind::Connect => sanitize(&d.target),
-            qyvol_common::GrantKind::Listen => format!("listen {}", sanitize(&d.target)),
-        };
-        Ui { quiet: false }.alert(Msg::NetworkDenied(d.kind.as_str(), &grant));
-    })
+    qyvol_runtime::DenialSink::new(|d| eprintln!("{}", denial_text(d)))
+}
+
+/// The line that reports a refused connection or bind, naming the grant that would allow it.
+pub fn denial_text(d: &qyvol_runtime::Denial) -> String {
+    let grant = match d.kind {
+        qyvol_common::GrantKind::Connect => sanitize(&d.target),
+        qyvol_common::GrantKind::Listen => format!("listen {}", sanitize(&d.target)),
+    };
+    Msg::NetworkDenied(d.kind.as_str(), &grant).text(lang())
 }
 
 /// Text for the document on stdout (`inspect`), in the user's language.

@@ -70,6 +70,7 @@ impl ServeCommand {
             ..LoadOptions::default()
         };
         let cache = (!self.no_cache).then(super::cache::open);
+        let log = Arc::new(AccessLog::start(self.json, self.quiet));
         let mut apps = Vec::with_capacity(self.files.len());
         for file in &self.files {
             let (mut manifest, bundled) =
@@ -94,7 +95,10 @@ impl ServeCommand {
                 .unwrap_or(manifest.environment)
                 .policy();
             manifest.check_policy(&policy)?;
-            let req = request(&manifest, &self.grants, &policy, Vec::new())?;
+            let mut req = request(&manifest, &self.grants, &policy, Vec::new())?;
+            // Refusals go to the access log, in its format and order.
+            let sink = log.clone();
+            req.denials = qyvol_runtime::DenialSink::new(move |d| sink.denied(d));
             let wasm = module_of(
                 bundled,
                 &manifest,
@@ -158,7 +162,6 @@ impl ServeCommand {
         }
         // Always printed: scripts (and tests) read the address from it when the port was 0.
         Ui { quiet: false }.status(Msg::Serving(&format!("http://{bound}/")));
-        let log = Arc::new(AccessLog::start(self.json, self.quiet));
         let served = server.run(listener, log.clone());
         log.finish();
         served?;
@@ -201,6 +204,22 @@ impl AccessLog {
         }
     }
 
+    /// A connection or bind the grants refused: always logged (it is how users learn what to
+    /// grant), as text or as a JSON object.
+    fn denied(&self, d: &qyvol_runtime::Denial) {
+        let line = if self.json {
+            serde_json::json!({
+                "event": "network-denied",
+                "kind": d.kind.as_str(),
+                "target": d.target,
+            })
+            .to_string()
+        } else {
+            crate::ui::denial_text(d)
+        };
+        self.write(line);
+    }
+
     /// Writes what is queued and stops the writer.
     fn finish(&self) {
         drop(self.lines.lock().ok().and_then(|mut l| l.take()));
@@ -233,6 +252,7 @@ impl Events for AccessLog {
         let ms = e.duration.as_secs_f64() * 1000.0;
         let line = if self.json {
             serde_json::json!({
+                "event": "request",
                 "method": e.method,
                 "path": e.path,
                 "status": e.status,

@@ -539,7 +539,18 @@ fn cgi_handlers_get_the_request_as_wagi_variables() {
 
 #[test]
 fn the_json_access_log_has_one_object_per_request() {
-    let s = Served::start(&["--json", &example("examples/http-hello/http-hello.qyv")]);
+    let scratch = Scratch::new();
+    let probe = handler(
+        &scratch,
+        "probe",
+        "http-probe.wasm",
+        "http:\n  route: /p/...\n",
+    );
+    let s = Served::start(&[
+        "--json",
+        &example("examples/http-hello/http-hello.qyv"),
+        &probe,
+    ]);
     assert_eq!(s.get("/hello/json").status, 200);
     assert_eq!(s.get("/nope").status, 404);
     let ok = s.wait_log("\"/hello/json\"");
@@ -552,6 +563,18 @@ fn the_json_access_log_has_one_object_per_request() {
     let miss: serde_json::Value = serde_json::from_str(&s.wait_log("\"/nope\"")).expect("JSON");
     assert_eq!(miss["status"], 404);
     assert!(miss["error"].is_string());
+    assert_eq!(s.get("/p/fetch?to=127.0.0.1:9").status, 502);
+    let denied: serde_json::Value =
+        serde_json::from_str(&s.wait_log("network-denied")).expect("JSON");
+    assert_eq!(denied["kind"], "connect");
+    assert_eq!(denied["target"], "127.0.0.1:9");
+    // Every line after the banner is JSON.
+    let log = s.log();
+    let after = log.lines().skip_while(|l| !l.contains("http://")).skip(1);
+    for line in after {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert!(v["event"].is_string(), "{line}");
+    }
 }
 
 #[test]
