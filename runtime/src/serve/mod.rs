@@ -414,12 +414,20 @@ impl Shared {
             .filter_map(|a| a.route.score(&path).map(|s| (s, a)))
             .max_by_key(|(s, _)| *s)
             .map(|(_, a)| a.clone());
+        /// Counts the request while it is handled, also if the client goes away mid-way.
+        struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let counted = InFlight(&self.in_flight);
         let result = match &app {
             None => Err(Failure::NoRoute),
             Some(app) => self.dispatch(app, req, peer).await,
         };
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(counted);
         let (response, failure) = match result {
             Ok(r) => (r, None),
             Err(f) => (error_response(&f), Some(f)),
