@@ -698,6 +698,40 @@ fn outgoing_http_reaches_only_granted_hosts() {
 }
 
 #[test]
+fn a_command_makes_outgoing_http_requests_only_to_granted_hosts() {
+    let up = upstream();
+    let scratch = Scratch::new();
+    scratch.guest("probe-p2.wasm");
+    let out = qyvol()
+        .args(["run", "-q"])
+        .arg(scratch.path("probe-p2.wasm"))
+        .args(["fetch", &up.to_string()])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(crate::stdout(&out).contains("HttpRequestDenied"), "{out:?}");
+    assert!(
+        crate::stderr(&out).contains(&format!("Red denegada (connect): {up}")),
+        "{}",
+        crate::stderr(&out)
+    );
+    let m = scratch.write(
+        "fetch.qyv",
+        format!(
+            "name: fetch\nentrypoint: probe-p2.wasm\nruntime: wasi\nnetwork:\n  allow: [\"{up}\"]\n"
+        ),
+    );
+    let out = qyvol()
+        .args(["run", "-q"])
+        .arg(&m)
+        .args(["fetch", &up.to_string()])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(crate::stdout(&out), "upstream answered 200\n");
+}
+
+#[test]
 fn sockets_connect_and_listen_only_where_granted() {
     let up = {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind");

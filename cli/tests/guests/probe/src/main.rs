@@ -114,12 +114,13 @@ fn main() {
             println!("connected: {reply}");
             Ok(())
         }),
+        "fetch" => fetch(&arg(2)).map(|status| println!("upstream answered {status}")),
         "listen" => std::net::TcpListener::bind(arg(2)).map(|l| {
             println!("listening on {:?}", l.local_addr().ok());
         }),
         _ => {
             eprintln!(
-                "usage: probe connect ADDR MSG|listen ADDR|args|env|cat|prompt|exit N|stderr MSG|read P|write P T|append P T|truncate P|set-len P|rename A B|link A B|remove P|mkdir P|ls P|symlink T L|sleep MS|spin|alloc MIB|flood MIB|read-stdin"
+                "usage: probe connect ADDR MSG|fetch HOST:PORT|listen ADDR|args|env|cat|prompt|exit N|stderr MSG|read P|write P T|append P T|truncate P|set-len P|rename A B|link A B|remove P|mkdir P|ls P|symlink T L|sleep MS|spin|alloc MIB|flood MIB|read-stdin"
             );
             process::exit(2)
         }
@@ -165,4 +166,31 @@ fn symlink(_target: &str, _link: &str) -> std::io::Result<()> {
     Err(std::io::Error::other(
         "symlink is only implemented for wasm32-wasip1",
     ))
+}
+
+/// An outgoing wasi:http GET to `http://{authority}/` (WASI 0.2 only).
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
+fn fetch(authority: &str) -> std::io::Result<u16> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    let fail = |e: String| std::io::Error::other(e);
+    let request = OutgoingRequest::new(Fields::new());
+    request
+        .set_scheme(Some(&Scheme::Http))
+        .and_then(|()| request.set_authority(Some(authority)))
+        .and_then(|()| request.set_path_with_query(Some("/")))
+        .map_err(|()| fail("bad request".into()))?;
+    let future = outgoing_handler::handle(request, None).map_err(|e| fail(format!("{e:?}")))?;
+    future.subscribe().block();
+    let response = future
+        .get()
+        .ok_or_else(|| fail("no response".into()))?
+        .map_err(|()| fail("taken".into()))?
+        .map_err(|e| fail(format!("{e:?}")))?;
+    Ok(response.status())
+}
+
+#[cfg(not(all(target_os = "wasi", target_env = "p2")))]
+fn fetch(_authority: &str) -> std::io::Result<u16> {
+    Err(std::io::Error::other("wasi:http needs the WASI 0.2 build"))
 }
