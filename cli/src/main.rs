@@ -110,25 +110,26 @@ fn localized_command() -> clap::Command {
                 None => sub,
             };
             if lang == Lang::Es {
-                spanish(sub, &name)
+                spanish(sub.disable_version_flag(true).arg(version_flag()), &name)
             } else {
                 sub
             }
         });
     }
     if lang == Lang::Es {
-        cmd = spanish(cmd, "qyvol")
-            .subcommand_help_heading("Comandos")
-            .disable_version_flag(true)
-            .arg(
-                Arg::new("version")
-                    .short('V')
-                    .long("version")
-                    .action(ArgAction::Version)
-                    .help(i18n::help_es("qyvol.version")),
-            );
+        cmd = spanish(cmd.disable_version_flag(true).arg(version_flag()), "qyvol")
+            .subcommand_help_heading("Comandos");
     }
     cmd
+}
+
+/// `-V, --version` with Spanish help (clap's own is replaced to localise it).
+fn version_flag() -> Arg {
+    Arg::new("version")
+        .short('V')
+        .long("version")
+        .action(ArgAction::Version)
+        .help(i18n::help_es("qyvol.version"))
 }
 
 fn spanish(cmd: clap::Command, key: &str) -> clap::Command {

@@ -10,6 +10,16 @@ fn version_names_the_package_version() {
         stdout(&out),
         format!("qyvol {}\n", env!("CARGO_PKG_VERSION"))
     );
+    // Subcommands answer `--version` in both languages, as clap's propagated flag does.
+    for lang in ["es", "en"] {
+        let out = qyvol()
+            .env("QYVOL_LANG", lang)
+            .args(["serve", "--version"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{lang}: {}", stderr(&out));
+        assert!(stdout(&out).contains(env!("CARGO_PKG_VERSION")));
+    }
 }
 
 #[test]
