@@ -119,6 +119,11 @@ fn localized_command() -> clap::Command {
     if lang == Lang::Es {
         cmd = spanish(cmd.disable_version_flag(true).arg(version_flag()), "qyvol")
             .subcommand_help_heading("Comandos");
+        // clap adds its `help` subcommand when the command is built; localise it after.
+        cmd.build();
+        if let Some(about) = i18n::help_es("help") {
+            cmd = cmd.mut_subcommand("help", |h| h.about(about));
+        }
     }
     cmd
 }

@@ -46,6 +46,15 @@ fn every_command_has_help_with_an_example() {
 }
 
 #[test]
+fn the_command_list_is_spanish_down_to_help() {
+    let es = stdout(&qyvol().arg("--help").output().expect("run"));
+    assert!(es.contains("Comandos:"), "{es}");
+    assert!(es.contains("serve"), "{es}");
+    assert!(!es.contains("Print this message"), "{es}");
+    assert!(es.contains("Muestra la ayuda de un comando"), "{es}");
+}
+
+#[test]
 fn run_help_is_localised() {
     let es = qyvol().args(["run", "--help"]).output().expect("run");
     insta::assert_snapshot!("run_help_es", stdout(&es));
