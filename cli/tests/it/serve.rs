@@ -489,6 +489,52 @@ fn every_request_gets_a_fresh_instance_even_on_one_connection() {
 }
 
 #[test]
+fn malformed_http_gets_4xx_and_never_reaches_a_handler() {
+    let scratch = Scratch::new();
+    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
+    let cgi = handler(
+        &scratch,
+        "cgi",
+        "cgi-probe.wasm",
+        "http:\n  route: /cgi/...\n",
+    );
+    let s = Served::start(&[&comp, &cgi]);
+    let raw = |bytes: &[u8]| {
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let _ = c.write_all(bytes);
+        let mut head = [0u8; 64];
+        let n = c.read(&mut head).unwrap_or(0);
+        String::from_utf8_lossy(&head[..n]).into_owned()
+    };
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
+    assert!(raw(long_uri.as_bytes()).starts_with("HTTP/1.1 414"));
+    let huge_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
+        "b".repeat(500_000)
+    );
+    assert!(raw(huge_header.as_bytes()).starts_with("HTTP/1.1 431"));
+    assert!(raw(b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
+    assert!(
+        raw(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n").starts_with("HTTP/1.1 400")
+    );
+    // A header value that is not text reaches a CGI handler as nothing, not as garbage.
+    let r = request(s.addr, "GET", "/cgi/env", &[("X-Ok", "yes")], b"");
+    assert!(r.body.contains("HTTP_X_OK=yes"), "{r:?}");
+    let mut c = TcpStream::connect(s.addr).expect("connect");
+    c.write_all(
+        b"GET /cgi/env HTTP/1.1\r\nHost: x\r\nX-Bin: \xff\xfe\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    let r = read_reply(&mut c);
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains("HTTP_X_BIN"), "{r:?}");
+    // Still serving.
+    assert_eq!(s.get("/after").body, "probe /after\n");
+}
+
+#[test]
 fn cgi_handlers_get_the_request_as_wagi_variables() {
     let scratch = Scratch::new();
     let cgi = handler(
