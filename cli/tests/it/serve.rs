@@ -510,11 +510,12 @@ fn malformed_http_gets_4xx_and_never_reaches_a_handler() {
     };
     let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
     assert!(raw(long_uri.as_bytes()).starts_with("HTTP/1.1 414"));
-    let huge_header = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-A: {}\r\n\r\n",
-        "b".repeat(500_000)
-    );
-    assert!(raw(huge_header.as_bytes()).starts_with("HTTP/1.1 431"));
+    // More header fields than the server takes. (A single 500 KB field gets the same 431, but
+    // the server closes with part of it unread, and the reset that follows can overtake the
+    // answer on its way to the client: a racy test.)
+    let fields: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
+    let too_many_fields = format!("GET / HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
+    assert!(raw(too_many_fields.as_bytes()).starts_with("HTTP/1.1 431"));
     assert!(raw(b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400"));
     assert!(
         raw(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n").starts_with("HTTP/1.1 400")
