@@ -246,7 +246,7 @@ fn apply_limits<T>(
 
 /// `None` when the deadline passed: the guest was waiting in a host call (a sleep, a read),
 /// where epochs cannot reach it, and its future has been dropped.
-async fn with_deadline<F: Future<Output = wasmtime::Result<()>>>(
+pub(crate) async fn with_deadline<F: Future<Output = wasmtime::Result<()>>>(
     timeout: Option<Duration>,
     body: F,
 ) -> Option<wasmtime::Result<()>> {

@@ -11,6 +11,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 
 use super::{Body, Failure, Host, Loaded, Runtime, failure_of, full, new_store};
+use crate::prepared::{finish, with_deadline};
 use crate::run::{Compilation, Limits, Wasm};
 use crate::{Outcome, RuntimeError, wasi};
 
@@ -77,21 +78,11 @@ impl Template {
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call_async(&mut store, ()).await
         };
-        let result = match limits.timeout {
-            Some(t) => tokio::time::timeout(t, run).await.ok(),
-            None => Some(run.await),
-        };
-        let exited = match result {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                Some(exit) if exit.0 == 0 => Ok(()),
-                _ => Err(failure_of(e, &limits)),
-            },
-            None => Err(Failure::Handler(Outcome::TimedOut(
-                limits.timeout.unwrap_or_default(),
-            ))),
-        };
-        exited?;
+        // A guest blocked in a host call (a sleep, a read) is past epochs' reach.
+        match finish(with_deadline(limits.timeout, run).await, &limits) {
+            Outcome::Exited(0) => {}
+            other => return Err(failure_of(other)),
+        }
         drop(store);
         parse_output(stdout.contents())
     }

@@ -10,6 +10,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use super::{Body, Failure, Host, Loaded, Runtime, failure_of, new_store};
+use crate::prepared::{finish, with_deadline};
 use crate::run::{Compilation, Limits, Wasm};
 use crate::{RuntimeError, wasi};
 use wasmtime_wasi::WasiCtx;
@@ -70,13 +71,9 @@ impl Template {
         let req = Request::from_parts(parts, Full::new(body));
         let pre = self.0.clone();
         let limits = app.request.limits;
+        // A guest blocked in a host call (a sleep, a read) is past epochs' reach.
         let task = tokio::spawn(async move {
-            let run = run(&pre, &mut store, req, tx);
-            match limits.timeout {
-                // Blocked in a host call (a sleep, a read), the guest is past epochs' reach.
-                Some(t) => tokio::time::timeout(t, run).await.ok(),
-                None => Some(run.await),
-            }
+            with_deadline(limits.timeout, run(&pre, &mut store, req, tx)).await
         });
         match rx.await {
             Ok(Ok(response)) => Ok(response),
@@ -85,13 +82,7 @@ impl Template {
             ))),
             // The handler ended, or was stopped, without setting a response.
             Err(_) => match task.await {
-                Ok(Some(Ok(()))) => Err(Failure::Protocol(
-                    "the handler returned without setting a response".into(),
-                )),
-                Ok(Some(Err(e))) => Err(failure_of(e, &limits)),
-                Ok(None) => Err(Failure::Handler(crate::Outcome::TimedOut(
-                    limits.timeout.unwrap_or_default(),
-                ))),
+                Ok(result) => Err(failure_of(finish(result, &limits))),
                 Err(e) => Err(Failure::Protocol(format!("the handler's task failed: {e}"))),
             },
         }

@@ -23,7 +23,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::engine::{self, EpochTicker};
 use crate::inspect::WasmKind;
-use crate::limits::{LimitExceeded, Limiter};
+use crate::limits::Limiter;
 use crate::net::{HttpHooks, NetworkAccess};
 use crate::run::{Compilation, RunRequest, Wasm};
 use crate::{Outcome, RuntimeError};
@@ -522,15 +522,12 @@ pub(crate) fn new_store<W: Send + 'static>(
     Ok(store)
 }
 
-/// What a request's run came to when it produced no response.
-pub(crate) fn failure_of(err: wasmtime::Error, limits: &crate::Limits) -> Failure {
-    if let Some(l) = err.downcast_ref::<LimitExceeded>() {
-        return Failure::Handler(Outcome::LimitExceeded {
-            resource: l.resource,
-            limit: l.limit,
-        });
-    }
-    match crate::prepared::finish(Some(Err(err)), limits) {
+/// Why a handler's run, ended without (or before finishing) a response, failed the request.
+pub(crate) fn failure_of(outcome: Outcome) -> Failure {
+    match outcome {
+        Outcome::Exited(0) => {
+            Failure::Protocol("the handler returned without setting a response".into())
+        }
         Outcome::Exited(code) => Failure::Protocol(format!(
             "the handler exited with code {code} before sending a response"
         )),
