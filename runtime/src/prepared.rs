@@ -177,18 +177,28 @@ fn link_core(
     limits: &Limits,
     how: Compilation<'_>,
 ) -> Result<InstancePre<CoreHost>, RuntimeError> {
+    let probe = CoreHost {
+        wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
+        limiter: Limiter::new(None),
+    };
+    link_command_module(engine, wasm, limits, how, |h| &mut h.wasi, probe)
+}
+
+/// Compiles and links a WASI preview 1 command (for `run`, and for serving CGI-style):
+/// every import checked first so a missing one is named with what would provide it, and
+/// `_start` required. `probe` is store data for that check only.
+pub(crate) fn link_command_module<T: Send + 'static>(
+    engine: &Engine,
+    wasm: &Wasm,
+    limits: &Limits,
+    how: Compilation<'_>,
+    wasi: fn(&mut T) -> &mut WasiP1Ctx,
+    probe: T,
+) -> Result<InstancePre<T>, RuntimeError> {
     let module: Module = crate::compile::prepare(engine, wasm, limits.compile, how)?;
-    let mut linker: Linker<CoreHost> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)
-        .map_err(RuntimeError::engine)?;
-    let mut probe = Store::new(
-        engine,
-        CoreHost {
-            wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
-            limiter: Limiter::new(None),
-        },
-    );
-    check_core_imports(&module, &linker, &mut probe)?;
+    let mut linker: Linker<T> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, wasi).map_err(RuntimeError::engine)?;
+    check_core_imports(&module, &linker, &mut Store::new(engine, probe))?;
     if !module.exports().any(|e| e.name() == "_start") {
         return Err(RuntimeError::Invalid {
             path: wasm.path.clone(),
@@ -207,19 +217,29 @@ fn link_component(
     limits: &Limits,
     how: Compilation<'_>,
 ) -> Result<CommandPre<ComponentHost>, RuntimeError> {
-    let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
-    let mut linker = wasmtime::component::Linker::<ComponentHost>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
-    // Commands may make outgoing HTTP requests too, under the same grants.
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-        .map_err(RuntimeError::engine)?;
-    let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| unsupported_component_import(&format!("{e:#}")))?;
-    CommandPre::new(pre).map_err(|_| RuntimeError::Invalid {
+    CommandPre::new(link_component_world(engine, wasm, limits, how)?).map_err(|_| RuntimeError::Invalid {
         path: wasm.path.clone(),
         reason: "the component does not export `wasi:cli/run`: it is not a command (an HTTP handler needs `runtime: wasi-http`)".into(),
     })
+}
+
+/// Compiles and links a component against all of WASI 0.2 and `wasi:http` (commands may make
+/// outgoing requests, handlers answer incoming ones, both under the same grants); the caller
+/// checks it exports the world it is run as.
+pub(crate) fn link_component_world<T: WasiView + WasiHttpView + 'static>(
+    engine: &Engine,
+    wasm: &Wasm,
+    limits: &Limits,
+    how: Compilation<'_>,
+) -> Result<wasmtime::component::InstancePre<T>, RuntimeError> {
+    let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
+    let mut linker = wasmtime::component::Linker::<T>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(RuntimeError::engine)?;
+    linker
+        .instantiate_pre(&component)
+        .map_err(|e| unsupported_component_import(&format!("{e:#}")))
 }
 
 /// Sets fuel and the epoch deadline; returns the ticker that must live as long as the run.
@@ -305,10 +325,10 @@ fn frames(bt: &WasmBacktrace) -> Vec<String> {
 }
 
 /// Refuses imports no one provides before instantiation, naming the import and what would.
-fn check_core_imports(
+fn check_core_imports<T>(
     module: &Module,
-    linker: &Linker<CoreHost>,
-    store: &mut Store<CoreHost>,
+    linker: &Linker<T>,
+    store: &mut Store<T>,
 ) -> Result<(), RuntimeError> {
     for import in module.imports() {
         if linker
@@ -332,13 +352,13 @@ fn check_core_imports(
     Ok(())
 }
 
+/// An import the linker could not satisfy, named from wasmtime's message (for commands and
+/// HTTP handlers alike: both get all of WASI 0.2 and `wasi:http`).
 fn unsupported_component_import(message: &str) -> RuntimeError {
     let import = message.split('`').nth(1).unwrap_or("?").to_string();
-    let hint = if import.starts_with("wasi:http") {
-        "HTTP handlers need `runtime: wasi-http` and `qyvol serve`".to_string()
-    } else if import.starts_with("wasi:") {
+    let hint = if import.starts_with("wasi:") {
         format!(
-            "Qyvol provides WASI 0.2 (`wasi:cli`, `wasi:filesystem`, `wasi:clocks`, `wasi:random`, `wasi:io`, `wasi:sockets`) but not this interface ({message})"
+            "Qyvol provides WASI 0.2 (`wasi:cli`, `wasi:filesystem`, `wasi:clocks`, `wasi:random`, `wasi:io`, `wasi:sockets`, `wasi:http`) but not this interface or version ({message})"
         )
     } else {
         format!("components get WASI 0.2 interfaces only ({message})")

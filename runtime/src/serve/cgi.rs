@@ -6,11 +6,12 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use hyper::{Request, Response, StatusCode};
-use wasmtime::{Engine, InstancePre, Linker, Module};
+use wasmtime::{Engine, InstancePre};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 
 use super::{Body, Failure, Host, Loaded, Runtime, failure_of, full, new_store};
+use crate::net::NetworkAccess;
 use crate::prepared::{finish, with_deadline};
 use crate::run::{Compilation, Limits, Wasm};
 use crate::{Outcome, RuntimeError, wasi};
@@ -27,29 +28,10 @@ impl Template {
         limits: &Limits,
         how: Compilation<'_>,
     ) -> Result<Self, RuntimeError> {
-        let module: Module = crate::compile::prepare(engine, wasm, limits.compile, how)?;
-        if !module.exports().any(|e| e.name() == "_start") {
-            return Err(RuntimeError::Invalid {
-                path: wasm.path.clone(),
-                reason:
-                    "it exports no `_start` function: a CGI handler is a WASI program with a `main`"
-                        .into(),
-            });
-        }
-        let mut linker: Linker<Host<WasiP1Ctx>> = Linker::new(engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |h| &mut h.wasi)
-            .map_err(RuntimeError::engine)?;
-        linker
-            .instantiate_pre(&module)
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+        let probe = Host::new(wasi, NetworkAccess::default(), None, None);
+        crate::prepared::link_command_module(engine, wasm, limits, how, |h| &mut h.wasi, probe)
             .map(Self)
-            .map_err(|e| RuntimeError::UnsupportedImport {
-                import: format!("{e:#}")
-                    .split('`')
-                    .nth(1)
-                    .unwrap_or("?")
-                    .to_string(),
-                hint: format!("CGI handlers get WASI preview 1 only ({e:#})"),
-            })
     }
 
     pub(crate) async fn handle(

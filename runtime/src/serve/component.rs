@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
-use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -24,22 +23,7 @@ impl Template {
         limits: &Limits,
         how: Compilation<'_>,
     ) -> Result<Self, RuntimeError> {
-        let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
-        let mut linker = Linker::<Host<WasiCtx>>::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
-            .map_err(RuntimeError::engine)?;
-        let pre =
-            linker
-                .instantiate_pre(&component)
-                .map_err(|e| RuntimeError::UnsupportedImport {
-                    import: format!("{e:#}")
-                        .split('`')
-                        .nth(1)
-                        .unwrap_or("?")
-                        .to_string(),
-                    hint: format!("a handler gets WASI 0.2 and `wasi:http` ({e:#})"),
-                })?;
+        let pre = crate::prepared::link_component_world(engine, wasm, limits, how)?;
         ProxyPre::new(pre).map(Self).map_err(|_| RuntimeError::Invalid {
             path: wasm.path.clone(),
             reason: "the component does not export `wasi:http/incoming-handler`: it is not an HTTP handler (a command needs `runtime: wasi` and `qyvol run`)".into(),

@@ -176,6 +176,25 @@ pub(crate) struct Host<W> {
     pub(crate) deadline: Option<Instant>,
 }
 
+impl<W> Host<W> {
+    /// A request's store data: its grants, its memory limit, and its deadline counted from now.
+    pub(crate) fn new(
+        wasi: W,
+        network: NetworkAccess,
+        memory: Option<u64>,
+        timeout: Option<Duration>,
+    ) -> Self {
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            hooks: HttpHooks(network),
+            limiter: Limiter::new(memory),
+            deadline: timeout.map(|t| Instant::now() + t),
+        }
+    }
+}
+
 impl wasmtime_wasi::WasiView for Host<wasmtime_wasi::WasiCtx> {
     fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
         wasmtime_wasi::WasiCtxView {
@@ -490,17 +509,8 @@ pub(crate) fn new_store<W: Send + 'static>(
     wasi: W,
 ) -> Result<Store<Host<W>>, Failure> {
     let limits = &app.request.limits;
-    let mut store = Store::new(
-        &rt.engine,
-        Host {
-            wasi,
-            table: ResourceTable::new(),
-            http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            hooks: HttpHooks(app.network.clone()),
-            limiter: Limiter::new(limits.memory),
-            deadline: limits.timeout.map(|t| Instant::now() + t),
-        },
-    );
+    let host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout);
+    let mut store = Store::new(&rt.engine, host);
     store.limiter(|h| &mut h.limiter);
     let internal = |e: wasmtime::Error| Failure::Protocol(format!("{e:#}"));
     if rt.config.fuel {
