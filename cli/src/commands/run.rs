@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use qyvol_common::{
-    ByteSize, DurationSpec, Environment, GuestPath, LoadOptions, Manifest, Policy, RuntimeKind,
+    ByteSize, DurationSpec, Environment, GuestPath, LoadOptions, Manifest, RuntimeKind,
     parse_env_pair,
 };
 use qyvol_runtime::{Limits, MountGrant, Outcome, Resource, RunRequest};
@@ -139,13 +139,7 @@ impl RunCommand {
                 Msg::NotServed.text(crate::i18n::lang()),
             ));
         }
-        let policy = self
-            .grants
-            .environment
-            .unwrap_or(manifest.environment)
-            .policy();
-        manifest.check_policy(&policy)?;
-        let request = request(&manifest, &self.grants, &policy, self.args)?;
+        let request = request(&manifest, &self.grants, self.args)?;
 
         // A bundle's precompiled code goes through the cache (a scratch one with --no-cache).
         let scratch = match (&bundle, &cache) {
@@ -266,13 +260,15 @@ fn image_reference(file: &std::path::Path) -> Option<qyvol_store::Reference> {
 }
 
 /// The guest's arguments, environment, folders, network and limits: the manifest's, then the
-/// flags.
+/// flags, under the environment's policy (`--environment` or the manifest's), which first
+/// refuses what the manifest asks for beyond it.
 pub(crate) fn request(
     manifest: &Manifest,
     grants: &GrantArgs,
-    policy: &Policy,
     args: Vec<String>,
 ) -> Result<RunRequest, Failure> {
+    let policy = &grants.environment.unwrap_or(manifest.environment).policy();
+    manifest.check_policy(policy)?;
     let mut env = manifest.env.clone();
     for (key, value) in &grants.env {
         let value = match value {

@@ -89,13 +89,7 @@ impl ServeCommand {
                     ),
                 ));
             }
-            let policy = self
-                .grants
-                .environment
-                .unwrap_or(manifest.environment)
-                .policy();
-            manifest.check_policy(&policy)?;
-            let mut req = request(&manifest, &self.grants, &policy, Vec::new())?;
+            let mut req = request(&manifest, &self.grants, Vec::new())?;
             // Refusals go to the access log, in its format and order.
             let sink = log.clone();
             req.denials = qyvol_runtime::DenialSink::new(move |d| sink.denied(d));
