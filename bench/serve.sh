@@ -5,25 +5,14 @@
 #   QUICK=1 bench/serve.sh      1 round of 5 s, for a smoke test
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-WORK=$ROOT/bench/work
+. bench/lib.sh
 mkdir -p "$WORK/serve"
-WASMTIME_VERSION=48.0.8
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-15s}; CONNS=${CONNS:-32}; THREADS=${THREADS:-2}
 if [ -n "${QUICK:-}" ]; then ROUNDS=1; DURATION=5s; fi
 
-need() { command -v "$1" >/dev/null 2>&1; }
-apt_install() {
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
-}
 need wrk || apt_install wrk
 need curl || apt_install curl
-W=$WORK/tools/bin/wasmtime
-if ! [ -x "$W" ] || ! "$W" --version | grep -q "$WASMTIME_VERSION"; then
-  echo "installing wasmtime-cli $WASMTIME_VERSION (once; takes a while)"
-  cargo install --quiet wasmtime-cli@"$WASMTIME_VERSION" --locked --root "$WORK/tools"
-fi
+ensure_wasmtime
 cargo build --quiet --release -p cli
 Q=$ROOT/target/release/qyvol
 export QYVOL_HOME=$WORK/home QYVOL_LANG=en
