@@ -195,6 +195,19 @@ fn handler(scratch: &Scratch, name: &str, wasm: &str, extra: &str) -> String {
         .to_string()
 }
 
+/// Both test handlers on one server: the component at `/...`, the CGI module at `/cgi/...`,
+/// each manifest with the `extra` lines.
+fn serve_probes(scratch: &Scratch, extra: &str) -> Served {
+    let comp = handler(scratch, "comp", "http-probe.wasm", extra);
+    let cgi = handler(
+        scratch,
+        "cgi",
+        "cgi-probe.wasm",
+        &format!("{extra}http:\n  route: /cgi/...\n"),
+    );
+    Served::start(&[&comp, &cgi])
+}
+
 fn example(rel: &str) -> String {
     repo_root().join(rel).display().to_string()
 }
@@ -313,19 +326,7 @@ fn the_most_specific_route_wins() {
 #[test]
 fn failures_stay_with_their_request_and_the_server_keeps_serving() {
     let scratch = Scratch::new();
-    let comp = handler(
-        &scratch,
-        "comp",
-        "http-probe.wasm",
-        "limits: { memory: 32MiB, timeout: 700ms }\n",
-    );
-    let cgi = handler(
-        &scratch,
-        "cgi",
-        "cgi-probe.wasm",
-        "limits: { memory: 32MiB, timeout: 700ms }\nhttp:\n  route: /cgi/...\n",
-    );
-    let s = Served::start(&[&comp, &cgi]);
+    let s = serve_probes(&scratch, "limits: { memory: 32MiB, timeout: 700ms }\n");
 
     let trap = s.get("/trap");
     assert_eq!(trap.status, 500, "{trap:?}");
@@ -406,14 +407,7 @@ fn bodies_over_the_cap_get_413_whether_declared_or_streamed() {
 #[test]
 fn concurrent_requests_each_get_their_own_instance() {
     let scratch = Scratch::new();
-    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
-    let cgi = handler(
-        &scratch,
-        "cgi",
-        "cgi-probe.wasm",
-        "http:\n  route: /cgi/...\n",
-    );
-    let s = Served::start(&[&comp, &cgi]);
+    let s = serve_probes(&scratch, "");
     let addr = s.addr;
     let workers: Vec<_> = (0..16)
         .map(|i| {
@@ -491,14 +485,7 @@ fn every_request_gets_a_fresh_instance_even_on_one_connection() {
 #[test]
 fn malformed_http_gets_4xx_and_never_reaches_a_handler() {
     let scratch = Scratch::new();
-    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
-    let cgi = handler(
-        &scratch,
-        "cgi",
-        "cgi-probe.wasm",
-        "http:\n  route: /cgi/...\n",
-    );
-    let s = Served::start(&[&comp, &cgi]);
+    let s = serve_probes(&scratch, "");
     let raw = |bytes: &[u8]| {
         let mut c = TcpStream::connect(s.addr).expect("connect");
         c.set_read_timeout(Some(Duration::from_secs(10)))
