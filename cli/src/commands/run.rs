@@ -139,7 +139,7 @@ impl RunCommand {
                 Msg::NotServed.text(crate::i18n::lang()),
             ));
         }
-        let request = request(&manifest, &self.grants, self.args)?;
+        let request = request(&manifest, &self.grants, self.args, crate::ui::denial_sink())?;
 
         // A bundle's precompiled code goes through the cache (a scratch one with --no-cache).
         let scratch = match (&bundle, &cache) {
@@ -261,11 +261,13 @@ fn image_reference(file: &std::path::Path) -> Option<qyvol_store::Reference> {
 
 /// The guest's arguments, environment, folders, network and limits: the manifest's, then the
 /// flags, under the environment's policy (`--environment` or the manifest's), which first
-/// refuses what the manifest asks for beyond it.
+/// refuses what the manifest asks for beyond it. Refused connections and binds are reported to
+/// `denials`.
 pub(crate) fn request(
     manifest: &Manifest,
     grants: &GrantArgs,
     args: Vec<String>,
+    denials: qyvol_runtime::DenialSink,
 ) -> Result<RunRequest, Failure> {
     let policy = &grants.environment.unwrap_or(manifest.environment).policy();
     manifest.check_policy(policy)?;
@@ -345,7 +347,7 @@ pub(crate) fn request(
         mounts,
         limits,
         network: manifest.network.clone(),
-        denials: crate::ui::denial_sink(),
+        denials,
     })
 }
 

@@ -89,10 +89,10 @@ impl ServeCommand {
                     ),
                 ));
             }
-            let mut req = request(&manifest, &self.grants, Vec::new())?;
             // Refusals go to the access log, in its format and order.
             let sink = log.clone();
-            req.denials = qyvol_runtime::DenialSink::new(move |d| sink.denied(d));
+            let denials = qyvol_runtime::DenialSink::new(move |d| sink.denied(d));
+            let req = request(&manifest, &self.grants, Vec::new(), denials)?;
             let wasm = module_of(
                 bundled,
                 &manifest,
