@@ -1,5 +1,5 @@
 //! Exit codes, like `docker run`'s: the guest's own code when it exits, and a documented code
-//! for each way Qyvol itself can stop it or refuse to start it (see docs/exit-codes.md).
+//! for each way Qyvol itself can stop it or refuse to start it (README's table and docs/exit-codes.md).
 
 use std::process::ExitCode;
 
@@ -100,5 +100,36 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
 impl From<qyvol_common::PolicyViolation> for Failure {
     fn from(e: qyvol_common::PolicyViolation) -> Self {
         Self::new(Code::Denied, Msg::DeniedGrant, e)
+    }
+}
+
+impl From<qyvol_store::bundle::BundleError> for Failure {
+    fn from(e: qyvol_store::bundle::BundleError) -> Self {
+        use qyvol_store::bundle::BundleError as E;
+        match &e {
+            E::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Failure::new(Code::MissingFile, Msg::MissingFile, e)
+            }
+            E::Io { .. } | E::Format { .. } | E::Digest { .. } => {
+                Failure::new(Code::NotWasm, Msg::BadBundle, e)
+            }
+        }
+    }
+}
+
+impl From<qyvol_launch::LaunchError> for Failure {
+    fn from(e: qyvol_launch::LaunchError) -> Self {
+        use qyvol_launch::LaunchError as E;
+        match e {
+            E::Manifest(e) => e.into(),
+            E::Runtime(e) => e.into(),
+            E::Bundle(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Policy(e) => e.into(),
+            E::Usage(why) => Failure::new(Code::Usage, Msg::BadFlag, why),
+            E::Missing(why) => Failure::new(Code::MissingFile, Msg::MissingFile, why),
+            E::NotRunnable(why) => Failure::new(Code::NotWasm, Msg::NotRunnable, why),
+            E::Internal(why) => Failure::internal(why),
+        }
     }
 }

@@ -85,6 +85,12 @@ pub enum Msg<'a> {
     BuildFailed,
     BundleWritten(&'a str, &'a str),
     CacheCleared(&'a str),
+    // the trust boundary
+    MountRequested(&'a str, &'a str, &'a str),
+    NetworkRequested(&'a str, &'a str),
+    PrecompiledUntrusted,
+    NotRunnable,
+    Trust(qyvol_launch::CodeTrust),
     // inspect labels
     Field(&'static str),
     KindCore,
@@ -130,6 +136,28 @@ impl Msg<'_> {
             (M::Compiling(size), En) => format!("⚙ Compiling {size} of wasm to native code (first run only)"),
             (M::CacheHeader, Es) => format!("{:<14}{:<11}{:>10}  {:<26}{}", "SHA256", "TIPO", "TAMAÑO", "MOTOR", "ÚLTIMO USO"),
             (M::CacheHeader, En) => format!("{:<14}{:<11}{:>10}  {:<26}{}", "SHA256", "KIND", "SIZE", "ENGINE", "LAST USED"),
+            (M::MountRequested(h, g, flag), Es) => format!("🔒 El paquete pide montar `{h}` en `{g}`: no se concede (un paquete no concede nada al host); concédelo con `{flag}`"),
+            (M::MountRequested(h, g, flag), En) => format!("🔒 The package asks to mount `{h}` on `{g}`: not granted (a package grants itself nothing on the host); grant it with `{flag}`"),
+            (M::NetworkRequested(n, flag), Es) => format!("🔒 El paquete pide la red `{n}`: no se concede; concédela con `{flag}`"),
+            (M::NetworkRequested(n, flag), En) => format!("🔒 The package asks for the network `{n}`: not granted; grant it with `{flag}`"),
+            (M::PrecompiledUntrusted, Es) => "🔒 El código nativo del paquete no se construyó en esta máquina: se compila su wasm (usa `--allow-precompiled` si confías en quien lo construyó)".into(),
+            (M::PrecompiledUntrusted, En) => "🔒 The package's native code was not built on this machine: compiling its wasm instead (pass `--allow-precompiled` if you trust whoever built it)".into(),
+            (M::Trust(t), Es) => match t {
+                qyvol_launch::CodeTrust::NoLayer => "ninguno para este anfitrión: se compila el wasm".into(),
+                qyvol_launch::CodeTrust::Ignored => "ignorado: se compila el wasm".into(),
+                qyvol_launch::CodeTrust::BuiltHere => "de confianza: construido en esta máquina".into(),
+                qyvol_launch::CodeTrust::Allowed => "permitido por el operador".into(),
+                qyvol_launch::CodeTrust::Untrusted => "no es de confianza (no se construyó aquí): se compila el wasm salvo con `--allow-precompiled`".into(),
+            },
+            (M::Trust(t), En) => match t {
+                qyvol_launch::CodeTrust::NoLayer => "none for this host: the wasm is compiled".into(),
+                qyvol_launch::CodeTrust::Ignored => "ignored: the wasm is compiled".into(),
+                qyvol_launch::CodeTrust::BuiltHere => "trusted: built on this machine".into(),
+                qyvol_launch::CodeTrust::Allowed => "allowed by the operator".into(),
+                qyvol_launch::CodeTrust::Untrusted => "not trusted (not built here): the wasm is compiled unless `--allow-precompiled`".into(),
+            },
+            (M::NotRunnable, Es) => "no es algo que Qyvol ejecute".into(),
+            (M::NotRunnable, En) => "not something Qyvol runs".into(),
             (M::BuildRunning(c), Es) => format!("🔨 Construyendo: {c}"),
             (M::BuildRunning(c), En) => format!("🔨 Building: {c}"),
             (M::BuildFailed, Es) => "la construcción falló".into(),
@@ -213,6 +241,8 @@ fn field_es(f: &str) -> &str {
         "precompiled" => "código precompilado",
         "route" => "ruta",
         "network" => "red",
+        "code" => "código",
+        "requests" => "pide",
         other => other,
     }
 }
@@ -269,8 +299,14 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         }
         "build.quiet" => "No mostrar las líneas de estado de Qyvol",
         "run.no_cache" => "No usar la caché de compilación (para medir)",
-        "run.no_precompiled" => {
-            "Ignora el código precompilado de un paquete y compila desde su wasm (para paquetes no confiables)"
+        "run.no_precompiled" | "serve.no_precompiled" => {
+            "Nunca ejecuta el código nativo de un paquete, aunque se construyera aquí: compila su wasm"
+        }
+        "run.allow_precompiled" | "serve.allow_precompiled" => {
+            "Ejecuta el código nativo precompilado de un paquete o imagen aunque no se construyera en esta máquina"
+        }
+        "run.allow_net" | "serve.allow_net" => {
+            "Deja que el módulo se conecte a HOST:PUERTO (o escuche, con `listen HOST:PUERTO`)"
         }
         "serve" => "Sirve manejadores HTTP (runtime: wasi-http) desde manifiestos .qyv",
         "serve.files" => {

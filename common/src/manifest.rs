@@ -121,6 +121,39 @@ pub struct Mount {
     pub readonly: Option<bool>,
 }
 
+/// A mount a bundle's or image's manifest asks for: shown to the operator, granted only by
+/// them (`--mount`), so its host path is never resolved on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedMount {
+    pub host: String,
+    pub guest: GuestPath,
+    pub readonly: Option<bool>,
+}
+
+/// What a bundle's or image's own manifest asks of the host. Packaged code is untrusted: its
+/// manifest may limit itself (limits, args, env, route apply) but grants nothing, so these
+/// are requests the operator may grant with flags or a `.qyv` of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requests {
+    pub mounts: Vec<RequestedMount>,
+    pub network: Vec<NetworkGrant>,
+}
+
+impl Requests {
+    pub fn is_empty(&self) -> bool {
+        self.mounts.is_empty() && self.network.is_empty()
+    }
+}
+
+/// A module that comes packaged rather than as a `.wasm`: a manifest the operator wrote may
+/// name a `.qyvc` bundle or an image reference as its entrypoint, and grant it what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Packaged {
+    Bundle(PathBuf),
+    /// An image reference, as written (parsed by the store).
+    Image(String),
+}
+
 /// Resource limits; `None` means unlimited (before a policy fills in its defaults).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ResolvedLimits {
@@ -148,6 +181,10 @@ pub struct Manifest {
     pub network: Vec<NetworkGrant>,
     /// How it is served, for `runtime: wasi-http`.
     pub http: HttpSpec,
+    /// The module is a bundle or an image this (operator's) manifest names as its entrypoint.
+    pub packaged: Option<Packaged>,
+    /// Grants a bundle's or image's own manifest asked for and was not given.
+    pub requested: Requests,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -170,14 +207,9 @@ impl Manifest {
         resolve(path, dir, raw, options)
     }
 
-    /// The manifest stored in a bundle or an image: its module is the wasm layer, and its
-    /// mounts resolve against `base` (the bundle's folder, or the current one for an image).
-    pub fn from_bundle(
-        bundle: &Path,
-        base: &Path,
-        text: &[u8],
-        options: LoadOptions,
-    ) -> Result<Self, ManifestError> {
+    /// The manifest stored in a bundle or an image: its module is the wasm layer. Its mounts
+    /// and network grants become [`Requests`]: packaged code grants itself nothing on the host.
+    pub fn from_bundle(bundle: &Path, text: &[u8]) -> Result<Self, ManifestError> {
         let text = std::str::from_utf8(text).map_err(|e| {
             ManifestError::new(
                 ErrorKind::BadManifest,
@@ -185,17 +217,26 @@ impl Manifest {
                 format!("the bundled manifest is not UTF-8: {e}"),
             )
         })?;
-        let raw = parse(bundle, text)?;
-        let mut manifest = resolve(
-            bundle,
-            base,
-            raw,
-            LoadOptions {
-                unbuilt: true,
-                ..options
-            },
-        )?;
+        let mut raw = parse(bundle, text)?;
+        let requested = Requests {
+            mounts: std::mem::take(&mut raw.mounts)
+                .into_iter()
+                .map(|m| RequestedMount {
+                    host: m.value.host.value,
+                    guest: m.value.guest,
+                    readonly: m.value.readonly,
+                })
+                .collect(),
+            network: std::mem::take(&mut raw.network.allow),
+        };
+        raw.build = None;
+        let options = LoadOptions {
+            unbuilt: true,
+            allow_outside: true,
+        };
+        let mut manifest = resolve(bundle, Path::new("."), raw, options)?;
         manifest.entrypoint = bundle.to_path_buf();
+        manifest.requested = requested;
         Ok(manifest)
     }
 
@@ -228,6 +269,8 @@ impl Manifest {
             build: None,
             network: Vec::new(),
             http: HttpSpec::default(),
+            packaged: None,
+            requested: Requests::default(),
         })
     }
 
@@ -352,8 +395,17 @@ fn resolve(
     check_path_text(&entry.value)
         .map_err(|m| fail(ErrorKind::BadManifest, m, &entry.referenced))?;
     let entrypoint = dir.join(&entry.value);
-    if !options.unbuilt {
-        check_wasm_file(&entrypoint).map_err(|(kind, m)| fail(kind, m, &entry.referenced))?;
+    let packaged = if options.unbuilt {
+        None
+    } else {
+        packaged_entry(&entry.value, &entrypoint)
+    };
+    if let Some(Packaged::Bundle(_)) | None = &packaged
+        && !options.unbuilt
+    {
+        if packaged.is_none() {
+            check_wasm_file(&entrypoint).map_err(|(kind, m)| fail(kind, m, &entry.referenced))?;
+        }
         let canonical_entry = entrypoint.canonicalize().map_err(|e| {
             fail(
                 ErrorKind::MissingFile,
@@ -487,7 +539,22 @@ fn resolve(
         build,
         network: raw.network.allow,
         http,
+        packaged,
+        requested: Requests::default(),
     })
+}
+
+/// An entrypoint that names a `.qyvc` bundle, or an image reference (no such file, and it reads
+/// like `registry/name:tag` or `name@sha256:...`).
+fn packaged_entry(text: &str, joined: &Path) -> Option<Packaged> {
+    if crate::is_bundle_file(joined) {
+        return Some(Packaged::Bundle(joined.to_path_buf()));
+    }
+    let reference_like = !joined.exists()
+        && (text.contains(':') || text.contains('@'))
+        && !text.starts_with(['.', '/'])
+        && !text.ends_with(".wasm");
+    reference_like.then(|| Packaged::Image(text.to_string()))
 }
 
 fn check_path_text(p: &str) -> Result<(), String> {

@@ -3,11 +3,19 @@
 //! runs map the stored code instead.
 //!
 //! Layout under the cache folder:
-//! - `code/<fingerprint>/<sha256>.<kind>.cwasm` — wasmtime's precompiled artifact, as
-//!   `wasmtime compile` would write it;
-//! - `code/<fingerprint>/<sha256>.<kind>.seal` — its length, xxh3 checksum and file identity
-//!   (mtime, inode), written after it; its own modification time is the entry's last use (for
-//!   LRU eviction);
+//! - `compiled/<fingerprint>/<sha256>.<kind>.cwasm` — code Qyvol compiled itself from the wasm
+//!   whose sha256 names it (wasmtime's artifact, as `wasmtime compile` would write it); nothing
+//!   else is ever stored under a wasm's digest, so a lookup by digest only finds Qyvol's code;
+//! - `compiled/<fingerprint>/<sha256>.<kind>.seal` — its length, xxh3 checksum and file
+//!   identity (mtime, inode), written after it; its own modification time is the entry's last
+//!   use (for LRU eviction);
+//! - `imported/<fingerprint>/<layer sha256>.<kind>.cwasm` (+ `.seal`) — a bundle's or image's
+//!   precompiled code the operator allowed (`--allow-precompiled`), keyed by the digest of that
+//!   code, never by the wasm's;
+//! - `built/<layer sha256>` — the sha256 of the wasm a precompiled layer `qyvol build` wrote was
+//!   compiled from: a bundle carrying that exact layer with that wasm carries Qyvol's own code;
+//! - `verified/<sha256 of the image digest>.json` — the identity of the files of a bundle or
+//!   image whose every blob was checked against its digest, so it is checked once, not per run;
 //! - `paths/<sha256 of the path>.json` — the last seen size, mtime and inode of a wasm file
 //!   with its digest and inspection, so a warm run does not read or hash the wasm at all.
 //!
@@ -26,7 +34,17 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use qyvol_common::Digest;
+
 use crate::inspect::{ModuleInfo, WasmKind};
+
+/// Code Qyvol compiled, by wasm digest (`code/` before the trust boundary was drawn held
+/// imported code too, and is never read: `cache clear` removes it).
+const COMPILED: &str = "compiled";
+const IMPORTED: &str = "imported";
+const BUILT: &str = "built";
+const VERIFIED: &str = "verified";
+const OLD_CODE: &str = "code";
 
 /// The default cap on the cache's size; the least recently used entries go first.
 pub const DEFAULT_CACHE_MAX: u64 = 2 * 1024 * 1024 * 1024;
@@ -84,9 +102,13 @@ pub struct CacheEntry {
     pub sha256: String,
     pub kind: String,
     pub fingerprint: String,
+    /// `compiled` (Qyvol's own code) or `imported` (a bundle's code the operator allowed).
+    pub origin: &'static str,
     pub size: u64,
     #[serde(skip)]
     pub last_used: SystemTime,
+    #[serde(skip)]
+    path: PathBuf,
 }
 
 fn kind_name(kind: WasmKind) -> &'static str {
@@ -107,14 +129,27 @@ impl Cache {
 
     fn code_path(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> PathBuf {
         self.dir
-            .join("code")
+            .join(COMPILED)
             .join(fingerprint)
             .join(format!("{digest}.{}.cwasm", kind_name(kind)))
     }
 
-    /// The artifact for this key, if present and intact; a damaged one is removed.
+    fn imported_path(&self, fingerprint: &str, layer: &Digest, kind: WasmKind) -> PathBuf {
+        self.dir.join(IMPORTED).join(fingerprint).join(format!(
+            "{}.{}.cwasm",
+            layer.hex(),
+            kind_name(kind)
+        ))
+    }
+
+    /// Code Qyvol compiled from the wasm with this sha256, if present and intact; a damaged
+    /// artifact is removed.
     pub(crate) fn get(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> Option<PathBuf> {
-        let code = self.code_path(fingerprint, digest, kind);
+        self.sealed(self.code_path(fingerprint, digest, kind))
+    }
+
+    /// The artifact at `code` if its seal holds; a damaged one is removed.
+    fn sealed(&self, code: PathBuf) -> Option<PathBuf> {
         let seal_path = code.with_extension("seal");
         let seal: Seal = serde_json::from_slice(&fs::read(&seal_path).ok()?).ok()?;
         let meta = fs::metadata(&code).ok()?;
@@ -162,16 +197,100 @@ impl Cache {
         Ok(path)
     }
 
-    /// Stores code written by `fill` (e.g. streamed from a bundle and verified there) under
-    /// this key. `fill` returning an error leaves nothing behind.
+    /// A bundle's or image's precompiled code (the layer with digest `layer`) that the
+    /// operator allowed, stored apart from Qyvol's own code: present and intact, or `None`.
+    pub fn imported_get(
+        &self,
+        fingerprint: &str,
+        layer: &Digest,
+        kind: WasmKind,
+    ) -> Option<PathBuf> {
+        self.sealed(self.imported_path(fingerprint, layer, kind))
+    }
+
+    /// Stores precompiled code written by `fill` (streamed from a bundle and verified there
+    /// against `layer`) among imported code; returns where. `fill` failing leaves nothing.
     pub fn import(
         &self,
         fingerprint: &str,
-        digest: &str,
+        layer: &Digest,
+        kind: WasmKind,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<PathBuf> {
+        let path = self.imported_path(fingerprint, layer, kind);
+        self.write_sealed(&path, fill)?;
+        Ok(path)
+    }
+
+    /// Stores a precompiled layer that [`Cache::built`] says is Qyvol's own compilation of the
+    /// wasm with sha256 `wasm` under that wasm's digest, as if compiled now. `fill` failing
+    /// leaves nothing.
+    pub fn import_built(
+        &self,
+        fingerprint: &str,
+        wasm: &str,
         kind: WasmKind,
         fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> io::Result<()> {
-        let path = self.code_path(fingerprint, digest, kind);
+        self.write_sealed(&self.code_path(fingerprint, wasm, kind), fill)
+    }
+
+    /// Records that the precompiled layer `layer` is Qyvol's compilation of the wasm with
+    /// sha256 `wasm` (called by `qyvol build` for the code it packs).
+    pub fn record_built(&self, layer: &Digest, wasm: &str) -> io::Result<()> {
+        write_atomic(&self.dir.join(BUILT).join(layer.hex()), wasm.as_bytes())
+    }
+
+    /// Whether this cache's `qyvol build` wrote the layer `layer` from the wasm `wasm`.
+    pub fn built(&self, layer: &Digest, wasm: &str) -> bool {
+        fs::read(self.dir.join(BUILT).join(layer.hex())).is_ok_and(|w| w == wasm.as_bytes())
+    }
+
+    /// Whether every file of an image (`files`, e.g. the bundle) is as it was when all its
+    /// blobs were last checked against their digests.
+    pub fn verified(&self, image: &Digest, files: &[PathBuf]) -> bool {
+        if files.is_empty() {
+            return false;
+        }
+        let Ok(bytes) = fs::read(self.verified_path(image)) else {
+            return false;
+        };
+        let Ok(stamps) = serde_json::from_slice::<Vec<(PathBuf, (u64, u128, u64))>>(&bytes) else {
+            return false;
+        };
+        stamps.len() == files.len()
+            && stamps
+                .iter()
+                .zip(files)
+                .all(|((p, id), f)| p == f && fs::metadata(f).is_ok_and(|m| file_id(&m) == *id))
+    }
+
+    /// Remembers that every blob of `image` was checked, with its files' identity now.
+    pub fn record_verified(&self, image: &Digest, files: &[PathBuf]) {
+        let stamps: Vec<_> = files
+            .iter()
+            .filter_map(|f| fs::metadata(f).ok().map(|m| (f.clone(), file_id(&m))))
+            .collect();
+        if stamps.len() == files.len()
+            && let Ok(bytes) = serde_json::to_vec(&stamps)
+        {
+            let _ = write_atomic(&self.verified_path(image), &bytes);
+        }
+    }
+
+    fn verified_path(&self, image: &Digest) -> PathBuf {
+        self.dir
+            .join(VERIFIED)
+            .join(format!("{}.json", Digest::of(image.as_bytes()).hex()))
+    }
+
+    /// Writes what `fill` produces to `path` with its seal; `fill` failing leaves nothing.
+    fn write_sealed(
+        &self,
+        path: &Path,
+        fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let path = path.to_path_buf();
         let dir = path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir)?;
         let tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -194,7 +313,7 @@ impl Cache {
         Ok(())
     }
 
-    /// Whether an intact entry exists for this key.
+    /// Whether Qyvol's own code for this wasm and engine is in the cache, intact.
     pub fn contains(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> bool {
         self.get(fingerprint, digest, kind).is_some()
     }
@@ -255,10 +374,18 @@ impl Cache {
     /// Every stored artifact, most recently used first.
     pub fn entries(&self) -> io::Result<Vec<CacheEntry>> {
         let mut out = Vec::new();
-        let code = self.dir.join("code");
+        for namespace in [COMPILED, IMPORTED] {
+            self.entries_in(namespace, &mut out)?;
+        }
+        out.sort_by_key(|e| std::cmp::Reverse(e.last_used));
+        Ok(out)
+    }
+
+    fn entries_in(&self, namespace: &'static str, out: &mut Vec<CacheEntry>) -> io::Result<()> {
+        let code = self.dir.join(namespace);
         let fingerprints = match fs::read_dir(&code) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e),
         };
         for fp in fingerprints {
@@ -281,19 +408,22 @@ impl Cache {
                     sha256: sha256.into(),
                     kind: kind.into(),
                     fingerprint: fp.file_name().to_string_lossy().into(),
+                    origin: namespace,
                     size,
                     last_used,
+                    path,
                 });
             }
         }
-        out.sort_by_key(|e| std::cmp::Reverse(e.last_used));
-        Ok(out)
+        Ok(())
     }
 
-    /// Removes everything; returns the bytes freed.
+    /// Removes every artifact and record; returns the bytes freed. The records of what
+    /// `qyvol build` produced stay: they are not a cache of anything, and a bundle built here
+    /// should still start without compiling after a clear.
     pub fn clear(&self) -> io::Result<u64> {
         let freed = self.entries()?.iter().map(|e| e.size).sum();
-        for sub in ["code", "paths", "info"] {
+        for sub in [COMPILED, IMPORTED, VERIFIED, OLD_CODE, "paths", "info"] {
             match fs::remove_dir_all(self.dir.join(sub)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -309,16 +439,7 @@ impl Cache {
             if total <= self.max_bytes {
                 break;
             }
-            let code = self.code_path(
-                &e.fingerprint,
-                &e.sha256,
-                if e.kind == "component" {
-                    WasmKind::Component
-                } else {
-                    WasmKind::CoreModule
-                },
-            );
-            self.remove(&code);
+            self.remove(&e.path);
             total = total.saturating_sub(e.size);
         }
     }

@@ -67,7 +67,19 @@ pub(crate) fn prepare<A: Artifact>(
     how: Compilation<'_>,
 ) -> Result<A, RuntimeError> {
     let fingerprint = engine::fingerprint(engine);
-    if let Some(cache) = how.cache.filter(|_| !how.refresh)
+    if let Some(path) = &wasm.precompiled {
+        // The operator allowed this bundle's code; wasmtime still checks it is for this engine.
+        match A::deserialize_file(engine, path) {
+            Ok(artifact) => {
+                tracing::debug!(path = %path.display(), "mapped allowed precompiled code");
+                return Ok(artifact);
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "wasmtime refused the bundle's precompiled code; compiling");
+            }
+        }
+    }
+    if let Some(cache) = how.cache
         && let Some(path) = cache.get(&fingerprint, &wasm.info.sha256, A::KIND)
     {
         match A::deserialize_file(engine, &path) {

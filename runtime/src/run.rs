@@ -24,6 +24,10 @@ pub struct Wasm {
     /// Where the bytes come from when they are needed: the file at `path` when `None`.
     loader: Option<Loader>,
     pub info: ModuleInfo,
+    /// Precompiled code the operator allowed for this module (a bundle's, imported into the
+    /// cache apart from Qyvol's own), mapped instead of compiling. `None`: Qyvol's own code
+    /// from the cache, or a compilation.
+    pub precompiled: Option<PathBuf>,
 }
 
 /// Fetches a module's bytes on demand (e.g. a bundle's wasm blob, verified as it is read).
@@ -50,6 +54,7 @@ impl Wasm {
             bytes: Arc::<[u8]>::from(bytes).into(),
             loader: None,
             info,
+            precompiled: None,
         })
     }
 
@@ -61,6 +66,7 @@ impl Wasm {
             bytes: std::sync::OnceLock::new(),
             loader: Some(loader),
             info,
+            precompiled: None,
         }
     }
 
@@ -98,8 +104,6 @@ impl Wasm {
 pub struct Compilation<'a> {
     pub cache: Option<&'a Cache>,
     pub progress: Option<&'a dyn CompileProgress>,
-    /// Compile from the wasm even if the cache has code (which may have come from a bundle).
-    pub refresh: bool,
 }
 
 impl std::fmt::Debug for Compilation<'_> {
@@ -199,6 +203,7 @@ pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, R
             bytes: std::sync::OnceLock::new(),
             loader: None,
             info,
+            precompiled: None,
         });
     }
     if size > max_size {
@@ -221,6 +226,7 @@ pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, R
         bytes: Arc::<[u8]>::from(bytes).into(),
         loader: None,
         info,
+        precompiled: None,
     })
 }
 

@@ -13,11 +13,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use qyvol_common::bundle::{
+use crate::bundle::{
     BundleError, Descriptor, ImageHead, ImageManifest, ImageSource, MEDIA_MANIFEST, copy_verified,
 };
 use serde::{Deserialize, Serialize};
 
+pub mod bundle;
 pub mod credentials;
 mod registry;
 
@@ -129,12 +130,11 @@ impl Store {
         }
     }
 
+    /// Where a blob lives: only a digest that parses strictly becomes a path.
     fn blob_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
-        let hex = digest
-            .strip_prefix("sha256:")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-        hex.map(|h| self.root.join("blobs/sha256").join(h))
-            .ok_or_else(|| StoreError::Damaged(format!("unsupported digest `{digest}`")))
+        let digest =
+            qyvol_common::Digest::parse(digest).map_err(|e| StoreError::Damaged(e.to_string()))?;
+        Ok(self.root.join("blobs/sha256").join(digest.hex()))
     }
 
     /// Holds the store's exclusive lock while `f` runs.
@@ -214,7 +214,7 @@ impl Store {
         for desc in std::iter::once(&image.config).chain(&image.layers) {
             self.put_blob(source, desc)?;
         }
-        let digest = qyvol_common::bundle::sha256_digest(manifest_bytes);
+        let digest = crate::bundle::sha256_digest(manifest_bytes);
         let dest = self.blob_path(&digest)?;
         if !dest.exists() {
             self.write_atomic(&dest, manifest_bytes)?;
@@ -226,7 +226,7 @@ impl Store {
             annotations: BTreeMap::new(),
         };
         self.set_tag(&desc, reference)?;
-        Ok(digest)
+        Ok(digest.to_string())
     }
 
     fn set_tag(&self, desc: &Descriptor, reference: &Reference) -> Result<(), StoreError> {
@@ -316,7 +316,7 @@ impl Store {
                 });
             out.push(ImageEntry {
                 reference,
-                digest: m.digest.clone(),
+                digest: m.digest.to_string(),
                 size: m.size + layers,
                 created,
             });
@@ -341,7 +341,7 @@ impl Store {
                 .manifests
                 .iter()
                 .find(|m| m.annotations.get(ANN_REF_NAME) == Some(&name))
-                .map(|m| m.digest.clone());
+                .map(|m| m.digest.to_string());
             index
                 .manifests
                 .retain(|m| m.annotations.get(ANN_REF_NAME) != Some(&name));
@@ -375,7 +375,7 @@ impl Store {
                 for entry in fs::read_dir(&dir).map_err(self.io(&dir))?.flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     let is_tmp = dir.ends_with("tmp");
-                    if is_tmp || !keep.contains(&format!("sha256:{name}")) {
+                    if is_tmp || !keep.contains(format!("sha256:{name}").as_str()) {
                         freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
                         let _ = fs::remove_file(entry.path());
                     }
@@ -396,6 +396,14 @@ pub struct StoredImage {
 impl ImageSource for StoredImage {
     fn head(&self) -> &ImageHead {
         &self.head
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let image = &self.head.manifest;
+        std::iter::once(&image.config)
+            .chain(&image.layers)
+            .filter_map(|d| self.store.blob_path(&d.digest).ok())
+            .collect()
     }
 
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {

@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, RegistryOperation};
-use qyvol_common::bundle::{
+use crate::bundle::{
     BundleError, Descriptor, ImageHead, ImageManifest, ImageSource, MEDIA_MANIFEST, MEDIA_QYV,
     MEDIA_WASM, MEDIA_WASM_CONFIG, copy_verified, sha256_digest,
 };
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, RegistryOperation};
 
 use crate::{Reference, Store, StoreError, canonical};
 
@@ -202,7 +202,7 @@ impl Store {
             }
             let actual = sha256_digest(&bytes);
             if !digest.is_empty() && digest != actual
-                || reference.digest().is_some_and(|d| d != actual)
+                || reference.digest().is_some_and(|d| d != actual.as_str())
             {
                 return Err(StoreError::Registry(format!(
                     "the manifest of `{}` does not match its digest `{digest}`",
@@ -229,7 +229,7 @@ impl Store {
                 };
                 let layer = oci_client::manifest::OciDescriptor {
                     media_type: desc.media_type.clone(),
-                    digest: desc.digest.clone(),
+                    digest: desc.digest.to_string(),
                     size: i64::try_from(desc.size).unwrap_or(i64::MAX),
                     ..Default::default()
                 };
@@ -266,7 +266,7 @@ impl Store {
             synthesise(pulled, reference)?
         };
         self.import(&pulled, reference)?;
-        Ok(pulled.head.digest)
+        Ok(pulled.head.digest.to_string())
     }
 }
 
@@ -394,7 +394,7 @@ fn wasm_from_tar(layer: &[u8], gzip: bool, reference: &Reference) -> Result<Vec<
 /// A pulled image held in memory until it is verified and stored.
 struct Pulled {
     head: ImageHead,
-    blobs: HashMap<String, Vec<u8>>,
+    blobs: HashMap<qyvol_common::Digest, Vec<u8>>,
 }
 
 impl ImageSource for Pulled {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use clap::Args;
-use qyvol_common::bundle::{self, BundleParts, Precompiled};
 use qyvol_common::{ByteSize, LoadOptions, Manifest, RuntimeKind};
 use qyvol_runtime::WasmKind;
+use qyvol_store::bundle::{self, BundleParts, Precompiled};
 
 use crate::exit::{Code, Failure};
 use crate::i18n::Msg;
@@ -101,10 +101,14 @@ impl BuildCommand {
                 progress: spinner
                     .as_ref()
                     .map(|s| s as &dyn qyvol_runtime::CompileProgress),
-                refresh: false,
             };
-            let (code, engine) =
-                qyvol_runtime::precompile(&wasm, super::bundled::expected_config(&manifest), how)?;
+            let config = qyvol_launch::grants::expected_config(&manifest);
+            let (code, engine) = qyvol_runtime::precompile(&wasm, config, how)?;
+            // Remembered so that a run of this bundle (or of the image it becomes) trusts this
+            // exact code as Qyvol's own, and nothing else claiming to be it.
+            cache
+                .record_built(&qyvol_common::Digest::of(&code), &wasm.info.sha256)
+                .map_err(|e| Failure::internal(format!("cannot write the compile cache: {e}")))?;
             Some(Precompiled {
                 code,
                 platform: qyvol_runtime::platform(),
@@ -152,7 +156,7 @@ impl BuildCommand {
         bundle::write(&out, &parts)
             .map_err(|e| Failure::internal(format!("cannot write `{}`: {e}", out.display())))?;
         if let Some(store) = &store {
-            let bundle = qyvol_common::bundle::Bundle::open(&out)?;
+            let bundle = qyvol_store::bundle::Bundle::open(&out)?;
             for tag in &tags {
                 store.import(&bundle, tag)?;
                 ui.status(Msg::Stored(&sanitize(&qyvol_store::canonical(tag))));

@@ -29,7 +29,7 @@ pub struct InspectCommand {
 
 impl InspectCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
-        if qyvol_common::bundle::is_bundle_file(&self.file) {
+        if qyvol_store::bundle::is_bundle_file(&self.file) {
             return inspect_bundle(&self.file, self.json);
         }
         // Inspecting reads but never runs, so paths outside the manifest's folder are fine.
@@ -140,17 +140,48 @@ fn human(bytes: u64) -> String {
 
 /// A bundle: its app, layers with digests and sizes, and which platforms have native code.
 fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
-    use qyvol_common::bundle::{ANN_ENGINE, ANN_PLATFORM, ANN_WASMTIME};
-    let opened = super::bundled::open(
+    use qyvol_store::bundle::{ANN_ENGINE, ANN_PLATFORM, ANN_WASMTIME};
+    let cache = super::cache::open();
+    let opened = qyvol_launch::open(
         path,
-        LoadOptions {
-            allow_outside: true,
-            ..LoadOptions::default()
-        },
-        None,
+        &qyvol_launch::Operator::default(),
+        &qyvol_common::Home::from_env(),
+        Some(&cache),
+        &mut |_| Ok::<(), Failure>(()),
     )?;
-    let (bundle, manifest, info) = (&opened.source, &opened.manifest, &opened.wasm.info);
-    let host = qyvol_runtime::host_fingerprint(super::bundled::expected_config(manifest))?;
+    let manifest = &opened.manifest;
+    let Some(image) = &opened.image else {
+        return Err(Failure::internal("a bundle without its image"));
+    };
+    let (bundle, info) = (&image.source, &image.wasm.info);
+    let config = qyvol_launch::grants::expected_config(manifest);
+    let host = qyvol_runtime::host_fingerprint(config)?;
+    let trust = qyvol_launch::trust::verdict(
+        bundle.as_ref(),
+        &info.sha256,
+        Some(&cache),
+        config,
+        qyvol_launch::PrecompiledPolicy::default(),
+    )?;
+    let requested_mounts: Vec<String> = manifest
+        .requested
+        .mounts
+        .iter()
+        .map(|m| {
+            let mode = if m.readonly == Some(false) {
+                "rw"
+            } else {
+                "ro"
+            };
+            format!("{}:{}:{mode}", m.host, m.guest.as_str())
+        })
+        .collect();
+    let requested_network: Vec<String> = manifest
+        .requested
+        .network
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let platforms: Vec<serde_json::Value> = bundle
         .precompiled()
         .into_iter()
@@ -173,6 +204,9 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
             "kind": info.kind,
             "wasi": info.wasi,
             "precompiled": platforms,
+            "precompiled_trust": trust.as_str(),
+            "precompiled_runs": trust.runs(),
+            "requests": { "mounts": requested_mounts, "network": requested_network },
         });
         out(&serde_json::to_string_pretty(&doc).map_err(Failure::internal)?);
         return Ok(ExitCode::SUCCESS);
@@ -219,6 +253,20 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
             p["wasmtime"].as_str().unwrap_or("?"),
             p["engine"].as_str().unwrap_or("?")
         ));
+    }
+    out(&format!(
+        "{:<14}{}",
+        format!("{}:", Msg::Field("code").text(l)),
+        Msg::Trust(trust).text(l)
+    ));
+    if !manifest.requested.is_empty() {
+        out(&format!("{}:", Msg::Field("requests").text(l)));
+        for m in &requested_mounts {
+            out(&format!("  - mount {}", sanitize(m)));
+        }
+        for n in &requested_network {
+            out(&format!("  - network {}", sanitize(n)));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,6 @@
 //! One module per subcommand, each an `XCommand` with `execute`.
 
 pub mod build;
-pub mod bundled;
 pub mod cache;
 pub mod completions;
 pub mod images;
@@ -10,14 +9,4 @@ pub mod registry;
 pub mod run;
 pub mod serve;
 
-use std::path::Path;
-
-/// Whether `path` starts with the wasm magic bytes (a module or component, whatever its name).
-pub fn is_wasm_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == qyvol_common::WASM_MAGIC
-}
+pub use qyvol_launch::is_wasm_file;

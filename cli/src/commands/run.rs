@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use qyvol_common::{
-    ByteSize, DurationSpec, Environment, GuestPath, LoadOptions, Manifest, RuntimeKind,
-    parse_env_pair,
+    ByteSize, DurationSpec, Environment, NetworkGrant, Requests, RuntimeKind, parse_env_pair,
 };
-use qyvol_runtime::{Limits, MountGrant, Outcome, Resource, RunRequest};
+use qyvol_launch::{CodeTrust, MountFlag, Operator, PrecompiledPolicy};
+use qyvol_runtime::{Limits, Outcome, Resource};
 
 use crate::exit::{self, Code, Failure};
 use crate::i18n::Msg;
@@ -33,10 +33,6 @@ pub struct RunCommand {
     #[arg(long)]
     insecure: bool,
 
-    /// Ignore a bundle's precompiled code and compile from its wasm (for untrusted bundles)
-    #[arg(long)]
-    no_precompiled: bool,
-
     /// The .qyv manifest or .wasm module to run
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -58,8 +54,12 @@ pub(crate) struct GrantArgs {
     env: Vec<(String, Option<String>)>,
 
     /// Mount a host folder in the module; `:ro` makes it read-only
-    #[arg(long, value_name = "HOST:GUEST[:ro]", value_parser = parse_mount)]
-    mount: Vec<CliMount>,
+    #[arg(long, value_name = "HOST:GUEST[:ro]")]
+    mount: Vec<MountFlag>,
+
+    /// Let the module connect to HOST:PORT (or listen, with `listen HOST:PORT`)
+    #[arg(long, value_name = "HOST:PORT")]
+    allow_net: Vec<NetworkGrant>,
 
     /// Memory limit for the module, e.g. 64MiB
     #[arg(long, value_name = "SIZE")]
@@ -75,59 +75,66 @@ pub(crate) struct GrantArgs {
 
     /// Trust policy: native, sandbox or edge
     #[arg(long, value_name = "ENV")]
-    pub(crate) environment: Option<Environment>,
+    environment: Option<Environment>,
 
     /// Let the manifest's entrypoint and mounts point outside its folder
     #[arg(long)]
-    pub(crate) allow_outside: bool,
+    allow_outside: bool,
+
+    /// Run a bundle's or image's precompiled native code even if this machine did not build it
+    #[arg(long, conflicts_with = "no_precompiled")]
+    allow_precompiled: bool,
+
+    /// Never run a bundle's precompiled code, even one built here: compile its wasm
+    #[arg(long)]
+    no_precompiled: bool,
 
     /// Largest module accepted for compilation
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
-    pub(crate) max_module_size: ByteSize,
+    max_module_size: ByteSize,
 
     /// Longest time compilation may take before the module is refused
     #[arg(long, value_name = "DUR", default_value = "5m")]
     compile_timeout: DurationSpec,
 }
 
-#[derive(Debug, Clone)]
-pub struct CliMount {
-    host: PathBuf,
-    guest: GuestPath,
-    /// `Some(true)` for `:ro`, `Some(false)` for `:rw`, `None` when not said.
-    readonly: Option<bool>,
-}
-
-fn parse_mount(s: &str) -> Result<CliMount, String> {
-    let (rest, readonly) = match s.rsplit_once(':') {
-        Some((rest, "ro")) => (rest, Some(true)),
-        Some((rest, "rw")) => (rest, Some(false)),
-        _ => (s, None),
-    };
-    let (host, guest) = rest
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}` is not HOST:GUEST[:ro], e.g. `./data:/data:ro`"))?;
-    if host.is_empty() {
-        return Err(format!("`{s}` has no host folder"));
+impl GrantArgs {
+    pub(crate) fn operator(&self) -> Operator {
+        Operator {
+            env: self.env.clone(),
+            mounts: self.mount.clone(),
+            network: self.allow_net.clone(),
+            memory: self.memory,
+            timeout: self.timeout,
+            fuel: self.fuel,
+            environment: self.environment,
+            allow_outside: self.allow_outside,
+            max_module_size: self.max_module_size,
+            compile_timeout: self.compile_timeout,
+            precompiled: match (self.allow_precompiled, self.no_precompiled) {
+                (true, _) => PrecompiledPolicy::Allow,
+                (_, true) => PrecompiledPolicy::Ignore,
+                _ => PrecompiledPolicy::BuiltHere,
+            },
+        }
     }
-    Ok(CliMount {
-        host: host.into(),
-        guest: guest.parse()?,
-        readonly,
-    })
 }
 
 impl RunCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
         ui.status(Msg::Running);
-        let options = LoadOptions {
-            allow_outside: self.grants.allow_outside,
-            ..LoadOptions::default()
-        };
         let cache = (!self.no_cache).then(super::cache::open);
-        let (manifest, bundle) =
-            open_target(&self.file, options, cache.as_ref(), self.insecure, &ui)?;
+        let op = self.grants.operator();
+        let insecure = self.insecure;
+        let opened = qyvol_launch::open(
+            &self.file,
+            &op,
+            &qyvol_common::Home::from_env(),
+            cache.as_ref(),
+            &mut |r| super::registry::pull(r, insecure, &ui).map(drop),
+        )?;
+        let manifest = &opened.manifest;
         ui.status(Msg::LoadingModule(manifest.name.as_str()));
         ui.status(Msg::ExpectedPath(&sanitize(
             &manifest.entrypoint.display().to_string(),
@@ -139,27 +146,16 @@ impl RunCommand {
                 Msg::NotServed.text(crate::i18n::lang()),
             ));
         }
-        let request = request(&manifest, &self.grants, self.args, crate::ui::denial_sink())?;
-
-        // A bundle's precompiled code goes through the cache (a scratch one with --no-cache).
-        let scratch = match (&bundle, &cache) {
-            (Some(_), None) if !self.no_precompiled => {
-                Some(tempfile::tempdir().map_err(Failure::internal)?)
-            }
-            _ => None,
-        };
-        let scratch_cache = scratch
-            .as_ref()
-            .map(|d| qyvol_runtime::Cache::new(d.path().to_path_buf(), u64::MAX));
-        let cache = cache.or(scratch_cache);
-        let wasm = module_of(
-            bundle,
-            &manifest,
+        requests_not_granted(&ui, &manifest.requested);
+        let launch = qyvol_launch::prepare(
+            opened,
+            &op,
             cache.as_ref(),
-            &request.limits,
-            !self.no_precompiled,
-            self.grants.max_module_size,
+            self.args,
+            crate::ui::denial_sink(),
         )?;
+        code_trust(&ui, launch.code);
+        let wasm = &launch.wasm;
         ui.status(Msg::Imports);
         for import in &wasm.info.imports {
             ui.status(Msg::ListItem(&sanitize(&import.to_string())));
@@ -174,181 +170,37 @@ impl RunCommand {
             progress: spinner
                 .as_ref()
                 .map(|s| s as &dyn qyvol_runtime::CompileProgress),
-            refresh: self.no_precompiled,
         };
-        let outcome = qyvol_runtime::run(&wasm, &request, how)?;
-        Ok(report(&ui, &request.limits, outcome))
+        let outcome = qyvol_runtime::run(wasm, &launch.request, how)?;
+        Ok(report(&ui, &launch.request.limits, outcome))
     }
 }
 
-/// What FILE names, opened: an image reference (from the local store, pulled when missing, as
-/// `docker run` does), a `.qyvc` bundle, a bare `.wasm`, or a `.qyv` manifest. Bundles and
-/// images come with their module; for the others it is loaded from the manifest's entrypoint.
-pub(crate) fn open_target(
-    file: &std::path::Path,
-    options: LoadOptions,
-    cache: Option<&qyvol_runtime::Cache>,
-    insecure: bool,
-    ui: &Ui,
-) -> Result<(Manifest, Option<super::bundled::Opened>), Failure> {
-    if let Some(reference) = image_reference(file) {
-        let store = super::images::store()?;
-        let image = match store.image(&reference) {
-            Err(qyvol_store::StoreError::NotFound(_)) => {
-                super::registry::pull(&reference, insecure, ui)?;
-                store.image(&reference)?
-            }
-            other => other?,
-        };
-        let shown = std::path::PathBuf::from(qyvol_store::canonical(&reference));
-        let opened = super::bundled::open_image(
-            std::sync::Arc::new(image),
-            &shown,
-            std::path::Path::new("."),
-            options,
-            cache,
-        )?;
-        Ok((opened.manifest.clone(), Some(opened)))
-    } else if qyvol_common::bundle::is_bundle_file(file) {
-        let opened = super::bundled::open(file, options, cache)?;
-        Ok((opened.manifest.clone(), Some(opened)))
-    } else if super::is_wasm_file(file) {
-        Ok((Manifest::for_wasm(file)?, None))
-    } else {
-        Ok((Manifest::load(file, options)?, None))
+/// Tells the operator what a bundle's or image's manifest asked for and did not get (packaged
+/// code grants itself nothing), with the flags that would grant it.
+pub(crate) fn requests_not_granted(ui: &Ui, requested: &Requests) {
+    for m in &requested.mounts {
+        let mode = if m.readonly == Some(false) { "" } else { ":ro" };
+        ui.alert(Msg::MountRequested(
+            &sanitize(&m.host),
+            m.guest.as_str(),
+            &format!("--mount HOST:{}{mode}", m.guest.as_str()),
+        ));
+    }
+    for grant in &requested.network {
+        let text = sanitize(&grant.to_string());
+        ui.alert(Msg::NetworkRequested(
+            &text,
+            &format!("--allow-net '{text}'"),
+        ));
     }
 }
 
-/// The module to run: a bundle's or image's (its precompiled code imported into the cache
-/// first when `precompiled` and it matches the engine `limits` call for), or the entrypoint's.
-pub(crate) fn module_of(
-    bundle: Option<super::bundled::Opened>,
-    manifest: &Manifest,
-    cache: Option<&qyvol_runtime::Cache>,
-    limits: &Limits,
-    precompiled: bool,
-    max_size: ByteSize,
-) -> Result<qyvol_runtime::Wasm, Failure> {
-    match bundle {
-        Some(opened) => {
-            if precompiled && let Some(cache) = cache {
-                super::bundled::import_precompiled(
-                    &opened,
-                    cache,
-                    qyvol_runtime::EngineConfig::for_limits(limits),
-                )?;
-            }
-            Ok(opened.wasm)
-        }
-        None => Ok(qyvol_runtime::load(
-            &manifest.entrypoint,
-            max_size.0,
-            cache,
-        )?),
+/// Says when a bundle's precompiled code is passed over for its wasm.
+pub(crate) fn code_trust(ui: &Ui, code: Option<CodeTrust>) {
+    if code == Some(CodeTrust::Untrusted) {
+        ui.status(Msg::PrecompiledUntrusted);
     }
-}
-
-/// FILE names an image when no such file exists and it reads as a reference (`name:tag`).
-fn image_reference(file: &std::path::Path) -> Option<qyvol_store::Reference> {
-    if file.exists() {
-        return None;
-    }
-    let text = file.to_str()?;
-    (text.contains(':') || text.contains('@'))
-        .then(|| qyvol_store::parse_reference(text).ok())
-        .flatten()
-}
-
-/// The guest's arguments, environment, folders, network and limits: the manifest's, then the
-/// flags, under the environment's policy (`--environment` or the manifest's), which first
-/// refuses what the manifest asks for beyond it. Refused connections and binds are reported to
-/// `denials`.
-pub(crate) fn request(
-    manifest: &Manifest,
-    grants: &GrantArgs,
-    args: Vec<String>,
-    denials: qyvol_runtime::DenialSink,
-) -> Result<RunRequest, Failure> {
-    let policy = &grants.environment.unwrap_or(manifest.environment).policy();
-    manifest.check_policy(policy)?;
-    let mut env = manifest.env.clone();
-    for (key, value) in &grants.env {
-        let value = match value {
-            Some(v) => v.clone(),
-            None => std::env::var(key).map_err(|_| {
-                Failure::new(
-                    Code::Usage,
-                    Msg::BadFlag,
-                    format!("`--env {key}` copies `{key}` from the host, but it is not set there"),
-                )
-            })?,
-        };
-        env.retain(|(k, _)| k != key);
-        env.push((key.clone(), value));
-    }
-
-    let mut mounts: Vec<MountGrant> = manifest
-        .mounts
-        .iter()
-        .map(|m| MountGrant {
-            host: m.host.clone(),
-            guest: m.guest.as_str().into(),
-            readonly: m.readonly.unwrap_or(policy.untrusted),
-        })
-        .collect();
-    for m in &grants.mount {
-        if policy.untrusted && m.readonly == Some(false) {
-            return Err(qyvol_common::PolicyViolation {
-                environment: policy.environment.as_str(),
-                grant: format!(
-                    "a writable mount (`--mount {}:{}:rw`)",
-                    m.host.display(),
-                    m.guest.as_str()
-                ),
-                hint: "drop `:rw`: mounts are read-only here".into(),
-            }
-            .into());
-        }
-        let host = m.host.canonicalize().map_err(|e| {
-            Failure::new(
-                Code::MissingFile,
-                Msg::MissingFile,
-                format!("mount host folder `{}`: {e}", m.host.display()),
-            )
-        })?;
-        mounts.retain(|x| x.guest != m.guest.as_str());
-        mounts.push(MountGrant {
-            host,
-            guest: m.guest.as_str().into(),
-            readonly: m.readonly.unwrap_or(policy.untrusted),
-        });
-    }
-
-    let limits = Limits {
-        memory: grants
-            .memory
-            .or(manifest.limits.memory)
-            .or(policy.memory_cap)
-            .map(|s| s.0),
-        timeout: grants
-            .timeout
-            .or(manifest.limits.timeout)
-            .or(policy.timeout_cap)
-            .map(|d| d.0),
-        fuel: grants.fuel.or(manifest.limits.fuel),
-        compile: Some(grants.compile_timeout.0),
-    };
-    let mut all_args = manifest.args.clone();
-    all_args.extend(args);
-    Ok(RunRequest {
-        argv0: manifest.name.to_string(),
-        args: all_args,
-        env,
-        mounts,
-        limits,
-        network: manifest.network.clone(),
-        denials,
-    })
 }
 
 fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {

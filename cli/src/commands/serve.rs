@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use qyvol_common::{ByteSize, DurationSpec, LoadOptions, RuntimeKind};
+use qyvol_common::{ByteSize, DurationSpec, RuntimeKind};
 use qyvol_runtime::serve::{
     AccessEntry, App, Events, Failure as RequestFailure, ServeOptions, Server,
 };
 use qyvol_runtime::{Outcome, Resource, WasmKind};
 
-use super::run::{GrantArgs, module_of, open_target, request};
+use super::run::{GrantArgs, code_trust, requests_not_granted};
 use crate::exit::{Code, Failure};
 use crate::i18n::{Lang, Msg, lang};
 use crate::ui::{Ui, sanitize};
@@ -65,18 +65,18 @@ pub struct ServeCommand {
 impl ServeCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
-        let options = LoadOptions {
-            allow_outside: self.grants.allow_outside,
-            ..LoadOptions::default()
-        };
         let cache = (!self.no_cache).then(super::cache::open);
+        let op = self.grants.operator();
+        let home = qyvol_common::Home::from_env();
         let log = Arc::new(AccessLog::start(self.json, self.quiet));
         let mut apps = Vec::with_capacity(self.files.len());
         for file in &self.files {
-            let (mut manifest, bundled) =
-                open_target(file, options, cache.as_ref(), self.insecure, &ui)?;
+            let mut opened = qyvol_launch::open(file, &op, &home, cache.as_ref(), &mut |r| {
+                super::registry::pull(r, self.insecure, &ui).map(drop)
+            })?;
+            let manifest = &mut opened.manifest;
             // A bare component is served as is, like `wasmtime serve app.wasm`.
-            if manifest.source.is_none() && bundled.is_none() {
+            if manifest.source.is_none() && opened.image.is_none() {
                 manifest.runtime = RuntimeKind::WasiHttp;
             }
             if manifest.runtime != RuntimeKind::WasiHttp {
@@ -89,24 +89,18 @@ impl ServeCommand {
                     ),
                 ));
             }
+            requests_not_granted(&ui, &manifest.requested);
             // Refusals go to the access log, in its format and order.
             let sink = log.clone();
             let denials = qyvol_runtime::DenialSink::new(move |d| sink.denied(d));
-            let req = request(&manifest, &self.grants, Vec::new(), denials)?;
-            let wasm = module_of(
-                bundled,
-                &manifest,
-                cache.as_ref(),
-                &req.limits,
-                true,
-                self.grants.max_module_size,
-            )?;
+            let launch = qyvol_launch::prepare(opened, &op, cache.as_ref(), Vec::new(), denials)?;
+            code_trust(&ui, launch.code);
             apps.push(App {
-                name: manifest.name.to_string(),
-                route: manifest.http.route.clone(),
-                wasm,
-                request: req,
-                max_body: manifest.http.max_body.unwrap_or(self.max_body).0,
+                name: launch.manifest.name.to_string(),
+                route: launch.manifest.http.route.clone(),
+                max_body: launch.manifest.http.max_body.unwrap_or(self.max_body).0,
+                wasm: launch.wasm,
+                request: launch.request,
             });
         }
         let routes: Vec<_> = apps
@@ -126,7 +120,6 @@ impl ServeCommand {
             progress: spinner
                 .as_ref()
                 .map(|s| s as &dyn qyvol_runtime::CompileProgress),
-            refresh: false,
         };
         let server = Server::new(
             apps,

@@ -6,7 +6,7 @@ use crate::{Scratch, guest, qyvol_in, repo_root, stderr, stdout};
 
 fn artifacts(home: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if let Ok(fps) = std::fs::read_dir(home.join("cache/code")) {
+    if let Ok(fps) = std::fs::read_dir(home.join("cache/compiled")) {
         for fp in fps.flatten() {
             for f in std::fs::read_dir(fp.path()).into_iter().flatten().flatten() {
                 if f.path().extension().is_some_and(|e| e == "cwasm") {

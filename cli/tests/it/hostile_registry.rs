@@ -48,7 +48,7 @@ fn serve(handler: Arc<Handler>) -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 fn digest(bytes: &[u8]) -> String {
-    qyvol_common::bundle::sha256_digest(bytes)
+    qyvol_store::bundle::sha256_digest(bytes).to_string()
 }
 
 /// An OCI manifest with a config and one wasm layer, as the fake registry serves it.
@@ -155,7 +155,7 @@ fn an_unknown_digest_algorithm_is_rejected() {
         .expect("pull");
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("only sha256 is accepted"),
+        stderr(&out).contains("only `sha256:` digests are supported"),
         "{}",
         stderr(&out)
     );

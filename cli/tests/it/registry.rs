@@ -176,7 +176,7 @@ fn a_tampered_blob_in_the_registry_is_refused_and_nothing_is_stored() {
     let reference = registry.reference("hello:1");
     build_and_push(Scratch::new().dir.path(), &reference);
     let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
-    let blob = registry.blob(&qyvol_common::bundle::sha256_digest(&wasm));
+    let blob = registry.blob(&qyvol_store::bundle::sha256_digest(&wasm));
     let mut bytes = std::fs::read(&blob).expect("the registry stores the wasm blob");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x01;
@@ -291,7 +291,7 @@ fn qyvol_common_base64(s: &str) -> String {
 /// Writes an OCI layout tagged `1` holding one image: `config` and `layer` of `layer_type`.
 fn oci_layout(layout: &Scratch, config: (&str, &[u8]), layer: (&str, &[u8])) {
     let blob = |bytes: &[u8]| {
-        let digest = qyvol_common::bundle::sha256_digest(bytes);
+        let digest = qyvol_store::bundle::sha256_digest(bytes);
         layout.write(
             &format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
             bytes,

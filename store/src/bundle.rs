@@ -19,8 +19,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use qyvol_common::Digest;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 pub const MEDIA_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MEDIA_WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
@@ -39,7 +40,9 @@ const MAX_METADATA: u64 = 1024 * 1024;
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
-    pub digest: String,
+    /// Parsed strictly when deserialized: a descriptor never carries a digest that is not
+    /// `sha256:<64 hex>`, so none can become a path outside `blobs/`.
+    pub digest: Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
@@ -74,7 +77,7 @@ pub enum BundleError {
     #[error(
         "bundle `{path}` is damaged or tampered with: blob `{digest}` does not match its digest; rebuild it with `qyvol build`"
     )]
-    Digest { path: PathBuf, digest: String },
+    Digest { path: PathBuf, digest: Digest },
 }
 
 /// Native code for one platform and engine, to put in a bundle.
@@ -97,8 +100,8 @@ pub struct BundleParts<'a> {
     pub precompiled: Option<Precompiled>,
 }
 
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+pub fn sha256_digest(bytes: &[u8]) -> Digest {
+    Digest::of(bytes)
 }
 
 fn descriptor(media_type: &str, bytes: &[u8], annotations: BTreeMap<String, String>) -> Descriptor {
@@ -173,10 +176,7 @@ pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
         for blob in blobs {
             let digest = sha256_digest(blob);
             if seen.insert(digest.clone()) {
-                add(
-                    &format!("blobs/sha256/{}", &digest["sha256:".len()..]),
-                    blob,
-                )?;
+                add(&format!("blobs/sha256/{}", digest.hex()), blob)?;
             }
         }
         tar.into_inner()?.flush()?;
@@ -195,6 +195,12 @@ pub trait ImageSource: Send + Sync {
     /// bytes and must be discarded.
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError>;
 
+    /// The files the image's blobs are read from, so a check of them all can be remembered
+    /// until one of them changes; none for an image held in memory (never remembered).
+    fn files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
     /// The bundle file or image reference, for messages.
     fn location(&self) -> &Path {
         &self.head().shown
@@ -204,7 +210,7 @@ pub trait ImageSource: Send + Sync {
         &self.head().manifest
     }
 
-    fn image_digest(&self) -> &str {
+    fn image_digest(&self) -> &Digest {
         &self.head().digest
     }
 
@@ -242,7 +248,7 @@ pub trait ImageSource: Send + Sync {
 pub struct ImageHead {
     /// The bundle file or image reference, for messages.
     pub shown: PathBuf,
-    pub digest: String,
+    pub digest: Digest,
     /// The manifest exactly as stored.
     pub bytes: Vec<u8>,
     pub manifest: ImageManifest,
@@ -250,14 +256,14 @@ pub struct ImageHead {
 
 impl ImageHead {
     /// Parses manifest bytes already checked against `digest`.
-    pub fn parse(shown: &Path, digest: &str, bytes: Vec<u8>) -> Result<Self, BundleError> {
+    pub fn parse(shown: &Path, digest: &Digest, bytes: Vec<u8>) -> Result<Self, BundleError> {
         let manifest = serde_json::from_slice(&bytes).map_err(|e| BundleError::Format {
             path: shown.to_path_buf(),
             reason: format!("bad image manifest: {e}"),
         })?;
         Ok(Self {
             shown: shown.to_path_buf(),
-            digest: digest.to_string(),
+            digest: digest.clone(),
             bytes,
             manifest,
         })
@@ -294,7 +300,7 @@ pub fn copy_verified(
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).map_err(io_err)?;
     }
-    if total != desc.size || format!("sha256:{}", hex::encode(hasher.finalize())) != desc.digest {
+    if total != desc.size || Digest::from_hasher(hasher) != desc.digest {
         return Err(tampered());
     }
     Ok(())
@@ -305,7 +311,7 @@ pub fn copy_verified(
 pub struct Bundle {
     head: ImageHead,
     /// Offset and size of each `blobs/sha256/<hex>` file in the tar.
-    blobs: HashMap<String, (u64, u64)>,
+    blobs: HashMap<Digest, (u64, u64)>,
 }
 
 impl Bundle {
@@ -347,10 +353,9 @@ impl Bundle {
                 }
                 _ => {
                     if let Some(hex) = name.strip_prefix("blobs/sha256/")
-                        && hex.len() == 64
-                        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                        && let Ok(digest) = Digest::parse(&format!("sha256:{hex}"))
                     {
-                        blobs.insert(format!("sha256:{hex}"), (entry.raw_file_position(), size));
+                        blobs.insert(digest, (entry.raw_file_position(), size));
                     }
                 }
             }
@@ -386,7 +391,7 @@ impl Bundle {
 /// Streams the blob `desc` from the tar at `path`, checked against its digest and size.
 fn read_at(
     path: &Path,
-    blobs: &HashMap<String, (u64, u64)>,
+    blobs: &HashMap<Digest, (u64, u64)>,
     desc: &Descriptor,
     out: &mut dyn Write,
 ) -> Result<(), BundleError> {
@@ -414,16 +419,18 @@ impl ImageSource for Bundle {
         &self.head
     }
 
+    fn files(&self) -> Vec<PathBuf> {
+        vec![
+            self.head
+                .shown
+                .canonicalize()
+                .unwrap_or_else(|_| self.head.shown.clone()),
+        ]
+    }
+
     fn copy_blob(&self, desc: &Descriptor, out: &mut dyn Write) -> Result<(), BundleError> {
         read_at(&self.head.shown, &self.blobs, desc, out)
     }
 }
 
-/// Whether `path` looks like a tar archive (a bundle) rather than a manifest or a module.
-pub fn is_bundle_file(path: &Path) -> bool {
-    let mut header = [0u8; 262];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok()
-        && &header[257..262] == b"ustar"
-}
+pub use qyvol_common::is_bundle_file;

@@ -1,0 +1,200 @@
+//! What the guest gets: the manifest's grants, then the operator's flags, under the policy of
+//! the environment (`--environment` or the manifest's), which first refuses what the manifest
+//! asks for beyond it. A bundle's or image's manifest reaches here with no mounts and no network
+//! (they are requests): only the operator's flags grant those.
+
+use std::path::PathBuf;
+
+use qyvol_common::{
+    ByteSize, DurationSpec, Environment, GuestPath, Manifest, NetworkGrant, PolicyViolation,
+};
+use qyvol_runtime::{DenialSink, Limits, MountGrant, RunRequest};
+
+use crate::LaunchError;
+use crate::trust::PrecompiledPolicy;
+
+/// What the operator says on the command line (or, for the node, in a deploy request): trusted,
+/// and applied on top of the manifest.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    /// `K=V` sets a variable; `K` alone copies it from the host.
+    pub env: Vec<(String, Option<String>)>,
+    pub mounts: Vec<MountFlag>,
+    /// Network grants added to the manifest's (`--allow-net`).
+    pub network: Vec<NetworkGrant>,
+    pub memory: Option<ByteSize>,
+    pub timeout: Option<DurationSpec>,
+    pub fuel: Option<u64>,
+    pub environment: Option<Environment>,
+    /// Let a manifest's entrypoint and mounts point outside its folder.
+    pub allow_outside: bool,
+    pub max_module_size: ByteSize,
+    pub compile_timeout: DurationSpec,
+    /// Whether a bundle's precompiled code may run.
+    pub precompiled: PrecompiledPolicy,
+}
+
+impl Default for Operator {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            mounts: Vec::new(),
+            network: Vec::new(),
+            memory: None,
+            timeout: None,
+            fuel: None,
+            environment: None,
+            allow_outside: false,
+            max_module_size: ByteSize(qyvol_runtime::DEFAULT_MAX_MODULE_SIZE),
+            compile_timeout: DurationSpec(std::time::Duration::from_secs(300)),
+            precompiled: PrecompiledPolicy::default(),
+        }
+    }
+}
+
+/// A `--mount HOST:GUEST[:ro|:rw]` flag.
+#[derive(Debug, Clone)]
+pub struct MountFlag {
+    pub host: PathBuf,
+    pub guest: GuestPath,
+    /// `Some(true)` for `:ro`, `Some(false)` for `:rw`, `None` when not said.
+    pub readonly: Option<bool>,
+}
+
+impl std::str::FromStr for MountFlag {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (rest, readonly) = match s.rsplit_once(':') {
+            Some((rest, "ro")) => (rest, Some(true)),
+            Some((rest, "rw")) => (rest, Some(false)),
+            _ => (s, None),
+        };
+        let (host, guest) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not HOST:GUEST[:ro], e.g. `./data:/data:ro`"))?;
+        if host.is_empty() {
+            return Err(format!("`{s}` has no host folder"));
+        }
+        Ok(Self {
+            host: host.into(),
+            guest: guest.parse()?,
+            readonly,
+        })
+    }
+}
+
+/// The guest's arguments, environment, folders, network and limits. Refused connections and
+/// binds are reported to `denials`.
+pub fn request(
+    manifest: &Manifest,
+    op: &Operator,
+    args: Vec<String>,
+    denials: DenialSink,
+) -> Result<RunRequest, LaunchError> {
+    let policy = &op.environment.unwrap_or(manifest.environment).policy();
+    manifest.check_policy(policy)?;
+    let violation = |grant: String, hint: &str| PolicyViolation {
+        environment: policy.environment.as_str(),
+        grant,
+        hint: hint.into(),
+    };
+
+    let mut env = manifest.env.clone();
+    for (key, value) in &op.env {
+        let value = match value {
+            Some(v) => v.clone(),
+            None => std::env::var(key).map_err(|_| {
+                LaunchError::Usage(format!(
+                    "`--env {key}` copies `{key}` from the host, but it is not set there"
+                ))
+            })?,
+        };
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value));
+    }
+
+    let mut mounts: Vec<MountGrant> = manifest
+        .mounts
+        .iter()
+        .map(|m| MountGrant {
+            host: m.host.clone(),
+            guest: m.guest.as_str().into(),
+            readonly: m.readonly.unwrap_or(policy.untrusted),
+        })
+        .collect();
+    for m in &op.mounts {
+        if policy.untrusted && m.readonly == Some(false) {
+            return Err(violation(
+                format!(
+                    "a writable mount (`--mount {}:{}:rw`)",
+                    m.host.display(),
+                    m.guest.as_str()
+                ),
+                "drop `:rw`: mounts are read-only here",
+            )
+            .into());
+        }
+        let host = m.host.canonicalize().map_err(|e| {
+            LaunchError::Missing(format!("mount host folder `{}`: {e}", m.host.display()))
+        })?;
+        mounts.retain(|x| x.guest != m.guest.as_str());
+        mounts.push(MountGrant {
+            host,
+            guest: m.guest.as_str().into(),
+            readonly: m.readonly.unwrap_or(policy.untrusted),
+        });
+    }
+
+    let mut network = manifest.network.clone();
+    for grant in &op.network {
+        if !policy.allows_network(grant.kind) {
+            return Err(violation(
+                format!("the network grant `--allow-net {grant}`"),
+                "this environment allows no such grant; choose `--environment native` (or `edge` to connect out)",
+            )
+            .into());
+        }
+        if !network.contains(grant) {
+            network.push(grant.clone());
+        }
+    }
+
+    let limits = limits(manifest, op);
+    let mut all_args = manifest.args.clone();
+    all_args.extend(args);
+    Ok(RunRequest {
+        argv0: manifest.name.to_string(),
+        args: all_args,
+        env,
+        mounts,
+        limits,
+        network,
+        denials,
+    })
+}
+
+/// The limits a run gets: the operator's, else the manifest's, else the policy's caps.
+pub fn limits(manifest: &Manifest, op: &Operator) -> Limits {
+    let policy = op.environment.unwrap_or(manifest.environment).policy();
+    Limits {
+        memory: op
+            .memory
+            .or(manifest.limits.memory)
+            .or(policy.memory_cap)
+            .map(|s| s.0),
+        timeout: op
+            .timeout
+            .or(manifest.limits.timeout)
+            .or(policy.timeout_cap)
+            .map(|d| d.0),
+        fuel: op.fuel.or(manifest.limits.fuel),
+        compile: Some(op.compile_timeout.0),
+    }
+}
+
+/// The engine settings a run of `manifest` gets with no overriding flags: what `qyvol build`
+/// precompiles for.
+pub fn expected_config(manifest: &Manifest) -> qyvol_runtime::EngineConfig {
+    qyvol_runtime::EngineConfig::for_limits(&limits(manifest, &Operator::default()))
+}

@@ -1,0 +1,254 @@
+//! Opening what the operator named: an image reference (from the local store, pulled when
+//! missing, as `docker run` does), a `.qyvc` bundle, a bare `.wasm`, or a `.qyv` manifest
+//! (whose entrypoint may itself be a bundle or a reference). Then preparing it: grants merged,
+//! the module loaded, trusted precompiled code chosen.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use qyvol_common::{Home, LoadOptions, Manifest, Packaged};
+use qyvol_runtime::{Cache, DenialSink, EngineConfig, RunRequest, Wasm};
+use qyvol_store::bundle::{Bundle, Descriptor, ImageSource, MEDIA_QYV, MEDIA_WASM};
+use qyvol_store::{Reference, Store, StoreError};
+
+use crate::trust::{self, CodeTrust};
+use crate::{LaunchError, Operator, grants};
+
+/// Fetches an image that is not in the local store into it (e.g. pulls it with progress bars).
+pub type Pull<'a, E> = &'a mut dyn FnMut(&Reference) -> Result<(), E>;
+
+/// A target, opened: its manifest and, when the module comes packaged, the image holding it.
+pub struct Opened {
+    /// The operator's manifest, or the bundle's or image's own (whose grants are requests).
+    pub manifest: Manifest,
+    pub image: Option<Image>,
+}
+
+/// A bundle or stored image whose blobs were all verified against their digests.
+pub struct Image {
+    pub source: Arc<dyn ImageSource>,
+    /// Its module, inspected (read only if it must be compiled, when the cache knows it).
+    pub wasm: Wasm,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("manifest", &self.manifest)
+            .field("image", &self.image.as_ref().map(|i| i.source.location()))
+            .finish()
+    }
+}
+
+/// A target ready to run: what runs, with what, from which code.
+#[derive(Debug)]
+pub struct Launch {
+    pub manifest: Manifest,
+    pub wasm: Wasm,
+    pub request: RunRequest,
+    /// For a bundle or image: what became of its precompiled code.
+    pub code: Option<CodeTrust>,
+}
+
+/// Opens `file`; `pull` fetches a referenced image missing from the store.
+pub fn open<E: From<LaunchError>>(
+    file: &Path,
+    op: &Operator,
+    home: &Home,
+    cache: Option<&Cache>,
+    pull: Pull<'_, E>,
+) -> Result<Opened, E> {
+    let options = LoadOptions {
+        allow_outside: op.allow_outside,
+        ..LoadOptions::default()
+    };
+    let packaged = |source: Arc<dyn ImageSource>| -> Result<Opened, LaunchError> {
+        let image = open_image(source, cache)?;
+        Ok(Opened {
+            manifest: own_manifest(image.source.as_ref())?,
+            image: Some(image),
+        })
+    };
+    if let Some(reference) = image_reference(file) {
+        let source = stored_image(home, &reference, pull)?;
+        return Ok(packaged(source)?);
+    }
+    refuse_special(file)?;
+    if qyvol_common::is_bundle_file(file) {
+        let bundle = Bundle::open(file).map_err(LaunchError::from)?;
+        return Ok(packaged(Arc::new(bundle))?);
+    }
+    let manifest = if is_wasm_file(file) {
+        Manifest::for_wasm(file).map_err(LaunchError::from)?
+    } else {
+        Manifest::load(file, options).map_err(LaunchError::from)?
+    };
+    let image = match &manifest.packaged {
+        None => None,
+        Some(Packaged::Bundle(path)) => {
+            let bundle = Bundle::open(path).map_err(LaunchError::from)?;
+            Some(open_image(Arc::new(bundle), cache)?)
+        }
+        Some(Packaged::Image(text)) => {
+            let reference = qyvol_store::parse_reference(text).map_err(LaunchError::from)?;
+            let source = stored_image(home, &reference, pull)?;
+            Some(open_image(source, cache)?)
+        }
+    };
+    Ok(Opened { manifest, image })
+}
+
+/// Grants merged, module loaded, precompiled code judged: everything but compiling and running.
+pub fn prepare(
+    opened: Opened,
+    op: &Operator,
+    cache: Option<&Cache>,
+    args: Vec<String>,
+    denials: DenialSink,
+) -> Result<Launch, LaunchError> {
+    let Opened { manifest, image } = opened;
+    let request = grants::request(&manifest, op, args, denials)?;
+    let (wasm, code) = match image {
+        Some(Image { source, mut wasm }) => {
+            let config = EngineConfig::for_limits(&request.limits);
+            let code = match cache {
+                Some(cache) => {
+                    trust::apply(source.as_ref(), &mut wasm, cache, config, op.precompiled)?
+                }
+                // Without a cache nothing is remembered: no code is known as built here.
+                None => trust::verdict(
+                    source.as_ref(),
+                    &wasm.info.sha256,
+                    None,
+                    config,
+                    op.precompiled,
+                )?,
+            };
+            (wasm, Some(code))
+        }
+        None => (
+            qyvol_runtime::load(&manifest.entrypoint, op.max_module_size.0, cache)?,
+            None,
+        ),
+    };
+    Ok(Launch {
+        manifest,
+        wasm,
+        request,
+        code,
+    })
+}
+
+/// FILE names an image when no such file exists and it reads as a reference (`name:tag`).
+fn image_reference(file: &Path) -> Option<Reference> {
+    if file.symlink_metadata().is_ok() {
+        return None;
+    }
+    let text = file.to_str()?;
+    (text.contains(':') || text.contains('@'))
+        .then(|| qyvol_store::parse_reference(text).ok())
+        .flatten()
+}
+
+/// The image `reference` from the local store, fetched by `pull` first if it is not there.
+fn stored_image<E: From<LaunchError>>(
+    home: &Home,
+    reference: &Reference,
+    pull: Pull<'_, E>,
+) -> Result<Arc<dyn ImageSource>, E> {
+    let store = Store::open(&home.store()).map_err(LaunchError::from)?;
+    let image = match store.image(reference) {
+        Err(StoreError::NotFound(_)) => {
+            pull(reference)?;
+            store.image(reference).map_err(LaunchError::from)?
+        }
+        other => other.map_err(LaunchError::from)?,
+    };
+    Ok(Arc::new(image))
+}
+
+/// The layer of a media type, or an error naming what the image lacks.
+fn layer(source: &dyn ImageSource, media: &str) -> Result<Descriptor, LaunchError> {
+    source.layer(media).cloned().ok_or_else(|| {
+        LaunchError::NotRunnable(format!(
+            "`{}` has no `{media}` layer: it is not a Qyvol image",
+            source.location().display()
+        ))
+    })
+}
+
+/// A bundle's or image's own manifest, its mounts and network turned into requests.
+fn own_manifest(source: &dyn ImageSource) -> Result<Manifest, LaunchError> {
+    let qyv = source.read_blob(&layer(source, MEDIA_QYV)?)?;
+    Ok(Manifest::from_bundle(source.location(), &qyv)?)
+}
+
+/// Reads an image's module. Every blob is checked against its digest first, once per
+/// unchanged file.
+fn open_image(source: Arc<dyn ImageSource>, cache: Option<&Cache>) -> Result<Image, LaunchError> {
+    verify_once(source.as_ref(), cache)?;
+    let shown = source.location().to_path_buf();
+    let wasm_layer = layer(source.as_ref(), MEDIA_WASM)?;
+    let wasm = match cache.and_then(|c| c.info_get(wasm_layer.digest.hex())) {
+        Some(info) => {
+            let from = source.clone();
+            let loader = move || from.read_blob(&wasm_layer).map_err(|e| e.to_string());
+            Wasm::deferred(shown, info, Box::new(loader))
+        }
+        None => {
+            let wasm = Wasm::from_bytes(shown, source.read_blob(&wasm_layer)?)?;
+            if let Some(c) = cache {
+                c.info_put(&wasm.info);
+            }
+            wasm
+        }
+    };
+    Ok(Image { source, wasm })
+}
+
+/// Checks every blob of the image against its digest, unless this cache already did so for the
+/// same files unchanged (size, mtime, inode): a damaged bundle is reported even when the cache
+/// could serve its code, and a warm run still reads nothing.
+fn verify_once(source: &dyn ImageSource, cache: Option<&Cache>) -> Result<(), LaunchError> {
+    let files = source.files();
+    let digest = source.image_digest().clone();
+    if cache.is_some_and(|c| c.verified(&digest, &files)) {
+        return Ok(());
+    }
+    let image = source.image();
+    for desc in std::iter::once(&image.config).chain(&image.layers) {
+        source.copy_blob(desc, &mut std::io::sink())?;
+    }
+    if let Some(c) = cache {
+        c.record_verified(&digest, &files);
+    }
+    Ok(())
+}
+
+/// A FIFO, a device or a folder is refused before anything opens it (a FIFO would block).
+fn refuse_special(file: &Path) -> Result<(), LaunchError> {
+    let meta = std::fs::metadata(file)
+        .map_err(|e| LaunchError::Missing(format!("`{}`: {e}", file.display())))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    let what = if meta.is_dir() {
+        "a folder"
+    } else {
+        "a special file (FIFO, socket or device)"
+    };
+    Err(LaunchError::NotRunnable(format!(
+        "`{}` is {what}, not a file: give a .qyv manifest, a .wasm module or a .qyvc bundle",
+        file.display()
+    )))
+}
+
+/// Whether `path` starts with the wasm magic bytes (a module or component, whatever its name).
+pub fn is_wasm_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == qyvol_common::WASM_MAGIC
+}

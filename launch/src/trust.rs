@@ -1,0 +1,154 @@
+//! Whether a bundle's or image's precompiled code may run on this host.
+//!
+//! Precompiled code is native code: a digest only proves it is what the bundle's author put
+//! there. So it runs only when
+//! - this `QYVOL_HOME` built that exact layer from that exact wasm (`qyvol build` records the
+//!   digests it writes): it is Qyvol's own code, and goes into the cache under the wasm's
+//!   digest as if just compiled; or
+//! - the operator allowed it (`--allow-precompiled`, wasmtime's name): it is imported apart
+//!   from Qyvol's code, keyed by its own digest, and mapped for this module only.
+//!
+//! Otherwise the wasm is compiled (or Qyvol's own earlier compilation is mapped from the cache),
+//! exactly as for a plain `.wasm`.
+
+use qyvol_runtime::{Cache, EngineConfig, Wasm};
+use qyvol_store::bundle::{ANN_ENGINE, Descriptor, ImageSource};
+
+use crate::LaunchError;
+
+/// What the operator says about precompiled code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrecompiledPolicy {
+    /// Use a layer only if this `QYVOL_HOME` built it (the default).
+    #[default]
+    BuiltHere,
+    /// `--allow-precompiled`: use a matching layer whoever built it.
+    Allow,
+    /// `--no-precompiled`: never use a bundle's layer.
+    Ignore,
+}
+
+/// What happens to a bundle's precompiled code, as `inspect` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeTrust {
+    /// No layer was built for this host and engine: the wasm is compiled.
+    NoLayer,
+    /// `--no-precompiled`: the layer is ignored.
+    Ignored,
+    /// Built by this `QYVOL_HOME`: it runs.
+    BuiltHere,
+    /// The operator allowed it: it runs.
+    Allowed,
+    /// Nobody vouches for it: the wasm is compiled instead.
+    Untrusted,
+}
+
+impl CodeTrust {
+    pub fn runs(self) -> bool {
+        matches!(self, Self::BuiltHere | Self::Allowed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoLayer => "no-layer",
+            Self::Ignored => "ignored",
+            Self::BuiltHere => "built-here",
+            Self::Allowed => "allowed",
+            Self::Untrusted => "untrusted",
+        }
+    }
+}
+
+/// The precompiled layer for `config` on this host, if the image has one.
+fn layer_for(source: &dyn ImageSource, fingerprint: &str) -> Option<Descriptor> {
+    source
+        .precompiled()
+        .into_iter()
+        .find(|l| l.annotations.get(ANN_ENGINE).map(String::as_str) == Some(fingerprint))
+        .cloned()
+}
+
+/// Whether the image's precompiled code for `config` would run under `policy`.
+pub fn verdict(
+    source: &dyn ImageSource,
+    wasm_sha256: &str,
+    cache: Option<&Cache>,
+    config: EngineConfig,
+    policy: PrecompiledPolicy,
+) -> Result<CodeTrust, LaunchError> {
+    let fingerprint = qyvol_runtime::host_fingerprint(config)?;
+    Ok(judge(
+        layer_for(source, &fingerprint).as_ref(),
+        wasm_sha256,
+        cache,
+        policy,
+    ))
+}
+
+fn judge(
+    layer: Option<&Descriptor>,
+    wasm_sha256: &str,
+    cache: Option<&Cache>,
+    policy: PrecompiledPolicy,
+) -> CodeTrust {
+    match (layer, policy) {
+        (None, _) => CodeTrust::NoLayer,
+        (Some(_), PrecompiledPolicy::Ignore) => CodeTrust::Ignored,
+        (Some(l), _) if cache.is_some_and(|c| c.built(&l.digest, wasm_sha256)) => {
+            CodeTrust::BuiltHere
+        }
+        (Some(_), PrecompiledPolicy::Allow) => CodeTrust::Allowed,
+        (Some(_), PrecompiledPolicy::BuiltHere) => CodeTrust::Untrusted,
+    }
+}
+
+/// Makes the image's precompiled code for `config` available to the run when it is trusted:
+/// Qyvol's own code goes into the cache under the wasm's digest, code the operator allowed is
+/// imported apart and attached to `wasm`. Untrusted code is never written anywhere.
+pub(crate) fn apply(
+    source: &dyn ImageSource,
+    wasm: &mut Wasm,
+    cache: &Cache,
+    config: EngineConfig,
+    policy: PrecompiledPolicy,
+) -> Result<CodeTrust, LaunchError> {
+    let fingerprint = qyvol_runtime::host_fingerprint(config)?;
+    let layer = layer_for(source, &fingerprint);
+    let digest = wasm.info.sha256.clone();
+    let kind = wasm.info.kind;
+    let trust = judge(layer.as_ref(), &digest, Some(cache), policy);
+    let Some(layer) = layer.filter(|_| trust.runs()) else {
+        return Ok(trust);
+    };
+    if trust == CodeTrust::BuiltHere && cache.contains(&fingerprint, &digest, kind) {
+        return Ok(trust);
+    }
+    if trust == CodeTrust::Allowed
+        && let Some(path) = cache.imported_get(&fingerprint, &layer.digest, kind)
+    {
+        wasm.precompiled = Some(path);
+        return Ok(trust);
+    }
+    let mut failure = None;
+    let fill = |out: &mut dyn std::io::Write| {
+        source.copy_blob(&layer, out).map_err(|e| {
+            let err = std::io::Error::other(e.to_string());
+            failure = Some(e);
+            err
+        })
+    };
+    let stored = match trust {
+        CodeTrust::BuiltHere => cache.import_built(&fingerprint, &digest, kind, fill),
+        _ => cache
+            .import(&fingerprint, &layer.digest, kind, fill)
+            .map(|path| wasm.precompiled = Some(path)),
+    };
+    match (stored, failure) {
+        (_, Some(e)) => Err(e.into()),
+        (Err(e), None) => {
+            tracing::warn!(error = %e, "cannot store the bundle's precompiled code; compiling instead");
+            Ok(trust)
+        }
+        (Ok(()), None) => Ok(trust),
+    }
+}
