@@ -20,6 +20,7 @@ mod registry;
 mod seed;
 mod serve;
 mod store;
+mod trust;
 
 use std::path::{Path, PathBuf};
 

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use crate::{Scratch, qyvol_in, repo_root, stderr, stdout};
 
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     port: u16,
     dir: Scratch,
 }
 
 impl Registry {
-    fn start(htpasswd: Option<(&str, &str)>) -> Self {
+    pub(crate) fn start(htpasswd: Option<(&str, &str)>) -> Self {
         let dir = Scratch::new();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("free port")
@@ -58,7 +58,7 @@ impl Registry {
         Self { child, port, dir }
     }
 
-    fn reference(&self, name: &str) -> String {
+    pub(crate) fn reference(&self, name: &str) -> String {
         format!("localhost:{}/{name}", self.port)
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::{Scratch, qyvol, qyvol_std, repo_root};
 
 /// A running `qyvol serve`, killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
@@ -23,7 +23,7 @@ impl Served {
         Self::spawn(cmd)
     }
 
-    fn spawn(mut cmd: std::process::Command) -> Self {
+    pub(crate) fn spawn(mut cmd: std::process::Command) -> Self {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -51,7 +51,7 @@ impl Served {
         Self { child, addr, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().expect("log").join("\n")
     }
 
@@ -73,7 +73,7 @@ impl Served {
         panic!("no log line with {needle:?} in:\n{}", self.log());
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[], b"")
     }
 
@@ -100,10 +100,10 @@ impl Drop for Served {
 }
 
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
