@@ -363,7 +363,7 @@ fn a_bundles_manifest_grants_itself_no_network() {
 #[test]
 fn an_operators_manifest_naming_a_bundle_as_entrypoint_grants_it_its_mounts() {
     let s = Scratch::new();
-    let bundle = probe_bundle(&s, "probe-p1.wasm", "[write, /data/note, hi]", "");
+    probe_bundle(&s, "probe-p1.wasm", "[write, /data/note, hi]", "");
     std::fs::create_dir(s.path("data")).expect("mkdir");
     let m = s.write(
         "mine.qyv",
