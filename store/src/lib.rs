@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 pub mod bundle;
 pub mod credentials;
 mod registry;
+mod staging;
 
 pub use oci_spec::distribution::Reference;
-pub use registry::{Credentials, Progress, Remote, check_login};
+pub use registry::{Credentials, DEFAULT_TIMEOUT, Progress, Remote, check_login};
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANN_CREATED: &str = "org.opencontainers.image.created";
@@ -157,8 +158,13 @@ impl Store {
             tempfile::NamedTempFile::new_in(self.root.join("tmp")).map_err(self.io(path))?;
         tmp.write_all(bytes).map_err(self.io(path))?;
         tmp.as_file().sync_data().map_err(self.io(path))?;
-        tmp.persist(path).map_err(|e| StoreError::Io {
-            path: path.to_path_buf(),
+        self.persist(tmp, path)
+    }
+
+    /// Renames a complete temp file (already synced) to `dest`.
+    fn persist(&self, tmp: tempfile::NamedTempFile, dest: &Path) -> Result<(), StoreError> {
+        tmp.persist(dest).map_err(|e| StoreError::Io {
+            path: dest.to_path_buf(),
             source: e.error,
         })?;
         Ok(())
@@ -196,11 +202,7 @@ impl Store {
         out.flush().map_err(self.io(&dest))?;
         drop(out);
         tmp.as_file().sync_data().map_err(self.io(&dest))?;
-        tmp.persist(&dest).map_err(|e| StoreError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
-        Ok(())
+        self.persist(tmp, &dest)
     }
 
     /// Stores every blob of `source`'s image and tags it `reference`.
@@ -210,10 +212,18 @@ impl Store {
         reference: &Reference,
     ) -> Result<String, StoreError> {
         let image = source.image();
-        let manifest_bytes = source.image_bytes();
         for desc in std::iter::once(&image.config).chain(&image.layers) {
             self.put_blob(source, desc)?;
         }
+        self.tag_manifest(source.image_bytes(), reference)
+    }
+
+    /// Stores an image manifest whose blobs are all in place, and tags it `reference`.
+    fn tag_manifest(
+        &self,
+        manifest_bytes: &[u8],
+        reference: &Reference,
+    ) -> Result<String, StoreError> {
         let digest = crate::bundle::sha256_digest(manifest_bytes);
         let dest = self.blob_path(&digest)?;
         if !dest.exists() {

@@ -4,6 +4,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Args;
+use qyvol_common::DurationSpec;
 use qyvol_store::{Credentials, Reference, Remote, credentials, parse_reference};
 
 use crate::exit::{Code, Failure};
@@ -12,21 +13,41 @@ use crate::ui::{Ui, out, sanitize};
 
 /// The credentials and transport for `reference`'s registry, with per-blob progress bars when
 /// stderr is a terminal.
-pub fn remote(reference: &Reference, insecure: bool, quiet: bool) -> Remote {
+pub fn remote(reference: &Reference, insecure: bool, quiet: bool) -> Result<Remote, Failure> {
     let home = qyvol_common::Home::from_env();
     let progress = crate::ui::TransferBars::new(quiet)
         .map(|b| std::sync::Arc::new(b) as std::sync::Arc<dyn qyvol_store::Progress>);
-    Remote {
+    Ok(Remote {
         credentials: credentials::load(&home.root, reference.resolve_registry()),
         insecure,
+        timeout: timeout()?,
         progress,
+    })
+}
+
+/// How long to wait on a registry: `QYVOL_REGISTRY_TIMEOUT` (a duration like `30s`), or
+/// [`qyvol_store::DEFAULT_TIMEOUT`].
+fn timeout() -> Result<std::time::Duration, Failure> {
+    const VAR: &str = "QYVOL_REGISTRY_TIMEOUT";
+    match std::env::var(VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(qyvol_store::DEFAULT_TIMEOUT),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::new(
+            Code::Usage,
+            Msg::BadEnvVar,
+            format!("{VAR} is not text: write a duration like `30s`"),
+        )),
+        Ok(text) => text
+            .parse::<DurationSpec>()
+            .map(|d| d.0)
+            .map_err(|e| Failure::new(Code::Usage, Msg::BadEnvVar, format!("{VAR}: {e}"))),
     }
 }
 
 /// Pulls `reference` into the store, printing its digest; used by `pull` and by `run REF`.
 pub fn pull(reference: &Reference, insecure: bool, ui: &Ui) -> Result<String, Failure> {
+    let remote = remote(reference, insecure, ui.quiet)?;
     ui.status(Msg::Pulling(&sanitize(&qyvol_store::canonical(reference))));
-    let digest = super::images::store()?.pull(reference, &remote(reference, insecure, ui.quiet))?;
+    let digest = super::images::store()?.pull(reference, &remote)?;
     ui.status(Msg::Digest(&digest));
     Ok(digest)
 }
@@ -46,7 +67,7 @@ impl PushCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let reference = parse_reference(&self.reference)?;
         let digest =
-            super::images::store()?.push(&reference, &remote(&reference, self.insecure, false))?;
+            super::images::store()?.push(&reference, &remote(&reference, self.insecure, false)?)?;
         out(&Msg::Pushed(&sanitize(&qyvol_store::canonical(&reference)), &digest).text(lang()));
         Ok(ExitCode::SUCCESS)
     }
@@ -107,6 +128,7 @@ impl LoginCommand {
         let remote = Remote {
             credentials: Some(creds.clone()),
             insecure: self.insecure,
+            timeout: timeout()?,
             progress: None,
         };
         qyvol_store::check_login(&self.registry, &remote)

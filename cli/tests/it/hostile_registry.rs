@@ -1,110 +1,77 @@
-//! HOSTILE rows 21-22 need a registry that misbehaves on purpose, so these tests run a small
-//! HTTP server of their own on loopback: blobs larger than their descriptor, a digest algorithm
-//! Qyvol does not accept, a redirect to `file://`, and a redirect to another host, which must
-//! not receive the credentials.
+//! HOSTILE rows 21, 22 and 38 need a registry that misbehaves on purpose, so these tests run a
+//! small HTTP server of their own on loopback ([`fake`]): blobs larger than their descriptor or
+//! endless, a digest algorithm Qyvol does not accept, a redirect to `file://`, a redirect to
+//! another host (which must not receive the credentials), a 300 MB manifest (made as it is
+//! sent, so the test itself stays small) and a registry that trickles one byte every two
+//! seconds; and, so that the bounds do not cut what they should not, a large blob and a slow
+//! registry that keeps sending. `qyvol`'s peak memory is its `VmHWM`, read from
+//! `/proc/<pid>/status` while it runs.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+mod fake;
 
-use crate::{Scratch, qyvol_in, repo_root, stderr};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-type Handler = dyn Fn(&str, &str) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync;
+use fake::{
+    Body, CONFIG, HUGE, digest, huge, image_registry, manifest, manifest_reply, ok, registry,
+    registry_with, reply, serve, trickled,
+};
 
-/// Serves each request with `handler(path, headers)`; records every request's head.
-fn serve(handler: Arc<Handler>) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
-            let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-            log.lock().expect("log").push(head.clone());
-            let (status, headers, body) = handler(&path, &head);
-            let mut stream = reader.into_inner();
-            let mut response = format!(
-                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in headers {
-                response.push_str(&format!("{k}: {v}\r\n"));
-            }
-            response.push_str("\r\n");
-            let _ = stream.write_all(response.as_bytes());
-            let _ = stream.write_all(&body);
+use crate::{Scratch, qyvol_in, qyvol_std, repo_root, stderr};
+
+/// Runs `cmd` (killed, and the test failed, past `limit`) and samples its peak resident
+/// memory in KiB (`VmHWM`) from `/proc/<pid>/status` while it runs; `None` when no sample of
+/// the `qyvol` process could be read.
+fn run_sampled(cmd: &mut Command, limit: Duration) -> (Output, Option<u64>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qyvol");
+    let status = format!("/proc/{}/status", child.id());
+    let deadline = Instant::now() + limit;
+    let mut peak = None;
+    while child.try_wait().expect("wait for qyvol").is_none() {
+        // Until exec, the child is a copy of this test process: only `qyvol`'s own lines count.
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && text.lines().next() == Some("Name:\tqyvol")
+            && let Some(kib) = text.lines().find_map(|l| {
+                l.strip_prefix("VmHWM:")
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+        {
+            peak = peak.max(Some(kib));
         }
-    });
-    (port, seen)
-}
-
-fn digest(bytes: &[u8]) -> String {
-    qyvol_store::bundle::sha256_digest(bytes).to_string()
-}
-
-/// An OCI manifest with a config and one wasm layer, as the fake registry serves it.
-fn manifest(config: (&str, usize), layer: (&str, usize)) -> Vec<u8> {
-    format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.wasm.config.v0+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/wasm","digest":"{}","size":{}}}]}}"#,
-        config.0, config.1, layer.0, layer.1
-    )
-    .into_bytes()
-}
-
-/// A fake registry; with `basic_auth` it challenges requests that carry no credentials.
-fn registry(
-    blob: impl Fn(&str) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync + 'static,
-    manifest_body: Vec<u8>,
-) -> (u16, Arc<Mutex<Vec<String>>>) {
-    registry_with(false, blob, manifest_body)
-}
-
-fn registry_with(
-    basic_auth: bool,
-    blob: impl Fn(&str) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync + 'static,
-    manifest_body: Vec<u8>,
-) -> (u16, Arc<Mutex<Vec<String>>>) {
-    serve(Arc::new(move |path: &str, head: &str| {
-        if basic_auth && !head.to_lowercase().contains("authorization: basic") {
-            return (
-                401,
-                vec![("WWW-Authenticate".into(), "Basic realm=\"fake\"".into())],
-                Vec::new(),
-            );
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("qyvol was still running after {limit:?}: {}", stderr(&out));
         }
-        let json = |body: Vec<u8>| {
-            let d = digest(&body);
-            (
-                200,
-                vec![
-                    (
-                        "Content-Type".into(),
-                        "application/vnd.oci.image.manifest.v1+json".into(),
-                    ),
-                    ("Docker-Content-Digest".into(), d),
-                ],
-                body,
-            )
-        };
-        if path == "/v2/" {
-            (200, vec![], b"{}".to_vec())
-        } else if path.contains("/manifests/") {
-            json(manifest_body.clone())
-        } else if path.contains("/blobs/") {
-            blob(path)
-        } else {
-            (404, vec![], Vec::new())
-        }
-    }))
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (child.wait_with_output().expect("output"), peak)
+}
+
+/// `qyvol pull reference` with its own home and `env`.
+fn pull(home: &Scratch, reference: &str, env: &[(&str, &str)]) -> (Output, Option<u64>) {
+    let mut cmd = qyvol_std();
+    cmd.env("QYVOL_HOME", home.dir.path())
+        .envs(env.iter().copied())
+        .args(["pull", reference]);
+    run_sampled(&mut cmd, Duration::from_secs(20))
+}
+
+/// What a test pull may use at most: `qyvol`'s own baseline plus a few MiB of buffers, far
+/// below the hundreds of MiB a hostile registry sends.
+const PEAK_KIB: u64 = 64 * 1024;
+
+/// Bytes the fake registry sent before `qyvol` hung up; far less than the whole body shows it
+/// was cut while streaming, not after.
+fn sent_before_hang_up(sent: &mpsc::Receiver<u64>) -> u64 {
+    sent.recv_timeout(Duration::from_secs(20))
+        .expect("the registry's sender noticed the client hang up")
 }
 
 fn assert_nothing_stored(home: &Scratch) {
@@ -113,53 +80,185 @@ fn assert_nothing_stored(home: &Scratch) {
         .output()
         .expect("images");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    for dir in ["store/blobs/sha256", "store/tmp"] {
+        let left: Vec<_> = std::fs::read_dir(home.path(dir))
+            .expect("the store exists")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(left.is_empty(), "{dir} holds {left:?}");
+    }
+}
+
+/// Pulls `localhost:PORT/huge:1` from the registry `serve(declared, sent)` starts to send a
+/// [`huge`] body, first without announcing its size, then announcing it: refused saying
+/// `why(declared, reference)`, with the registry cut off long before the end, memory bounded
+/// and nothing stored.
+fn assert_huge_bodies_refused(
+    serve: impl Fn(bool, mpsc::Sender<u64>) -> u16,
+    why: impl Fn(bool, &str) -> String,
+) {
+    for declared in [false, true] {
+        let (sent_tx, sent) = mpsc::channel();
+        let reference = format!("localhost:{}/huge:1", serve(declared, sent_tx));
+        let peak = assert_pull_refused(&reference, &[], &why(declared, &reference));
+        let sent = sent_before_hang_up(&sent);
+        assert!(sent < HUGE / 4, "qyvol read {sent} bytes");
+        let peak = peak.expect("VmHWM of qyvol from /proc");
+        assert!(peak < PEAK_KIB, "peak memory {peak} KiB");
+    }
+}
+
+/// `qyvol pull reference` with `env` fails (125) saying `why` and stores nothing; returns its
+/// peak memory.
+fn assert_pull_refused(reference: &str, env: &[(&str, &str)], why: &str) -> Option<u64> {
+    let home = Scratch::new();
+    let (out, peak) = pull(&home, reference, env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains(why), "{err}");
+    assert_nothing_stored(&home);
+    peak
 }
 
 #[test]
-fn a_blob_larger_than_its_descriptor_is_cut_off_and_nothing_is_stored() {
-    let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();
-    let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
-    // The descriptor claims 100 bytes; the registry sends the whole module and more.
-    let (cd, wd) = (digest(&config), digest(&wasm[..100]));
-    let body = manifest((&cd, config.len()), (&wd, 100));
-    let cfg = config.clone();
-    let (port, _) = registry(
-        move |path| {
-            if path.contains(&cd) {
-                (200, vec![], cfg.clone())
+fn a_blob_larger_than_its_descriptor_is_cut_off_at_its_size_and_nothing_is_stored() {
+    // The descriptor claims 100 bytes; the registry sends 300 MB.
+    let wd = digest(&[b'w'; 100]);
+    assert_huge_bodies_refused(
+        |declared, sent| image_registry((&wd, 100), move || huge(b"", b'w', declared, &sent)),
+        |declared, reference| {
+            let why = if declared {
+                format!("the registry announces {HUGE} bytes, more than the descriptor's 100")
             } else {
-                (200, vec![], wasm.repeat(4))
-            }
+                "the registry sent more than the descriptor's 100 bytes".into()
+            };
+            format!("registry blob `{wd}` of `{reference}`: {why}")
         },
-        body,
     );
+}
+
+#[test]
+fn a_300_mb_manifest_is_cut_off_at_the_4_mib_cap_with_memory_bounded() {
+    // Unannounced, it is cut while it streams; announced, refused before its body is read.
+    let prefix = br#"{"schemaVersion":2,"annotations":{"x":""#;
+    assert_huge_bodies_refused(
+        |declared, sent| {
+            let manifest = move || manifest_reply(huge(prefix, b'a', declared, &sent));
+            registry_with(false, |_| reply(404, vec![], Vec::new()), manifest).0
+        },
+        |declared, reference| {
+            let why = if declared {
+                format!(
+                    "the registry announces a manifest of {HUGE} bytes, more than the 4 MiB limit"
+                )
+            } else {
+                "the manifest is larger than 4 MiB: cut off".into()
+            };
+            format!("registry `{reference}`: {why}")
+        },
+    );
+}
+
+#[test]
+fn a_large_blob_streams_into_the_store_without_being_held_in_memory() {
+    // Held in memory (twice, as the code before streaming did), it would pass the bound alone.
+    let layer = b"not quite wasm ".repeat((40 << 20) / 15);
+    let (ld, len) = (digest(&layer), layer.len());
+    let port = image_registry((&ld, len), move || Body::Bytes(layer.clone()));
+    let home = Scratch::new();
+    let (out, peak) = pull(&home, &format!("localhost:{port}/large:1"), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stored = home.path(&format!("store/blobs/sha256/{}", &ld[7..]));
+    assert_eq!(
+        std::fs::metadata(&stored).map(|m| m.len()).ok(),
+        Some(len as u64),
+        "the layer is in the store"
+    );
+    let peak = peak.expect("VmHWM of qyvol from /proc");
+    assert!(peak < PEAK_KIB, "peak memory {peak} KiB for a 40 MiB blob");
+}
+
+#[test]
+fn a_registry_trickling_a_byte_every_two_seconds_is_cut_by_the_timeout() {
+    let layer = vec![b'w'; 4096];
+    let ld = digest(&layer);
+    let timeout = [("QYVOL_REGISTRY_TIMEOUT", "1s")];
+
+    // The manifest itself: a request that is not a blob has the timeout as its deadline.
+    let body = manifest((&digest(CONFIG), CONFIG.len()), (&ld, layer.len()));
+    let (port, _) = registry_with(
+        false,
+        |_| reply(404, vec![], Vec::new()),
+        move || manifest_reply(trickled(body.clone())),
+    );
+    assert_pull_refused(
+        &format!("localhost:{port}/slow:1"),
+        &timeout,
+        &format!(
+            "registry `localhost:{port}/slow:1`: the registry did not send the manifest within 1s: it is stalled or too slow (set QYVOL_REGISTRY_TIMEOUT to wait longer)"
+        ),
+    );
+
+    // A blob: cut when less than 1 KiB arrives within the timeout.
+    let port = image_registry((&ld, layer.len()), move || trickled(layer.clone()));
+    assert_pull_refused(
+        &format!("localhost:{port}/slow:1"),
+        &timeout,
+        &format!(
+            "registry blob `{ld}` of `localhost:{port}/slow:1`: the registry sent less than 1 KiB in 1s: the transfer stalled (set QYVOL_REGISTRY_TIMEOUT to wait longer)"
+        ),
+    );
+}
+
+#[test]
+fn a_slow_registry_that_keeps_sending_is_not_cut() {
+    let layer = vec![b'w'; 12 << 10];
+    let ld = digest(&layer);
+    // 2 KiB every 300 ms: 1.8 s for the layer, longer than the timeout, but more than 1 KiB
+    // within every second of it.
+    let port = image_registry((&ld, layer.len()), move || Body::Paced {
+        bytes: layer.clone(),
+        piece: 2 << 10,
+        every: Duration::from_millis(300),
+    });
+    let home = Scratch::new();
+    let timeout = [("QYVOL_REGISTRY_TIMEOUT", "1s")];
+    let (out, _) = pull(&home, &format!("localhost:{port}/slow:1"), &timeout);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stored = home.path(&format!("store/blobs/sha256/{}", &ld[7..]));
+    assert!(stored.exists(), "the layer is in the store");
+}
+
+#[test]
+fn a_registry_timeout_that_is_not_a_duration_is_refused() {
     let home = Scratch::new();
     let out = qyvol_in(home.dir.path())
-        .args(["pull", &format!("localhost:{port}/big:1")])
+        .env("QYVOL_REGISTRY_TIMEOUT", "soon")
+        .args(["pull", "localhost:1/hello:1"])
         .output()
         .expect("pull");
-    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
-    assert_nothing_stored(&home);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("QYVOL_REGISTRY_TIMEOUT: `soon` is not a duration"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_unknown_digest_algorithm_is_rejected() {
     let sha512 = format!("sha512:{}", "ab".repeat(64));
     let body = manifest((&sha512, 10), (&sha512, 10));
-    let (port, _) = registry(|_| (200, vec![], vec![0u8; 10]), body);
-    let home = Scratch::new();
-    let out = qyvol_in(home.dir.path())
-        .args(["pull", &format!("localhost:{port}/odd:1")])
-        .output()
-        .expect("pull");
-    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("only `sha256:` digests are supported"),
-        "{}",
-        stderr(&out)
+    let (port, _) = registry(|_| ok(Body::Bytes(vec![0u8; 10])), body);
+    assert_pull_refused(
+        &format!("localhost:{port}/odd:1"),
+        &[],
+        &format!(
+            "`{}` is not a digest Qyvol accepts: only `sha256:` digests are supported",
+            &sha512[..80]
+        ),
     );
-    assert_nothing_stored(&home);
 }
 
 #[test]
@@ -172,7 +271,7 @@ fn redirects_to_file_urls_fail_and_credentials_never_reach_another_host() {
     let body = manifest((&cd, config.len()), (&wd, wasm.len()));
     let (port, _) = registry(
         |_| {
-            (
+            reply(
                 307,
                 vec![("Location".into(), "file:///etc/passwd".into())],
                 Vec::new(),
@@ -193,21 +292,21 @@ fn redirects_to_file_urls_fail_and_credentials_never_reach_another_host() {
     let cd2 = cd.clone();
     let (other, other_seen) = serve(Arc::new(move |path: &str, _: &str| {
         if path.contains(&cd2) {
-            (200, vec![], cfg.clone())
+            ok(Body::Bytes(cfg.clone()))
         } else {
-            (200, vec![], w.clone())
+            ok(Body::Bytes(w.clone()))
         }
     }));
     let (port, seen) = registry_with(
         true,
         move |path| {
-            (
+            reply(
                 307,
                 vec![("Location".into(), format!("http://127.0.0.1:{other}{path}"))],
                 Vec::new(),
             )
         },
-        body,
+        move || manifest_reply(Body::Bytes(body.clone())),
     );
     let docker = Scratch::new();
     docker.write(

@@ -1,0 +1,286 @@
+//! Reading from a registry under bounds Qyvol sets rather than trusts: a manifest is cut at
+//! 4 MiB while it streams (its `Content-Length` is checked first but never relied on) and must
+//! arrive within the timeout; a blob is cut at its descriptor's size and whenever less than
+//! 1 KiB arrives within the timeout (curl's and git's "low speed limit"), so a slow but moving
+//! pull of a large module goes on while a stalled or trickling one ends.
+//!
+//! oci-client reads manifests and error bodies whole before anything can look at their size,
+//! so the reads are made here with reqwest, the HTTP client oci-client itself is built on (same
+//! TLS, same redirect rules: credentials are dropped on a redirect to another host or scheme).
+//! oci-client still answers the registry's authentication challenge (`Client::auth`), and its
+//! token is what these requests carry.
+
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use crate::bundle::Descriptor;
+use oci_client::RegistryOperation;
+use oci_client::errors::{OciDistributionError, OciEnvelope};
+use qyvol_common::DurationSpec;
+use reqwest::header::{ACCEPT, HeaderMap};
+
+use super::pace::Pace;
+use super::{ACCEPTED_MANIFESTS, Progress, Remote};
+use crate::Reference;
+
+/// No image manifest is larger (containerd and Docker cap them at 4 MiB too).
+const MAX_MANIFEST: u64 = 4 << 20;
+/// How much of an error answer is read for its message.
+const MAX_ERROR_BODY: u64 = 64 << 10;
+
+/// How long Qyvol waits on a registry unless `QYVOL_REGISTRY_TIMEOUT` says otherwise: the whole
+/// of a request that is not a blob, and the window in which a blob must move 1 KiB.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FetchError {
+    #[error("{0}; is the registry running and reachable?")]
+    Unreachable(String),
+    #[error("the registry refused the request ({0}); log in with `qyvol login {1}`")]
+    Unauthorized(String, String),
+    /// The connection failed after it was made (TLS, protocol, a redirect refused).
+    #[error("{0}")]
+    Http(String),
+    /// The registry answered with an error status.
+    #[error("{0}")]
+    Status(String),
+    #[error(
+        "the registry did not send the {what} within {timeout}: it is stalled or too slow (set QYVOL_REGISTRY_TIMEOUT to wait longer)"
+    )]
+    Deadline {
+        what: &'static str,
+        timeout: DurationSpec,
+    },
+    #[error("the registry sent less than {} in {window}: the transfer stalled (set QYVOL_REGISTRY_TIMEOUT to wait longer)", bytes(*.need))]
+    Stalled { need: u64, window: DurationSpec },
+    #[error("the registry announces a manifest of {0} bytes, more than the 4 MiB limit")]
+    ManifestAnnounced(u64),
+    #[error("the manifest is larger than 4 MiB: cut off")]
+    ManifestTooLarge,
+    #[error("the registry announces {announced} bytes, more than the descriptor's {size}")]
+    BlobAnnounced { announced: u64, size: u64 },
+    #[error("the registry sent more than the descriptor's {0} bytes")]
+    BlobTooLarge(u64),
+    #[error("cannot write it into the store: {0}")]
+    Store(std::io::Error),
+}
+
+impl FetchError {
+    /// The registry could not be talked to at all, or not in time.
+    pub(super) fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable(_) | Self::Http(_) | Self::Deadline { .. } | Self::Stalled { .. }
+        )
+    }
+}
+
+fn bytes(n: u64) -> String {
+    if n.is_multiple_of(1024) {
+        format!("{} KiB", n / 1024)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// An error with its causes, which reqwest keeps out of its own message.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl From<reqwest::Error> for FetchError {
+    fn from(e: reqwest::Error) -> Self {
+        if e.is_connect() {
+            Self::Unreachable(chain(&e))
+        } else {
+            Self::Http(chain(&e))
+        }
+    }
+}
+
+enum Credentials {
+    None,
+    Bearer(String),
+    Basic(String, String),
+}
+
+/// A connection to one repository of a registry, authorised for pulling.
+pub(super) struct Session {
+    http: reqwest::Client,
+    /// `scheme://registry/v2/repository`
+    base: String,
+    registry: String,
+    credentials: Credentials,
+    timeout: Duration,
+}
+
+impl Session {
+    /// Answers the registry's authentication challenge (through oci-client) within the timeout.
+    pub(super) async fn open(reference: &Reference, remote: &Remote) -> Result<Self, FetchError> {
+        let registry = reference.resolve_registry().to_string();
+        let timeout = remote.timeout;
+        let token = Pace::deadline(timeout, "answer to authentication")
+            .wait(
+                remote
+                    .client(reference)
+                    .auth(reference, &remote.auth(), RegistryOperation::Pull),
+            )
+            .await?
+            .map_err(|e| oci_error(e, &registry))?;
+        let credentials = match (token, &remote.credentials) {
+            (Some(token), _) => Credentials::Bearer(token),
+            (None, Some(c)) => Credentials::Basic(c.username.clone(), c.password.clone()),
+            (None, None) => Credentials::None,
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("qyvol/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(timeout)
+            .build()
+            .map_err(FetchError::from)?;
+        Ok(Self {
+            http,
+            base: format!(
+                "{}://{registry}/v2/{}",
+                remote.scheme(reference),
+                reference.repository()
+            ),
+            registry,
+            credentials,
+            timeout,
+        })
+    }
+
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.get(url);
+        match &self.credentials {
+            Credentials::None => request,
+            Credentials::Bearer(token) => request.bearer_auth(token),
+            Credentials::Basic(user, password) => request.basic_auth(user, Some(password)),
+        }
+    }
+
+    /// The manifest `reference` names, at most 4 MiB, and the digest the registry gives for it.
+    pub(super) async fn manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<(Vec<u8>, Option<String>), FetchError> {
+        let name = reference.digest().or(reference.tag()).unwrap_or("latest");
+        let mut pace = Pace::deadline(self.timeout, "manifest");
+        let request = self
+            .get(&format!("{}/manifests/{name}", self.base))
+            .header(ACCEPT, ACCEPTED_MANIFESTS.join(", "));
+        let mut response = self.answer(&mut pace, request.send()).await?;
+        if let Some(n) = response.content_length().filter(|&n| n > MAX_MANIFEST) {
+            return Err(FetchError::ManifestAnnounced(n));
+        }
+        let digest = docker_digest(response.headers());
+        let mut body = Vec::new();
+        while let Some(chunk) = pace.next(&mut response).await? {
+            if (body.len() + chunk.len()) as u64 > MAX_MANIFEST {
+                return Err(FetchError::ManifestTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, digest))
+    }
+
+    /// Streams the blob `desc` into `out`, cut at the descriptor's size and when it stalls.
+    pub(super) async fn blob(
+        &self,
+        desc: &Descriptor,
+        out: &mut dyn Write,
+        progress: Option<(&dyn Progress, usize)>,
+    ) -> Result<(), FetchError> {
+        let mut pace = Pace::rate(self.timeout, desc.size);
+        let request = self.get(&format!("{}/blobs/{}", self.base, desc.digest));
+        let mut response = self.answer(&mut pace, request.send()).await?;
+        if let Some(announced) = response.content_length().filter(|&n| n > desc.size) {
+            return Err(FetchError::BlobAnnounced {
+                announced,
+                size: desc.size,
+            });
+        }
+        let mut written = 0u64;
+        while let Some(chunk) = pace.next(&mut response).await? {
+            written += chunk.len() as u64;
+            if written > desc.size {
+                return Err(FetchError::BlobTooLarge(desc.size));
+            }
+            out.write_all(&chunk).map_err(FetchError::Store)?;
+            if let Some((p, id)) = progress {
+                p.advance(id, chunk.len() as u64);
+            }
+        }
+        Ok(())
+    }
+
+    /// The response to `request` once its head is in and says 200; anything else becomes an
+    /// error carrying the registry's own message (read within bounds).
+    async fn answer(
+        &self,
+        pace: &mut Pace,
+        request: impl Future<Output = reqwest::Result<reqwest::Response>>,
+    ) -> Result<reqwest::Response, FetchError> {
+        let mut response = pace.wait(request).await??;
+        let status = response.status();
+        if status == reqwest::StatusCode::OK {
+            return Ok(response);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = pace.next(&mut response).await? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 >= MAX_ERROR_BODY {
+                break;
+            }
+        }
+        let message = match serde_json::from_slice::<OciEnvelope>(&body) {
+            Ok(envelope) => envelope
+                .errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(_) => String::from_utf8_lossy(&body)
+                .trim()
+                .chars()
+                .take(200)
+                .collect(),
+        };
+        let text = format!("the registry answered {status}: {message}");
+        Err(if status == reqwest::StatusCode::UNAUTHORIZED {
+            FetchError::Unauthorized(text, self.registry.clone())
+        } else {
+            FetchError::Status(text)
+        })
+    }
+}
+
+/// The registry's `Docker-Content-Digest`, when it is a sha256 digest Qyvol can check.
+fn docker_digest(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("Docker-Content-Digest")
+        .and_then(|v| v.to_str().ok())
+        .filter(|d| d.starts_with("sha256:"))
+        .map(str::to_string)
+}
+
+fn oci_error(e: OciDistributionError, registry: &str) -> FetchError {
+    match e {
+        OciDistributionError::RequestError(e) => e.into(),
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => {
+            FetchError::Unauthorized(e.to_string(), registry.to_string())
+        }
+        other => FetchError::Status(other.to_string()),
+    }
+}
