@@ -14,7 +14,7 @@ pub enum Code {
     NotWasm = 65,
     /// A file or folder that was named does not exist.
     MissingFile = 66,
-    /// The environment's policy refused a grant.
+    /// The environment's policy refused a grant, or Qyvol never grants it (a mount on procfs).
     Denied = 77,
     /// The manifest is malformed or invalid.
     BadManifest = 78,
@@ -72,6 +72,7 @@ impl From<qyvol_common::ManifestError> for Failure {
             K::BadManifest => (Code::BadManifest, Msg::BadManifest),
             K::MissingFile => (Code::MissingFile, Msg::MissingFile),
             K::NotWasm => (Code::NotWasm, Msg::NotWasm),
+            K::Denied => (Code::Denied, Msg::DeniedGrant),
         };
         Self::new(code, headline, e)
     }

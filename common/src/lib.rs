@@ -4,6 +4,7 @@
 
 pub mod bundle;
 mod error;
+mod folder;
 mod home;
 mod manifest;
 mod network;
@@ -12,6 +13,7 @@ mod types;
 mod yaml;
 
 pub use error::{ErrorKind, ManifestError};
+pub use folder::{Folder, FolderError, open_mount};
 pub use home::Home;
 pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits,
