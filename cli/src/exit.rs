@@ -16,7 +16,7 @@ pub enum Code {
     MissingFile = 66,
     /// The environment's policy refused a grant, or Qyvol never grants it (a mount on procfs).
     Denied = 77,
-    /// The manifest is malformed or invalid.
+    /// The manifest is malformed or invalid, or the mounts cannot go together.
     BadManifest = 78,
     /// The time limit passed or the fuel ran out.
     Timeout = 124,
@@ -80,6 +80,7 @@ impl From<qyvol_common::ManifestError> for Failure {
 
 impl From<qyvol_runtime::RuntimeError> for Failure {
     fn from(e: qyvol_runtime::RuntimeError) -> Self {
+        use qyvol_common::FolderError;
         use qyvol_runtime::RuntimeError as E;
         match &e {
             E::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
@@ -91,7 +92,13 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
             | E::UnsupportedImport { .. }
             | E::Compile { .. }
             | E::CompileTimeout { .. } => Self::new(Code::NotWasm, Msg::InvalidModule, e),
-            E::Mount { .. } => Self::new(Code::MissingFile, Msg::MissingFile, e),
+            E::MountFolder { problem, .. } => match problem {
+                FolderError::Missing => Self::new(Code::MissingFile, Msg::MissingFile, e),
+                FolderError::Procfs => Self::new(Code::Denied, Msg::DeniedGrant, e),
+                _ => Self::new(Code::BadManifest, Msg::BadMount, e),
+            },
+            E::MountOverlap(_) => Self::new(Code::BadManifest, Msg::BadMount, e),
+            E::Mount { .. } => Self::internal(e),
             E::Serve(_) => Self::new(Code::BadManifest, Msg::BadManifest, e),
             E::Engine(_) => Self::internal(e),
         }

@@ -294,6 +294,7 @@ pub(crate) fn request(
             host: m.host.clone(),
             guest: m.guest.as_str().into(),
             readonly: m.readonly.unwrap_or(policy.untrusted),
+            beneath: m.beneath.clone(),
         })
         .collect();
     for m in &grants.mount {
@@ -321,6 +322,7 @@ pub(crate) fn request(
             host,
             guest: m.guest.as_str().into(),
             readonly: m.readonly.unwrap_or(policy.untrusted),
+            beneath: None,
         });
     }
 
