@@ -14,9 +14,9 @@ pub enum Code {
     NotWasm = 65,
     /// A file or folder that was named does not exist.
     MissingFile = 66,
-    /// The environment's policy refused a grant.
+    /// The environment's policy refused a grant, or Qyvol never grants it (a mount on procfs).
     Denied = 77,
-    /// The manifest is malformed or invalid.
+    /// The manifest is malformed or invalid, or the mounts cannot go together.
     BadManifest = 78,
     /// The time limit passed or the fuel ran out.
     Timeout = 124,
@@ -72,6 +72,7 @@ impl From<qyvol_common::ManifestError> for Failure {
             K::BadManifest => (Code::BadManifest, Msg::BadManifest),
             K::MissingFile => (Code::MissingFile, Msg::MissingFile),
             K::NotWasm => (Code::NotWasm, Msg::NotWasm),
+            K::Denied => (Code::Denied, Msg::DeniedGrant),
         };
         Self::new(code, headline, e)
     }
@@ -79,6 +80,7 @@ impl From<qyvol_common::ManifestError> for Failure {
 
 impl From<qyvol_runtime::RuntimeError> for Failure {
     fn from(e: qyvol_runtime::RuntimeError) -> Self {
+        use qyvol_common::FolderError;
         use qyvol_runtime::RuntimeError as E;
         match &e {
             E::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
@@ -90,7 +92,13 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
             | E::UnsupportedImport { .. }
             | E::Compile { .. }
             | E::CompileTimeout { .. } => Self::new(Code::NotWasm, Msg::InvalidModule, e),
-            E::Mount { .. } => Self::new(Code::MissingFile, Msg::MissingFile, e),
+            E::MountFolder { problem, .. } => match problem {
+                FolderError::Missing => Self::new(Code::MissingFile, Msg::MissingFile, e),
+                FolderError::Procfs => Self::new(Code::Denied, Msg::DeniedGrant, e),
+                _ => Self::new(Code::BadManifest, Msg::BadMount, e),
+            },
+            E::MountOverlap(_) => Self::new(Code::BadManifest, Msg::BadMount, e),
+            E::Mount { .. } => Self::internal(e),
             E::Serve(_) => Self::new(Code::BadManifest, Msg::BadManifest, e),
             E::Engine(_) => Self::internal(e),
         }

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     MissingFile,
     /// The entrypoint exists but is not a WebAssembly binary.
     NotWasm,
+    /// Something is asked that Qyvol never grants (a mount of its own process, on procfs).
+    Denied,
 }
 
 /// A position inside the manifest (1-based).

@@ -4,6 +4,7 @@
 
 mod digest;
 mod error;
+mod folder;
 mod home;
 mod manifest;
 mod network;
@@ -13,6 +14,7 @@ mod yaml;
 
 pub use digest::{Digest, DigestError};
 pub use error::{ErrorKind, ManifestError};
+pub use folder::{Folder, FolderError, open_mount};
 pub use home::Home;
 pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, Packaged,

@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 use crate::yaml::parse;
 
 use crate::error::{ErrorKind, ManifestError};
+use crate::folder::{FolderError, open_mount};
 use crate::network::{GrantKind, NetworkGrant, Route};
 use crate::policy::{Environment, Policy, PolicyViolation};
 use crate::types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, check_env};
@@ -114,11 +115,15 @@ struct RawLimits {
 /// A host folder made visible to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
-    /// Canonical host path (symlinks resolved, absolute).
+    /// Absolute host path without symlinks: the manifest's folder joined with the written
+    /// path, or with `--allow-outside` the written path canonicalised.
     pub host: PathBuf,
     pub guest: GuestPath,
     /// `None`: not said; writable under `native`, read-only under `sandbox` and `edge`.
     pub readonly: Option<bool>,
+    /// The folder `host` must be opened beneath (the manifest's, canonical); `None` with
+    /// `--allow-outside`. See [`crate::open_mount`].
+    pub beneath: Option<PathBuf>,
 }
 
 /// A mount a bundle's or image's manifest asks for: shown to the operator, granted only by
@@ -430,35 +435,20 @@ fn resolve(
         let host = &m.value.host;
         check_path_text(&host.value)
             .map_err(|msg| fail(ErrorKind::BadManifest, msg, &host.referenced))?;
-        let joined = dir.join(&host.value);
-        let canonical = joined.canonicalize().map_err(|e| {
-            fail(
-                ErrorKind::MissingFile,
-                format!(
-                    "mount host folder `{}` does not exist: {e}; create it or fix `host`",
-                    host.value
-                ),
-                &host.referenced,
-            )
-        })?;
-        if !canonical.is_dir() {
-            return Err(fail(
-                ErrorKind::BadManifest,
-                format!("mount host `{}` is not a folder", host.value),
-                &host.referenced,
-            ));
-        }
-        if !inside(&canonical) {
-            return Err(fail(
-                ErrorKind::BadManifest,
-                format!(
-                    "mount host `{}` resolves to `{}`, outside the manifest's folder: {outside_hint}",
-                    host.value,
-                    canonical.display()
-                ),
-                &host.referenced,
-            ));
-        }
+        let (resolved, beneath) =
+            mount_host(dir, &canonical_dir, &host.value, options.allow_outside).map_err(|e| {
+                let (kind, hint) = match e {
+                    FolderError::Missing => (ErrorKind::MissingFile, "; create it or fix `host`"),
+                    FolderError::Outside => (
+                        ErrorKind::BadManifest,
+                        "; pass `--allow-outside` to permit it",
+                    ),
+                    FolderError::Procfs => (ErrorKind::Denied, ""),
+                    _ => (ErrorKind::BadManifest, ""),
+                };
+                let msg = format!("mount host `{}`: {e}{hint}", host.value);
+                fail(kind, msg, &host.referenced)
+            })?;
         if mounts.iter().any(|x: &Mount| x.guest == m.value.guest) {
             return Err(fail(
                 ErrorKind::BadManifest,
@@ -467,9 +457,10 @@ fn resolve(
             ));
         }
         mounts.push(Mount {
-            host: canonical,
+            host: resolved,
             guest: m.value.guest.clone(),
             readonly: m.value.readonly,
+            beneath,
         });
     }
 
@@ -555,6 +546,33 @@ fn packaged_entry(text: &str, joined: &Path) -> Option<Packaged> {
         && !text.starts_with(['.', '/'])
         && !text.ends_with(".wasm");
     reference_like.then(|| Packaged::Image(text.to_string()))
+}
+
+/// Where a mount's folder is, and what it must stay beneath: the manifest's folder joined with
+/// the written path, opened beneath that folder following no symlink; with `--allow-outside`,
+/// the written path canonicalised. The folder is opened here only to report a problem at its
+/// line: the runtime opens it again the same way, and that handle is what the guest gets.
+fn mount_host(
+    dir: &Path,
+    canonical_dir: &Path,
+    written: &str,
+    allow_outside: bool,
+) -> Result<(PathBuf, Option<PathBuf>), FolderError> {
+    if allow_outside {
+        let host = dir.join(written).canonicalize().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                FolderError::Missing
+            } else {
+                FolderError::Io(e)
+            }
+        })?;
+        open_mount(&host, None)?;
+        return Ok((host, None));
+    }
+    // `components` drops `.`; `..` stays for the kernel to resolve (and keep beneath).
+    let host: PathBuf = canonical_dir.join(written).components().collect();
+    open_mount(&host, Some(canonical_dir))?;
+    Ok((host, Some(canonical_dir.to_path_buf())))
 }
 
 fn check_path_text(p: &str) -> Result<(), String> {

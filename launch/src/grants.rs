@@ -121,6 +121,7 @@ pub fn request(
             host: m.host.clone(),
             guest: m.guest.as_str().into(),
             readonly: m.readonly.unwrap_or(policy.untrusted),
+            beneath: m.beneath.clone(),
         })
         .collect();
     for m in &op.mounts {
@@ -143,6 +144,7 @@ pub fn request(
             host,
             guest: m.guest.as_str().into(),
             readonly: m.readonly.unwrap_or(policy.untrusted),
+            beneath: None,
         });
     }
 

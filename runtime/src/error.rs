@@ -17,12 +17,23 @@ pub enum RuntimeError {
     Invalid { path: PathBuf, reason: String },
     #[error("import `{import}` is not provided by Qyvol: {hint}")]
     UnsupportedImport { import: String, hint: String },
+    /// wasmtime-wasi could not take a folder that was opened and checked.
     #[error("cannot open mount `{host}` for `{guest}`: {reason}")]
     Mount {
         host: PathBuf,
         guest: String,
         reason: String,
     },
+    /// A mount's host folder cannot be mounted (missing, a symlink, on procfs, ...).
+    #[error("cannot mount `{host}` on `{guest}`: {problem}")]
+    MountFolder {
+        host: PathBuf,
+        guest: String,
+        problem: qyvol_common::FolderError,
+    },
+    /// Two mounts overlap in a way that would undo one's mode or make paths ambiguous.
+    #[error("{0}")]
+    MountOverlap(String),
     #[error("compiling `{path}` failed: {reason}")]
     Compile { path: PathBuf, reason: String },
     #[error(

@@ -116,7 +116,8 @@ impl Prepared {
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
         let network = NetworkAccess::new(&req.network, req.denials.clone());
-        let mut b = wasi::builder(req, &network)?;
+        let mounts = wasi::Mounts::open(&req.mounts)?;
+        let mut b = wasi::builder(req, &mounts, &network)?;
         b.inherit_stdio();
         let wasi = b.build_p1();
         let mut store = Store::new(
@@ -145,7 +146,8 @@ impl Prepared {
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
         let network = NetworkAccess::new(&req.network, req.denials.clone());
-        let mut b = wasi::builder(req, &network)?;
+        let mounts = wasi::Mounts::open(&req.mounts)?;
+        let mut b = wasi::builder(req, &mounts, &network)?;
         b.inherit_stdio();
         let host = ComponentHost {
             ctx: b.build(),

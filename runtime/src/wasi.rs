@@ -2,8 +2,9 @@
 //! Nothing of the host is visible unless granted: no inherited environment, only the listed
 //! folders, only the granted addresses. Standard streams are the caller's choice.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use qyvol_common::{Folder, FolderError, open_mount};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::RuntimeError;
@@ -13,13 +14,139 @@ use crate::run::RunRequest;
 /// A host folder the guest may see at `guest`.
 #[derive(Debug, Clone)]
 pub struct MountGrant {
+    /// The folder: absolute and free of symlinks (canonicalised by whoever trusted the path,
+    /// or checked beneath `beneath`); a symlink found when it is opened is refused.
     pub host: PathBuf,
     pub guest: String,
     pub readonly: bool,
+    /// The folder `host` must stay beneath (a manifest's folder, unless `--allow-outside`):
+    /// `host` is then opened from a handle on it, so neither `..` nor a swap leads out.
+    pub beneath: Option<PathBuf>,
+}
+
+/// A run's mounts: every host folder opened once and checked, guest paths that do not nest,
+/// and no read-only folder inside a writable one. The guest gets these handles, never the
+/// paths looked up again; `run`, `serve` and anything else that runs guests go through here.
+pub(crate) struct Mounts(Vec<(Folder, MountGrant)>);
+
+impl Mounts {
+    pub(crate) fn open(grants: &[MountGrant]) -> Result<Self, RuntimeError> {
+        check_guest_paths(grants)?;
+        let mut opened = Vec::with_capacity(grants.len());
+        for grant in grants {
+            let folder = open_mount(&grant.host, grant.beneath.as_deref())
+                .map_err(|problem| refused(grant, problem))?;
+            opened.push((folder, grant.clone()));
+        }
+        check_modes(&opened)?;
+        Ok(Self(opened))
+    }
+
+    fn preopen(&self, b: &mut WasiCtxBuilder) -> Result<(), RuntimeError> {
+        for (folder, grant) in &self.0 {
+            let perms = if grant.readonly {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            b.preopened_dir(handle_path(folder, grant), &grant.guest, perms)
+                .map_err(|e| RuntimeError::Mount {
+                    host: grant.host.clone(),
+                    guest: grant.guest.clone(),
+                    reason: format!("{e:#}"),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+/// wasmtime-wasi opens preopens by path: on Linux the path of the open handle itself, which
+/// names the folder opened and checked even if its own path now leads elsewhere.
+fn handle_path(folder: &Folder, grant: &MountGrant) -> PathBuf {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::{AsFd, AsRawFd};
+        let _ = grant;
+        PathBuf::from(format!("/proc/self/fd/{}", folder.as_fd().as_raw_fd()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = folder;
+        grant.host.clone()
+    }
+}
+
+fn refused(grant: &MountGrant, problem: FolderError) -> RuntimeError {
+    RuntimeError::MountFolder {
+        host: grant.host.clone(),
+        guest: grant.guest.clone(),
+        problem,
+    }
+}
+
+/// A guest path inside another (`/data` and `/data/config`) is refused: `/data/./config/x`
+/// would reach one mount and `/data/config/x` the other, so a path's mount would depend on
+/// its spelling.
+fn check_guest_paths(grants: &[MountGrant]) -> Result<(), RuntimeError> {
+    let parts = |g: &MountGrant| -> Vec<String> {
+        g.guest
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect()
+    };
+    for (i, a) in grants.iter().enumerate() {
+        for b in &grants[..i] {
+            let (pa, pb) = (parts(a), parts(b));
+            let (outer, inner) = if pa.len() <= pb.len() { (a, b) } else { (b, a) };
+            if pa.starts_with(&pb) || pb.starts_with(&pa) {
+                return Err(RuntimeError::MountOverlap(if pa == pb {
+                    format!(
+                        "`{}` and `{}` are mounted on the same guest path `{}`: give each its own",
+                        b.host.display(),
+                        a.host.display(),
+                        b.guest
+                    )
+                } else {
+                    format!(
+                        "the guest path `{}` (for `{}`) is inside `{}` (for `{}`), so one path could reach either folder depending on how it is spelled: mount them on guest paths that do not contain one another",
+                        inner.guest,
+                        inner.host.display(),
+                        outer.guest,
+                        outer.host.display()
+                    )
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A read-only folder inside (or equal to) a writable mount's folder could be written through
+/// the writable mount (`/data/config/x` beside a read-only `/config`), so it is refused; found
+/// from the opened handles, so no spelling of either path hides it. A writable folder inside a
+/// read-only one is fine: the guest can change exactly what was granted writable.
+fn check_modes(opened: &[(Folder, MountGrant)]) -> Result<(), RuntimeError> {
+    for (ro, r) in opened.iter().filter(|(_, g)| g.readonly) {
+        for (rw, w) in opened.iter().filter(|(_, g)| !g.readonly) {
+            if ro.is_within(rw).map_err(|problem| refused(r, problem))? {
+                return Err(RuntimeError::MountOverlap(format!(
+                    "the read-only mount `{}` (`{}`) is inside the writable mount `{}` (`{}`), so the guest could change it through `{}`: mount folders that do not contain one another, or give both the same mode",
+                    r.guest,
+                    r.host.display(),
+                    w.guest,
+                    w.host.display(),
+                    w.guest
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn builder(
     req: &RunRequest,
+    mounts: &Mounts,
     network: &NetworkAccess,
 ) -> Result<WasiCtxBuilder, RuntimeError> {
     let mut b = WasiCtxBuilder::new();
@@ -40,89 +167,25 @@ pub(crate) fn builder(
     }
     // A guest cannot make the host allocate more than this in one `random_get`.
     b.max_random_size(16 * 1024 * 1024);
-    for m in &req.mounts {
-        let perms = if m.readonly {
-            FsPerms::ReadOnly
-        } else {
-            FsPerms::ReadWrite
-        };
-        let handle = open_checked(&m.host).map_err(|reason| RuntimeError::Mount {
-            host: m.host.clone(),
-            guest: m.guest.clone(),
-            reason,
-        })?;
-        b.preopened_dir(handle.path(), &m.guest, perms)
-            .map_err(|e| RuntimeError::Mount {
-                host: m.host.clone(),
-                guest: m.guest.clone(),
-                reason: format!("{e:#}"),
-            })?;
-    }
+    mounts.preopen(&mut b)?;
     Ok(b)
-}
-
-/// A directory opened once, whose open handle is what the guest gets: if the folder is
-/// swapped for a symlink after it was checked, the swap is either refused (`O_NOFOLLOW`) or
-/// noticed (the handle no longer names the checked path), never followed.
-struct CheckedDir {
-    #[cfg(target_os = "linux")]
-    file: std::fs::File,
-    #[cfg(not(target_os = "linux"))]
-    path: PathBuf,
-}
-
-impl CheckedDir {
-    fn path(&self) -> PathBuf {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            self.path.clone()
-        }
-    }
-}
-
-fn open_checked(host: &Path) -> Result<CheckedDir, String> {
-    if host.as_os_str().as_encoded_bytes().contains(&0) {
-        return Err("the path contains a NUL byte".into());
-    }
-    let canonical = host.canonicalize().map_err(|e| format!("{e}"))?;
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&canonical)
-            .map_err(|e| format!("{e} (it must be a folder, not a symlink)"))?;
-        let dir = CheckedDir { file };
-        let opened = std::fs::read_link(dir.path()).map_err(|e| e.to_string())?;
-        if opened != canonical {
-            return Err(format!(
-                "the folder changed while it was being opened (now `{}`)",
-                opened.display()
-            ));
-        }
-        Ok(dir)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        if !canonical.is_dir() {
-            return Err("it is not a folder".into());
-        }
-        Ok(CheckedDir { path: canonical })
-    }
 }
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
-    /// HOSTILE row 17: the folder is swapped for a symlink after it was checked and opened;
-    /// the guest must still get the folder that was checked, never the symlink's target.
+    fn grant(host: &std::path::Path, guest: &str) -> MountGrant {
+        MountGrant {
+            host: host.to_path_buf(),
+            guest: guest.into(),
+            readonly: true,
+            beneath: None,
+        }
+    }
+
+    /// HOSTILE row 17: the folder is swapped for a symlink after it was opened; the guest
+    /// must still get the folder that was opened, never the symlink's target.
     #[test]
     fn a_folder_swapped_for_a_symlink_after_opening_is_not_followed() {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -133,11 +196,12 @@ mod tests {
         std::fs::create_dir(&elsewhere).expect("mkdir");
         std::fs::write(elsewhere.join("theirs.txt"), "theirs").expect("write");
 
-        let handle = open_checked(&data).expect("opens");
+        let mounts = Mounts::open(&[grant(&data, "/data")]).expect("opens");
         std::fs::rename(&data, tmp.path().join("moved")).expect("move the checked folder away");
         std::os::unix::fs::symlink(&elsewhere, &data).expect("put a symlink in its place");
 
-        let names: Vec<_> = std::fs::read_dir(handle.path())
+        let (folder, grant) = &mounts.0[0];
+        let names: Vec<_> = std::fs::read_dir(handle_path(folder, grant))
             .expect("read through the handle")
             .map(|e| e.expect("entry").file_name())
             .collect();
@@ -149,7 +213,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let file = tmp.path().join("f");
         std::fs::write(&file, "x").expect("write");
-        assert!(open_checked(&file).is_err());
-        assert!(open_checked(&tmp.path().join("missing")).is_err());
+        assert!(Mounts::open(&[grant(&file, "/f")]).is_err());
+        assert!(Mounts::open(&[grant(&tmp.path().join("missing"), "/m")]).is_err());
     }
 }

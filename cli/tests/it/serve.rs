@@ -904,6 +904,17 @@ fn serve_refuses_what_it_cannot_serve_before_listening() {
             65,
             "incoming-handler",
         ),
+        // Mounts are checked where every guest gets them (HOSTILE row 35).
+        (
+            "name: a\nentrypoint: http-probe.wasm\nruntime: wasi-http\nmounts:\n  - { host: ./data, guest: /data, readonly: false }\n  - { host: ./data, guest: /ro, readonly: true }\n",
+            78,
+            "the read-only mount `/ro`",
+        ),
+        (
+            "name: a\nentrypoint: http-probe.wasm\nruntime: wasi-http\nenvironment: edge\nmounts:\n  - { host: ./data, guest: /data }\n  - { host: ./data, guest: /data/again }\n",
+            78,
+            "the guest path `/data/again`",
+        ),
     ];
     scratch.guest("http-probe.wasm");
     scratch.guest("probe-p2.wasm");

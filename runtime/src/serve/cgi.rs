@@ -42,7 +42,7 @@ impl Template {
         peer: SocketAddr,
     ) -> Result<Response<Body>, Failure> {
         let (parts, body) = req.into_parts();
-        let mut b = wasi::builder(&app.request, &app.network)
+        let mut b = wasi::builder(&app.request, &app.mounts, &app.network)
             .map_err(|e| Failure::Protocol(e.to_string()))?;
         for (k, v) in request_env(&parts, body.len(), app, peer) {
             if !app.request.env.iter().any(|(mine, _)| *mine == k) {

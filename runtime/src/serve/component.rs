@@ -44,7 +44,7 @@ impl Template {
                 "the request has no `Host` header".into(),
             ));
         }
-        let mut b = wasi::builder(&app.request, &app.network)
+        let mut b = wasi::builder(&app.request, &app.mounts, &app.network)
             .map_err(|e| Failure::Protocol(e.to_string()))?;
         // A handler's prints are the server's log; its response goes through wasi:http.
         b.inherit_stdout();

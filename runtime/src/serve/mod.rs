@@ -26,7 +26,7 @@ use crate::inspect::WasmKind;
 use crate::limits::Limiter;
 use crate::net::{HttpHooks, NetworkAccess};
 use crate::run::{Compilation, RunRequest, Wasm};
-use crate::{Outcome, RuntimeError};
+use crate::{Outcome, RuntimeError, wasi};
 
 /// The response body type of every handler.
 pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
@@ -154,6 +154,8 @@ pub(crate) struct Loaded {
     name: String,
     route: Route,
     request: RunRequest,
+    /// Opened once when the server starts; every request's guest gets these folders.
+    mounts: wasi::Mounts,
     network: NetworkAccess,
     max_body: u64,
     handler: Handler,
@@ -239,6 +241,7 @@ impl Server {
         let (engine, pooling) = serving_engine(config, largest_memory, options)?;
         let mut loaded = Vec::with_capacity(apps.len());
         for app in apps {
+            let mounts = wasi::Mounts::open(&app.request.mounts)?;
             let handler = match app.wasm.info.kind {
                 WasmKind::Component => Handler::Component(component::Template::new(
                     &engine,
@@ -254,6 +257,7 @@ impl Server {
                 )?),
             };
             loaded.push(Arc::new(Loaded {
+                mounts,
                 network: NetworkAccess::new(&app.request.network, app.request.denials.clone()),
                 name: app.name,
                 route: app.route,
