@@ -12,7 +12,7 @@ pub enum Code {
     Usage = 2,
     /// The file is not WebAssembly, or the module is invalid or needs imports Qyvol lacks.
     NotWasm = 65,
-    /// A file or folder that was named does not exist.
+    /// A file or folder that was named does not exist, or is not a regular file.
     MissingFile = 66,
     /// The environment's policy refused a grant.
     Denied = 77,
@@ -72,6 +72,7 @@ impl From<qyvol_common::ManifestError> for Failure {
             K::BadManifest => (Code::BadManifest, Msg::BadManifest),
             K::MissingFile => (Code::MissingFile, Msg::MissingFile),
             K::NotWasm => (Code::NotWasm, Msg::NotWasm),
+            K::NotAFile => (Code::MissingFile, Msg::NotAFile),
         };
         Self::new(code, headline, e)
     }
@@ -91,6 +92,7 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
             | E::Compile { .. }
             | E::CompileTimeout { .. } => Self::new(Code::NotWasm, Msg::InvalidModule, e),
             E::Mount { .. } => Self::new(Code::MissingFile, Msg::MissingFile, e),
+            E::NotAFile(_) => Self::new(Code::MissingFile, Msg::NotAFile, e),
             E::Serve(_) => Self::new(Code::BadManifest, Msg::BadManifest, e),
             E::Engine(_) => Self::internal(e),
         }

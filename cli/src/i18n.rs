@@ -56,6 +56,7 @@ pub enum Msg<'a> {
     // headlines of error kinds
     BadManifest,
     MissingFile,
+    NotAFile,
     NotWasm,
     InvalidModule,
     DeniedGrant,
@@ -159,6 +160,8 @@ impl Msg<'_> {
             (M::BadManifest, En) => "invalid manifest".into(),
             (M::MissingFile, Es) => "archivo no encontrado".into(),
             (M::MissingFile, En) => "file not found".into(),
+            (M::NotAFile, Es) => "no es un archivo".into(),
+            (M::NotAFile, En) => "not a file".into(),
             (M::NotWasm, Es) => "no es WebAssembly".into(),
             (M::NotWasm, En) => "not WebAssembly".into(),
             (M::InvalidModule, Es) => "módulo inválido".into(),

@@ -69,6 +69,8 @@ struct ImageIndex {
 pub enum BundleError {
     #[error("cannot read bundle `{path}`: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{0}: give a .qyvc file")]
+    NotAFile(crate::FileError),
     #[error("`{path}` is not a Qyvol bundle: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error(
@@ -318,7 +320,7 @@ impl Bundle {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(io_err)?;
+        let file = open(path)?;
         let mut archive = tar::Archive::new(file);
         let mut blobs = HashMap::new();
         let mut index_bytes = None;
@@ -404,7 +406,7 @@ fn read_at(
             digest: desc.digest.clone(),
         });
     }
-    let mut file = File::open(path).map_err(io_err)?;
+    let mut file = open(path)?;
     file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
     copy_verified(file.take(size), desc, out, path)
 }
@@ -419,11 +421,16 @@ impl ImageSource for Bundle {
     }
 }
 
+/// Opens the bundle file, refusing anything but a regular file (a FIFO would block).
+fn open(path: &Path) -> Result<File, BundleError> {
+    match crate::open_regular(path) {
+        Ok((file, _)) => Ok(file),
+        Err(crate::FileError::Open { path, source }) => Err(BundleError::Io { path, source }),
+        Err(e) => Err(BundleError::NotAFile(e)),
+    }
+}
+
 /// Whether `path` looks like a tar archive (a bundle) rather than a manifest or a module.
 pub fn is_bundle_file(path: &Path) -> bool {
-    let mut header = [0u8; 262];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok()
-        && &header[257..262] == b"ustar"
+    crate::read_head::<262>(path).is_some_and(|header| &header[257..262] == b"ustar")
 }

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     MissingFile,
     /// The entrypoint exists but is not a WebAssembly binary.
     NotWasm,
+    /// The manifest or the entrypoint is a folder, a FIFO or a device, not a regular file.
+    NotAFile,
 }
 
 /// A position inside the manifest (1-based).

@@ -4,6 +4,7 @@
 
 pub mod bundle;
 mod error;
+mod file;
 mod home;
 mod manifest;
 mod network;
@@ -12,6 +13,7 @@ mod types;
 mod yaml;
 
 pub use error::{ErrorKind, ManifestError};
+pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head};
 pub use home::Home;
 pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits,

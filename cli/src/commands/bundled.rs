@@ -128,6 +128,7 @@ impl From<BundleError> for Failure {
             BundleError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Failure::new(Code::MissingFile, Msg::MissingFile, e)
             }
+            BundleError::NotAFile(_) => Failure::new(Code::MissingFile, Msg::NotAFile, e),
             BundleError::Io { .. } | BundleError::Format { .. } | BundleError::Digest { .. } => {
                 Failure::new(Code::NotWasm, Msg::BadBundle, e)
             }

@@ -12,12 +12,8 @@ pub mod serve;
 
 use std::path::Path;
 
-/// Whether `path` starts with the wasm magic bytes (a module or component, whatever its name).
+/// Whether `path` is a regular file starting with the wasm magic bytes (a module or component,
+/// whatever its name).
 pub fn is_wasm_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == qyvol_common::WASM_MAGIC
+    qyvol_common::read_head::<4>(path).is_some_and(|magic| &magic == qyvol_common::WASM_MAGIC)
 }

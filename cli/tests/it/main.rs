@@ -19,6 +19,7 @@ mod mounts;
 mod registry;
 mod seed;
 mod serve;
+mod special_files;
 mod store;
 
 use std::path::{Path, PathBuf};
