@@ -14,7 +14,7 @@ pub enum Code {
     NotWasm = 65,
     /// A file or folder that was named does not exist, or is not a regular file.
     MissingFile = 66,
-    /// The environment's policy refused a grant.
+    /// The environment's policy refused a grant, or `QYVOL_HOME` is open to other users.
     Denied = 77,
     /// The manifest is malformed or invalid.
     BadManifest = 78,
@@ -102,5 +102,18 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
 impl From<qyvol_common::PolicyViolation> for Failure {
     fn from(e: qyvol_common::PolicyViolation) -> Self {
         Self::new(Code::Denied, Msg::DeniedGrant, e)
+    }
+}
+
+impl From<qyvol_common::HomeError> for Failure {
+    fn from(e: qyvol_common::HomeError) -> Self {
+        use qyvol_common::HomeError as E;
+        match &e {
+            E::WritableByOthers { .. } | E::NotYours { .. } => {
+                Self::new(Code::Denied, Msg::UnsafeHome, e)
+            }
+            E::NotAFolder { .. } => Self::new(Code::BadManifest, Msg::UnusableHome, e),
+            E::Create { .. } => Self::new(Code::Internal, Msg::UnusableHome, e),
+        }
     }
 }

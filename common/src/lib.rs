@@ -14,7 +14,7 @@ mod yaml;
 
 pub use error::{ErrorKind, ManifestError};
 pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head};
-pub use home::Home;
+pub use home::{Home, HomeError};
 pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, ResolvedLimits,
 };

@@ -173,7 +173,7 @@ impl Cache {
     ) -> io::Result<()> {
         let path = self.code_path(fingerprint, digest, kind);
         let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
+        qyvol_common::create_private_dir(dir)?;
         let tmp = tempfile::NamedTempFile::new_in(dir)?;
         let mut writer = Sealing {
             inner: io::BufWriter::new(tmp.as_file()),
@@ -375,7 +375,7 @@ fn checksum(path: &Path) -> io::Result<Seal> {
 /// Writes `bytes` to a temp file beside `path` and renames it into place.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    qyvol_common::create_private_dir(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     // No fsync: after a crash a short or empty artifact fails its seal and is recompiled.

@@ -12,6 +12,13 @@ pub mod serve;
 
 use std::path::Path;
 
+use crate::exit::Failure;
+
+/// `QYVOL_HOME`, created if missing and refused if other users could write to it.
+pub fn home() -> Result<qyvol_common::Home, Failure> {
+    Ok(qyvol_common::Home::open()?)
+}
+
 /// Whether `path` is a regular file starting with the wasm magic bytes (a module or component,
 /// whatever its name).
 pub fn is_wasm_file(path: &Path) -> bool {

@@ -12,21 +12,22 @@ use crate::ui::{Ui, out, sanitize};
 
 /// The credentials and transport for `reference`'s registry, with per-blob progress bars when
 /// stderr is a terminal.
-pub fn remote(reference: &Reference, insecure: bool, quiet: bool) -> Remote {
-    let home = qyvol_common::Home::from_env();
+pub fn remote(reference: &Reference, insecure: bool, quiet: bool) -> Result<Remote, Failure> {
+    let home = super::home()?;
     let progress = crate::ui::TransferBars::new(quiet)
         .map(|b| std::sync::Arc::new(b) as std::sync::Arc<dyn qyvol_store::Progress>);
-    Remote {
+    Ok(Remote {
         credentials: credentials::load(&home.root, reference.resolve_registry()),
         insecure,
         progress,
-    }
+    })
 }
 
 /// Pulls `reference` into the store, printing its digest; used by `pull` and by `run REF`.
 pub fn pull(reference: &Reference, insecure: bool, ui: &Ui) -> Result<String, Failure> {
     ui.status(Msg::Pulling(&sanitize(&qyvol_store::canonical(reference))));
-    let digest = super::images::store()?.pull(reference, &remote(reference, insecure, ui.quiet))?;
+    let digest =
+        super::images::store()?.pull(reference, &remote(reference, insecure, ui.quiet)?)?;
     ui.status(Msg::Digest(&digest));
     Ok(digest)
 }
@@ -46,7 +47,7 @@ impl PushCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let reference = parse_reference(&self.reference)?;
         let digest =
-            super::images::store()?.push(&reference, &remote(&reference, self.insecure, false))?;
+            super::images::store()?.push(&reference, &remote(&reference, self.insecure, false)?)?;
         out(&Msg::Pushed(&sanitize(&qyvol_store::canonical(&reference)), &digest).text(lang()));
         Ok(ExitCode::SUCCESS)
     }
@@ -111,7 +112,7 @@ impl LoginCommand {
         };
         qyvol_store::check_login(&self.registry, &remote)
             .map_err(|e| Failure::new(Code::Denied, Msg::DeniedGrant, e))?;
-        credentials::save(&qyvol_common::Home::from_env().root, &self.registry, &creds)?;
+        credentials::save(&super::home()?.root, &self.registry, &creds)?;
         out(&Msg::LoggedIn(&sanitize(&self.registry)).text(lang()));
         Ok(ExitCode::SUCCESS)
     }

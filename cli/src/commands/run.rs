@@ -125,7 +125,7 @@ impl RunCommand {
             allow_outside: self.grants.allow_outside,
             ..LoadOptions::default()
         };
-        let cache = (!self.no_cache).then(super::cache::open);
+        let cache = (!self.no_cache).then(super::cache::open).transpose()?;
         let (manifest, bundle) =
             open_target(&self.file, options, cache.as_ref(), self.insecure, &ui)?;
         ui.status(Msg::LoadingModule(manifest.name.as_str()));

@@ -69,7 +69,7 @@ impl ServeCommand {
             allow_outside: self.grants.allow_outside,
             ..LoadOptions::default()
         };
-        let cache = (!self.no_cache).then(super::cache::open);
+        let cache = (!self.no_cache).then(super::cache::open).transpose()?;
         let log = Arc::new(AccessLog::start(self.json, self.quiet));
         let mut apps = Vec::with_capacity(self.files.len());
         for file in &self.files {

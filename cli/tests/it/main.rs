@@ -9,6 +9,7 @@ mod bundle;
 mod cache;
 mod cli;
 mod guests;
+mod home;
 mod hostile;
 mod hostile_registry;
 mod inspect;
