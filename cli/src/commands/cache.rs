@@ -54,7 +54,7 @@ impl CacheCommand {
                     let age = e.last_used.elapsed().map(|d| d.as_secs()).unwrap_or(0);
                     out(&format!(
                         "{:<14}{:<11}{:>10}  {:<26}{}",
-                        &e.sha256[..12.min(e.sha256.len())],
+                        e.sha256.get(..12).unwrap_or(&e.sha256),
                         e.kind,
                         ByteSize(e.size).to_string(),
                         e.fingerprint,
