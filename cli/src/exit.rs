@@ -12,9 +12,10 @@ pub enum Code {
     Usage = 2,
     /// The file is not WebAssembly, or the module is invalid or needs imports Qyvol lacks.
     NotWasm = 65,
-    /// A file or folder that was named does not exist.
+    /// A file or folder that was named does not exist, or is not a regular file.
     MissingFile = 66,
-    /// The environment's policy refused a grant, or Qyvol never grants it (a mount on procfs).
+    /// The environment's policy refused a grant, Qyvol never grants it (a mount on procfs), or
+    /// `QYVOL_HOME` is open to other users.
     Denied = 77,
     /// The manifest is malformed or invalid, or the mounts cannot go together.
     BadManifest = 78,
@@ -73,6 +74,7 @@ impl From<qyvol_common::ManifestError> for Failure {
             K::MissingFile => (Code::MissingFile, Msg::MissingFile),
             K::NotWasm => (Code::NotWasm, Msg::NotWasm),
             K::Denied => (Code::Denied, Msg::DeniedGrant),
+            K::NotAFile => (Code::MissingFile, Msg::NotAFile),
         };
         Self::new(code, headline, e)
     }
@@ -99,6 +101,7 @@ impl From<qyvol_runtime::RuntimeError> for Failure {
             },
             E::MountOverlap(_) => Self::new(Code::BadManifest, Msg::BadMount, e),
             E::Mount { .. } => Self::internal(e),
+            E::NotAFile(_) => Self::new(Code::MissingFile, Msg::NotAFile, e),
             E::Serve(_) => Self::new(Code::BadManifest, Msg::BadManifest, e),
             E::Engine(_) => Self::internal(e),
         }
@@ -121,6 +124,7 @@ impl From<qyvol_store::bundle::BundleError> for Failure {
             E::Io { .. } | E::Format { .. } | E::Digest { .. } => {
                 Failure::new(Code::NotWasm, Msg::BadBundle, e)
             }
+            E::NotAFile(_) => Failure::new(Code::MissingFile, Msg::NotAFile, e),
         }
     }
 }
@@ -134,10 +138,24 @@ impl From<qyvol_launch::LaunchError> for Failure {
             E::Bundle(e) => e.into(),
             E::Store(e) => e.into(),
             E::Policy(e) => e.into(),
+            E::Home(e) => e.into(),
             E::Usage(why) => Failure::new(Code::Usage, Msg::BadFlag, why),
             E::Missing(why) => Failure::new(Code::MissingFile, Msg::MissingFile, why),
             E::NotRunnable(why) => Failure::new(Code::NotWasm, Msg::NotRunnable, why),
             E::Internal(why) => Failure::internal(why),
+        }
+    }
+}
+
+impl From<qyvol_common::HomeError> for Failure {
+    fn from(e: qyvol_common::HomeError) -> Self {
+        use qyvol_common::HomeError as E;
+        match &e {
+            E::WritableByOthers { .. } | E::NotYours { .. } => {
+                Self::new(Code::Denied, Msg::UnsafeHome, e)
+            }
+            E::NotAFolder { .. } => Self::new(Code::BadManifest, Msg::UnusableHome, e),
+            E::Create { .. } => Self::new(Code::Internal, Msg::UnusableHome, e),
         }
     }
 }

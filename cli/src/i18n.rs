@@ -56,6 +56,9 @@ pub enum Msg<'a> {
     // headlines of error kinds
     BadManifest,
     MissingFile,
+    NotAFile,
+    UnsafeHome,
+    UnusableHome,
     NotWasm,
     InvalidModule,
     DeniedGrant,
@@ -189,6 +192,12 @@ impl Msg<'_> {
             (M::BadManifest, En) => "invalid manifest".into(),
             (M::MissingFile, Es) => "archivo no encontrado".into(),
             (M::MissingFile, En) => "file not found".into(),
+            (M::NotAFile, Es) => "no es un archivo".into(),
+            (M::NotAFile, En) => "not a file".into(),
+            (M::UnsafeHome, Es) => "QYVOL_HOME inseguro".into(),
+            (M::UnsafeHome, En) => "unsafe QYVOL_HOME".into(),
+            (M::UnusableHome, Es) => "no se puede usar QYVOL_HOME".into(),
+            (M::UnusableHome, En) => "cannot use QYVOL_HOME".into(),
             (M::NotWasm, Es) => "no es WebAssembly".into(),
             (M::NotWasm, En) => "not WebAssembly".into(),
             (M::InvalidModule, Es) => "módulo inválido".into(),
@@ -350,37 +359,47 @@ pub fn help_es(key: &str) -> Option<&'static str> {
 
 /// Examples shown under each command's `--help`, in both languages.
 pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
-    let (title, lines): (&str, &[&str]) = match cmd {
-        "run" => (
-            "run",
-            &[
-                "qyvol run examples/hello.qyv",
-                "qyvol run --env NAME=Ana --mount ./data:/data:ro app.qyv --verbose",
-                "qyvol run --environment sandbox --memory 64MiB --timeout 5s untrusted.wasm",
-            ],
-        ),
-        "serve" => (
-            "serve",
-            &[
-                "qyvol serve examples/http-hello/http-hello.qyv",
-                "qyvol serve --listen 0.0.0.0:8080 api.qyv web.qyv",
-                "qyvol serve --json --timeout 2s examples/cgi-hello/cgi-hello.qyv",
-            ],
-        ),
-        "inspect" => (
-            "inspect",
-            &[
-                "qyvol inspect examples/hello.qyv",
-                "qyvol inspect --json examples/hello.wasm",
-            ],
-        ),
-        "completions" => (
-            "completions",
-            &["qyvol completions bash > /etc/bash_completion.d/qyvol"],
-        ),
+    let lines: &[&str] = match cmd {
+        "run" => &[
+            "qyvol run examples/hello.qyv",
+            "qyvol run --env NAME=Ana --mount ./data:/data:ro app.qyv --verbose",
+            "qyvol run --environment sandbox --memory 64MiB --timeout 5s untrusted.wasm",
+        ],
+        "serve" => &[
+            "qyvol serve examples/http-hello/http-hello.qyv",
+            "qyvol serve --listen 0.0.0.0:8080 api.qyv web.qyv",
+            "qyvol serve --json --timeout 2s examples/cgi-hello/cgi-hello.qyv",
+        ],
+        "inspect" => &[
+            "qyvol inspect examples/hello.qyv",
+            "qyvol inspect --json examples/hello.wasm",
+        ],
+        "build" => &[
+            "qyvol build examples/hello.qyv",
+            "qyvol build --no-precompile -o hello.qyvc examples/hello.qyv",
+            "qyvol build -t localhost:5000/hello:1 examples/hello.qyv",
+        ],
+        "images" => &["qyvol images", "qyvol images --json"],
+        "push" => &["qyvol push localhost:5000/hello:1"],
+        "pull" => &[
+            "qyvol pull localhost:5000/hello:1",
+            "qyvol pull --insecure registry.lan:5000/hello:1",
+        ],
+        "login" => &[
+            "qyvol login localhost:5000 -u ana < password.txt",
+            "echo \"$TOKEN\" | qyvol login ghcr.io -u ana",
+        ],
+        "tag" => &["qyvol tag localhost:5000/hello:1 localhost:5000/hello:latest"],
+        "rmi" => &["qyvol rmi localhost:5000/hello:1 localhost:5000/hello:latest"],
+        "prune" => &["qyvol prune"],
+        "cache" => &[
+            "qyvol cache ls",
+            "qyvol cache ls --json",
+            "qyvol cache clear",
+        ],
+        "completions" => &["qyvol completions bash > /etc/bash_completion.d/qyvol"],
         _ => return None,
     };
-    let _ = title;
     let mut out = String::from(match lang {
         Lang::Es => "Ejemplos:\n",
         Lang::En => "Examples:\n",

@@ -15,6 +15,8 @@ pub enum ErrorKind {
     NotWasm,
     /// Something is asked that Qyvol never grants (a mount of its own process, on procfs).
     Denied,
+    /// The manifest or the entrypoint is a folder, a FIFO or a device, not a regular file.
+    NotAFile,
 }
 
 /// A position inside the manifest (1-based).

@@ -79,6 +79,12 @@ mod unix {
 
         /// Opens `rel` below this folder, following no symlink and never leaving it by `..`.
         pub fn open_beneath(&self, rel: &Path) -> Result<Self, FolderError> {
+            // `host: .` is the folder itself: an empty path opens nothing.
+            let rel = if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                rel
+            };
             open_at(self.as_fd(), rel, true)
         }
 

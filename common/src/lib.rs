@@ -4,6 +4,7 @@
 
 mod digest;
 mod error;
+mod file;
 mod folder;
 mod home;
 mod manifest;
@@ -14,8 +15,9 @@ mod yaml;
 
 pub use digest::{Digest, DigestError};
 pub use error::{ErrorKind, ManifestError};
+pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head};
 pub use folder::{Folder, FolderError, open_mount};
-pub use home::Home;
+pub use home::{Home, HomeError};
 pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, Packaged,
     RequestedMount, Requests, ResolvedLimits,
@@ -29,10 +31,5 @@ pub const WASM_MAGIC: &[u8; 4] = b"\0asm";
 
 /// Whether `path` looks like a tar archive (a `.qyvc` bundle) rather than a manifest or a module.
 pub fn is_bundle_file(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut header = [0u8; 262];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok()
-        && &header[257..262] == b"ustar"
+    read_head::<262>(path).is_some_and(|header| &header[257..262] == b"ustar")
 }

@@ -11,10 +11,14 @@ use serde_saphyr::Spanned;
 use crate::yaml::parse;
 
 use crate::error::{ErrorKind, ManifestError};
+use crate::file::{FileError, open_regular};
 use crate::folder::{FolderError, open_mount};
 use crate::network::{GrantKind, NetworkGrant, Route};
 use crate::policy::{Environment, Policy, PolicyViolation};
 use crate::types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, check_env};
+
+/// What FILE may be, for errors about a folder, FIFO or device given instead.
+const FILE_HINT: &str = "give a .qyv, .wasm or .qyvc file";
 
 /// Manifests larger than this are refused before parsing.
 pub const MANIFEST_MAX_BYTES: u64 = 1024 * 1024;
@@ -247,7 +251,8 @@ impl Manifest {
 
     /// A manifest for a bare `.wasm` file: native environment, no grants, no limits.
     pub fn for_wasm(path: &Path) -> Result<Self, ManifestError> {
-        check_wasm_file(path).map_err(|(kind, msg)| ManifestError::new(kind, path, msg))?;
+        check_wasm_file(path, FILE_HINT)
+            .map_err(|(kind, msg)| ManifestError::new(kind, path, msg))?;
         let stem = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -347,7 +352,14 @@ fn read_bounded(path: &Path) -> Result<String, ManifestError> {
         };
         ManifestError::new(kind, path, format!("cannot read the manifest: {e}"))
     };
-    let file = std::fs::File::open(path).map_err(missing)?;
+    let (file, _) = open_regular(path).map_err(|e| match e {
+        FileError::Open { source, .. } => missing(source),
+        FileError::NotAFile { kind, .. } => ManifestError::new(
+            ErrorKind::NotAFile,
+            path,
+            format!("{kind}, not a file: {FILE_HINT}"),
+        ),
+    })?;
     let mut bytes = Vec::new();
     file.take(MANIFEST_MAX_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -409,7 +421,8 @@ fn resolve(
         && !options.unbuilt
     {
         if packaged.is_none() {
-            check_wasm_file(&entrypoint).map_err(|(kind, m)| fail(kind, m, &entry.referenced))?;
+            check_wasm_file(&entrypoint, "point `entrypoint` at a .wasm file")
+                .map_err(|(kind, m)| fail(kind, m, &entry.referenced))?;
         }
         let canonical_entry = entrypoint.canonicalize().map_err(|e| {
             fail(
@@ -585,22 +598,20 @@ fn check_path_text(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks that `path` is a readable file that starts like a WebAssembly binary.
-pub(crate) fn check_wasm_file(path: &Path) -> Result<(), (ErrorKind, String)> {
-    let mut file = std::fs::File::open(path).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            ErrorKind::MissingFile
-        } else {
-            ErrorKind::NotWasm
-        };
-        (kind, format!("cannot open `{}`: {e}", path.display()))
+/// Checks that `path` is a readable regular file that starts like a WebAssembly binary.
+/// `hint` says what to give instead of a folder, FIFO or device.
+pub(crate) fn check_wasm_file(path: &Path, hint: &str) -> Result<(), (ErrorKind, String)> {
+    let (mut file, _) = open_regular(path).map_err(|e| match e {
+        FileError::NotAFile { .. } => (ErrorKind::NotAFile, format!("{e}: {hint}")),
+        FileError::Open { ref source, .. } => {
+            let kind = if source.kind() == std::io::ErrorKind::NotFound {
+                ErrorKind::MissingFile
+            } else {
+                ErrorKind::NotWasm
+            };
+            (kind, e.to_string())
+        }
     })?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err((
-            ErrorKind::NotWasm,
-            format!("`{}` is a folder, not a `.wasm` file", path.display()),
-        ));
-    }
     let mut magic = [0u8; 4];
     let n = file.read(&mut magic).unwrap_or(0);
     if n < 4 || &magic != crate::WASM_MAGIC {

@@ -38,6 +38,8 @@ pub enum LaunchError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Policy(#[from] PolicyViolation),
+    #[error(transparent)]
+    Home(#[from] qyvol_common::HomeError),
     /// A flag's value cannot be used (e.g. `--env K` with `K` unset on the host).
     #[error("{0}")]
     Usage(String),

@@ -54,7 +54,6 @@ pub struct Launch {
 pub fn open<E: From<LaunchError>>(
     file: &Path,
     op: &Operator,
-    home: &Home,
     cache: Option<&Cache>,
     pull: Pull<'_, E>,
 ) -> Result<Opened, E> {
@@ -70,10 +69,9 @@ pub fn open<E: From<LaunchError>>(
         })
     };
     if let Some(reference) = image_reference(file) {
-        let source = stored_image(home, &reference, pull)?;
+        let source = stored_image(&reference, pull)?;
         return Ok(packaged(source)?);
     }
-    refuse_special(file)?;
     if qyvol_common::is_bundle_file(file) {
         let bundle = Bundle::open(file).map_err(LaunchError::from)?;
         return Ok(packaged(Arc::new(bundle))?);
@@ -91,7 +89,7 @@ pub fn open<E: From<LaunchError>>(
         }
         Some(Packaged::Image(text)) => {
             let reference = qyvol_store::parse_reference(text).map_err(LaunchError::from)?;
-            let source = stored_image(home, &reference, pull)?;
+            let source = stored_image(&reference, pull)?;
             Some(open_image(source, cache)?)
         }
     };
@@ -152,10 +150,10 @@ fn image_reference(file: &Path) -> Option<Reference> {
 
 /// The image `reference` from the local store, fetched by `pull` first if it is not there.
 fn stored_image<E: From<LaunchError>>(
-    home: &Home,
     reference: &Reference,
     pull: Pull<'_, E>,
 ) -> Result<Arc<dyn ImageSource>, E> {
+    let home = Home::open().map_err(LaunchError::from)?;
     let store = Store::open(&home.store()).map_err(LaunchError::from)?;
     let image = match store.image(reference) {
         Err(StoreError::NotFound(_)) => {
@@ -225,30 +223,8 @@ fn verify_once(source: &dyn ImageSource, cache: Option<&Cache>) -> Result<(), La
     Ok(())
 }
 
-/// A FIFO, a device or a folder is refused before anything opens it (a FIFO would block).
-fn refuse_special(file: &Path) -> Result<(), LaunchError> {
-    let meta = std::fs::metadata(file)
-        .map_err(|e| LaunchError::Missing(format!("`{}`: {e}", file.display())))?;
-    if meta.is_file() {
-        return Ok(());
-    }
-    let what = if meta.is_dir() {
-        "a folder"
-    } else {
-        "a special file (FIFO, socket or device)"
-    };
-    Err(LaunchError::NotRunnable(format!(
-        "`{}` is {what}, not a file: give a .qyv manifest, a .wasm module or a .qyvc bundle",
-        file.display()
-    )))
-}
-
-/// Whether `path` starts with the wasm magic bytes (a module or component, whatever its name).
+/// Whether `path` is a regular file starting with the wasm magic bytes (a module or component,
+/// whatever its name).
 pub fn is_wasm_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok()
-        && &magic == qyvol_common::WASM_MAGIC
+    qyvol_common::read_head::<4>(path).is_some_and(|magic| &magic == qyvol_common::WASM_MAGIC)
 }

@@ -7,7 +7,7 @@
 //!   whose sha256 names it (wasmtime's artifact, as `wasmtime compile` would write it); nothing
 //!   else is ever stored under a wasm's digest, so a lookup by digest only finds Qyvol's code;
 //! - `compiled/<fingerprint>/<sha256>.<kind>.seal` — its length, xxh3 checksum and file
-//!   identity (mtime, inode), written after it; its own modification time is the entry's last
+//!   identity (mtime, ctime, inode), written after it; its own modification time is the entry's last
 //!   use (for LRU eviction);
 //! - `imported/<fingerprint>/<layer sha256>.<kind>.cwasm` (+ `.seal`) — a bundle's or image's
 //!   precompiled code the operator allowed (`--allow-precompiled`), keyed by the digest of that
@@ -16,16 +16,22 @@
 //!   compiled from: a bundle carrying that exact layer with that wasm carries Qyvol's own code;
 //! - `verified/<sha256 of the image digest>.json` — the identity of the files of a bundle or
 //!   image whose every blob was checked against its digest, so it is checked once, not per run;
-//! - `paths/<sha256 of the path>.json` — the last seen size, mtime and inode of a wasm file
-//!   with its digest and inspection, so a warm run does not read or hash the wasm at all.
+//! - `paths/<sha256 of the path>.json` — the last seen size and identity of a wasm file with
+//!   its digest and inspection, so a warm run does not read or hash the wasm at all.
 //!
 //! Every write is a temp file renamed into place, so readers see whole files or none, and two
 //! processes storing the same entry both succeed. A truncated, corrupted or foreign artifact
 //! fails its seal (or wasmtime's own header checks) and is recompiled, never executed.
 //!
-//! Checking a seal costs a `stat` when the artifact's size, mtime and inode are the ones sealed
-//! (no write has touched it since, so a hit on a 100 MB artifact maps it without reading it);
-//! otherwise the whole file is hashed and must match the sealed checksum.
+//! Checking a seal costs a `stat` when the artifact's size, mtime, ctime and inode are the ones
+//! sealed (no write has touched it since, so a hit on a 100 MB artifact maps it without reading
+//! it); otherwise the whole file is hashed and must match the sealed checksum. The ctime is what
+//! makes this hold: anyone can set an mtime back (`touch -d`, `File::set_modified`), but the
+//! kernel moves the ctime to now on every write and every such reset.
+//!
+//! What is not an entry (a file where a folder belongs, a name that is not `<sha256>.<kind>`,
+//! a name that is not UTF-8) is skipped by listing and eviction and removed by `clear`. Folders
+//! are created with mode 0700; `QYVOL_HOME` itself is checked by `qyvol_common::Home::open`.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -59,40 +65,69 @@ pub struct Cache {
 struct Seal {
     len: u64,
     xxh3: String,
-    /// Identity of the artifact file when sealed: (mtime in ns, inode).
-    #[serde(default)]
-    id: Option<(u128, u64)>,
+    /// Identity of the artifact file when sealed. Seals from before it carried a ctime do not
+    /// parse, so their entry is compiled again and sealed anew.
+    id: FileId,
 }
 
 impl Seal {
-    fn of(bytes_len: u64, hash: u64) -> Self {
+    fn new(len: u64, hash: u64, id: FileId) -> Self {
         Self {
-            len: bytes_len,
+            len,
             xxh3: format!("{hash:016x}"),
-            id: None,
+            id,
+        }
+    }
+}
+
+/// What changes when a file is written, replaced or has its times reset: a file with the same
+/// identity as when it was recorded has not been written since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct FileId {
+    len: u64,
+    mtime_ns: i128,
+    /// Set by the kernel to now on every change, including a reset of the mtime.
+    ctime_ns: i128,
+    ino: u64,
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Self {
+            len: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
         }
     }
 
-    fn same_content(&self, other: &Seal) -> bool {
-        self.len == other.len && self.xxh3 == other.xxh3
+    #[cfg(not(unix))]
+    fn of(meta: &fs::Metadata) -> Self {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Self {
+            len: meta.len(),
+            mtime_ns,
+            ctime_ns: 0,
+            ino: 0,
+        }
     }
 
-    /// Records the identity of the file the seal was computed for.
-    fn identify(mut self, path: &Path) -> Self {
-        self.id = fs::metadata(path).ok().map(|m| {
-            let (_, mtime, ino) = file_id(&m);
-            (mtime, ino)
-        });
-        self
+    fn of_path(path: &Path) -> io::Result<Self> {
+        fs::metadata(path).map(|m| Self::of(&m))
     }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct PathStamp {
     path: PathBuf,
-    len: u64,
-    mtime_ns: u128,
-    ino: u64,
+    id: FileId,
     info: ModuleInfo,
 }
 
@@ -151,14 +186,15 @@ impl Cache {
     /// The artifact at `code` if its seal holds; a damaged one is removed.
     fn sealed(&self, code: PathBuf) -> Option<PathBuf> {
         let seal_path = code.with_extension("seal");
-        let seal: Seal = serde_json::from_slice(&fs::read(&seal_path).ok()?).ok()?;
+        let seal: Seal = serde_json::from_slice(&read_small(&seal_path)?).ok()?;
         let meta = fs::metadata(&code).ok()?;
-        let (len, mtime, ino) = file_id(&meta);
-        let untouched = len == seal.len && seal.id == Some((mtime, ino));
-        let verdict = if untouched {
+        let verdict = if FileId::of(&meta) == seal.id {
             Ok(true)
+        } else if !meta.is_file() {
+            Ok(false)
         } else {
-            checksum(&code).map(|actual| actual.same_content(&seal))
+            checksum(&code)
+                .map(|(len, hash)| len == seal.len && format!("{hash:016x}") == seal.xxh3)
         };
         match verdict {
             Ok(true) => {
@@ -188,7 +224,12 @@ impl Cache {
     ) -> io::Result<PathBuf> {
         let path = self.code_path(fingerprint, digest, kind);
         write_atomic(&path, code)?;
-        let seal = Seal::of(code.len() as u64, xxhash_rust::xxh3::xxh3_64(code)).identify(&path);
+        // The identity after the rename, which sets the ctime.
+        let seal = Seal::new(
+            code.len() as u64,
+            xxhash_rust::xxh3::xxh3_64(code),
+            FileId::of_path(&path)?,
+        );
         write_atomic(
             &path.with_extension("seal"),
             &serde_json::to_vec(&seal).map_err(io::Error::other)?,
@@ -255,21 +296,21 @@ impl Cache {
         let Ok(bytes) = fs::read(self.verified_path(image)) else {
             return false;
         };
-        let Ok(stamps) = serde_json::from_slice::<Vec<(PathBuf, (u64, u128, u64))>>(&bytes) else {
+        let Ok(stamps) = serde_json::from_slice::<Vec<(PathBuf, FileId)>>(&bytes) else {
             return false;
         };
         stamps.len() == files.len()
             && stamps
                 .iter()
                 .zip(files)
-                .all(|((p, id), f)| p == f && fs::metadata(f).is_ok_and(|m| file_id(&m) == *id))
+                .all(|((p, id), f)| p == f && fs::metadata(f).is_ok_and(|m| FileId::of(&m) == *id))
     }
 
     /// Remembers that every blob of `image` was checked, with its files' identity now.
     pub fn record_verified(&self, image: &Digest, files: &[PathBuf]) {
         let stamps: Vec<_> = files
             .iter()
-            .filter_map(|f| fs::metadata(f).ok().map(|m| (f.clone(), file_id(&m))))
+            .filter_map(|f| fs::metadata(f).ok().map(|m| (f.clone(), FileId::of(&m))))
             .collect();
         if stamps.len() == files.len()
             && let Ok(bytes) = serde_json::to_vec(&stamps)
@@ -292,7 +333,7 @@ impl Cache {
     ) -> io::Result<()> {
         let path = path.to_path_buf();
         let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir)?;
+        qyvol_common::create_private_dir(dir)?;
         let tmp = tempfile::NamedTempFile::new_in(dir)?;
         let mut writer = Sealing {
             inner: io::BufWriter::new(tmp.as_file()),
@@ -301,10 +342,10 @@ impl Cache {
         };
         fill(&mut writer)?;
         writer.inner.flush()?;
-        let seal = Seal::of(writer.len, writer.hasher.digest());
+        let (len, hash) = (writer.len, writer.hasher.digest());
         drop(writer);
         tmp.persist(&path).map_err(|e| e.error)?;
-        let seal = seal.identify(&path);
+        let seal = Seal::new(len, hash, FileId::of_path(&path)?);
         write_atomic(
             &path.with_extension("seal"),
             &serde_json::to_vec(&seal).map_err(io::Error::other)?,
@@ -332,20 +373,14 @@ impl Cache {
 
     /// What was recorded for the wasm file at `path` if it has not changed since.
     pub(crate) fn stamp_get(&self, path: &Path, meta: &fs::Metadata) -> Option<ModuleInfo> {
-        let stamp: PathStamp =
-            serde_json::from_slice(&fs::read(self.stamp_path(path)).ok()?).ok()?;
-        let (len, mtime_ns, ino) = file_id(meta);
-        (stamp.path == path && stamp.len == len && stamp.mtime_ns == mtime_ns && stamp.ino == ino)
-            .then_some(stamp.info)
+        let stamp: PathStamp = serde_json::from_slice(&read_small(&self.stamp_path(path))?).ok()?;
+        (stamp.path == path && stamp.id == FileId::of(meta)).then_some(stamp.info)
     }
 
     pub(crate) fn stamp_put(&self, path: &Path, meta: &fs::Metadata, info: &ModuleInfo) {
-        let (len, mtime_ns, ino) = file_id(meta);
         let stamp = PathStamp {
             path: path.to_path_buf(),
-            len,
-            mtime_ns,
-            ino,
+            id: FileId::of(meta),
             info: info.clone(),
         };
         if let Ok(bytes) = serde_json::to_vec(&stamp) {
@@ -355,9 +390,9 @@ impl Cache {
 
     /// The inspection of a module known by its sha256 (e.g. a bundle's wasm layer).
     pub fn info_get(&self, digest: &str) -> Option<ModuleInfo> {
-        let info: ModuleInfo = serde_json::from_slice(
-            &fs::read(self.dir.join("info").join(format!("{digest}.json"))).ok()?,
-        )
+        let info: ModuleInfo = serde_json::from_slice(&read_small(
+            &self.dir.join("info").join(format!("{digest}.json")),
+        )?)
         .ok()?;
         (info.sha256 == digest).then_some(info)
     }
@@ -371,7 +406,7 @@ impl Cache {
         }
     }
 
-    /// Every stored artifact, most recently used first.
+    /// Every stored artifact, most recently used first. Whatever is not an entry is skipped.
     pub fn entries(&self) -> io::Result<Vec<CacheEntry>> {
         let mut out = Vec::new();
         for namespace in [COMPILED, IMPORTED] {
@@ -385,46 +420,68 @@ impl Cache {
         let code = self.dir.join(namespace);
         let fingerprints = match fs::read_dir(&code) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(());
+            }
             Err(e) => return Err(e),
         };
         for fp in fingerprints {
             let fp = fp?;
+            let Some(fingerprint) = fp
+                .file_name()
+                .to_str()
+                .filter(|n| is_hex(n, 24))
+                .map(String::from)
+            else {
+                continue;
+            };
+            if !fp.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             for file in fs::read_dir(fp.path())? {
-                let path = file?.path();
-                if path.extension().is_none_or(|e| e != "cwasm") {
+                let file = file?;
+                let name = file.file_name();
+                let Some((sha256, kind)) = name.to_str().and_then(parse_artifact_name) else {
                     continue;
-                }
-                let name = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default();
-                let (sha256, kind) = name.split_once('.').unwrap_or((name, ""));
-                let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                let last_used = fs::metadata(path.with_extension("seal"))
+                };
+                let Some(meta) = file.metadata().ok().filter(fs::Metadata::is_file) else {
+                    continue;
+                };
+                let last_used = fs::metadata(file.path().with_extension("seal"))
                     .and_then(|m| m.modified())
                     .unwrap_or(SystemTime::UNIX_EPOCH);
                 out.push(CacheEntry {
                     sha256: sha256.into(),
-                    kind: kind.into(),
-                    fingerprint: fp.file_name().to_string_lossy().into(),
+                    kind: kind_name(kind).into(),
+                    fingerprint: fingerprint.clone(),
                     origin: namespace,
-                    size,
+                    size: meta.len(),
                     last_used,
-                    path,
+                    path: file.path(),
                 });
             }
         }
         Ok(())
     }
 
-    /// Removes every artifact and record; returns the bytes freed. The records of what
-    /// `qyvol build` produced stay: they are not a cache of anything, and a bundle built here
-    /// should still start without compiling after a clear.
+    /// Removes every artifact and record, stray files included; returns the bytes of code
+    /// freed. The records of what `qyvol build` produced stay: they are not a cache of anything,
+    /// and a bundle built here should still start without compiling after a clear.
     pub fn clear(&self) -> io::Result<u64> {
         let freed = self.entries()?.iter().map(|e| e.size).sum();
         for sub in [COMPILED, IMPORTED, VERIFIED, OLD_CODE, "paths", "info"] {
-            match fs::remove_dir_all(self.dir.join(sub)) {
+            let path = self.dir.join(sub);
+            let removed = match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+                Ok(_) => fs::remove_file(&path),
+                Err(e) => Err(e),
+            };
+            match removed {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
@@ -443,6 +500,32 @@ impl Cache {
             total = total.saturating_sub(e.size);
         }
     }
+}
+
+/// `<sha256>.<kind>.cwasm` → (sha256, kind); anything else is not an artifact.
+fn parse_artifact_name(name: &str) -> Option<(&str, WasmKind)> {
+    let (sha256, rest) = name.split_once('.')?;
+    let kind = match rest {
+        "module.cwasm" => WasmKind::CoreModule,
+        "component.cwasm" => WasmKind::Component,
+        _ => return None,
+    };
+    is_hex(sha256, 64).then_some((sha256, kind))
+}
+
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A small file of the cache's own (seal, stamp, inspection), if it is a regular file.
+fn read_small(path: &Path) -> Option<Vec<u8>> {
+    let (file, meta) = qyvol_common::open_regular(path).ok()?;
+    let mut bytes = Vec::new();
+    // Seals and stamps are well under a megabyte; a bigger file is not one of ours.
+    file.take(1 << 20).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 == meta.len()).then_some(bytes)
 }
 
 /// A writer that seals what passes through it.
@@ -464,21 +547,9 @@ impl<W: Write> Write for Sealing<W> {
     }
 }
 
-fn file_id(meta: &fs::Metadata) -> (u64, u128, u64) {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(meta);
-    #[cfg(not(unix))]
-    let ino = 0;
-    (meta.len(), mtime, ino)
-}
-
-fn checksum(path: &Path) -> io::Result<Seal> {
-    let mut file = fs::File::open(path)?;
+/// Length and xxh3 of the file at `path`, read through.
+fn checksum(path: &Path) -> io::Result<(u64, u64)> {
+    let (mut file, _) = qyvol_common::open_regular(path).map_err(io::Error::other)?;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
@@ -490,13 +561,13 @@ fn checksum(path: &Path) -> io::Result<Seal> {
         hasher.update(&buf[..n]);
         len += n as u64;
     }
-    Ok(Seal::of(len, hasher.digest()))
+    Ok((len, hasher.digest()))
 }
 
 /// Writes `bytes` to a temp file beside `path` and renames it into place.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
+    qyvol_common::create_private_dir(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     // No fsync: after a crash a short or empty artifact fails its seal and is recompiled.

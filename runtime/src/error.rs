@@ -9,6 +9,9 @@ pub enum RuntimeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A folder, FIFO or device where a module file was expected.
+    #[error("{0}: give a .wasm file")]
+    NotAFile(qyvol_common::FileError),
     #[error(
         "`{path}` is {size} bytes, over the {max}-byte module size cap: raise it with `--max-module-size` if you trust this module"
     )]
@@ -48,6 +51,15 @@ pub enum RuntimeError {
     /// The apps cannot be served together as given (e.g. two want one route).
     #[error("{0}")]
     Serve(String),
+}
+
+impl From<qyvol_common::FileError> for RuntimeError {
+    fn from(e: qyvol_common::FileError) -> Self {
+        match e {
+            qyvol_common::FileError::Open { path, source } => Self::Read { path, source },
+            e @ qyvol_common::FileError::NotAFile { .. } => Self::NotAFile(e),
+        }
+    }
 }
 
 impl RuntimeError {

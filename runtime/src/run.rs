@@ -82,12 +82,7 @@ impl Wasm {
                     reason,
                 })?
                 .into(),
-            None => std::fs::read(&self.path)
-                .map_err(|source| RuntimeError::Read {
-                    path: self.path.clone(),
-                    source,
-                })?
-                .into(),
+            None => read_all(qyvol_common::open_regular(&self.path)?.0, &self.path)?.into(),
         };
         if crate::inspect::sha256_hex(&bytes) != self.info.sha256 {
             return Err(RuntimeError::Invalid {
@@ -192,7 +187,7 @@ pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, R
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(read_err)?;
+    let (file, meta) = qyvol_common::open_regular(path)?;
     let size = meta.len();
     let canonical = path.canonicalize().map_err(read_err)?;
     if size <= max_size
@@ -213,7 +208,7 @@ pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, R
             max: max_size,
         });
     }
-    let bytes = std::fs::read(path).map_err(read_err)?;
+    let bytes = read_all(file, path)?;
     let info = inspect(&bytes).map_err(|reason| RuntimeError::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -228,6 +223,18 @@ pub fn load(path: &Path, max_size: u64, cache: Option<&Cache>) -> Result<Wasm, R
         info,
         precompiled: None,
     })
+}
+
+/// Reads a module file opened with `open_regular` (never a FIFO or device that could block).
+fn read_all(mut file: std::fs::File, path: &Path) -> Result<Vec<u8>, RuntimeError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|source| RuntimeError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(bytes)
 }
 
 /// Compiles and runs `wasm` once as a command with the grants and limits in `req`.

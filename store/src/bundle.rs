@@ -72,6 +72,8 @@ struct ImageIndex {
 pub enum BundleError {
     #[error("cannot read bundle `{path}`: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{0}: give a .qyvc file")]
+    NotAFile(qyvol_common::FileError),
     #[error("`{path}` is not a Qyvol bundle: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error(
@@ -324,7 +326,7 @@ impl Bundle {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(io_err)?;
+        let file = open(path)?;
         let mut archive = tar::Archive::new(file);
         let mut blobs = HashMap::new();
         let mut index_bytes = None;
@@ -409,7 +411,7 @@ fn read_at(
             digest: desc.digest.clone(),
         });
     }
-    let mut file = File::open(path).map_err(io_err)?;
+    let mut file = open(path)?;
     file.seek(SeekFrom::Start(offset)).map_err(io_err)?;
     copy_verified(file.take(size), desc, out, path)
 }
@@ -434,3 +436,14 @@ impl ImageSource for Bundle {
 }
 
 pub use qyvol_common::is_bundle_file;
+
+/// Opens the bundle file, refusing anything but a regular file (a FIFO would block).
+fn open(path: &Path) -> Result<File, BundleError> {
+    match qyvol_common::open_regular(path) {
+        Ok((file, _)) => Ok(file),
+        Err(qyvol_common::FileError::Open { path, source }) => {
+            Err(BundleError::Io { path, source })
+        }
+        Err(e) => Err(BundleError::NotAFile(e)),
+    }
+}

@@ -86,7 +86,7 @@ impl BuildCommand {
             manifest.entrypoint.clone()
         };
 
-        let cache = super::cache::open();
+        let cache = super::cache::open()?;
         let wasm = qyvol_runtime::load(
             &wasm_path,
             qyvol_runtime::DEFAULT_MAX_MODULE_SIZE,

@@ -29,17 +29,17 @@ enum CacheAction {
 }
 
 /// The cache this process uses: `QYVOL_HOME/cache`, capped by `QYVOL_CACHE_MAX` (default 2GiB).
-pub fn open() -> qyvol_runtime::Cache {
+pub fn open() -> Result<qyvol_runtime::Cache, Failure> {
     let max = std::env::var("QYVOL_CACHE_MAX")
         .ok()
         .and_then(|v| v.parse::<ByteSize>().ok())
         .map_or(qyvol_runtime::DEFAULT_CACHE_MAX, |b| b.0);
-    qyvol_runtime::Cache::new(qyvol_common::Home::from_env().cache(), max)
+    Ok(qyvol_runtime::Cache::new(super::home()?.cache(), max))
 }
 
 impl CacheCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
-        let cache = open();
+        let cache = open()?;
         match self.action {
             CacheAction::Ls { json } => {
                 let entries = cache.entries().map_err(|e| {
@@ -54,7 +54,7 @@ impl CacheCommand {
                     let age = e.last_used.elapsed().map(|d| d.as_secs()).unwrap_or(0);
                     out(&format!(
                         "{:<14}{:<11}{:>10}  {:<26}{}",
-                        &e.sha256[..12.min(e.sha256.len())],
+                        e.sha256.get(..12).unwrap_or(&e.sha256),
                         e.kind,
                         ByteSize(e.size).to_string(),
                         e.fingerprint,

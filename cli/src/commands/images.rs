@@ -12,7 +12,7 @@ use crate::ui::{self, out};
 
 /// The store under `QYVOL_HOME/store`.
 pub fn store() -> Result<Store, Failure> {
-    Ok(Store::open(&qyvol_common::Home::from_env().store())?)
+    Ok(Store::open(&super::home()?.store())?)
 }
 
 impl From<StoreError> for Failure {

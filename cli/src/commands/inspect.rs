@@ -141,11 +141,10 @@ fn human(bytes: u64) -> String {
 /// A bundle: its app, layers with digests and sizes, and which platforms have native code.
 fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
     use qyvol_store::bundle::{ANN_ENGINE, ANN_PLATFORM, ANN_WASMTIME};
-    let cache = super::cache::open();
+    let cache = super::cache::open()?;
     let opened = qyvol_launch::open(
         path,
         &qyvol_launch::Operator::default(),
-        &qyvol_common::Home::from_env(),
         Some(&cache),
         &mut |_| Ok::<(), Failure>(()),
     )?;

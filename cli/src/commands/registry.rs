@@ -14,7 +14,7 @@ use crate::ui::{Ui, out, sanitize};
 /// The credentials and transport for `reference`'s registry, with per-blob progress bars when
 /// stderr is a terminal.
 pub fn remote(reference: &Reference, insecure: bool, quiet: bool) -> Result<Remote, Failure> {
-    let home = qyvol_common::Home::from_env();
+    let home = super::home()?;
     let progress = crate::ui::TransferBars::new(quiet)
         .map(|b| std::sync::Arc::new(b) as std::sync::Arc<dyn qyvol_store::Progress>);
     Ok(Remote {
@@ -133,7 +133,7 @@ impl LoginCommand {
         };
         qyvol_store::check_login(&self.registry, &remote)
             .map_err(|e| Failure::new(Code::Denied, Msg::DeniedGrant, e))?;
-        credentials::save(&qyvol_common::Home::from_env().root, &self.registry, &creds)?;
+        credentials::save(&super::home()?.root, &self.registry, &creds)?;
         out(&Msg::LoggedIn(&sanitize(&self.registry)).text(lang()));
         Ok(ExitCode::SUCCESS)
     }

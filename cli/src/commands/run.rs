@@ -124,16 +124,12 @@ impl RunCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
         ui.status(Msg::Running);
-        let cache = (!self.no_cache).then(super::cache::open);
+        let cache = (!self.no_cache).then(super::cache::open).transpose()?;
         let op = self.grants.operator();
         let insecure = self.insecure;
-        let opened = qyvol_launch::open(
-            &self.file,
-            &op,
-            &qyvol_common::Home::from_env(),
-            cache.as_ref(),
-            &mut |r| super::registry::pull(r, insecure, &ui).map(drop),
-        )?;
+        let opened = qyvol_launch::open(&self.file, &op, cache.as_ref(), &mut |r| {
+            super::registry::pull(r, insecure, &ui).map(drop)
+        })?;
         let manifest = &opened.manifest;
         ui.status(Msg::LoadingModule(manifest.name.as_str()));
         ui.status(Msg::ExpectedPath(&sanitize(

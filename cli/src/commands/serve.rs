@@ -65,13 +65,12 @@ pub struct ServeCommand {
 impl ServeCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
-        let cache = (!self.no_cache).then(super::cache::open);
+        let cache = (!self.no_cache).then(super::cache::open).transpose()?;
         let op = self.grants.operator();
-        let home = qyvol_common::Home::from_env();
         let log = Arc::new(AccessLog::start(self.json, self.quiet));
         let mut apps = Vec::with_capacity(self.files.len());
         for file in &self.files {
-            let mut opened = qyvol_launch::open(file, &op, &home, cache.as_ref(), &mut |r| {
+            let mut opened = qyvol_launch::open(file, &op, cache.as_ref(), &mut |r| {
                 super::registry::pull(r, self.insecure, &ui).map(drop)
             })?;
             let manifest = &mut opened.manifest;

@@ -22,26 +22,60 @@ fn version_names_the_package_version() {
     }
 }
 
+/// The lines of `text` under the line `heading`, up to the first that is not indented.
+fn section<'a>(text: &'a str, heading: &str) -> Vec<&'a str> {
+    text.lines()
+        .skip_while(|l| *l != heading)
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect()
+}
+
+/// The commands `qyvol --help` lists, without clap's own `help` (help has no example to give).
+fn listed_commands(lang: &str) -> Vec<String> {
+    let out = qyvol()
+        .env("QYVOL_LANG", lang)
+        .arg("--help")
+        .output()
+        .expect("run");
+    let heading = if lang == "es" {
+        "Comandos:"
+    } else {
+        "Commands:"
+    };
+    section(&stdout(&out), heading)
+        .iter()
+        // Each command starts a line; its wrapped help continues further in.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(String::from)
+        .collect()
+}
+
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in ["run", "serve", "inspect", "completions"] {
-        let es = qyvol().args([cmd, "--help"]).output().expect("run");
-        assert_eq!(es.status.code(), Some(0));
-        assert!(
-            stdout(&es).contains("Ejemplos:\n  qyvol "),
-            "{cmd}: {}",
-            stdout(&es)
-        );
-        let en = qyvol()
-            .env("QYVOL_LANG", "en")
-            .args([cmd, "--help"])
-            .output()
-            .expect("run");
-        assert!(
-            stdout(&en).contains("Examples:\n  qyvol "),
-            "{cmd}: {}",
-            stdout(&en)
-        );
+    let commands = listed_commands("es");
+    assert_eq!(commands, listed_commands("en"));
+    assert!(commands.len() >= 13, "{commands:?}");
+    for cmd in &commands {
+        for (lang, heading) in [("es", "Ejemplos:"), ("en", "Examples:")] {
+            let out = qyvol()
+                .env("QYVOL_LANG", lang)
+                .args([cmd, "--help"])
+                .output()
+                .expect("run");
+            assert_eq!(out.status.code(), Some(0), "{cmd}");
+            let help = stdout(&out);
+            let examples = section(&help, heading);
+            assert!(!examples.is_empty(), "{lang} {cmd}: no examples in {help}");
+            for example in examples {
+                assert!(
+                    example.contains(&format!("qyvol {cmd}")),
+                    "{lang} {cmd}: `{example}` is not an example of it"
+                );
+            }
+        }
     }
 }
 

@@ -230,12 +230,13 @@ fn a_gibibyte_of_output_streams_with_bounded_memory() {
         total += n as u64;
         if total > 1000 << 20 && peak_kib == 0 {
             // Still running (blocked on the pipe): read its peak resident size so far.
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .expect("read the peak memory from /proc");
             peak_kib = status
                 .lines()
                 .find_map(|l| l.strip_prefix("VmHWM:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(1);
+                .expect("a VmHWM line in /proc/PID/status");
         }
     }
     assert!(child.wait().expect("wait").success());

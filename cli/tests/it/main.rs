@@ -9,6 +9,7 @@ mod bundle;
 mod cache;
 mod cli;
 mod guests;
+mod home;
 mod hostile;
 mod hostile_registry;
 mod inspect;
@@ -19,6 +20,7 @@ mod mounts;
 mod registry;
 mod seed;
 mod serve;
+mod special_files;
 mod store;
 mod trust;
 
