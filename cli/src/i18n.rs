@@ -75,6 +75,9 @@ pub enum Msg<'a> {
     Stopped,
     CannotListen,
     PoolingOff,
+    BodyTimeout(&'a str, u64),
+    BodyTooSlow(u64, u64, &'a str),
+    TooManyConnections(u32),
     Compiling(&'a str),
     CacheHeader,
     ImagesHeader,
@@ -231,6 +234,12 @@ impl Msg<'_> {
             (M::CannotListen, En) => "cannot listen".into(),
             (M::PoolingOff, Es) => "ℹ El asignador por pools no está disponible aquí: las instancias se crean bajo demanda".into(),
             (M::PoolingOff, En) => "ℹ The pooling allocator is unavailable here: instances are allocated on demand".into(),
+            (M::BodyTimeout(limit, got), Es) => format!("el cuerpo no llegó entero en {limit} ({got} bytes recibidos; sube `--body-timeout`)"),
+            (M::BodyTimeout(limit, got), En) => format!("the body did not arrive within {limit} ({got} bytes received; raise `--body-timeout`)"),
+            (M::BodyTooSlow(rate, got, after), Es) => format!("el cuerpo llega a menos de {rate} bytes/s ({got} bytes en {after})"),
+            (M::BodyTooSlow(rate, got, after), En) => format!("the body arrives slower than {rate} bytes/s ({got} bytes in {after})"),
+            (M::TooManyConnections(n), Es) => format!("demasiadas conexiones abiertas (más de {n}; sube `--max-connections`)"),
+            (M::TooManyConnections(n), En) => format!("too many open connections (over {n}; raise `--max-connections`)"),
             (M::Field(f), Es) => field_es(f).into(),
             (M::Field("precompiled"), En) => "precompiled code".into(),
             (M::Field(f), En) => (*f).into(),
@@ -333,6 +342,12 @@ pub fn help_es(key: &str) -> Option<&'static str> {
             "Cuerpo de petición más grande que acepta un manejador si su manifiesto no fija `http.max_body`"
         }
         "serve.max_concurrency" => "Peticiones atendidas a la vez (las demás esperan turno)",
+        "serve.max_connections" => {
+            "Conexiones abiertas a la vez; a una más se le responde 503 y se cierra"
+        }
+        "serve.body_timeout" => {
+            "Cuánto puede tardar en llegar el cuerpo de una petición (408 después), antes de que espere turno"
+        }
         "serve.drain" => "Cuánto pueden tardar las peticiones en curso tras SIGINT/SIGTERM",
         "serve.quiet" => "Sin líneas de estado ni registro de accesos (los fallos sí se informan)",
         "serve.no_cache" => "No usar la caché de compilación",

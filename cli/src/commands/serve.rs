@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::Args;
 use qyvol_common::{ByteSize, DurationSpec, RuntimeKind};
 use qyvol_runtime::serve::{
-    AccessEntry, App, Events, Failure as RequestFailure, ServeOptions, Server,
+    AccessEntry, App, BodyPace, Events, Failure as RequestFailure, ServeOptions, Server,
 };
 use qyvol_runtime::{Outcome, Resource, WasmKind};
 
@@ -40,6 +40,14 @@ pub struct ServeCommand {
     /// Requests handled at once (more wait for a slot)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_concurrency: u32,
+
+    /// Connections open at once; one more is answered 503 and closed
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: u32,
+
+    /// How long a request's body may take to arrive (408 after), before it waits for a slot
+    #[arg(long, value_name = "DUR", default_value = "60s")]
+    body_timeout: DurationSpec,
 
     /// How long in-flight requests may take to finish after SIGINT/SIGTERM
     #[arg(long, value_name = "DUR", default_value = "30s")]
@@ -125,6 +133,11 @@ impl ServeCommand {
             how,
             ServeOptions {
                 max_concurrency: self.max_concurrency.max(1),
+                max_connections: self.max_connections.max(1),
+                body: BodyPace {
+                    timeout: self.body_timeout.0,
+                    ..BodyPace::default()
+                },
                 drain: self.drain.0,
             },
         )?;
@@ -290,6 +303,17 @@ fn failure_text(f: &RequestFailure, lang: Lang) -> String {
                 format!("the body is over {limit} (raise `http.max_body` or `--max-body`)")
             }
         }
+        RequestFailure::BodyTimeout { limit, received } => {
+            Msg::BodyTimeout(&DurationSpec(*limit).to_string(), *received).text(lang)
+        }
+        RequestFailure::BodyTooSlow {
+            rate,
+            received,
+            elapsed,
+        } => {
+            Msg::BodyTooSlow(*rate, *received, &format!("{:.1}s", elapsed.as_secs_f64())).text(lang)
+        }
+        RequestFailure::TooManyConnections { limit } => Msg::TooManyConnections(*limit).text(lang),
         RequestFailure::BadRequest(why) => why.clone(),
         RequestFailure::Protocol(why) => why.clone(),
         RequestFailure::ShuttingDown => (if es {

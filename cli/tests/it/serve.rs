@@ -1,9 +1,12 @@
 //! `qyvol serve` over real HTTP: the real binary on a free loopback port, requests written on
 //! a TCP socket, the access log read from its stderr.
 
+mod hostile;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,20 +60,30 @@ impl Served {
 
     /// Waits for a log line containing `needle` (lines are written after the response).
     fn wait_log(&self, needle: &str) -> String {
+        self.wait_lines(needle, 1).remove(0)
+    }
+
+    /// Waits for the log line containing `needle` and checks its `end` (the app, and why).
+    fn assert_log_ends(&self, needle: &str, end: &str) {
+        let line = self.wait_log(needle);
+        assert!(line.ends_with(end), "{line:?} should end with {end:?}");
+    }
+
+    /// Waits for `n` log lines containing `needle` and returns the first `n`.
+    fn wait_lines(&self, needle: &str, n: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Some(l) = self
-                .log
-                .lock()
-                .expect("log")
-                .iter()
-                .find(|l| l.contains(needle))
-            {
-                return l.clone();
+            let found: Vec<String> = (self.log.lock().expect("log").iter())
+                .filter(|l| l.contains(needle))
+                .take(n)
+                .cloned()
+                .collect();
+            if found.len() == n {
+                return found;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no log line with {needle:?} in:\n{}", self.log());
+        panic!("not {n} log lines with {needle:?} in:\n{}", self.log());
     }
 
     pub(crate) fn get(&self, path: &str) -> Reply {
@@ -137,13 +150,26 @@ fn request(
     read_reply(&mut s)
 }
 
+/// Writes `raw` on a fresh connection and reads the reply to the end.
+fn exchange(addr: SocketAddr, raw: &[u8]) -> Reply {
+    let mut c = TcpStream::connect(addr).expect("connect to the server");
+    c.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    c.write_all(raw).expect("send");
+    read_reply(&mut c)
+}
+
 fn read_reply(s: &mut TcpStream) -> Reply {
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
+    parse_reply(&raw)
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(&raw)));
+        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
     let status = lines
@@ -301,26 +327,38 @@ fn serves_bundles_and_images_from_the_store() {
 #[test]
 fn the_most_specific_route_wins() {
     let scratch = Scratch::new();
-    let all = handler(&scratch, "all", "http-probe.wasm", "");
+    // Each app says who it is: `WHO` in its environment, which the component answers on
+    // `/env?name=WHO` and the CGI module prints with the rest of its environment.
+    let all = handler(&scratch, "all", "http-probe.wasm", "env: { WHO: all }\n");
     let api = handler(
         &scratch,
         "api",
         "cgi-probe.wasm",
-        "http:\n  route: /api/...\n",
+        "env: { WHO: api }\nhttp:\n  route: /api/...\n",
     );
     let exact = handler(
         &scratch,
         "exact",
         "http-probe.wasm",
-        "http:\n  route: /api/exact\n",
+        "env: { WHO: exact }\nhttp:\n  route: /api/env\n",
     );
     let s = Served::start(&[&all, &api, &exact]);
-    assert!(s.get("/api/users").body.contains("PATH_INFO=/users"));
-    assert!(s.get("/api").body.contains("SCRIPT_NAME=/api"));
-    assert_eq!(s.get("/api/exact").body, "probe /api/exact\n");
-    assert_eq!(s.get("/apix").body, "probe /apix\n");
-    s.wait_log("GET /api/exact 200");
-    assert!(s.log().contains("GET /api/exact 200") && s.log().contains(" exact"));
+    let cgi_vars = |path: &str| {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        r.body.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let users = cgi_vars("/api/users");
+    assert!(users.contains(&"WHO=api".into()) && users.contains(&"PATH_INFO=/users".into()));
+    let base = cgi_vars("/api");
+    assert!(base.contains(&"WHO=api".into()) && base.contains(&"SCRIPT_NAME=/api".into()));
+    assert!(cgi_vars("/api/env/more").contains(&"WHO=api".into()));
+    // The exact route beats the prefix that also covers it, and the prefix beats `/...`.
+    assert_eq!(s.get("/api/env?name=WHO").body, "WHO=exact");
+    // `/api/...` covers `/api/x`, not `/apix`.
+    assert_eq!(s.get("/apix/env?name=WHO").body, "WHO=all");
+    s.assert_log_ends("GET /api/env 200", " exact");
+    s.assert_log_ends("GET /apix/env 200", " all");
 }
 
 #[test]
@@ -361,7 +399,10 @@ fn failures_stay_with_their_request_and_the_server_keeps_serving() {
         500,
         "a non-zero exit is a failure"
     );
-    assert!(s.wait_log("GET /cgi/fail 500").contains('3'));
+    s.assert_log_ends(
+        "GET /cgi/fail 500",
+        " cgi — the handler exited with code 3 before sending a response",
+    );
     assert_eq!(
         s.get("/cgi/garbage").status,
         500,
@@ -407,7 +448,8 @@ fn bodies_over_the_cap_get_413_whether_declared_or_streamed() {
 #[test]
 fn concurrent_requests_each_get_their_own_instance() {
     let scratch = Scratch::new();
-    let s = serve_probes(&scratch, "");
+    std::fs::create_dir(scratch.path("sync")).expect("mkdir");
+    let s = serve_probes(&scratch, "mounts:\n  - { host: ./sync, guest: /sync }\n");
     let addr = s.addr;
     let workers: Vec<_> = (0..16)
         .map(|i| {
@@ -439,13 +481,36 @@ fn concurrent_requests_each_get_their_own_instance() {
         }
     }
     assert_eq!(n, 160);
-    // Sleeping handlers overlap instead of queueing behind one another.
-    let sleepers: Vec<_> = (0..8)
-        .map(|_| std::thread::spawn(move || request(addr, "GET", "/sleep?ms=300", &[], b"").status))
+    // Handlers run at once, each in an instance of its own: every one of these waits at a
+    // barrier (a slot file in `/sync`) that only opens when all sixteen are in their
+    // handlers, and answers with its slot, which no other instance can have taken.
+    const N: usize = 16;
+    let waiting: Vec<_> = (0..N)
+        .map(|i| {
+            let path = match i % 2 {
+                0 => format!("/barrier?n={N}"),
+                _ => format!("/cgi/barrier?n={N}"),
+            };
+            std::thread::spawn(move || request(addr, "GET", &path, &[], b""))
+        })
         .collect();
-    for t in sleepers {
-        assert_eq!(t.join().expect("sleeper"), 200);
-    }
+    let mut slots: Vec<usize> = waiting
+        .into_iter()
+        .map(|t| {
+            let r = t.join().expect("request at the barrier");
+            assert_eq!(r.status, 200, "{r:?}");
+            let rest = r.body.strip_prefix("slot ").expect("a slot");
+            let (slot, tail) = rest.split_once([',', '\n']).expect("a slot number");
+            // The component's instance counts its own requests: this is its first.
+            assert!(
+                tail.is_empty() || tail == " request 1 of this instance\n",
+                "{r:?}"
+            );
+            slot.parse().expect("a slot number")
+        })
+        .collect();
+    slots.sort_unstable();
+    assert_eq!(slots, (0..N).collect::<Vec<_>>());
 }
 
 #[test]
@@ -474,10 +539,7 @@ fn every_request_gets_a_fresh_instance_even_on_one_connection() {
     );
 
     // HTTP/1.0 without a Host header cannot be handed to a wasi:http handler.
-    let mut conn = TcpStream::connect(s.addr).expect("connect");
-    conn.write_all(b"GET /count HTTP/1.0\r\n\r\n")
-        .expect("send");
-    let r = read_reply(&mut conn);
+    let r = exchange(s.addr, b"GET /count HTTP/1.0\r\n\r\n");
     assert_eq!(r.status, 400, "{r:?}");
     assert!(s.wait_log("GET /count 400").contains("Host"));
 }
@@ -510,12 +572,10 @@ fn malformed_http_gets_4xx_and_never_reaches_a_handler() {
     // A header value that is not text reaches a CGI handler as nothing, not as garbage.
     let r = request(s.addr, "GET", "/cgi/env", &[("X-Ok", "yes")], b"");
     assert!(r.body.contains("HTTP_X_OK=yes"), "{r:?}");
-    let mut c = TcpStream::connect(s.addr).expect("connect");
-    c.write_all(
+    let r = exchange(
+        s.addr,
         b"GET /cgi/env HTTP/1.1\r\nHost: x\r\nX-Bin: \xff\xfe\r\nConnection: close\r\n\r\n",
-    )
-    .expect("send");
-    let r = read_reply(&mut c);
+    );
     assert_eq!(r.status, 200);
     assert!(!r.body.contains("HTTP_X_BIN"), "{r:?}");
     // Still serving.
@@ -613,25 +673,44 @@ fn the_json_access_log_has_one_object_per_request() {
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_then_exits() {
+    // The handler calls this listener and waits for its answer, so the test knows when the
+    // request is inside the handler, and decides when it finishes.
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = upstream.local_addr().expect("addr");
+    let (called, inside) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((c, _)) = upstream.accept() {
+            let _ = called.send(c);
+        }
+    });
     let scratch = Scratch::new();
-    let comp = handler(&scratch, "comp", "http-probe.wasm", "");
+    let comp = handler(
+        &scratch,
+        "comp",
+        "http-probe.wasm",
+        &format!("network:\n  allow: [\"{up}\"]\n"),
+    );
     let mut s = Served::start(&[&comp]);
     let addr = s.addr;
-    let slow = std::thread::spawn(move || request(addr, "GET", "/sleep?ms=1500", &[], b""));
-    // Wait until the request is surely being handled.
-    std::thread::sleep(Duration::from_millis(500));
+    let slow =
+        std::thread::spawn(move || request(addr, "GET", &format!("/fetch?to={up}"), &[], b""));
+    let mut call = inside
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the handler calls the upstream");
     s.signal("TERM");
+    s.wait_log("esperando 1 peticiones en curso");
+    // Draining: the request in flight still gets its answer.
+    let mut head = [0u8; 1024];
+    let _ = call.read(&mut head).expect("the handler's request");
+    call.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        .expect("answer the handler");
+    drop(call);
     let r = slow.join().expect("slow request");
-    assert_eq!((r.status, r.body.as_str()), (200, "slept 1500 ms\n"));
+    assert_eq!((r.status, r.body.as_str()), (200, "upstream answered 200"));
     let status = s.child.wait().expect("wait");
     assert!(status.success(), "{status:?}\n{}", s.log());
     // The stderr reader may lag the exit by a moment.
     s.wait_log("Servidor detenido");
-    assert!(
-        s.log().contains("esperando 1 peticiones en curso"),
-        "{}",
-        s.log()
-    );
     assert!(TcpStream::connect(addr).is_err(), "no longer listening");
 }
 
@@ -680,12 +759,20 @@ fn without_address_space_for_the_pool_instances_are_allocated_on_demand() {
     }
 }
 
-/// A one-shot HTTP upstream on loopback: answers every connection with 200 "upstream".
-fn upstream() -> SocketAddr {
+/// An HTTP upstream on loopback: answers every connection with 200 "upstream", and counts them.
+struct Upstream {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+fn upstream() -> Upstream {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = l.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
     std::thread::spawn(move || {
         for mut c in l.incoming().map_while(Result::ok) {
+            count.fetch_add(1, Ordering::SeqCst);
             let mut buf = [0u8; 4096];
             let _ = c.read(&mut buf);
             let _ = c.write_all(
@@ -693,12 +780,12 @@ fn upstream() -> SocketAddr {
             );
         }
     });
-    addr
+    Upstream { addr, connections }
 }
 
 #[test]
 fn outgoing_http_reaches_only_granted_hosts() {
-    let up = upstream();
+    let up = upstream().addr;
     let scratch = Scratch::new();
     let denied = handler(&scratch, "denied", "http-probe.wasm", "");
     let granted = handler(
@@ -726,14 +813,19 @@ fn outgoing_http_reaches_only_granted_hosts() {
         (200, "upstream answered 200"),
         "{r:?}"
     );
-    // A grant is for its port only.
-    let other = format!("127.0.0.1:{}", up.port() + 1);
-    assert_eq!(s.get(&format!("/granted/fetch?to={other}")).status, 502);
+    // A grant is for its port only: another port of the same host, with a server listening on
+    // it, is refused by the grant check, and never sees a connection.
+    let other = upstream();
+    let r = s.get(&format!("/granted/fetch?to={}", other.addr));
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.body.contains("HttpRequestDenied"), "{r:?}");
+    s.wait_log(&format!("Red denegada (connect): {}", other.addr));
+    assert_eq!(other.connections.load(Ordering::SeqCst), 0);
 }
 
 #[test]
 fn a_command_makes_outgoing_http_requests_only_to_granted_hosts() {
-    let up = upstream();
+    let up = upstream().addr;
     let scratch = Scratch::new();
     scratch.guest("probe-p2.wasm");
     let out = qyvol()

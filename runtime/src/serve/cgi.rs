@@ -79,11 +79,17 @@ fn request_env(
 ) -> Vec<(String, String)> {
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");
-    let host = parts
-        .headers
-        .get(hyper::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+    // An absolute-form target (`GET http://host/path`) names the host; `Host` is then ignored
+    // (RFC 9112 3.2.2).
+    let host = match parts.uri.authority() {
+        Some(a) => a.as_str(),
+        None => parts
+            .headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost"),
+    };
+    let target = parts.uri.path_and_query().map_or(path, |pq| pq.as_str());
     let (server_name, server_port) = match host.rsplit_once(':') {
         Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (n, p),
         _ => (host, "80"),
@@ -114,7 +120,7 @@ fn request_env(
         ("REMOTE_USER".into(), String::new()),
         ("X_MATCHED_ROUTE".into(), app.route.to_string()),
         ("X_RAW_PATH_INFO".into(), path_info.into()),
-        ("X_FULL_URL".into(), format!("http://{host}{}", parts.uri)),
+        ("X_FULL_URL".into(), format!("http://{host}{target}")),
         ("CONTENT_LENGTH".into(), body_len.to_string()),
     ];
     if let Some(t) = parts
@@ -124,16 +130,11 @@ fn request_env(
     {
         env.push(("CONTENT_TYPE".into(), t.into()));
     }
+    let named = named_by_connection(&parts.headers);
     for (name, value) in &parts.headers {
-        use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, PROXY_AUTHORIZATION};
-        // Credentials are not passed (RFC 3875 4.1.18); the length and type have their own.
-        if [
-            AUTHORIZATION,
-            PROXY_AUTHORIZATION,
-            CONTENT_LENGTH,
-            CONTENT_TYPE,
-        ]
-        .contains(name)
+        // Hop-by-hop headers describe the client's connection to this server, which the
+        // handler does not own (RFC 9110 7.6.1).
+        if !passed_as_variable(name) || HOP_BY_HOP.contains(&name.as_str()) || named.contains(name)
         {
             continue;
         }
@@ -151,6 +152,29 @@ fn request_env(
         }
     }
     env
+}
+
+/// Whether a request header may become an `HTTP_*` variable. Not: credentials (RFC 3875
+/// 4.1.18); the length and type, which have their own variables; `Proxy`, which would become
+/// `HTTP_PROXY`, where HTTP clients look for their proxy (httpoxy); and names with `_`, which
+/// would become the same variable as the name with `-` (`X_Forwarded_For` posing as
+/// `X-Forwarded-For`), as Apache and nginx decided.
+fn passed_as_variable(name: &hyper::header::HeaderName) -> bool {
+    use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+    ![AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE].contains(name)
+        && name.as_str() != "proxy"
+        && !name.as_str().contains('_')
+}
+
+/// The headers the `Connection` header names: hop-by-hop like the standard ones.
+fn named_by_connection(headers: &hyper::HeaderMap) -> Vec<hyper::header::HeaderName> {
+    headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| hyper::header::HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect()
 }
 
 /// Turns what the handler printed into a response: headers up to the first empty line
@@ -180,17 +204,7 @@ fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
         })?;
         let value = value.trim();
         if name.eq_ignore_ascii_case("status") {
-            let code = value.split_whitespace().next().unwrap_or("");
-            status = Some(
-                code.parse::<u16>()
-                    .ok()
-                    .and_then(|c| StatusCode::from_u16(c).ok())
-                    .ok_or_else(|| {
-                        Failure::Protocol(format!(
-                            "`Status: {value}` is not an HTTP status; write e.g. `Status: 404 Not Found`"
-                        ))
-                    })?,
-            );
+            status = Some(final_status(value)?);
             continue;
         }
         location |= name.eq_ignore_ascii_case("location");
@@ -214,7 +228,24 @@ fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
     Ok(response)
 }
 
-const HOP_BY_HOP: [&str; 8] = [
+/// The status a `Status:` line sets: a final one, 200 to 599. A 1xx would announce another
+/// response (or, as 101, another protocol) on a connection the server still owns.
+fn final_status(value: &str) -> Result<StatusCode, Failure> {
+    let code = value.split_whitespace().next().unwrap_or("");
+    code.parse::<u16>()
+        .ok()
+        .filter(|c| (200..=599).contains(c))
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| {
+            Failure::Protocol(format!(
+                "`Status: {value}` is not a status a handler may answer with: write one from 200 to 599, e.g. `Status: 404 Not Found`"
+            ))
+        })
+}
+
+/// Headers about one connection rather than the message (RFC 9110 7.6.1), and `Proxy-*`
+/// headers meant for a proxy on the way.
+const HOP_BY_HOP: [&str; 9] = [
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -223,6 +254,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "transfer-encoding",
     "upgrade",
     "proxy-authenticate",
+    "proxy-authorization",
 ];
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -275,6 +307,9 @@ mod tests {
             "just text",
             "no colon here\n\nbody",
             "Status: abc\n\n",
+            "Status: 101 Switching Protocols\n\n",
+            "Status: 100\n\n",
+            "Status: 999\n\n",
             "Bad Name: x\n\n",
         ] {
             match parsed(bad) {

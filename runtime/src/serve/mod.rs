@@ -5,16 +5,23 @@
 //! and instance from it, on the pooling allocator when the address space allows (copy-on-write
 //! memory images make that a few microseconds), with its own memory, time and fuel limits.
 //! A failing request (trap, limit, bad output) becomes a 5xx for that request only.
+//!
+//! In front of the handlers: the number of open connections is bounded (one more is answered
+//! 503 and closed), and a request's body is read whole, at a pace, before the request waits for
+//! one of the `max_concurrency` handler slots, so slow clients hold connections, never slots.
 
+mod body;
 mod cgi;
 mod component;
+
+pub use body::BodyPace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use qyvol_common::Route;
@@ -50,6 +57,14 @@ pub enum Failure {
     NoRoute,
     /// The request body is larger than the app accepts (413).
     BodyTooLarge { limit: u64 },
+    /// The request body had not arrived when its time ran out (408).
+    BodyTimeout { limit: Duration, received: u64 },
+    /// The request body arrived slower than the minimum rate, in bytes per second (408).
+    BodyTooSlow {
+        rate: u64,
+        received: u64,
+        elapsed: Duration,
+    },
     /// The request is malformed for the handler, e.g. no `Host` (400).
     BadRequest(String),
     /// The handler ended badly: a trap, a limit, an exit code, output that is not a response.
@@ -58,6 +73,8 @@ pub enum Failure {
     Protocol(String),
     /// The server is stopping (503).
     ShuttingDown,
+    /// Every connection the server keeps open is taken (503, and the connection is closed).
+    TooManyConnections { limit: u32 },
 }
 
 impl Failure {
@@ -65,13 +82,22 @@ impl Failure {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } | Self::BodyTooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Handler(Outcome::TimedOut(_) | Outcome::FuelExhausted(_)) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
             Self::Handler(_) | Self::Protocol(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+
+    /// Whether the connection ends with this answer: the client is too slow or one too many.
+    fn closes(&self) -> bool {
+        matches!(
+            self,
+            Self::BodyTimeout { .. } | Self::BodyTooSlow { .. } | Self::TooManyConnections { .. }
+        )
     }
 
     /// The short body sent to the client: nothing about the handler's insides.
@@ -82,6 +108,9 @@ impl Failure {
                 "Payload Too Large: the body may be at most {} bytes\n",
                 limit
             ),
+            Self::BodyTimeout { .. } | Self::BodyTooSlow { .. } => {
+                "Request Timeout: the body did not arrive in time\n".into()
+            }
             Self::BadRequest(why) => format!("Bad Request: {why}\n"),
             Self::Handler(Outcome::TimedOut(_) | Outcome::FuelExhausted(_)) => {
                 "Gateway Timeout: the handler ran past its time limit\n".into()
@@ -90,6 +119,9 @@ impl Failure {
                 "Internal Server Error: the handler failed\n".into()
             }
             Self::ShuttingDown => "Service Unavailable: the server is stopping\n".into(),
+            Self::TooManyConnections { .. } => {
+                "Service Unavailable: too many open connections, try again later\n".into()
+            }
         }
     }
 }
@@ -119,6 +151,10 @@ pub trait Events: Send + Sync {
 pub struct ServeOptions {
     /// Requests handled at once; more wait for a slot (and the pool is sized to match).
     pub max_concurrency: u32,
+    /// Connections open at once; one more is answered 503 and closed.
+    pub max_connections: u32,
+    /// How fast a request's body must arrive (408 otherwise), before it waits for a slot.
+    pub body: BodyPace,
     /// How long in-flight requests may take to finish after a stop signal.
     pub drain: Duration,
 }
@@ -127,10 +163,17 @@ impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             max_concurrency: 1000,
+            max_connections: 1024,
+            body: BodyPace::default(),
             drain: Duration::from_secs(30),
         }
     }
 }
+
+/// How long a client may take to send the request that gets its 503 when it is one connection
+/// too many, and how many such clients are answered at once (past that they are just closed).
+const REFUSAL_TIME: Duration = Duration::from_secs(2);
+const REFUSALS_AT_ONCE: usize = 64;
 
 /// The apps, compiled and linked, ready to take requests.
 pub struct Server {
@@ -320,6 +363,7 @@ impl Server {
             apps: self.apps,
             events: events.clone(),
             slots: tokio::sync::Semaphore::new(self.options.max_concurrency as usize),
+            body: self.options.body,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -327,6 +371,11 @@ impl Server {
         // A client that never finishes its request headers does not hold a connection forever.
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(Duration::from_secs(10));
+        let mut refusing = http.clone();
+        refusing.keep_alive(false).header_read_timeout(REFUSAL_TIME);
+        let max_connections = self.options.max_connections;
+        let connections = Arc::new(tokio::sync::Semaphore::new(max_connections as usize));
+        let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_AT_ONCE));
         loop {
             let (stream, peer) = tokio::select! {
                 _ = sigint.recv() => break,
@@ -342,17 +391,35 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
+            let io = hyper_util::rt::TokioIo::new(stream);
             let shared = shared.clone();
+            let Ok(open) = connections.clone().try_acquire_owned() else {
+                // One too many: read its request, answer 503, close; if even the refusals are
+                // all taken, close it at once.
+                let Ok(refusal) = refusals.clone().try_acquire_owned() else {
+                    continue;
+                };
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = shared.refuse(&req, max_connections);
+                    async move { Ok::<_, std::convert::Infallible>(answer) }
+                });
+                let conn = refusing.serve_connection(io, service);
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(REFUSAL_TIME, conn).await;
+                    drop(refusal);
+                });
+                continue;
+            };
             let service = hyper::service::service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
             });
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
+            let conn = graceful.watch(http.serve_connection(io, service));
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
+                drop(open);
             });
         }
         drop(listener);
@@ -422,6 +489,7 @@ struct Shared {
     apps: Vec<Arc<Loaded>>,
     events: Arc<dyn Events>,
     slots: tokio::sync::Semaphore,
+    body: BodyPace,
     in_flight: std::sync::atomic::AtomicUsize,
 }
 
@@ -466,17 +534,27 @@ impl Shared {
         response
     }
 
+    /// The answer to a request on a connection over `limit`: 503, logged like any request.
+    fn refuse<B>(&self, req: &Request<B>, limit: u32) -> Response<Body> {
+        let failure = Failure::TooManyConnections { limit };
+        let response = error_response(&failure);
+        self.events.request(&AccessEntry {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            status: response.status().as_u16(),
+            duration: Duration::ZERO,
+            app: None,
+            failure: Some(&failure),
+        });
+        response
+    }
+
     async fn dispatch(
         &self,
         app: &Arc<Loaded>,
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<Body>, Failure> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| Failure::ShuttingDown)?;
         let declared = req
             .headers()
             .get(hyper::header::CONTENT_LENGTH)
@@ -488,16 +566,13 @@ impl Shared {
             });
         }
         let (parts, body) = req.into_parts();
-        let limit = usize::try_from(app.max_body).unwrap_or(usize::MAX);
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(Failure::BodyTooLarge {
-                    limit: app.max_body,
-                });
-            }
-            Err(e) => return Err(Failure::BadRequest(format!("reading the body: {e}"))),
-        };
+        // The whole body first, so a slot is only ever taken by a complete request.
+        let body = body::read(body, app.max_body, self.body).await?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Failure::ShuttingDown)?;
         let req = Request::from_parts(parts, body);
         match &app.handler {
             Handler::Component(t) => t.handle(&self.rt, app, req).await,
@@ -550,12 +625,17 @@ pub(crate) fn failure_of(outcome: Outcome) -> Failure {
 }
 
 fn error_response(f: &Failure) -> Response<Body> {
+    use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
     let mut r = Response::new(full(f.body()));
     *r.status_mut() = f.status();
     r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if f.closes() {
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     r
 }
 

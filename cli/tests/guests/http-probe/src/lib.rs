@@ -1,6 +1,10 @@
 //! A `wasi:http/proxy` test handler with one behaviour per path, so `qyvol serve`'s tests can
-//! make it answer, trap, loop, sleep, allocate, echo and call out. Built for wasm32-wasip2 by
-//! `scripts/build-examples.sh`; the wasm is committed beside this source.
+//! make it answer, trap, loop, sleep, allocate, echo, call out and wait for other instances.
+//! Built for wasm32-wasip2 by `scripts/build-examples.sh`; the wasm is committed beside this
+//! source.
+
+#[path = "../../shared/handler.rs"]
+mod shared;
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -13,11 +17,13 @@ struct Probe;
 wasip2::http::proxy::export!(Probe);
 
 fn query<'a>(path: &'a str, key: &str) -> Option<&'a str> {
-    let (_, q) = path.split_once('?')?;
-    q.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+    shared::query(path.split_once('?')?.1, key)
+}
+
+/// How many requests this instance has handled, this one included: 1 in a fresh instance.
+fn nth_request() -> u32 {
+    static SEEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 fn reply(out: ResponseOutparam, status: u16, text: &str) {
@@ -130,10 +136,24 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                 reply(out, 200, &format!("{key}={}", value.unwrap_or_default()));
             }
             "count" => {
-                // A fresh instance per request starts from zero every time.
-                static SEEN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-                let n = SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let n = nth_request();
                 reply(out, 200, &format!("request {n} of this instance\n"));
+            }
+            "barrier" => {
+                // Waits in `/sync` until `n` instances are there at once (see `shared::barrier`).
+                let n = nth_request();
+                let of = query(&path, "n").and_then(|v| v.parse().ok()).unwrap_or(2);
+                let ms = query(&path, "ms")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(5000);
+                match shared::barrier("/sync", of, std::time::Duration::from_millis(ms)) {
+                    Ok(slot) => reply(
+                        out,
+                        200,
+                        &format!("slot {slot}, request {n} of this instance\n"),
+                    ),
+                    Err(e) => reply(out, 504, &format!("{e}\n")),
+                }
             }
             "big" => {
                 let kib: usize = query(&path, "kib")
