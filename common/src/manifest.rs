@@ -49,6 +49,8 @@ pub(crate) struct RawManifest {
 struct RawNetwork {
     #[serde(default)]
     allow: Vec<NetworkGrant>,
+    #[serde(default)]
+    block_private: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,6 +148,9 @@ pub struct Manifest {
     pub build: Option<BuildSpec>,
     /// What the guest may reach or bind on the network; nothing when empty.
     pub network: Vec<NetworkGrant>,
+    /// `network.block_private`: refuse connections to loopback, link-local and private
+    /// addresses that no address grant names. `None`: the environment decides.
+    pub block_private: Option<bool>,
     /// How it is served, for `runtime: wasi-http`.
     pub http: HttpSpec,
 }
@@ -227,6 +232,7 @@ impl Manifest {
             limits: ResolvedLimits::default(),
             build: None,
             network: Vec::new(),
+            block_private: None,
             http: HttpSpec::default(),
         })
     }
@@ -265,6 +271,12 @@ impl Manifest {
                 }
             };
             return Err(violation(format!("the network grant `{grant}`"), hint));
+        }
+        if policy.block_private && self.block_private == Some(false) {
+            return Err(violation(
+                "`network.block_private: false`".into(),
+                "untrusted code reaches loopback and private addresses only through grants naming them by address (e.g. `10.0.0.5:5432`); remove the setting, or use `environment: native`",
+            ));
         }
         if let (Some(cap), Some(asked)) = (policy.memory_cap, self.limits.memory)
             && asked > cap
@@ -486,6 +498,7 @@ fn resolve(
         },
         build,
         network: raw.network.allow,
+        block_private: raw.network.block_private,
         http,
     })
 }
