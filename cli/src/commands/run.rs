@@ -347,6 +347,7 @@ pub(crate) fn request(
         mounts,
         limits,
         network: manifest.network.clone(),
+        block_private: manifest.block_private.unwrap_or(policy.block_private),
         denials,
     })
 }
