@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use crate::{Scratch, qyvol, qyvol_std, repo_root};
 
 /// A running `qyvol serve`, killed when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut cmd = qyvol_std();
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
         Self::spawn(cmd)
@@ -56,7 +56,7 @@ impl Served {
     }
 
     /// Waits for a log line containing `needle` (lines are written after the response).
-    fn wait_log(&self, needle: &str) -> String {
+    pub(crate) fn wait_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Some(l) = self
@@ -73,7 +73,7 @@ impl Served {
         panic!("no log line with {needle:?} in:\n{}", self.log());
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         request(self.addr, "GET", path, &[], b"")
     }
 
@@ -100,10 +100,10 @@ impl Drop for Served {
 }
 
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -184,7 +184,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// A manifest for a committed test guest, copied into `scratch`.
-fn handler(scratch: &Scratch, name: &str, wasm: &str, extra: &str) -> String {
+pub(crate) fn handler(scratch: &Scratch, name: &str, wasm: &str, extra: &str) -> String {
     scratch.guest(wasm);
     scratch
         .write(
