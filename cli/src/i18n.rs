@@ -69,6 +69,11 @@ pub enum Msg<'a> {
     NotServed,
     NotAHandler,
     NetworkDenied(&'a str, &'a str),
+    /// A name grant's target resolved to a private address: (what was asked, the address).
+    NetworkPrivate(&'a str, &'a str),
+    NetworkBadAuthority(&'a str),
+    LookupDenied(&'a str),
+    NoRootCertificates(&'a str, &'a str),
     Serving(&'a str),
     Route(&'a str, &'a str, &'a str),
     Draining(usize),
@@ -221,6 +226,20 @@ impl Msg<'_> {
             (M::NotAHandler, En) => "not an HTTP handler".into(),
             (M::NetworkDenied(kind, grant), Es) => format!("🚫 Red denegada ({kind}): {grant}; concédelo en el manifiesto con `network: {{ allow: [\"{grant}\"] }}`"),
             (M::NetworkDenied(kind, grant), En) => format!("🚫 Network access denied ({kind}): {grant}; grant it in the manifest with `network: {{ allow: [\"{grant}\"] }}`"),
+            (M::NetworkPrivate(target, addr), Es) => {
+                let what = if target == addr { format!("{addr} es") } else { format!("{target} es {addr},") };
+                format!("🚫 Red denegada (connect): {what} una dirección de loopback, de enlace local o privada, y este entorno solo deja alcanzarlas con un permiso que nombre la dirección: `network: {{ allow: [\"{addr}\"] }}`")
+            }
+            (M::NetworkPrivate(target, addr), En) => {
+                let what = if target == addr { format!("{addr} is") } else { format!("{target} is {addr},") };
+                format!("🚫 Network access denied (connect): {what} a loopback, link-local or private address, which this environment lets a guest reach only through a grant naming the address: `network: {{ allow: [\"{addr}\"] }}`")
+            }
+            (M::NetworkBadAuthority(authority), Es) => format!("🚫 Petición HTTP denegada: `{authority}` no es `host[:puerto]` (lleva usuario `@` o un puerto que no es un número hasta 65535)"),
+            (M::NetworkBadAuthority(authority), En) => format!("🚫 HTTP request denied: `{authority}` is not `host[:port]` (it has user info `@` or a port that is not a number up to 65535)"),
+            (M::LookupDenied(name), Es) => format!("🚫 Búsqueda DNS denegada: {name}; ningún permiso de `network.allow` nombra ese host"),
+            (M::LookupDenied(name), En) => format!("🚫 Name lookup denied: {name}; no `network.allow` grant names that host"),
+            (M::NoRootCertificates(host, why), Es) => format!("🚫 HTTPS a {host} imposible: {why}; instala los certificados raíz del sistema (ca-certificates) o apunta SSL_CERT_FILE a un PEM"),
+            (M::NoRootCertificates(host, why), En) => format!("🚫 HTTPS to {host} impossible: {why}; install the system's root certificates (ca-certificates) or point SSL_CERT_FILE at a PEM file"),
             (M::Serving(url), Es) => format!("🌐 Sirviendo en {url}"),
             (M::Serving(url), En) => format!("🌐 Serving on {url}"),
             (M::Route(route, name, kind), _) => format!("  {route} → {name} ({kind})"),

@@ -31,13 +31,26 @@ pub fn denial_sink() -> qyvol_runtime::DenialSink {
     qyvol_runtime::DenialSink::new(|d| eprintln!("{}", denial_text(d)))
 }
 
-/// The line that reports a refused connection or bind, naming the grant that would allow it.
+/// The line that reports a refused connection, bind, lookup or request, saying what would
+/// allow it.
 pub fn denial_text(d: &qyvol_runtime::Denial) -> String {
-    let grant = match d.kind {
-        qyvol_common::GrantKind::Connect => sanitize(&d.target),
-        qyvol_common::GrantKind::Listen => format!("listen {}", sanitize(&d.target)),
-    };
-    Msg::NetworkDenied(d.kind.as_str(), &grant).text(lang())
+    use qyvol_runtime::Refusal;
+    let target = sanitize(&d.target);
+    match &d.reason {
+        Refusal::Private(addr) => Msg::NetworkPrivate(&target, &addr.to_string()).text(lang()),
+        Refusal::BadAuthority => Msg::NetworkBadAuthority(&target).text(lang()),
+        Refusal::Lookup => Msg::LookupDenied(&target).text(lang()),
+        Refusal::NoRootCertificates(why) => {
+            Msg::NoRootCertificates(&target, &sanitize(why)).text(lang())
+        }
+        _ => {
+            let grant = match d.kind {
+                qyvol_common::GrantKind::Connect => target,
+                qyvol_common::GrantKind::Listen => format!("listen {target}"),
+            };
+            Msg::NetworkDenied(d.kind.as_str(), &grant).text(lang())
+        }
+    }
 }
 
 /// Text for the document on stdout (`inspect`), in the user's language.

@@ -22,7 +22,7 @@ pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, Packaged,
     RequestedMount, Requests, ResolvedLimits,
 };
-pub use network::{GrantKind, HostPattern, NetworkGrant, Route};
+pub use network::{GrantKind, HostPattern, NetworkGrant, Route, is_private};
 pub use policy::{Environment, Policy, PolicyViolation};
 pub use types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_pair};
 

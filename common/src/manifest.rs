@@ -54,6 +54,8 @@ pub(crate) struct RawManifest {
 struct RawNetwork {
     #[serde(default)]
     allow: Vec<NetworkGrant>,
+    #[serde(default)]
+    block_private: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,6 +190,9 @@ pub struct Manifest {
     pub build: Option<BuildSpec>,
     /// What the guest may reach or bind on the network; nothing when empty.
     pub network: Vec<NetworkGrant>,
+    /// `network.block_private`: refuse connections to loopback, link-local and private
+    /// addresses that no address grant names. `None`: the environment decides.
+    pub block_private: Option<bool>,
     /// How it is served, for `runtime: wasi-http`.
     pub http: HttpSpec,
     /// The module is a bundle or an image this (operator's) manifest names as its entrypoint.
@@ -246,6 +251,10 @@ impl Manifest {
         let mut manifest = resolve(bundle, Path::new("."), raw, options)?;
         manifest.entrypoint = bundle.to_path_buf();
         manifest.requested = requested;
+        // It may tighten the guard against private addresses, never loosen it.
+        if manifest.block_private == Some(false) {
+            manifest.block_private = None;
+        }
         Ok(manifest)
     }
 
@@ -278,6 +287,7 @@ impl Manifest {
             limits: ResolvedLimits::default(),
             build: None,
             network: Vec::new(),
+            block_private: None,
             http: HttpSpec::default(),
             packaged: None,
             requested: Requests::default(),
@@ -318,6 +328,12 @@ impl Manifest {
                 }
             };
             return Err(violation(format!("the network grant `{grant}`"), hint));
+        }
+        if policy.block_private && self.block_private == Some(false) {
+            return Err(violation(
+                "`network.block_private: false`".into(),
+                "untrusted code reaches loopback and private addresses only through grants naming them by address (e.g. `10.0.0.5:5432`); remove the setting, or use `environment: native`",
+            ));
         }
         if let (Some(cap), Some(asked)) = (policy.memory_cap, self.limits.memory)
             && asked > cap
@@ -542,6 +558,7 @@ fn resolve(
         },
         build,
         network: raw.network.allow,
+        block_private: raw.network.block_private,
         http,
         packaged,
         requested: Requests::default(),

@@ -5,7 +5,7 @@
 //! optional kind in front (`connect`, the default, or `listen`). Nothing is granted by default.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Deserializer, de};
 
@@ -67,24 +67,86 @@ impl NetworkGrant {
             }
     }
 
+    /// Whether this grant names private addresses on purpose: an address or block lying wholly
+    /// inside a loopback, link-local or private range (`127.0.0.1`, `10.0.0.0/8`), as opposed
+    /// to a name, which may resolve anywhere, or a block as wide as `0.0.0.0/0`.
+    pub fn names_private(&self) -> bool {
+        let HostPattern::Net { addr, prefix } = self.host else {
+            return false;
+        };
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) if prefix >= 96 => v6
+                .to_ipv4_mapped()
+                .map_or((addr, prefix), |v4| (IpAddr::V4(v4), prefix - 96)),
+            _ => (addr, prefix),
+        };
+        PRIVATE_NETS.iter().any(|&(net, net_prefix)| {
+            net.is_ipv4() == addr.is_ipv4() && prefix >= net_prefix && in_net(addr, net, net_prefix)
+        })
+    }
+
+    /// Whether a name lookup of `host` serves this grant: the grant names it, or it is a
+    /// subdomain of a `*.domain` grant.
+    pub fn mentions(&self, host: &str) -> bool {
+        self.matches_name(&normalize(host))
+    }
+
+    fn matches_name(&self, host: &str) -> bool {
+        match &self.host {
+            HostPattern::Name(name) => name == host,
+            HostPattern::Subdomains(suffix) => host.ends_with(suffix.as_str()),
+            HostPattern::Net { .. } => false,
+        }
+    }
+
     /// Whether this grant lets the guest `kind` the host `host` (a name or an address
     /// literal, as written in a URL) on `port`.
     pub fn allows_host(&self, kind: GrantKind, host: &str, port: u16) -> bool {
         if self.kind != kind || self.port.is_some_and(|p| p != port) {
             return false;
         }
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let host = normalize(host);
         match (&self.host, host.parse::<IpAddr>()) {
             (HostPattern::Net { addr, prefix }, Ok(ip)) => in_net(ip, *addr, *prefix),
-            (HostPattern::Name(name), Err(_)) => *name == host,
-            (HostPattern::Subdomains(suffix), Err(_)) => host.ends_with(suffix.as_str()),
-            _ => false,
+            (_, Ok(_)) => false,
+            (_, Err(_)) => self.matches_name(&host),
         }
     }
+}
+
+/// A host as a URL or a lookup writes it, compared the way grants are stored: lowercase, without
+/// IPv6 brackets or a trailing dot.
+fn normalize(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase()
+}
+
+/// Loopback, link-local, private (RFC 1918, RFC 6598 shared, IPv6 ULA), unspecified and
+/// broadcast blocks: the host's own services and its local networks, which a guest must not
+/// reach through a name grant under `block_private` (Spin's `block_private_networks`).
+const PRIVATE_NETS: [(IpAddr, u8); 11] = [
+    (IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)), 8),
+    (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 8),
+    (IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10),
+    (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+    (IpAddr::V4(Ipv4Addr::new(169, 254, 0, 0)), 16),
+    (IpAddr::V4(Ipv4Addr::new(172, 16, 0, 0)), 12),
+    (IpAddr::V4(Ipv4Addr::new(192, 168, 0, 0)), 16),
+    (IpAddr::V4(Ipv4Addr::BROADCAST), 32),
+    // `::`, `::1` and the deprecated IPv4-compatible `::a.b.c.d`.
+    (IpAddr::V6(Ipv6Addr::UNSPECIFIED), 96),
+    (IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)), 7),
+    (IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 10),
+];
+
+/// Whether `ip` is on the host itself or on a local network rather than the internet (IPv4-mapped
+/// IPv6 addresses are judged as the IPv4 address they carry).
+pub fn is_private(ip: IpAddr) -> bool {
+    PRIVATE_NETS
+        .iter()
+        .any(|&(net, prefix)| in_net(ip, net, prefix))
 }
 
 fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
@@ -373,6 +435,76 @@ mod tests {
         assert!(!any.allows_addr(Listen, a("[::1]:8080")));
         assert!(!grant("listen 127.0.0.1:8080").allows_addr(Listen, a("0.0.0.0:8080")));
         assert!(!grant("0.0.0.0:80").allows_addr(Connect, a("10.0.0.1:80")));
+    }
+
+    #[test]
+    fn private_addresses_are_the_hosts_own_and_its_local_networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("an address");
+        for private in [
+            "127.0.0.1",
+            "127.255.0.9",
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::127.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+        ] {
+            assert!(is_private(ip(private)), "{private}");
+        }
+        for public in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "192.169.0.1",
+            "100.128.0.1",
+            "2001:4860:4860::8888",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_private(ip(public)), "{public}");
+        }
+    }
+
+    #[test]
+    fn only_address_grants_inside_a_private_range_name_private_addresses() {
+        for named in [
+            "127.0.0.1:80",
+            "10.0.0.0/8:5432",
+            "10.1.0.0/16:1",
+            "[::1]:80",
+            "[fd00::1]:80",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(grant(named).names_private(), "{named}");
+        }
+        for not in [
+            "localhost:80",
+            "*.internal:80",
+            "0.0.0.0/0:80",
+            "8.0.0.0/4:80",
+            "8.8.8.8:53",
+            "[::/0]:80",
+        ] {
+            assert!(!grant(not).names_private(), "{not}");
+        }
+    }
+
+    #[test]
+    fn lookups_are_mentioned_by_name_and_subdomain_grants() {
+        assert!(grant("api.example.com:443").mentions("API.example.com."));
+        assert!(!grant("api.example.com:443").mentions("example.com"));
+        assert!(grant("*.example.com:443").mentions("a.b.example.com"));
+        assert!(!grant("*.example.com:443").mentions("example.com"));
+        assert!(!grant("127.0.0.1:80").mentions("localhost"));
     }
 
     #[test]

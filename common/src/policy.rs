@@ -35,18 +35,21 @@ impl Environment {
             Self::Native => Policy {
                 environment: self,
                 untrusted: false,
+                block_private: false,
                 memory_cap: None,
                 timeout_cap: None,
             },
             Self::Sandbox => Policy {
                 environment: self,
                 untrusted: true,
+                block_private: true,
                 memory_cap: Some(ByteSize::mib(256)),
                 timeout_cap: Some(DurationSpec(Duration::from_secs(10))),
             },
             Self::Edge => Policy {
                 environment: self,
                 untrusted: true,
+                block_private: true,
                 memory_cap: Some(ByteSize::mib(128)),
                 timeout_cap: Some(DurationSpec(Duration::from_secs(5))),
             },
@@ -88,6 +91,9 @@ pub struct Policy {
     pub environment: Environment,
     /// Every mount is read-only and a manifest asking for a writable one is refused.
     pub untrusted: bool,
+    /// Connections to loopback, link-local and private addresses need a grant naming them by
+    /// address (a name grant resolving there is refused), and a manifest may not turn this off.
+    pub block_private: bool,
     /// The most memory a manifest may ask for, and the default when it asks for none.
     pub memory_cap: Option<ByteSize>,
     /// The longest time limit a manifest may ask for, and the default when it asks for none.

@@ -15,7 +15,7 @@ fn outcome(path: &Path) -> String {
                 .map(|v| format!("\npolicy: {v}"))
                 .unwrap_or_default();
             format!(
-                "ok: name={} runtime={:?} environment={} args={:?} env={:?} mounts={} limits={:?} network=[{}] route={} max_body={:?}{check}\n",
+                "ok: name={} runtime={:?} environment={} args={:?} env={:?} mounts={} limits={:?} network=[{}]{} route={} max_body={:?}{check}\n",
                 m.name,
                 m.runtime,
                 m.environment.as_str(),
@@ -32,6 +32,9 @@ fn outcome(path: &Path) -> String {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", "),
+                m.block_private
+                    .map(|b| format!(" block_private={b}"))
+                    .unwrap_or_default(),
                 m.http.route,
                 m.http.max_body,
             )

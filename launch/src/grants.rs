@@ -172,6 +172,7 @@ pub fn request(
         mounts,
         limits,
         network,
+        block_private: manifest.block_private.unwrap_or(policy.block_private),
         denials,
     })
 }

@@ -20,7 +20,7 @@ pub use engine::{EngineConfig, WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
 pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
 pub use limits::Resource;
-pub use net::{Denial, DenialSink};
+pub use net::{Denial, DenialSink, Refusal};
 pub use run::{
     Compilation, CompileProgress, Limits, Loader, MountGrant, Outcome, Prepared, RunRequest, Wasm,
     load, precompile, run,

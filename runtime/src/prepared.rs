@@ -12,7 +12,7 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 use crate::engine::{self, EpochTicker};
 use crate::inspect::WasmKind;
 use crate::limits::{LimitExceeded, Limiter};
-use crate::net::{HttpHooks, NetworkAccess};
+use crate::net::{GuestNet, NetworkAccess, NetworkHost};
 use crate::run::{Compilation, Limits, Outcome, RunRequest, Wasm};
 use crate::{RuntimeError, wasi};
 use std::time::Duration;
@@ -46,7 +46,13 @@ struct ComponentHost {
     table: ResourceTable,
     limiter: Limiter,
     http: WasiHttpCtx,
-    hooks: HttpHooks,
+    net: GuestNet,
+}
+
+impl NetworkHost for ComponentHost {
+    fn guest_net(&mut self) -> &mut GuestNet {
+        &mut self.net
+    }
 }
 
 impl WasiHttpView for ComponentHost {
@@ -54,7 +60,7 @@ impl WasiHttpView for ComponentHost {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.net,
         }
     }
 }
@@ -115,7 +121,7 @@ impl Prepared {
         pre: &InstancePre<CoreHost>,
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
-        let network = NetworkAccess::new(&req.network, req.denials.clone());
+        let network = NetworkAccess::of(req);
         let mounts = wasi::Mounts::open(&req.mounts)?;
         let mut b = wasi::builder(req, &mounts, &network)?;
         b.inherit_stdio();
@@ -145,7 +151,7 @@ impl Prepared {
         pre: &CommandPre<ComponentHost>,
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
-        let network = NetworkAccess::new(&req.network, req.denials.clone());
+        let network = NetworkAccess::of(req);
         let mounts = wasi::Mounts::open(&req.mounts)?;
         let mut b = wasi::builder(req, &mounts, &network)?;
         b.inherit_stdio();
@@ -154,7 +160,7 @@ impl Prepared {
             table: ResourceTable::new(),
             limiter: Limiter::new(req.limits.memory),
             http: WasiHttpCtx::new(),
-            hooks: HttpHooks(network),
+            net: GuestNet::new(network),
         };
         let mut store = Store::new(&self.engine, host);
         store.limiter(|h| &mut h.limiter);
@@ -228,7 +234,7 @@ fn link_component(
 /// Compiles and links a component against all of WASI 0.2 and `wasi:http` (commands may make
 /// outgoing requests, handlers answer incoming ones, both under the same grants); the caller
 /// checks it exports the world it is run as.
-pub(crate) fn link_component_world<T: WasiView + WasiHttpView + 'static>(
+pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
     engine: &Engine,
     wasm: &Wasm,
     limits: &Limits,
@@ -237,6 +243,7 @@ pub(crate) fn link_component_world<T: WasiView + WasiHttpView + 'static>(
     let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
     let mut linker = wasmtime::component::Linker::<T>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+    crate::net::link_guards(&mut linker).map_err(RuntimeError::engine)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(RuntimeError::engine)?;
     linker

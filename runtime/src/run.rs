@@ -137,6 +137,9 @@ pub struct RunRequest {
     pub limits: Limits,
     /// What the guest may reach or bind on the network; nothing when empty.
     pub network: Vec<qyvol_common::NetworkGrant>,
+    /// Connections to loopback, link-local and private addresses need a grant naming the
+    /// address (see `Policy::block_private`).
+    pub block_private: bool,
     /// Told of every connection or bind the grants refuse.
     pub denials: crate::net::DenialSink,
 }

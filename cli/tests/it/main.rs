@@ -17,6 +17,7 @@ mod interop;
 mod limits;
 mod manifests;
 mod mounts;
+mod network;
 mod registry;
 mod seed;
 mod serve;

@@ -15,12 +15,12 @@ use crate::{Scratch, qyvol, qyvol_std, repo_root};
 /// A running `qyvol serve`, killed when dropped.
 pub(crate) struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
-    fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         let mut cmd = qyvol_std();
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
         Self::spawn(cmd)
@@ -59,7 +59,7 @@ impl Served {
     }
 
     /// Waits for a log line containing `needle` (lines are written after the response).
-    fn wait_log(&self, needle: &str) -> String {
+    pub(crate) fn wait_log(&self, needle: &str) -> String {
         self.wait_lines(needle, 1).remove(0)
     }
 
@@ -210,7 +210,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// A manifest for a committed test guest, copied into `scratch`.
-fn handler(scratch: &Scratch, name: &str, wasm: &str, extra: &str) -> String {
+pub(crate) fn handler(scratch: &Scratch, name: &str, wasm: &str, extra: &str) -> String {
     scratch.guest(wasm);
     scratch
         .write(

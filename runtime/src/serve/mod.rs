@@ -31,7 +31,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::engine::{self, EpochTicker};
 use crate::inspect::WasmKind;
 use crate::limits::Limiter;
-use crate::net::{HttpHooks, NetworkAccess};
+use crate::net::{GuestNet, NetworkAccess, NetworkHost};
 use crate::run::{Compilation, RunRequest, Wasm};
 use crate::{Outcome, RuntimeError, wasi};
 
@@ -215,7 +215,7 @@ pub(crate) struct Host<W> {
     pub(crate) wasi: W,
     pub(crate) table: ResourceTable,
     pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
-    pub(crate) hooks: HttpHooks,
+    pub(crate) net: GuestNet,
     pub(crate) limiter: Limiter,
     /// When the request's time limit passes (checked at each epoch tick).
     pub(crate) deadline: Option<Instant>,
@@ -233,7 +233,7 @@ impl<W> Host<W> {
             wasi,
             table: ResourceTable::new(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            hooks: HttpHooks(network),
+            net: GuestNet::new(network),
             limiter: Limiter::new(memory),
             deadline: timeout.map(|t| Instant::now() + t),
         }
@@ -249,12 +249,18 @@ impl wasmtime_wasi::WasiView for Host<wasmtime_wasi::WasiCtx> {
     }
 }
 
+impl NetworkHost for Host<wasmtime_wasi::WasiCtx> {
+    fn guest_net(&mut self) -> &mut GuestNet {
+        &mut self.net
+    }
+}
+
 impl wasmtime_wasi_http::WasiHttpView for Host<wasmtime_wasi::WasiCtx> {
     fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
         wasmtime_wasi_http::WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.net,
         }
     }
 }
@@ -301,7 +307,7 @@ impl Server {
             };
             loaded.push(Arc::new(Loaded {
                 mounts,
-                network: NetworkAccess::new(&app.request.network, app.request.denials.clone()),
+                network: NetworkAccess::of(&app.request),
                 name: app.name,
                 route: app.route,
                 request: app.request,

@@ -4,6 +4,7 @@
 //! `scripts/build-examples.sh`; the wasm is committed beside this source.
 
 use std::io::{Read, Write};
+use std::net::ToSocketAddrs;
 use std::{env, fs, process};
 
 fn main() {
@@ -114,13 +115,29 @@ fn main() {
             println!("connected: {reply}");
             Ok(())
         }),
-        "fetch" => fetch(&arg(2)).map(|status| println!("upstream answered {status}")),
+        "fetch" => get(&format!("http://{}/", arg(2)))
+            .map(|(status, _)| println!("upstream answered {status}")),
+        "get" => get(&arg(2)).map(|(status, body)| println!("{status} {body}")),
+        "resolve" => (arg(2).as_str(), 0).to_socket_addrs().map(|found| {
+            let mut ips: Vec<String> = found.map(|a| a.ip().to_string()).collect();
+            ips.sort();
+            ips.dedup();
+            println!("{} is {}", arg(2), ips.join(" "));
+        }),
+        "udp-recv" => std::net::UdpSocket::bind(arg(2)).and_then(|socket| {
+            println!("bound {}", socket.local_addr()?);
+            std::io::stdout().flush()?;
+            let mut buf = [0u8; 512];
+            let (n, peer) = socket.recv_from(&mut buf)?;
+            println!("got {} from {peer}", String::from_utf8_lossy(&buf[..n]));
+            Ok(())
+        }),
         "listen" => std::net::TcpListener::bind(arg(2)).map(|l| {
             println!("listening on {:?}", l.local_addr().ok());
         }),
         _ => {
             eprintln!(
-                "usage: probe connect ADDR MSG|fetch HOST:PORT|listen ADDR|args|env|cat|prompt|exit N|stderr MSG|read P|write P T|append P T|truncate P|set-len P|rename A B|link A B|remove P|mkdir P|ls P|symlink T L|sleep MS|spin|alloc MIB|flood MIB|read-stdin"
+                "usage: probe connect ADDR MSG|fetch HOST:PORT|get URL|resolve NAME|udp-recv ADDR|listen ADDR|args|env|cat|prompt|exit N|stderr MSG|read P|write P T|append P T|truncate P|set-len P|rename A B|link A B|remove P|mkdir P|ls P|symlink T L|sleep MS|spin|alloc MIB|flood MIB|read-stdin"
             );
             process::exit(2)
         }
@@ -168,17 +185,27 @@ fn symlink(_target: &str, _link: &str) -> std::io::Result<()> {
     ))
 }
 
-/// An outgoing wasi:http GET to `http://{authority}/` (WASI 0.2 only).
+/// An outgoing wasi:http GET of `url` (`http://` or `https://`, authority taken as written),
+/// returning the status and the body as text (WASI 0.2 only).
 #[cfg(all(target_os = "wasi", target_env = "p2"))]
-fn fetch(authority: &str) -> std::io::Result<u16> {
+fn get(url: &str) -> std::io::Result<(u16, String)> {
     use wasip2::http::outgoing_handler;
-    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    use wasip2::http::types::{Fields, IncomingBody, OutgoingRequest, Scheme};
     let fail = |e: String| std::io::Error::other(e);
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("https", rest)) => (Scheme::Https, rest),
+        Some(("http", rest)) => (Scheme::Http, rest),
+        _ => return Err(fail(format!("not an http(s) URL: {url}"))),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
     let request = OutgoingRequest::new(Fields::new());
     request
-        .set_scheme(Some(&Scheme::Http))
+        .set_scheme(Some(&scheme))
         .and_then(|()| request.set_authority(Some(authority)))
-        .and_then(|()| request.set_path_with_query(Some("/")))
+        .and_then(|()| request.set_path_with_query(Some(path)))
         .map_err(|()| fail("bad request".into()))?;
     let future = outgoing_handler::handle(request, None).map_err(|e| fail(format!("{e:?}")))?;
     future.subscribe().block();
@@ -187,10 +214,24 @@ fn fetch(authority: &str) -> std::io::Result<u16> {
         .ok_or_else(|| fail("no response".into()))?
         .map_err(|()| fail("taken".into()))?
         .map_err(|e| fail(format!("{e:?}")))?;
-    Ok(response.status())
+    let status = response.status();
+    let body = response.consume().map_err(|()| fail("no body".into()))?;
+    let mut text = Vec::new();
+    {
+        let stream = body.stream().map_err(|()| fail("no body stream".into()))?;
+        loop {
+            match stream.blocking_read(64 * 1024) {
+                Ok(chunk) => text.extend_from_slice(&chunk),
+                Err(wasip2::io::streams::StreamError::Closed) => break,
+                Err(e) => return Err(fail(format!("{e:?}"))),
+            }
+        }
+    }
+    drop(IncomingBody::finish(body));
+    Ok((status, String::from_utf8_lossy(&text).into_owned()))
 }
 
 #[cfg(not(all(target_os = "wasi", target_env = "p2")))]
-fn fetch(_authority: &str) -> std::io::Result<u16> {
+fn get(_url: &str) -> std::io::Result<(u16, String)> {
     Err(std::io::Error::other("wasi:http needs the WASI 0.2 build"))
 }
