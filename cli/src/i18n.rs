@@ -98,6 +98,10 @@ pub enum Msg<'a> {
     BuildFailed,
     BundleWritten(&'a str, &'a str),
     CacheCleared(&'a str),
+    // serve's access log
+    NoRoute,
+    BodyTooLarge(&'a str),
+    ShuttingDown,
     // the trust boundary
     MountRequested(&'a str, &'a str, &'a str),
     NetworkRequested(&'a str, &'a str),
@@ -155,6 +159,12 @@ impl Msg<'_> {
             (M::NetworkRequested(n, flag), En) => format!("🔒 The package asks for the network `{n}`: not granted; grant it with `{flag}`"),
             (M::PrecompiledUntrusted, Es) => "🔒 El código nativo del paquete no se construyó en esta máquina: se compila su wasm (usa `--allow-precompiled` si confías en quien lo construyó)".into(),
             (M::PrecompiledUntrusted, En) => "🔒 The package's native code was not built on this machine: compiling its wasm instead (pass `--allow-precompiled` if you trust whoever built it)".into(),
+            (M::NoRoute, Es) => "ninguna ruta coincide".into(),
+            (M::NoRoute, En) => "no route matches".into(),
+            (M::BodyTooLarge(l), Es) => format!("el cuerpo supera {l} (sube `http.max_body` o `--max-body`)"),
+            (M::BodyTooLarge(l), En) => format!("the body is over {l} (raise `http.max_body` or `--max-body`)"),
+            (M::ShuttingDown, Es) => "el servidor se está deteniendo".into(),
+            (M::ShuttingDown, En) => "the server is stopping".into(),
             (M::Trust(t), Es) => match t {
                 qyvol_launch::CodeTrust::NoLayer => "ninguno para este anfitrión: se compila el wasm".into(),
                 qyvol_launch::CodeTrust::Ignored => "ignorado: se compila el wasm".into(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::Args;
 use qyvol_common::{ByteSize, DurationSpec, RuntimeKind};
 use qyvol_runtime::serve::{
-    AccessEntry, App, BodyPace, Events, Failure as RequestFailure, ServeOptions, Server,
+    AccessEntry, App, BodyPace, Events, RequestFailure, ServeOptions, Server,
 };
 use qyvol_runtime::{Outcome, Resource, WasmKind};
 
@@ -287,21 +287,10 @@ impl Events for AccessLog {
 
 /// Why a request failed, in the user's language, for the access log.
 fn failure_text(f: &RequestFailure, lang: Lang) -> String {
-    let es = lang == Lang::Es;
     match f {
-        RequestFailure::NoRoute => (if es {
-            "ninguna ruta coincide"
-        } else {
-            "no route matches"
-        })
-        .into(),
+        RequestFailure::NoRoute => Msg::NoRoute.text(lang),
         RequestFailure::BodyTooLarge { limit } => {
-            let limit = ByteSize(*limit);
-            if es {
-                format!("el cuerpo supera {limit} (sube `http.max_body` o `--max-body`)")
-            } else {
-                format!("the body is over {limit} (raise `http.max_body` or `--max-body`)")
-            }
+            Msg::BodyTooLarge(&ByteSize(*limit).to_string()).text(lang)
         }
         RequestFailure::BodyTimeout { limit, received } => {
             Msg::BodyTimeout(&DurationSpec(*limit).to_string(), *received).text(lang)
@@ -316,12 +305,7 @@ fn failure_text(f: &RequestFailure, lang: Lang) -> String {
         RequestFailure::TooManyConnections { limit } => Msg::TooManyConnections(*limit).text(lang),
         RequestFailure::BadRequest(why) => why.clone(),
         RequestFailure::Protocol(why) => why.clone(),
-        RequestFailure::ShuttingDown => (if es {
-            "el servidor se está deteniendo"
-        } else {
-            "the server is stopping"
-        })
-        .into(),
+        RequestFailure::ShuttingDown => Msg::ShuttingDown.text(lang),
         RequestFailure::Handler(outcome) => match outcome {
             Outcome::Trapped { trap, backtrace } => {
                 let at = backtrace

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::Failure;
+use super::RequestFailure;
 
 /// How fast a request body must arrive: all of it within `timeout`, and never more than a grace
 /// period behind `min_rate` (by time `t`, at least `min_rate × (t − grace)` bytes). The grace is
@@ -69,7 +69,11 @@ enum Late {
 
 /// Reads the whole body under `pace`, failing past `limit` bytes (413), when it is late (408)
 /// or when the client breaks off (400).
-pub(super) async fn read(mut body: Incoming, limit: u64, pace: BodyPace) -> Result<Bytes, Failure> {
+pub(super) async fn read(
+    mut body: Incoming,
+    limit: u64,
+    pace: BodyPace,
+) -> Result<Bytes, RequestFailure> {
     let start = Instant::now();
     let mut data = BytesMut::new();
     let mut received: u64 = 0;
@@ -78,14 +82,16 @@ pub(super) async fn read(mut body: Incoming, limit: u64, pace: BodyPace) -> Resu
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
             Ok(None) => break,
             Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(e))) => return Err(Failure::BadRequest(format!("reading the body: {e}"))),
+            Ok(Some(Err(e))) => {
+                return Err(RequestFailure::BadRequest(format!("reading the body: {e}")));
+            }
             Err(_) => {
                 return Err(match late {
-                    Late::Timeout => Failure::BodyTimeout {
+                    Late::Timeout => RequestFailure::BodyTimeout {
                         limit: pace.timeout,
                         received,
                     },
-                    Late::BelowRate => Failure::BodyTooSlow {
+                    Late::BelowRate => RequestFailure::BodyTooSlow {
                         rate: pace.min_rate,
                         received,
                         elapsed: start.elapsed(),
@@ -97,7 +103,7 @@ pub(super) async fn read(mut body: Incoming, limit: u64, pace: BodyPace) -> Resu
         if let Ok(chunk) = frame.into_data() {
             received = received.saturating_add(chunk.len() as u64);
             if received > limit {
-                return Err(Failure::BodyTooLarge { limit });
+                return Err(RequestFailure::BodyTooLarge { limit });
             }
             data.extend_from_slice(&chunk);
         }

@@ -10,7 +10,7 @@ use wasmtime::{Engine, InstancePre};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 
-use super::{Body, Failure, Host, Loaded, Runtime, failure_of, full, new_store};
+use super::{Body, Host, Loaded, RequestFailure, Runtime, failure_of, full, new_store};
 use crate::net::NetworkAccess;
 use crate::prepared::{finish, with_deadline};
 use crate::run::{Compilation, Limits, Wasm};
@@ -40,10 +40,10 @@ impl Template {
         app: &Loaded,
         req: Request<Bytes>,
         peer: SocketAddr,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, RequestFailure> {
         let (parts, body) = req.into_parts();
         let mut b = wasi::builder(&app.request, &app.mounts, &app.network)
-            .map_err(|e| Failure::Protocol(e.to_string()))?;
+            .map_err(|e| RequestFailure::Protocol(e.to_string()))?;
         for (k, v) in request_env(&parts, body.len(), app, peer) {
             if !app.request.env.iter().any(|(mine, _)| *mine == k) {
                 b.env(k, v);
@@ -179,7 +179,7 @@ fn named_by_connection(headers: &hyper::HeaderMap) -> Vec<hyper::header::HeaderN
 
 /// Turns what the handler printed into a response: headers up to the first empty line
 /// (`Status: 404 Not Found` sets the status, `Location` alone means 302), then the body.
-fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
+fn parse_output(out: Bytes) -> Result<Response<Body>, RequestFailure> {
     let hint = "print headers (at least `Content-Type: text/plain`), an empty line, then the body";
     let end = find(&out, b"\r\n\r\n")
         .map(|i| (i, i + 4))
@@ -187,18 +187,19 @@ fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
         .chain(find(&out, b"\n\n").map(|i| (i, i + 2)))
         .min_by_key(|(i, _)| *i)
         .ok_or_else(|| {
-            Failure::Protocol(format!(
+            RequestFailure::Protocol(format!(
                 "the handler's output has no header section: {hint}"
             ))
         })?;
-    let head = std::str::from_utf8(&out[..end.0])
-        .map_err(|_| Failure::Protocol(format!("the handler's headers are not UTF-8: {hint}")))?;
+    let head = std::str::from_utf8(&out[..end.0]).map_err(|_| {
+        RequestFailure::Protocol(format!("the handler's headers are not UTF-8: {hint}"))
+    })?;
     let mut response = Response::new(full(out.slice(end.1..)));
     let mut status = None;
     let mut location = false;
     for line in head.lines().map(|l| l.trim_end_matches('\r')) {
         let (name, value) = line.split_once(':').ok_or_else(|| {
-            Failure::Protocol(format!(
+            RequestFailure::Protocol(format!(
                 "the handler printed `{line}` among its headers: {hint}"
             ))
         })?;
@@ -208,15 +209,16 @@ fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
             continue;
         }
         location |= name.eq_ignore_ascii_case("location");
-        let name = hyper::header::HeaderName::from_bytes(name.trim().as_bytes())
-            .map_err(|_| Failure::Protocol(format!("`{name}` is not a header name: {hint}")))?;
+        let name = hyper::header::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            RequestFailure::Protocol(format!("`{name}` is not a header name: {hint}"))
+        })?;
         // Framing is the server's: the body's length is known, and hop-by-hop headers
         // describe a connection the handler does not own.
         if HOP_BY_HOP.contains(&name.as_str()) || name == hyper::header::CONTENT_LENGTH {
             continue;
         }
         let value = hyper::header::HeaderValue::from_str(value).map_err(|_| {
-            Failure::Protocol(format!("the value of `{name}` is not a header value"))
+            RequestFailure::Protocol(format!("the value of `{name}` is not a header value"))
         })?;
         response.headers_mut().append(name, value);
     }
@@ -230,14 +232,14 @@ fn parse_output(out: Bytes) -> Result<Response<Body>, Failure> {
 
 /// The status a `Status:` line sets: a final one, 200 to 599. A 1xx would announce another
 /// response (or, as 101, another protocol) on a connection the server still owns.
-fn final_status(value: &str) -> Result<StatusCode, Failure> {
+fn final_status(value: &str) -> Result<StatusCode, RequestFailure> {
     let code = value.split_whitespace().next().unwrap_or("");
     code.parse::<u16>()
         .ok()
         .filter(|c| (200..=599).contains(c))
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or_else(|| {
-            Failure::Protocol(format!(
+            RequestFailure::Protocol(format!(
                 "`Status: {value}` is not a status a handler may answer with: write one from 200 to 599, e.g. `Status: 404 Not Found`"
             ))
         })
@@ -265,7 +267,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn parsed(out: &str) -> Result<(u16, Vec<(String, String)>), Failure> {
+    fn parsed(out: &str) -> Result<(u16, Vec<(String, String)>), RequestFailure> {
         parse_output(Bytes::from(out.to_string())).map(|r| {
             let headers = r
                 .headers()
@@ -313,7 +315,7 @@ mod tests {
             "Bad Name: x\n\n",
         ] {
             match parsed(bad) {
-                Err(Failure::Protocol(m)) => assert!(!m.is_empty()),
+                Err(RequestFailure::Protocol(m)) => assert!(!m.is_empty()),
                 other => panic!("{bad:?}: {other:?}"),
             }
         }

@@ -8,7 +8,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
-use super::{Body, Failure, Host, Loaded, Runtime, failure_of, new_store};
+use super::{Body, Host, Loaded, RequestFailure, Runtime, failure_of, new_store};
 use crate::prepared::{finish, with_deadline};
 use crate::run::{Compilation, Limits, Wasm};
 use crate::{RuntimeError, wasi};
@@ -38,14 +38,14 @@ impl Template {
         rt: &Runtime,
         app: &std::sync::Arc<Loaded>,
         req: Request<Bytes>,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, RequestFailure> {
         if req.uri().authority().is_none() && !req.headers().contains_key(hyper::header::HOST) {
-            return Err(Failure::BadRequest(
+            return Err(RequestFailure::BadRequest(
                 "the request has no `Host` header".into(),
             ));
         }
         let mut b = wasi::builder(&app.request, &app.mounts, &app.network)
-            .map_err(|e| Failure::Protocol(e.to_string()))?;
+            .map_err(|e| RequestFailure::Protocol(e.to_string()))?;
         // A handler's prints are the server's log; its response goes through wasi:http.
         b.inherit_stdout();
         b.inherit_stderr();
@@ -61,13 +61,15 @@ impl Template {
         });
         match rx.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(Failure::Protocol(format!(
+            Ok(Err(code)) => Err(RequestFailure::Protocol(format!(
                 "the handler answered with an error: {code:?}"
             ))),
             // The handler ended, or was stopped, without setting a response.
             Err(_) => match task.await {
                 Ok(result) => Err(failure_of(finish(result, &limits))),
-                Err(e) => Err(Failure::Protocol(format!("the handler's task failed: {e}"))),
+                Err(e) => Err(RequestFailure::Protocol(format!(
+                    "the handler's task failed: {e}"
+                ))),
             },
         }
     }

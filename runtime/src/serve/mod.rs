@@ -52,7 +52,7 @@ pub struct App {
 
 /// Why a request did not get the handler's own response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub enum RequestFailure {
     /// No app's route matches the path (404).
     NoRoute,
     /// The request body is larger than the app accepts (413).
@@ -77,7 +77,7 @@ pub enum Failure {
     TooManyConnections { limit: u32 },
 }
 
-impl Failure {
+impl RequestFailure {
     fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
@@ -136,7 +136,7 @@ pub struct AccessEntry<'a> {
     pub duration: Duration,
     /// The app that handled it (`None` when no route matched).
     pub app: Option<&'a str>,
-    pub failure: Option<&'a Failure>,
+    pub failure: Option<&'a RequestFailure>,
 }
 
 /// What the server tells its embedder: one call per request, and shutdown progress.
@@ -521,7 +521,7 @@ impl Shared {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let counted = InFlight(&self.in_flight);
         let result = match &app {
-            None => Err(Failure::NoRoute),
+            None => Err(RequestFailure::NoRoute),
             Some(app) => self.dispatch(app, req, peer).await,
         };
         drop(counted);
@@ -542,7 +542,7 @@ impl Shared {
 
     /// The answer to a request on a connection over `limit`: 503, logged like any request.
     fn refuse<B>(&self, req: &Request<B>, limit: u32) -> Response<Body> {
-        let failure = Failure::TooManyConnections { limit };
+        let failure = RequestFailure::TooManyConnections { limit };
         let response = error_response(&failure);
         self.events.request(&AccessEntry {
             method: req.method().as_str(),
@@ -560,14 +560,14 @@ impl Shared {
         app: &Arc<Loaded>,
         req: Request<Incoming>,
         peer: SocketAddr,
-    ) -> Result<Response<Body>, Failure> {
+    ) -> Result<Response<Body>, RequestFailure> {
         let declared = req
             .headers()
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > app.max_body) {
-            return Err(Failure::BodyTooLarge {
+            return Err(RequestFailure::BodyTooLarge {
                 limit: app.max_body,
             });
         }
@@ -578,7 +578,7 @@ impl Shared {
             .slots
             .acquire()
             .await
-            .map_err(|_| Failure::ShuttingDown)?;
+            .map_err(|_| RequestFailure::ShuttingDown)?;
         let req = Request::from_parts(parts, body);
         match &app.handler {
             Handler::Component(t) => t.handle(&self.rt, app, req).await,
@@ -592,12 +592,12 @@ pub(crate) fn new_store<W: Send + 'static>(
     rt: &Runtime,
     app: &Loaded,
     wasi: W,
-) -> Result<Store<Host<W>>, Failure> {
+) -> Result<Store<Host<W>>, RequestFailure> {
     let limits = &app.request.limits;
     let host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout);
     let mut store = Store::new(&rt.engine, host);
     store.limiter(|h| &mut h.limiter);
-    let internal = |e: wasmtime::Error| Failure::Protocol(format!("{e:#}"));
+    let internal = |e: wasmtime::Error| RequestFailure::Protocol(format!("{e:#}"));
     if rt.config.fuel {
         store
             .set_fuel(limits.fuel.unwrap_or(u64::MAX))
@@ -618,19 +618,19 @@ pub(crate) fn new_store<W: Send + 'static>(
 }
 
 /// Why a handler's run, ended without (or before finishing) a response, failed the request.
-pub(crate) fn failure_of(outcome: Outcome) -> Failure {
+pub(crate) fn failure_of(outcome: Outcome) -> RequestFailure {
     match outcome {
         Outcome::Exited(0) => {
-            Failure::Protocol("the handler returned without setting a response".into())
+            RequestFailure::Protocol("the handler returned without setting a response".into())
         }
-        Outcome::Exited(code) => Failure::Protocol(format!(
+        Outcome::Exited(code) => RequestFailure::Protocol(format!(
             "the handler exited with code {code} before sending a response"
         )),
-        other => Failure::Handler(other),
+        other => RequestFailure::Handler(other),
     }
 }
 
-fn error_response(f: &Failure) -> Response<Body> {
+fn error_response(f: &RequestFailure) -> Response<Body> {
     use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
     let mut r = Response::new(full(f.body()));
     *r.status_mut() = f.status();
