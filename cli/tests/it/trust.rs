@@ -35,6 +35,23 @@ fn build(home: &Path, manifest: &Path, out: &Path) {
     assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
 }
 
+/// `qyvol inspect --json` of `bundle` as seen from `home`.
+fn inspect_json(home: &Path, bundle: &Path) -> serde_json::Value {
+    let out = qyvol_in(home)
+        .args(["inspect", "--json"])
+        .arg(bundle)
+        .output()
+        .expect("inspect");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// `examples/hello.qyv` built by `home` into `s/hello.qyvc`.
+fn hello_bundle(home: &Path, s: &Scratch) -> PathBuf {
+    let bundle = s.path("hello.qyvc");
+    build(home, &repo_root().join("examples/hello.qyv"), &bundle);
+    bundle
+}
+
 /// Where the `.text` section of an ELF file (wasmtime's artifact) lies: offset and size.
 fn text_section(elf: &[u8]) -> (usize, usize) {
     let u16_at = |o: usize| usize::from(u16::from_le_bytes([elf[o], elf[o + 1]]));
@@ -105,12 +122,7 @@ fn precompiled_digest(bundle: &Path) -> String {
 /// A hand-made bundle of hello, made by an attacker's machine (its own home).
 fn evil_hello(s: &Scratch) -> (PathBuf, String) {
     let attacker = Scratch::new();
-    let honest = s.path("honest.qyvc");
-    build(
-        attacker.dir.path(),
-        &repo_root().join("examples/hello.qyv"),
-        &honest,
-    );
+    let honest = hello_bundle(attacker.dir.path(), s);
     let evil = s.path("evil.qyvc");
     let original = with_hand_made_code(&honest, &evil);
     (evil, original)
@@ -209,24 +221,14 @@ fn an_image_pulled_with_hand_made_code_is_compiled_from_its_wasm() {
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert_eq!(stdout(&out), HELLO);
     }
-    let out = qyvol_in(home)
-        .args(["inspect", "--json"])
-        .arg(&evil)
-        .output()
-        .expect("inspect");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let doc = inspect_json(home, &evil);
     assert_eq!(doc["precompiled_trust"], "untrusted", "{doc}");
 }
 
 #[test]
 fn a_bundle_built_here_is_trusted_and_inspect_says_so() {
     let (s, home) = (Scratch::new(), Scratch::new());
-    let bundle = s.path("hello.qyvc");
-    build(
-        home.dir.path(),
-        &repo_root().join("examples/hello.qyv"),
-        &bundle,
-    );
+    let bundle = hello_bundle(home.dir.path(), &s);
     qyvol_in(home.dir.path())
         .args(["cache", "clear"])
         .assert()
@@ -296,12 +298,7 @@ fn a_bundles_manifest_mounting_its_folder_writes_nothing_without_the_operators_m
         "{}",
         stderr(&out)
     );
-    let inspect = qyvol_in(Scratch::new().dir.path())
-        .args(["inspect", "--json"])
-        .arg(&bundle)
-        .output()
-        .expect("inspect");
-    let doc: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("json");
+    let doc = inspect_json(Scratch::new().dir.path(), &bundle);
     assert_eq!(doc["requests"]["mounts"][0], ".:/data:rw", "{doc}");
 
     // The operator grants it: then, and only where they say, it writes.
@@ -427,12 +424,7 @@ fn traversal_digests_in_a_bundle_are_refused_before_they_become_paths() {
 #[test]
 fn a_damaged_bundle_is_reported_even_when_the_cache_could_serve_it() {
     let (s, home) = (Scratch::new(), Scratch::new());
-    let bundle = s.path("hello.qyvc");
-    build(
-        home.dir.path(),
-        &repo_root().join("examples/hello.qyv"),
-        &bundle,
-    );
+    let bundle = hello_bundle(home.dir.path(), &s);
     let warm = qyvol_in(home.dir.path())
         .args(["run", "-q"])
         .arg(&bundle)
