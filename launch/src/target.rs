@@ -113,14 +113,8 @@ pub fn prepare(
                 Some(cache) => {
                     trust::apply(source.as_ref(), &mut wasm, cache, config, op.precompiled)?
                 }
-                // Without a cache nothing is remembered: no code is known as built here.
-                None => trust::verdict(
-                    source.as_ref(),
-                    &wasm.info.sha256,
-                    None,
-                    config,
-                    op.precompiled,
-                )?,
+                // Without a cache nothing is remembered or stored: the layer is not used.
+                None => CodeTrust::Ignored,
             };
             (wasm, Some(code))
         }
