@@ -211,6 +211,7 @@ impl AccessLog {
                 "event": "network-denied",
                 "kind": d.kind.as_str(),
                 "target": d.target,
+                "reason": d.reason.as_str(),
             })
             .to_string()
         } else {

@@ -662,6 +662,7 @@ fn the_json_access_log_has_one_object_per_request() {
         serde_json::from_str(&s.wait_log("network-denied")).expect("JSON");
     assert_eq!(denied["kind"], "connect");
     assert_eq!(denied["target"], "127.0.0.1:9");
+    assert_eq!(denied["reason"], "not-granted");
     // Every line after the banner is JSON.
     let log = s.log();
     let after = log.lines().skip_while(|l| !l.contains("http://")).skip(1);

@@ -49,6 +49,19 @@ pub enum Refusal {
     NoRootCertificates(String),
 }
 
+impl Refusal {
+    /// A stable name for logs and JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::NotGranted => "not-granted",
+            Self::Private(_) => "private-address",
+            Self::BadAuthority => "bad-authority",
+            Self::Lookup => "lookup-not-granted",
+            Self::NoRootCertificates(_) => "no-root-certificates",
+        }
+    }
+}
+
 type Report = dyn Fn(&Denial) + Send + Sync;
 
 /// Told of each refused connection or bind.
