@@ -347,3 +347,35 @@ fn repeated_layer_descriptors_do_not_multiply_verification() {
         "verifying a 2 MB bundle took over 20 s"
     );
 }
+
+/// FINDING 6. A bundle's `http.max_body` overrides the operator's `--max-body`
+/// (`manifest.http.max_body.unwrap_or(flag)` in `serve`), and bodies are buffered whole: an
+/// untrusted bundle lifts the server's protection against large request bodies
+/// (`max_body: 64GiB` under `--max-body 1KiB` took a 200 MB body into memory and answered 200).
+#[test]
+fn a_bundles_max_body_never_lifts_the_operators_max_body() {
+    use std::io::{Read, Write};
+    let s = Scratch::new();
+    let wasm = std::fs::read(guest("http-probe.wasm")).expect("http-probe.wasm");
+    let qyv = b"name: h\nentrypoint: x.wasm\nruntime: wasi-http\nhttp:\n  max_body: 64GiB\n";
+    let bundle = hand_made_bundle(&s.path("big-body.qyvc"), &wasm, qyv, &[], |_| {});
+    let bundle = bundle.to_str().expect("utf-8 path");
+    let served = crate::serve::Served::start(&["--max-body", "1KiB", bundle]);
+    let mut conn = std::net::TcpStream::connect(served.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let body = vec![b'x'; 64 << 10];
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).expect("head");
+    let _ = conn.write_all(&body);
+    let mut reply = String::new();
+    let _ = conn.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 413"),
+        "a 64 KiB body reached a bundle's handler under --max-body 1KiB: {}",
+        reply.lines().next().unwrap_or_default()
+    );
+}
