@@ -5,6 +5,7 @@
     reason = "a broken fixture should fail the test loudly"
 )]
 
+mod attack;
 mod bundle;
 mod cache;
 mod cli;
