@@ -199,6 +199,8 @@ pub struct Manifest {
     pub packaged: Option<Packaged>,
     /// Grants a bundle's or image's own manifest asked for and was not given.
     pub requested: Requests,
+    /// This is a bundle's or image's own manifest (untrusted: it may limit, not loosen).
+    pub from_image: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -251,6 +253,7 @@ impl Manifest {
         let mut manifest = resolve(bundle, Path::new("."), raw, options)?;
         manifest.entrypoint = bundle.to_path_buf();
         manifest.requested = requested;
+        manifest.from_image = true;
         // It may tighten the guard against private addresses, never loosen it.
         if manifest.block_private == Some(false) {
             manifest.block_private = None;
@@ -291,6 +294,7 @@ impl Manifest {
             http: HttpSpec::default(),
             packaged: None,
             requested: Requests::default(),
+            from_image: false,
         })
     }
 
@@ -562,6 +566,7 @@ fn resolve(
         http,
         packaged,
         requested: Requests::default(),
+        from_image: false,
     })
 }
 

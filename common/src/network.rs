@@ -345,6 +345,14 @@ impl std::str::FromStr for Route {
                 "route `{s}` contains a query, fragment, space or `..`: {hint}"
             ));
         }
+        if s.chars()
+            .any(|c| c.is_control() || (c.is_ascii() && !c.is_ascii_graphic()))
+        {
+            return Err(format!(
+                "route `{}` contains a control character: {hint}",
+                s.escape_debug()
+            ));
+        }
         Ok(Self {
             base: base.to_string(),
             wildcard,

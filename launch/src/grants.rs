@@ -201,3 +201,14 @@ pub fn limits(manifest: &Manifest, op: &Operator) -> Limits {
 pub fn expected_config(manifest: &Manifest) -> qyvol_runtime::EngineConfig {
     qyvol_runtime::EngineConfig::for_limits(&limits(manifest, &Operator::default()))
 }
+
+/// The largest request body a handler accepts: the manifest's `http.max_body`, else the
+/// operator's `--max-body`. A bundle's or image's manifest may only lower it: a larger body is
+/// memory the host spends on untrusted clients.
+pub fn max_body(manifest: &Manifest, operator: ByteSize) -> ByteSize {
+    match manifest.http.max_body {
+        Some(asked) if manifest.from_image => ByteSize(asked.0.min(operator.0)),
+        Some(asked) => asked,
+        None => operator,
+    }
+}

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use qyvol_common::{Home, LoadOptions, Manifest, Packaged};
-use qyvol_runtime::{Cache, DenialSink, EngineConfig, RunRequest, Wasm};
+use qyvol_common::{Home, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Packaged};
+use qyvol_runtime::{Cache, DenialSink, EngineConfig, RunRequest, RuntimeError, Wasm};
 use qyvol_store::bundle::{Bundle, Descriptor, ImageSource, MEDIA_QYV, MEDIA_WASM};
 use qyvol_store::{Reference, Store, StoreError};
 
@@ -62,7 +62,7 @@ pub fn open<E: From<LaunchError>>(
         ..LoadOptions::default()
     };
     let packaged = |source: Arc<dyn ImageSource>| -> Result<Opened, LaunchError> {
-        let image = open_image(source, cache)?;
+        let image = open_image(source, cache, op.max_module_size.0)?;
         Ok(Opened {
             manifest: own_manifest(image.source.as_ref())?,
             image: Some(image),
@@ -85,12 +85,12 @@ pub fn open<E: From<LaunchError>>(
         None => None,
         Some(Packaged::Bundle(path)) => {
             let bundle = Bundle::open(path).map_err(LaunchError::from)?;
-            Some(open_image(Arc::new(bundle), cache)?)
+            Some(open_image(Arc::new(bundle), cache, op.max_module_size.0)?)
         }
         Some(Packaged::Image(text)) => {
             let reference = qyvol_store::parse_reference(text).map_err(LaunchError::from)?;
             let source = stored_image(&reference, pull)?;
-            Some(open_image(source, cache)?)
+            Some(open_image(source, cache, op.max_module_size.0)?)
         }
     };
     Ok(Opened { manifest, image })
@@ -171,16 +171,37 @@ fn layer(source: &dyn ImageSource, media: &str) -> Result<Descriptor, LaunchErro
 
 /// A bundle's or image's own manifest, its mounts and network turned into requests.
 fn own_manifest(source: &dyn ImageSource) -> Result<Manifest, LaunchError> {
-    let qyv = source.read_blob(&layer(source, MEDIA_QYV)?)?;
+    let desc = layer(source, MEDIA_QYV)?;
+    if desc.size > MANIFEST_MAX_BYTES {
+        return Err(LaunchError::NotRunnable(format!(
+            "`{}`: its manifest layer is {} bytes, over the {MANIFEST_MAX_BYTES}-byte cap on manifests",
+            source.location().display(),
+            desc.size
+        )));
+    }
+    let qyv = source.read_blob(&desc)?;
     Ok(Manifest::from_bundle(source.location(), &qyv)?)
 }
 
 /// Reads an image's module. Every blob is checked against its digest first, once per
 /// unchanged file.
-fn open_image(source: Arc<dyn ImageSource>, cache: Option<&Cache>) -> Result<Image, LaunchError> {
-    verify_once(source.as_ref(), cache)?;
+fn open_image(
+    source: Arc<dyn ImageSource>,
+    cache: Option<&Cache>,
+    max_module_size: u64,
+) -> Result<Image, LaunchError> {
     let shown = source.location().to_path_buf();
     let wasm_layer = layer(source.as_ref(), MEDIA_WASM)?;
+    // Before anything is read: a layer's size is what the image claims, and reading checks it.
+    if wasm_layer.size > max_module_size {
+        return Err(RuntimeError::TooLarge {
+            path: shown,
+            size: wasm_layer.size,
+            max: max_module_size,
+        }
+        .into());
+    }
+    verify_once(source.as_ref(), cache)?;
     let wasm = match cache.and_then(|c| c.info_get(wasm_layer.digest.hex())) {
         Some(info) => {
             let from = source.clone();
@@ -208,8 +229,12 @@ fn verify_once(source: &dyn ImageSource, cache: Option<&Cache>) -> Result<(), La
         return Ok(());
     }
     let image = source.image();
+    let mut seen = std::collections::HashSet::new();
     for desc in std::iter::once(&image.config).chain(&image.layers) {
-        source.copy_blob(desc, &mut std::io::sink())?;
+        // A layer listed many times is one blob: checked once.
+        if seen.insert(&desc.digest) {
+            source.copy_blob(desc, &mut std::io::sink())?;
+        }
     }
     if let Some(c) = cache {
         c.record_verified(&digest, &files);

@@ -71,32 +71,32 @@ fn layer_for(source: &dyn ImageSource, fingerprint: &str) -> Option<Descriptor> 
 /// Whether the image's precompiled code for `config` would run under `policy`.
 pub fn verdict(
     source: &dyn ImageSource,
-    wasm_sha256: &str,
+    wasm: &Wasm,
     cache: Option<&Cache>,
     config: EngineConfig,
     policy: PrecompiledPolicy,
 ) -> Result<CodeTrust, LaunchError> {
     let fingerprint = qyvol_runtime::host_fingerprint(config)?;
-    Ok(judge(
-        layer_for(source, &fingerprint).as_ref(),
-        wasm_sha256,
-        cache,
-        policy,
-    ))
+    let layer = layer_for(source, &fingerprint);
+    Ok(judge(layer.as_ref(), wasm, &fingerprint, cache, policy))
 }
 
+/// The verdict for `layer`, the one the image labels as built for `fingerprint`: the label is
+/// the image's word, so "built here" also needs this home to have built it for that engine.
 fn judge(
     layer: Option<&Descriptor>,
-    wasm_sha256: &str,
+    wasm: &Wasm,
+    fingerprint: &str,
     cache: Option<&Cache>,
     policy: PrecompiledPolicy,
 ) -> CodeTrust {
+    let built_here = |l: &Descriptor| {
+        cache.is_some_and(|c| c.built(&l.digest, &wasm.info.sha256, fingerprint, wasm.info.kind))
+    };
     match (layer, policy) {
         (None, _) => CodeTrust::NoLayer,
         (Some(_), PrecompiledPolicy::Ignore) => CodeTrust::Ignored,
-        (Some(l), _) if cache.is_some_and(|c| c.built(&l.digest, wasm_sha256)) => {
-            CodeTrust::BuiltHere
-        }
+        (Some(l), _) if built_here(l) => CodeTrust::BuiltHere,
         (Some(_), PrecompiledPolicy::Allow) => CodeTrust::Allowed,
         (Some(_), PrecompiledPolicy::BuiltHere) => CodeTrust::Untrusted,
     }
@@ -116,7 +116,7 @@ pub(crate) fn apply(
     let layer = layer_for(source, &fingerprint);
     let digest = wasm.info.sha256.clone();
     let kind = wasm.info.kind;
-    let trust = judge(layer.as_ref(), &digest, Some(cache), policy);
+    let trust = judge(layer.as_ref(), wasm, &fingerprint, Some(cache), policy);
     let Some(layer) = layer.filter(|_| trust.runs()) else {
         return Ok(trust);
     };

@@ -277,14 +277,23 @@ impl Cache {
     }
 
     /// Records that the precompiled layer `layer` is Qyvol's compilation of the wasm with
-    /// sha256 `wasm` (called by `qyvol build` for the code it packs).
-    pub fn record_built(&self, layer: &Digest, wasm: &str) -> io::Result<()> {
-        write_atomic(&self.dir.join(BUILT).join(layer.hex()), wasm.as_bytes())
+    /// sha256 `wasm`, for the engine `fingerprint` (called by `qyvol build` for the code it packs).
+    pub fn record_built(
+        &self,
+        layer: &Digest,
+        wasm: &str,
+        fingerprint: &str,
+        kind: WasmKind,
+    ) -> io::Result<()> {
+        let record = built_record(wasm, fingerprint, kind);
+        write_atomic(&self.dir.join(BUILT).join(layer.hex()), record.as_bytes())
     }
 
-    /// Whether this cache's `qyvol build` wrote the layer `layer` from the wasm `wasm`.
-    pub fn built(&self, layer: &Digest, wasm: &str) -> bool {
-        fs::read(self.dir.join(BUILT).join(layer.hex())).is_ok_and(|w| w == wasm.as_bytes())
+    /// Whether this cache's `qyvol build` wrote the layer `layer` from the wasm `wasm` for the
+    /// engine `fingerprint`: a layer built here but relabelled for another engine is not.
+    pub fn built(&self, layer: &Digest, wasm: &str, fingerprint: &str, kind: WasmKind) -> bool {
+        let path = self.dir.join(BUILT).join(layer.hex());
+        fs::read(path).is_ok_and(|r| r == built_record(wasm, fingerprint, kind).as_bytes())
     }
 
     /// Whether every file of an image (`files`, e.g. the bundle) is as it was when all its
@@ -526,6 +535,10 @@ fn read_small(path: &Path) -> Option<Vec<u8>> {
     // Seals and stamps are well under a megabyte; a bigger file is not one of ours.
     file.take(1 << 20).read_to_end(&mut bytes).ok()?;
     (bytes.len() as u64 == meta.len()).then_some(bytes)
+}
+
+fn built_record(wasm: &str, fingerprint: &str, kind: WasmKind) -> String {
+    format!("{wasm} {fingerprint} {}", kind_name(kind))
 }
 
 /// A writer that seals what passes through it.

@@ -35,6 +35,8 @@ const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANN_TITLE: &str = "org.opencontainers.image.title";
 /// index.json, manifests and configs are small; anything larger is not a bundle of ours.
 const MAX_METADATA: u64 = 1024 * 1024;
+/// The most layers an image may list.
+pub const MAX_LAYERS: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -259,10 +261,22 @@ pub struct ImageHead {
 impl ImageHead {
     /// Parses manifest bytes already checked against `digest`.
     pub fn parse(shown: &Path, digest: &Digest, bytes: Vec<u8>) -> Result<Self, BundleError> {
-        let manifest = serde_json::from_slice(&bytes).map_err(|e| BundleError::Format {
-            path: shown.to_path_buf(),
-            reason: format!("bad image manifest: {e}"),
-        })?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&bytes).map_err(|e| BundleError::Format {
+                path: shown.to_path_buf(),
+                reason: format!("bad image manifest: {e}"),
+            })?;
+        // A Qyvol image has a few layers (wasm, manifest, one precompiled per platform); a
+        // long list only multiplies the work of checking it.
+        if manifest.layers.len() > MAX_LAYERS {
+            return Err(BundleError::Format {
+                path: shown.to_path_buf(),
+                reason: format!(
+                    "the image lists {} layers; Qyvol reads images of at most {MAX_LAYERS}",
+                    manifest.layers.len()
+                ),
+            });
+        }
         Ok(Self {
             shown: shown.to_path_buf(),
             digest: digest.clone(),

@@ -106,8 +106,9 @@ impl BuildCommand {
             let (code, engine) = qyvol_runtime::precompile(&wasm, config, how)?;
             // Remembered so that a run of this bundle (or of the image it becomes) trusts this
             // exact code as Qyvol's own, and nothing else claiming to be it.
+            let layer = qyvol_common::Digest::of(&code);
             cache
-                .record_built(&qyvol_common::Digest::of(&code), &wasm.info.sha256)
+                .record_built(&layer, &wasm.info.sha256, &engine, wasm.info.kind)
                 .map_err(|e| Failure::internal(format!("cannot write the compile cache: {e}")))?;
             Some(Precompiled {
                 code,

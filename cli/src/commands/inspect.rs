@@ -157,7 +157,7 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
     let host = qyvol_runtime::host_fingerprint(config)?;
     let trust = qyvol_launch::trust::verdict(
         bundle.as_ref(),
-        &info.sha256,
+        &image.wasm,
         Some(&cache),
         config,
         qyvol_launch::PrecompiledPolicy::default(),
@@ -248,9 +248,9 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         };
         out(&format!(
             "  - {} wasmtime {} {}{here}",
-            p["platform"].as_str().unwrap_or("?"),
-            p["wasmtime"].as_str().unwrap_or("?"),
-            p["engine"].as_str().unwrap_or("?")
+            sanitize(p["platform"].as_str().unwrap_or("?")),
+            sanitize(p["wasmtime"].as_str().unwrap_or("?")),
+            sanitize(p["engine"].as_str().unwrap_or("?"))
         ));
     }
     out(&format!(

@@ -105,7 +105,7 @@ impl ServeCommand {
             apps.push(App {
                 name: launch.manifest.name.to_string(),
                 route: launch.manifest.http.route.clone(),
-                max_body: launch.manifest.http.max_body.unwrap_or(self.max_body).0,
+                max_body: qyvol_launch::grants::max_body(&launch.manifest, self.max_body).0,
                 wasm: launch.wasm,
                 request: launch.request,
             });
@@ -157,7 +157,7 @@ impl ServeCommand {
         })?;
         let bound = listener.local_addr().map_err(Failure::internal)?;
         for (route, name, kind) in &routes {
-            ui.status(Msg::Route(route, &sanitize(name), kind));
+            ui.status(Msg::Route(&sanitize(route), &sanitize(name), kind));
         }
         // Always printed: scripts (and tests) read the address from it when the port was 0.
         Ui { quiet: false }.status(Msg::Serving(&format!("http://{bound}/")));

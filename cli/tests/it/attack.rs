@@ -1,6 +1,7 @@
-//! Attacks on the trust boundary that got through (h/attack): each test is a confirmed finding
-//! against the real binary, failing until it is fixed. A bundle here is hand-written (a tar
-//! holding an OCI layout) so its manifest, annotations and layer list can say anything.
+//! Attacks on the trust boundary that got through a review done as an attacker, with the real
+//! binary (HOSTILE rows 32-34): each test is one confirmed finding, failing before its fix. A
+//! bundle here is hand-written (a tar holding an OCI layout) so its manifest, annotations and
+//! layer list can say anything.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
