@@ -103,29 +103,55 @@ fn localized_command() -> clap::Command {
         .get_subcommands()
         .map(|s| s.get_name().to_string())
         .collect();
+    // Localising every argument of every subcommand is most of what a warm `qyvol run` spends
+    // before it runs anything (clap moves its vectors on each edit); only the subcommand this
+    // process runs or shows help for needs its arguments, the others their one-line about.
+    let invoked = invoked_subcommand(&names);
     for name in names {
+        let full = invoked.as_deref().is_none_or(|i| i == name.as_str());
         cmd = cmd.mut_subcommand(&name, |sub| {
             let sub = match i18n::examples(&name, lang) {
                 Some(ex) => sub.after_help(ex),
                 None => sub,
             };
-            if lang == Lang::Es {
-                spanish(sub.disable_version_flag(true).arg(version_flag()), &name)
-            } else {
-                sub
+            match (lang, full) {
+                (Lang::Es, true) => {
+                    spanish(sub.disable_version_flag(true).arg(version_flag()), &name)
+                }
+                (Lang::Es, false) => match i18n::help_es(&name) {
+                    Some(about) => sub.about(about),
+                    None => sub,
+                },
+                (Lang::En, _) => sub,
             }
         });
     }
     if lang == Lang::Es {
         cmd = spanish(cmd.disable_version_flag(true).arg(version_flag()), "qyvol")
             .subcommand_help_heading("Comandos");
-        // clap adds its `help` subcommand when the command is built; localise it after.
-        cmd.build();
-        if let Some(about) = i18n::help_es("help") {
-            cmd = cmd.mut_subcommand("help", |h| h.about(about));
+        // clap adds its `help` subcommand when the command is built (all of it, so only when
+        // it can be shown: no subcommand was named, or it is `help`); localise it after.
+        if invoked.is_none() || std::env::args().nth(1).as_deref() == Some("help") {
+            cmd.build();
+            if let Some(about) = i18n::help_es("help") {
+                cmd = cmd.mut_subcommand("help", |h| h.about(about));
+            }
         }
     }
     cmd
+}
+
+/// The subcommand this process runs (for `qyvol help CMD`, the one it shows), when the command
+/// line names one; `None` when every subcommand may be shown (`completions`, no subcommand).
+fn invoked_subcommand(names: &[String]) -> Option<String> {
+    let mut words = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
+    let first = words.next()?;
+    let named = if first == "help" {
+        words.next()?
+    } else {
+        first
+    };
+    (named != "completions" && names.contains(&named)).then_some(named)
 }
 
 /// `-V, --version` with Spanish help (clap's own is replaced to localise it).
