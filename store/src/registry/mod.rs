@@ -220,7 +220,6 @@ impl Store {
             let head = pull_manifest(&session, reference).await?;
             let mut staged = HashMap::new();
             for desc in std::iter::once(&head.manifest.config).chain(&head.manifest.layers) {
-                validate_digest(&desc.digest)?;
                 if staged.contains_key(&desc.digest) || self.blob_path(&desc.digest)?.exists() {
                     continue;
                 }
@@ -293,7 +292,7 @@ async fn pull_manifest(session: &Session, reference: &Reference) -> Result<Image
         .await
         .map_err(|e| fetch_error(reference, e))?;
     if let Some(pinned) = reference.digest() {
-        validate_digest(pinned)?;
+        qyvol_common::Digest::parse(pinned).map_err(|e| StoreError::Registry(e.to_string()))?;
     }
     let actual = sha256_digest(&bytes);
     if let Some(expected) = [digest.as_deref(), reference.digest()]
@@ -318,15 +317,6 @@ async fn pull_manifest(session: &Session, reference: &Reference) -> Result<Image
         bytes,
         manifest,
     })
-}
-
-fn validate_digest(digest: &str) -> Result<(), StoreError> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(()),
-        _ => Err(StoreError::Registry(format!(
-            "unsupported digest `{digest}`: only sha256 is accepted"
-        ))),
-    }
 }
 
 /// A pulled image: its verified manifest and the blobs it lacked, staged in the store's `tmp/`
