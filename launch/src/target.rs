@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use qyvol_common::{Home, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Packaged};
+use qyvol_common::{Digest, Home, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Packaged};
 use qyvol_runtime::{Cache, DenialSink, EngineConfig, RunRequest, RuntimeError, Wasm};
 use qyvol_store::bundle::{Bundle, Descriptor, ImageSource, MEDIA_QYV, MEDIA_WASM};
 use qyvol_store::{Reference, Store, StoreError};
@@ -201,15 +201,17 @@ fn open_image(
         }
         .into());
     }
-    verify_once(source.as_ref(), cache)?;
     let wasm = match cache.and_then(|c| c.info_get(wasm_layer.digest.hex())) {
         Some(info) => {
+            verify_once(source.as_ref(), cache, None)?;
             let from = source.clone();
             let loader = move || from.read_blob(&wasm_layer).map_err(|e| e.to_string());
             Wasm::deferred(shown, info, Box::new(loader))
         }
         None => {
+            // Read (and so verified) now: the check of the other blobs skips it.
             let wasm = Wasm::from_bytes(shown, source.read_blob(&wasm_layer)?)?;
+            verify_once(source.as_ref(), cache, Some(&wasm_layer.digest))?;
             if let Some(c) = cache {
                 c.info_put(&wasm.info);
             }
@@ -219,17 +221,22 @@ fn open_image(
     Ok(Image { source, wasm })
 }
 
-/// Checks every blob of the image against its digest, unless this cache already did so for the
-/// same files unchanged (size, mtime, inode): a damaged bundle is reported even when the cache
-/// could serve its code, and a warm run still reads nothing.
-fn verify_once(source: &dyn ImageSource, cache: Option<&Cache>) -> Result<(), LaunchError> {
+/// Checks every blob of the image against its digest (but `checked`, just read through its
+/// check), unless this cache already did so for the same files unchanged (size, mtime, ctime,
+/// inode): a damaged bundle is reported even when the cache could serve its code, and a warm
+/// run still reads nothing.
+fn verify_once(
+    source: &dyn ImageSource,
+    cache: Option<&Cache>,
+    checked: Option<&Digest>,
+) -> Result<(), LaunchError> {
     let files = source.files();
     let digest = source.image_digest().clone();
     if cache.is_some_and(|c| c.verified(&digest, &files)) {
         return Ok(());
     }
     let image = source.image();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: std::collections::HashSet<&Digest> = checked.into_iter().collect();
     for desc in std::iter::once(&image.config).chain(&image.layers) {
         // A layer listed many times is one blob: checked once.
         if seen.insert(&desc.digest) {
