@@ -76,6 +76,9 @@ pub(crate) fn prepare<A: Artifact>(
             }
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "wasmtime refused the bundle's precompiled code; compiling");
+                if let Some(cache) = how.cache {
+                    cache.remove(path);
+                }
             }
         }
     }
