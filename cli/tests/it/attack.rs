@@ -293,18 +293,12 @@ fn a_layer_built_here_relabelled_for_another_engine_is_not_trusted() {
         .assert()
         .success();
 
-    let out = qyvol_in(home.dir.path())
-        .args(["inspect", "--json"])
-        .arg(&relabelled)
-        .output()
-        .expect("inspect");
-    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let doc = crate::inspect_json(home.dir.path(), &relabelled);
     assert_ne!(
         doc["precompiled_trust"], "built-here",
         "code built for another engine is called Qyvol's own: {doc}"
     );
-    let out = qyvol_in(home.dir.path())
-        .env("QYVOL_LOG", "qyvol_runtime=debug")
+    let out = crate::qyvol_logged(home.dir.path())
         .arg("run")
         .arg(&relabelled)
         .output()

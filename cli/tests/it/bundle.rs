@@ -3,14 +3,9 @@
 
 use std::path::Path;
 
+// Every run here says whether it compiled or mapped code.
+use crate::qyvol_logged as qyvol_in;
 use crate::{Scratch, repo_root, stderr, stdout};
-
-/// `qyvol` with its own home, logging whether it compiles or maps precompiled code.
-fn qyvol_in(home: &Path) -> assert_cmd::Command {
-    let mut cmd = crate::qyvol_in(home);
-    cmd.env("QYVOL_LOG", "qyvol_runtime=debug");
-    cmd
-}
 
 /// Builds `examples/hello.qyv` into `dir/hello.qyvc` with its own home, then empties the cache.
 fn build_hello(home: &Path, dir: &Path) -> std::path::PathBuf {

@@ -308,8 +308,7 @@ fn an_artifact_edited_in_place_with_its_mtime_restored_is_recompiled_not_mapped(
     use std::os::unix::fs::MetadataExt;
     let home = Scratch::new();
     let logged_hello = || {
-        let out = qyvol_in(home.dir.path())
-            .env("QYVOL_LOG", "qyvol_runtime=debug")
+        let out = crate::qyvol_logged(home.dir.path())
             .current_dir(repo_root())
             .args(["run", "-q", "examples/hello.qyv"])
             .output()

@@ -58,6 +58,24 @@ pub fn qyvol_in(home: &Path) -> Command {
     cmd
 }
 
+/// [`qyvol_in`] logging whether it compiles a module or maps code (`QYVOL_LOG` at debug for
+/// the runtime): tests about the cache and bundles read those lines.
+pub fn qyvol_logged(home: &Path) -> Command {
+    let mut cmd = qyvol_in(home);
+    cmd.env("QYVOL_LOG", "qyvol_runtime=debug");
+    cmd
+}
+
+/// `qyvol inspect --json` of `bundle` as seen from `home`.
+pub fn inspect_json(home: &Path, bundle: &Path) -> serde_json::Value {
+    let out = qyvol_in(home)
+        .args(["inspect", "--json"])
+        .arg(bundle)
+        .output()
+        .expect("inspect");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -11,17 +11,11 @@ use qyvol_store::bundle::{
     MEDIA_WASM, Precompiled,
 };
 
+use crate::qyvol_logged as logged;
 use crate::serve::Served;
-use crate::{Scratch, qyvol_in, qyvol_std, repo_root, stderr, stdout};
+use crate::{Scratch, inspect_json, qyvol_in, qyvol_std, repo_root, stderr, stdout};
 
 const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
-
-/// `qyvol` with its own home, logging whether it compiles or maps code.
-fn logged(home: &Path) -> assert_cmd::Command {
-    let mut cmd = qyvol_in(home);
-    cmd.env("QYVOL_LOG", "qyvol_runtime=debug");
-    cmd
-}
 
 /// Builds `manifest` into `out` with `home` (so `home` remembers building its code).
 fn build(home: &Path, manifest: &Path, out: &Path) {
@@ -33,16 +27,6 @@ fn build(home: &Path, manifest: &Path, out: &Path) {
         .output()
         .expect("build");
     assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
-}
-
-/// `qyvol inspect --json` of `bundle` as seen from `home`.
-fn inspect_json(home: &Path, bundle: &Path) -> serde_json::Value {
-    let out = qyvol_in(home)
-        .args(["inspect", "--json"])
-        .arg(bundle)
-        .output()
-        .expect("inspect");
-    serde_json::from_slice(&out.stdout).expect("json")
 }
 
 /// `examples/hello.qyv` built by `home` into `s/hello.qyvc`.
@@ -240,21 +224,11 @@ fn a_bundle_built_here_is_trusted_and_inspect_says_so() {
         .expect("run");
     assert_eq!(stdout(&out), HELLO, "{}", stderr(&out));
     assert!(!stderr(&out).contains("compiling"), "{}", stderr(&out));
-    let out = qyvol_in(home.dir.path())
-        .args(["inspect", "--json"])
-        .arg(&bundle)
-        .output()
-        .expect("inspect");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let doc = inspect_json(home.dir.path(), &bundle);
     assert_eq!(doc["precompiled_trust"], "built-here", "{doc}");
     // Another home did not build it.
     let other = Scratch::new();
-    let out = qyvol_in(other.dir.path())
-        .args(["inspect", "--json"])
-        .arg(&bundle)
-        .output()
-        .expect("inspect");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let doc = inspect_json(other.dir.path(), &bundle);
     assert_eq!(doc["precompiled_trust"], "untrusted", "{doc}");
 }
 
