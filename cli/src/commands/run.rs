@@ -177,10 +177,12 @@ impl RunCommand {
 pub(crate) fn requests_not_granted(ui: &Ui, requested: &Requests) {
     for m in &requested.mounts {
         let mode = if m.readonly == Some(false) { "" } else { ":ro" };
+        // The bundle wrote both paths: escaped, like all text a module controls.
+        let guest = sanitize(m.guest.as_str());
         ui.alert(Msg::MountRequested(
             &sanitize(&m.host),
-            m.guest.as_str(),
-            &format!("--mount HOST:{}{mode}", m.guest.as_str()),
+            &guest,
+            &format!("--mount HOST:{guest}{mode}"),
         ));
     }
     for grant in &requested.network {

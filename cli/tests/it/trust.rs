@@ -437,3 +437,25 @@ fn a_damaged_bundle_is_reported_even_when_the_cache_could_serve_it() {
     );
     assert_eq!(stdout(&out), "");
 }
+
+#[test]
+fn a_bundles_requested_mount_is_printed_escaped() {
+    let s = Scratch::new();
+    let bundle = probe_bundle(
+        &s,
+        "probe-p1.wasm",
+        "[exit, \"0\"]",
+        "mounts:\n  - { host: ., guest: \"/d\\e[2Jx\" }\n",
+    );
+    let out = qyvol_in(Scratch::new().dir.path())
+        .args(["run", "-q"])
+        .arg(&bundle)
+        .output()
+        .expect("run");
+    let err = stderr(&out);
+    assert!(
+        !err.contains('\u{1b}'),
+        "a raw escape reached the terminal: {err:?}"
+    );
+    assert!(err.contains("`/d\\u{1b}[2Jx`"), "{err}");
+}
