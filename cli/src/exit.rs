@@ -8,6 +8,8 @@ use crate::i18n::Msg;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Code {
+    /// The node refused the call (no such app, a name taken, a module it cannot deploy).
+    Refused = 1,
     /// Invalid flags or arguments (clap's own code).
     Usage = 2,
     /// The file is not WebAssembly, or the module is invalid or needs imports Qyvol lacks.
@@ -21,6 +23,8 @@ pub enum Code {
     BadManifest = 78,
     /// The time limit passed or the fuel ran out.
     Timeout = 124,
+    /// No node answers (`qyvol node -d` starts one).
+    Unavailable = 69,
     /// Qyvol failed for a reason of its own.
     Internal = 125,
     /// The guest trapped.
@@ -156,6 +160,39 @@ impl From<qyvol_common::HomeError> for Failure {
             }
             E::NotAFolder { .. } => Self::new(Code::BadManifest, Msg::UnusableHome, e),
             E::Create { .. } => Self::new(Code::Internal, Msg::UnusableHome, e),
+        }
+    }
+}
+
+impl From<qyvol_node::client::ClientError> for Failure {
+    fn from(e: qyvol_node::client::ClientError) -> Self {
+        use qyvol_node::client::ClientError;
+        match &e {
+            ClientError::Unreachable { .. } => Failure::new(
+                Code::Unavailable,
+                Msg::NoNode,
+                format!("{e}; start one with `qyvol node -d` (or name another with `--node URL`)"),
+            ),
+            ClientError::Api { status: 401, .. } => Failure::new(
+                Code::Refused,
+                Msg::NodeRefused,
+                format!("{e} (pass the node's token with `--token` or QYVOL_TOKEN)"),
+            ),
+            ClientError::Api { .. } => Failure::new(Code::Refused, Msg::NodeRefused, e),
+            ClientError::Protocol(_) => Failure::internal(e),
+        }
+    }
+}
+
+impl From<qyvol_node::NodeError> for Failure {
+    fn from(e: qyvol_node::NodeError) -> Self {
+        use qyvol_node::NodeError;
+        match e {
+            NodeError::Launch(l) => l.into(),
+            NodeError::Conflict(_) | NodeError::BadRequest(_) => {
+                Failure::new(Code::Usage, Msg::BadFlag, e)
+            }
+            other => Failure::internal(other),
         }
     }
 }

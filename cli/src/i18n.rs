@@ -52,6 +52,7 @@ pub enum Msg<'a> {
     MemoryExceeded(&'a str),
     TableExceeded(u64),
     FuelExhausted(u64),
+    GuestStopped,
     Error(&'a str),
     // headlines of error kinds
     BadManifest,
@@ -75,6 +76,18 @@ pub enum Msg<'a> {
     LookupDenied(&'a str),
     NoRootCertificates(&'a str, &'a str),
     Serving(&'a str),
+    // the node and its verbs
+    NoNode,
+    NodeRefused,
+    NodeUp(&'a str, &'a str),
+    NodeDetached(&'a str, &'a str),
+    NodeStopping,
+    NodeGone,
+    Deployed(&'a str, &'a str),
+    AppStopped(&'a str),
+    AppStarted(&'a str),
+    AppRemoved(&'a str),
+    PsHeader,
     Route(&'a str, &'a str, &'a str),
     Draining(usize),
     Stopped,
@@ -133,6 +146,8 @@ impl Msg<'_> {
             (M::ListItem(s), _) => format!("  - {s}"),
             (M::Completed, Es) => "✅ Ejecución completada".into(),
             (M::Completed, En) => "✅ Execution completed".into(),
+            (M::GuestStopped, Es) => "⏹ El módulo fue detenido".into(),
+            (M::GuestStopped, En) => "⏹ The module was stopped".into(),
             (M::ExitedWith(c), Es) => format!("⚠ El módulo terminó con el código {c}"),
             (M::ExitedWith(c), En) => format!("⚠ The module exited with code {c}"),
             (M::Trapped(t), Es) => format!("💥 El módulo se detuvo por un trap: {t}"),
@@ -195,6 +210,40 @@ impl Msg<'_> {
             (M::Pruned(s), En) => format!("Reclaimed space: {s}"),
             (M::Stored(r), Es) => format!("🏷 Guardado en el almacén local como {r}"),
             (M::Stored(r), En) => format!("🏷 Stored in the local store as {r}"),
+            (M::NoNode, Es) => "No hay ningún nodo".into(),
+            (M::NoNode, En) => "No node".into(),
+            (M::NodeRefused, Es) => "El nodo lo rechazó".into(),
+            (M::NodeRefused, En) => "The node refused it".into(),
+            (M::NodeUp(sock, http), Es) => {
+                format!("🟢 Nodo en marcha: API en {sock}, apps en http://{http}")
+            }
+            (M::NodeUp(sock, http), En) => {
+                format!("🟢 Node running: API on {sock}, apps on http://{http}")
+            }
+            (M::NodeDetached(pid, log), Es) => {
+                format!("🟢 Nodo en segundo plano (pid {pid}); su registro: {log}")
+            }
+            (M::NodeDetached(pid, log), En) => {
+                format!("🟢 Node running in the background (pid {pid}); its log: {log}")
+            }
+            (M::NodeStopping, Es) => "⏹ Deteniendo el nodo...".into(),
+            (M::NodeStopping, En) => "⏹ Stopping the node...".into(),
+            (M::NodeGone, Es) => "✅ Nodo detenido".into(),
+            (M::NodeGone, En) => "✅ Node stopped".into(),
+            (M::Deployed(n, st), Es) => format!("🚀 Desplegado {n} ({st})"),
+            (M::Deployed(n, st), En) => format!("🚀 Deployed {n} ({st})"),
+            (M::AppStopped(n), Es) => format!("⏹ {n} detenido"),
+            (M::AppStopped(n), En) => format!("⏹ {n} stopped"),
+            (M::AppStarted(n), Es) => format!("▶ {n} en marcha"),
+            (M::AppStarted(n), En) => format!("▶ {n} started"),
+            (M::AppRemoved(n), Es) => format!("🗑 {n} eliminado"),
+            (M::AppRemoved(n), En) => format!("🗑 {n} removed"),
+            (M::PsHeader, Es) => {
+                "NOMBRE               TIPO     ESTADO         REINICIOS  ACTIVO   MEMORIA    PETICIONES  MÓDULO".into()
+            }
+            (M::PsHeader, En) => {
+                "NAME                 KIND     STATE          RESTARTS   UP       MEMORY     REQUESTS    MODULE".into()
+            }
             (M::Pulling(r), Es) => format!("⬇ Descargando {r}"),
             (M::Pulling(r), En) => format!("⬇ Pulling {r}"),
             (M::RegistryFailed, Es) => "falló el registro".into(),
@@ -332,6 +381,23 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "tag.dst" => "La nueva referencia",
         "rmi" => "Elimina referencias del almacén local (sus blobs se van con `qyvol prune`)",
         "rmi.refs" => "Las referencias a eliminar",
+        "node" => {
+            "Arranca el nodo: mantiene las apps desplegadas en marcha (`-d` en segundo plano)"
+        }
+        "node.detach" => "Pasa a segundo plano (pid y registro en QYVOL_HOME/node/)",
+        "node.http" => "Dirección donde se sirven las apps HTTP desplegadas",
+        "node.api" => "Expone también la API por TCP en esta dirección (exige el token)",
+        "node.api_host" => "Otro nombre de host al que responde la API por TCP",
+        "node.log_max" => "Tamaño de registro por app antes de rotarlo",
+        "node.log_format" => "Formato del registro del propio nodo: text o json",
+        "deploy" => "Despliega un manifiesto, paquete, módulo o imagen en el nodo",
+        "ps" => "Lista las apps del nodo",
+        "logs" => "Muestra la salida de una app del nodo",
+        "stop" => "Detiene apps del nodo",
+        "start" => "Arranca apps detenidas del nodo",
+        "restart" => "Reinicia apps del nodo",
+        "rm" => "Elimina apps del nodo",
+        "events" => "Muestra los eventos del nodo en directo",
         "prune" => "Elimina los blobs que ninguna referencia alcanza",
         "push" => "Envía una imagen del almacén local a su registro",
         "pull" => "Descarga una imagen de su registro al almacén local",

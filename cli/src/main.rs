@@ -36,6 +36,18 @@ enum Command {
     Prune(commands::images::PruneCommand),
     Cache(commands::cache::CacheCommand),
     Completions(commands::completions::CompletionsCommand),
+    Node(commands::node::NodeCommand),
+    Deploy(commands::node::DeployCommand),
+    Ps(commands::node::PsCommand),
+    Logs(commands::node::LogsCommand),
+    /// Stop apps of the node
+    Stop(commands::node::LifecycleCommand),
+    /// Start stopped apps of the node
+    Start(commands::node::LifecycleCommand),
+    /// Restart apps of the node
+    Restart(commands::node::LifecycleCommand),
+    Rm(commands::node::RmCommand),
+    Events(commands::node::EventsCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +84,15 @@ fn main() -> ExitCode {
         Command::Prune(c) => c.execute(),
         Command::Cache(c) => c.execute(),
         Command::Completions(c) => c.execute(localized_command()),
+        Command::Node(c) => c.execute(),
+        Command::Deploy(c) => c.execute(),
+        Command::Ps(c) => c.execute(),
+        Command::Logs(c) => c.execute(),
+        Command::Stop(c) => c.execute(commands::node::Verb::Stop),
+        Command::Start(c) => c.execute(commands::node::Verb::Start),
+        Command::Restart(c) => c.execute(commands::node::Verb::Restart),
+        Command::Rm(c) => c.execute(),
+        Command::Events(c) => c.execute(),
     };
     result.unwrap_or_else(|failure| report(&failure))
 }

@@ -174,6 +174,7 @@ pub fn request(
         network,
         block_private: manifest.block_private.unwrap_or(policy.block_private),
         denials,
+        ..RunRequest::default()
     })
 }
 
@@ -201,6 +202,9 @@ pub fn limits(manifest: &Manifest, op: &Operator) -> Limits {
 pub fn expected_config(manifest: &Manifest) -> qyvol_runtime::EngineConfig {
     qyvol_runtime::EngineConfig::for_limits(&limits(manifest, &Operator::default()))
 }
+
+/// The largest request body a handler accepts when neither the manifest nor the operator says.
+pub const DEFAULT_MAX_BODY: ByteSize = ByteSize(10 * 1024 * 1024);
 
 /// The largest request body a handler accepts: the manifest's `http.max_body`, else the
 /// operator's `--max-body`. A bundle's or image's manifest may only lower it: a larger body is

@@ -20,7 +20,7 @@ fn trivial(c: &mut Criterion) {
     .expect("valid wat");
     let wasm = Wasm::from_bytes("trivial.wasm".into(), bytes).expect("valid module");
     let prepared =
-        Prepared::new(&wasm, &Limits::default(), Compilation::default()).expect("compiles");
+        Prepared::new(&wasm, &RunRequest::default(), Compilation::default()).expect("compiles");
     let req = RunRequest {
         argv0: "trivial".into(),
         ..RunRequest::default()

@@ -29,6 +29,13 @@ impl EngineConfig {
             epoch: limits.timeout.is_some(),
         }
     }
+
+    /// For a run: as its limits say, with epochs also on when the run can be stopped.
+    pub fn for_request(req: &crate::RunRequest) -> Self {
+        let mut cfg = Self::for_limits(&req.limits);
+        cfg.epoch |= req.stop.is_some();
+        cfg
+    }
 }
 
 /// Engines are made once per process and configuration and shared (an `Engine` is a cheap
@@ -39,12 +46,59 @@ pub(crate) fn new(cfg: EngineConfig) -> Result<Engine, RuntimeError> {
     if let Some(engine) = slot.get() {
         return Ok(engine.clone());
     }
+    let engine = Engine::new(&config(cfg)).map_err(RuntimeError::engine)?;
+    Ok(slot.get_or_init(|| engine).clone())
+}
+
+/// The one place Qyvol's engine settings become a wasmtime `Config` (as wasmtime's own
+/// `cli-flags` does): every engine, for commands or for serving, starts here, so code compiled
+/// for one is valid for the other with the same [`EngineConfig`].
+fn config(cfg: EngineConfig) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(cfg.epoch);
     config.consume_fuel(cfg.fuel);
     config.parallel_compilation(true);
-    let engine = Engine::new(&config).map_err(RuntimeError::engine)?;
-    Ok(slot.get_or_init(|| engine).clone())
+    // Each instance maps its memory's initial image copy-on-write instead of copying it.
+    config.memory_init_cow(true);
+    config
+}
+
+/// How many instances a pooled engine keeps slots for, and the largest memory a slot holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolSize {
+    pub(crate) instances: u32,
+    /// `None`: wasmtime's default slot size (any app's memory limit fits).
+    pub(crate) largest_memory: Option<u64>,
+}
+
+/// An engine for serving: the pooling allocator sized for `pool` when the address space can
+/// be reserved (then `true`), on-demand allocation otherwise.
+pub(crate) fn pooled(cfg: EngineConfig, pool: PoolSize) -> Result<(Engine, bool), RuntimeError> {
+    use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig};
+    let mut slots = PoolingAllocationConfig::default();
+    let n = pool.instances;
+    slots
+        .total_component_instances(n)
+        .total_core_instances(n.saturating_mul(4))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        .total_gc_heaps(n);
+    if let Some(limit) = pool.largest_memory {
+        // A slot never needs more than the largest limit (rounded up to whole wasm pages).
+        slots.max_memory_size(usize::try_from(limit.div_ceil(65536) * 65536).unwrap_or(usize::MAX));
+    }
+    let mut pooled = config(cfg);
+    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(slots));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok((engine, true)),
+        Err(e) => {
+            tracing::info!(error = %e, "the pooling allocator is unavailable; allocating instances on demand");
+            Engine::new(&config(cfg))
+                .map(|e| (e, false))
+                .map_err(RuntimeError::engine)
+        }
+    }
 }
 
 /// Identifies the code an engine generates: wasmtime's version, the host, and every setting

@@ -7,6 +7,7 @@ mod cache;
 mod compile;
 mod engine;
 mod error;
+mod host;
 mod inspect;
 mod limits;
 mod net;
@@ -18,12 +19,13 @@ mod wasi;
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
 pub use engine::{EngineConfig, WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
+pub use host::Stop;
 pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
-pub use limits::Resource;
+pub use limits::{MemoryGauge, Resource};
 pub use net::{Denial, DenialSink, Refusal};
 pub use run::{
-    Compilation, CompileProgress, Limits, Loader, MountGrant, Outcome, Prepared, RunRequest, Wasm,
-    load, precompile, run,
+    Compilation, CompileProgress, Limits, Loader, MountGrant, Outcome, Output, Prepared,
+    RunRequest, Wasm, load, precompile, run,
 };
 
 /// Default cap on the size of a module accepted for compilation.

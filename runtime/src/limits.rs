@@ -26,13 +26,32 @@ pub(crate) struct Limiter {
     memory_limit: Option<u64>,
     /// Bytes of linear memory currently allocated across all memories of the store.
     memory_total: u64,
+    /// Where the embedder reads the memory in use (summed over every live store of an app).
+    gauge: Option<MemoryGauge>,
 }
+
+/// Bytes of linear memory in use by an app's live instances, for the embedder to report.
+pub type MemoryGauge = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
 impl Limiter {
     pub(crate) fn new(memory_limit: Option<u64>) -> Self {
         Self {
             memory_limit,
             memory_total: 0,
+            gauge: None,
+        }
+    }
+
+    pub(crate) fn with_gauge(mut self, gauge: Option<MemoryGauge>) -> Self {
+        self.gauge = gauge;
+        self
+    }
+}
+
+impl Drop for Limiter {
+    fn drop(&mut self) {
+        if let Some(g) = &self.gauge {
+            g.fetch_sub(self.memory_total, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -58,6 +77,11 @@ impl ResourceLimiter for Limiter {
                 }
                 .into());
             }
+        }
+        if let Some(g) = &self.gauge {
+            use std::sync::atomic::Ordering::Relaxed;
+            g.fetch_add(total, Relaxed);
+            g.fetch_sub(self.memory_total, Relaxed);
         }
         self.memory_total = total;
         Ok(true)

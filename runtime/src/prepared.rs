@@ -3,20 +3,21 @@
 //! store and a WASI context, instantiates and calls. `qyvol run` uses it once; servers and the
 //! benchmarks use it per request.
 
-use wasmtime::component::{Component, ResourceTable};
+use wasmtime::component::Component;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store, Trap, WasmBacktrace};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiCtx};
 
 use crate::engine::{self, EpochTicker};
+use crate::host::Host;
 use crate::inspect::WasmKind;
-use crate::limits::{LimitExceeded, Limiter};
-use crate::net::{GuestNet, NetworkAccess, NetworkHost};
+use crate::limits::LimitExceeded;
+use crate::net::{NetworkAccess, NetworkHost};
 use crate::run::{Compilation, Limits, Outcome, RunRequest, Wasm};
 use crate::{RuntimeError, wasi};
 use std::time::Duration;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::WasiHttpView;
 
 pub struct Prepared {
     engine: Engine,
@@ -32,54 +33,18 @@ impl std::fmt::Debug for Prepared {
 }
 
 enum Program {
-    Core(InstancePre<CoreHost>),
-    Component(CommandPre<ComponentHost>),
-}
-
-struct CoreHost {
-    wasi: WasiP1Ctx,
-    limiter: Limiter,
-}
-
-struct ComponentHost {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    limiter: Limiter,
-    http: WasiHttpCtx,
-    net: GuestNet,
-}
-
-impl NetworkHost for ComponentHost {
-    fn guest_net(&mut self) -> &mut GuestNet {
-        &mut self.net
-    }
-}
-
-impl WasiHttpView for ComponentHost {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.net,
-        }
-    }
-}
-
-impl WasiView for ComponentHost {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
+    Core(InstancePre<Host<WasiP1Ctx>>),
+    Component(CommandPre<Host<WasiCtx>>),
 }
 
 impl Prepared {
-    /// Compiles (or maps from the cache) and links `wasm`. `limits.fuel` decides whether the
-    /// engine meters fuel, `limits.compile` bounds compilation.
-    pub fn new(wasm: &Wasm, limits: &Limits, how: Compilation<'_>) -> Result<Self, RuntimeError> {
-        let config = engine::EngineConfig::for_limits(limits);
+    /// Compiles (or maps from the cache) and links `wasm` for runs like `req`: its fuel limit
+    /// decides whether the engine meters fuel, its time limit or stop handle whether epochs
+    /// interrupt, and `limits.compile` bounds compilation.
+    pub fn new(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Self, RuntimeError> {
+        let config = engine::EngineConfig::for_request(req);
         let engine = engine::new(config)?;
+        let limits = &req.limits;
         let program = match wasm.info.kind {
             WasmKind::CoreModule => Program::Core(link_core(&engine, wasm, limits, how)?),
             WasmKind::Component => Program::Component(link_component(&engine, wasm, limits, how)?),
@@ -98,15 +63,25 @@ impl Prepared {
 
     /// One run: a fresh store and WASI context from `req`, instantiate, call, outcome.
     pub fn run(&self, req: &RunRequest) -> Result<Outcome, RuntimeError> {
-        if req.limits.timeout.is_some() && !self.config.epoch
+        if (req.limits.timeout.is_some() || req.stop.is_some()) && !self.config.epoch
             || req.limits.fuel.is_some() && !self.config.fuel
         {
             return Err(RuntimeError::Engine("this program was prepared without time or fuel limits; prepare it with the limits it will run under".into()));
         }
         self.rt.block_on(async {
-            match &self.program {
-                Program::Core(pre) => self.run_core(pre, req).await,
-                Program::Component(pre) => self.run_component(pre, req).await,
+            let run = async {
+                match &self.program {
+                    Program::Core(pre) => self.run_core(pre, req).await,
+                    Program::Component(pre) => self.run_component(pre, req).await,
+                }
+            };
+            match &req.stop {
+                // A guest waiting in a host call is past epochs' reach: its future is dropped.
+                Some(stop) => tokio::select! {
+                    outcome = run => outcome,
+                    () = stop.stopped() => Ok(Outcome::Stopped),
+                },
+                None => run.await,
             }
         })
     }
@@ -116,55 +91,53 @@ impl Prepared {
         self.rt.shutdown_background();
     }
 
+    /// A run's store: its WASI context, grants, memory limit and stop handle.
+    fn store<W>(&self, wasi: W, network: NetworkAccess, req: &RunRequest) -> Store<Host<W>> {
+        let host = Host::new(wasi, network, req.limits.memory, req.limits.timeout)
+            .observed(req.memory_gauge.clone(), req.stop.clone());
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|h| &mut h.limiter);
+        store
+    }
+
     async fn run_core(
         &self,
-        pre: &InstancePre<CoreHost>,
+        pre: &InstancePre<Host<WasiP1Ctx>>,
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
         let network = NetworkAccess::of(req);
         let mounts = wasi::Mounts::open(&req.mounts)?;
         let mut b = wasi::builder(req, &mounts, &network)?;
-        b.inherit_stdio();
-        let wasi = b.build_p1();
-        let mut store = Store::new(
-            &self.engine,
-            CoreHost {
-                wasi,
-                limiter: Limiter::new(req.limits.memory),
-            },
-        );
-        store.limiter(|h| &mut h.limiter);
-        let _ticker = apply_limits(&self.engine, &mut store, &req.limits)?;
+        if matches!(req.output, crate::run::Output::Inherit) {
+            // A command in a terminal reads the terminal; one whose output is collected reads
+            // nothing.
+            b.inherit_stdin();
+        }
+        let mut store = self.store(b.build_p1(), network, req);
+        let _ticker = apply_limits(&self.engine, &mut store, req)?;
         let body = async {
             let instance = pre.instantiate_async(&mut store).await?;
             let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
             start.call_async(&mut store, ()).await
         };
-        Ok(finish(
-            with_deadline(req.limits.timeout, body).await,
-            &req.limits,
-        ))
+        Ok(finish(with_deadline(req.limits.timeout, body).await, req))
     }
 
     async fn run_component(
         &self,
-        pre: &CommandPre<ComponentHost>,
+        pre: &CommandPre<Host<WasiCtx>>,
         req: &RunRequest,
     ) -> Result<Outcome, RuntimeError> {
         let network = NetworkAccess::of(req);
         let mounts = wasi::Mounts::open(&req.mounts)?;
         let mut b = wasi::builder(req, &mounts, &network)?;
-        b.inherit_stdio();
-        let host = ComponentHost {
-            ctx: b.build(),
-            table: ResourceTable::new(),
-            limiter: Limiter::new(req.limits.memory),
-            http: WasiHttpCtx::new(),
-            net: GuestNet::new(network),
-        };
-        let mut store = Store::new(&self.engine, host);
-        store.limiter(|h| &mut h.limiter);
-        let _ticker = apply_limits(&self.engine, &mut store, &req.limits)?;
+        if matches!(req.output, crate::run::Output::Inherit) {
+            // A command in a terminal reads the terminal; one whose output is collected reads
+            // nothing.
+            b.inherit_stdin();
+        }
+        let mut store = self.store(b.build(), network, req);
+        let _ticker = apply_limits(&self.engine, &mut store, req)?;
         let body = async {
             let command = pre.instantiate_async(&mut store).await?;
             match command.wasi_cli_run().call_run(&mut store).await? {
@@ -172,10 +145,7 @@ impl Prepared {
                 Err(()) => Err(I32Exit(1).into()),
             }
         };
-        Ok(finish(
-            with_deadline(req.limits.timeout, body).await,
-            &req.limits,
-        ))
+        Ok(finish(with_deadline(req.limits.timeout, body).await, req))
     }
 }
 
@@ -184,11 +154,9 @@ fn link_core(
     wasm: &Wasm,
     limits: &Limits,
     how: Compilation<'_>,
-) -> Result<InstancePre<CoreHost>, RuntimeError> {
-    let probe = CoreHost {
-        wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
-        limiter: Limiter::new(None),
-    };
+) -> Result<InstancePre<Host<WasiP1Ctx>>, RuntimeError> {
+    let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+    let probe = Host::new(wasi, NetworkAccess::default(), None, None);
     link_command_module(engine, wasm, limits, how, |h| &mut h.wasi, probe)
 }
 
@@ -224,7 +192,7 @@ fn link_component(
     wasm: &Wasm,
     limits: &Limits,
     how: Compilation<'_>,
-) -> Result<CommandPre<ComponentHost>, RuntimeError> {
+) -> Result<CommandPre<Host<WasiCtx>>, RuntimeError> {
     CommandPre::new(link_component_world(engine, wasm, limits, how)?).map_err(|_| RuntimeError::Invalid {
         path: wasm.path.clone(),
         reason: "the component does not export `wasi:cli/run`: it is not a command (an HTTP handler needs `runtime: wasi-http`)".into(),
@@ -252,24 +220,34 @@ pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
 }
 
 /// Sets fuel and the epoch deadline; returns the ticker that must live as long as the run.
-fn apply_limits<T>(
+fn apply_limits<W>(
     engine: &Engine,
-    store: &mut Store<T>,
-    limits: &Limits,
+    store: &mut Store<Host<W>>,
+    req: &RunRequest,
 ) -> Result<Option<EpochTicker>, RuntimeError> {
-    if let Some(fuel) = limits.fuel {
+    if let Some(fuel) = req.limits.fuel {
         store.set_fuel(fuel).map_err(RuntimeError::engine)?;
     }
-    if limits.timeout.is_some() {
-        store.epoch_deadline_trap();
-    }
-    match limits.timeout {
-        Some(t) => {
+    match (req.limits.timeout, &req.stop) {
+        (Some(t), None) => {
+            store.epoch_deadline_trap();
             let ticks = t.as_millis().div_ceil(engine::TICK.as_millis()).max(1);
             store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
             Ok(Some(EpochTicker::start(engine)))
         }
-        None => Ok(None),
+        (_, Some(_)) => {
+            // At each tick: the deadline passed or a stop was asked, interrupt; go on otherwise.
+            store.epoch_deadline_callback(|ctx| {
+                Ok(if ctx.data().must_end() {
+                    wasmtime::UpdateDeadline::Interrupt
+                } else {
+                    wasmtime::UpdateDeadline::Continue(1)
+                })
+            });
+            store.set_epoch_deadline(1);
+            Ok(Some(EpochTicker::start(engine)))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -285,7 +263,11 @@ pub(crate) async fn with_deadline<F: Future<Output = wasmtime::Result<()>>>(
     }
 }
 
-pub(crate) fn finish(result: Option<wasmtime::Result<()>>, limits: &Limits) -> Outcome {
+pub(crate) fn finish(result: Option<wasmtime::Result<()>>, req: &RunRequest) -> Outcome {
+    let limits = &req.limits;
+    if req.stop.as_ref().is_some_and(crate::host::Stop::is_stopped) {
+        return Outcome::Stopped;
+    }
     let Some(result) = result else {
         return Outcome::TimedOut(limits.timeout.unwrap_or_default());
     };

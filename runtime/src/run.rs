@@ -71,7 +71,7 @@ impl Wasm {
     }
 
     /// The bytes, read now if they were not; a file changed since it was inspected is an error.
-    pub(crate) fn bytes(&self) -> Result<Arc<[u8]>, RuntimeError> {
+    pub fn bytes(&self) -> Result<Arc<[u8]>, RuntimeError> {
         if let Some(b) = self.bytes.get() {
             return Ok(b.clone());
         }
@@ -142,6 +142,25 @@ pub struct RunRequest {
     pub block_private: bool,
     /// Told of every connection or bind the grants refuse.
     pub denials: crate::net::DenialSink,
+    /// Where the guest's standard output and error go.
+    pub output: Output,
+    /// Where the memory the guest's instances use is counted, if anywhere.
+    pub memory_gauge: Option<crate::limits::MemoryGauge>,
+    /// Ends a run from outside; a run with one is always interruptible (epochs on).
+    pub stop: Option<crate::host::Stop>,
+}
+
+/// Where a guest's standard output and error go.
+#[derive(Debug, Clone, Default)]
+pub enum Output {
+    /// The host process's own (a `qyvol run` in a terminal).
+    #[default]
+    Inherit,
+    /// These files, e.g. the write ends of pipes a log collector reads.
+    Files {
+        stdout: Arc<std::fs::File>,
+        stderr: Arc<std::fs::File>,
+    },
 }
 
 /// How a guest's run ended.
@@ -160,6 +179,8 @@ pub enum Outcome {
     LimitExceeded { resource: Resource, limit: u64 },
     /// The guest used up its fuel.
     FuelExhausted(u64),
+    /// The embedder ended the run ([`crate::Stop`]).
+    Stopped,
 }
 
 /// Compiles `wasm` for this host (through the cache) and returns the native code, as stored
@@ -242,7 +263,7 @@ fn read_all(mut file: std::fs::File, path: &Path) -> Result<Vec<u8>, RuntimeErro
 
 /// Compiles and runs `wasm` once as a command with the grants and limits in `req`.
 pub fn run(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Outcome, RuntimeError> {
-    let outcome = Prepared::new(wasm, &req.limits, how).and_then(|prepared| {
+    let outcome = Prepared::new(wasm, req, how).and_then(|prepared| {
         let outcome = prepared.run(req);
         prepared.shutdown();
         outcome

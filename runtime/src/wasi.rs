@@ -165,6 +165,21 @@ pub(crate) fn builder(
     for (k, v) in &req.env {
         b.env(k, v);
     }
+    match &req.output {
+        crate::run::Output::Inherit => {
+            b.inherit_stdout();
+            b.inherit_stderr();
+        }
+        crate::run::Output::Files { stdout, stderr } => {
+            let clone = |f: &std::fs::File| {
+                f.try_clone().map_err(|e| {
+                    RuntimeError::Engine(format!("cannot pass the guest its output: {e}"))
+                })
+            };
+            b.stdout(wasmtime_wasi::cli::OutputFile::new(clone(stdout)?));
+            b.stderr(wasmtime_wasi::cli::OutputFile::new(clone(stderr)?));
+        }
+    }
     // A guest cannot make the host allocate more than this in one `random_get`.
     b.max_random_size(16 * 1024 * 1024);
     mounts.preopen(&mut b)?;

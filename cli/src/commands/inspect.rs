@@ -25,10 +25,21 @@ pub struct InspectCommand {
     /// Largest module accepted
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
     max_module_size: ByteSize,
+
+    #[command(flatten)]
+    node: super::node::NodeArgs,
 }
 
 impl InspectCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
+        // A word that is no file and could be an app's name (no `.`, `/` or `:`) is a
+        // deployed app, as `docker inspect NAME` is a container.
+        if self.file.symlink_metadata().is_err()
+            && let Some(name) = self.file.to_str()
+            && qyvol_common::AppName::try_from(name.to_string()).is_ok()
+        {
+            return super::node::inspect_app(name, self.json, &self.node);
+        }
         if qyvol_store::bundle::is_bundle_file(&self.file) {
             return inspect_bundle(&self.file, self.json);
         }

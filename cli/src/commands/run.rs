@@ -243,5 +243,9 @@ fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {
             ui.alert(Msg::FuelExhausted(limits.fuel.unwrap_or_default()));
             Code::Timeout.into()
         }
+        Outcome::Stopped => {
+            ui.alert(Msg::GuestStopped);
+            Code::Timeout.into()
+        }
     }
 }

@@ -326,6 +326,7 @@ fn failure_text(f: &RequestFailure, lang: Lang) -> String {
                 limit,
             } => Msg::TableExceeded(*limit).text(lang),
             Outcome::Exited(code) => Msg::ExitedWith(*code).text(lang),
+            Outcome::Stopped => Msg::GuestStopped.text(lang),
         },
     }
 }

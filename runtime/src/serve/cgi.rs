@@ -52,7 +52,6 @@ impl Template {
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
         b.stdin(MemoryInputPipe::new(body));
         b.stdout(stdout.clone());
-        b.inherit_stderr();
         let mut store = new_store(rt, app, b.build_p1())?;
         let limits = app.request.limits;
         let run = async {
@@ -61,7 +60,7 @@ impl Template {
             start.call_async(&mut store, ()).await
         };
         // A guest blocked in a host call (a sleep, a read) is past epochs' reach.
-        match finish(with_deadline(limits.timeout, run).await, &limits) {
+        match finish(with_deadline(limits.timeout, run).await, &app.request) {
             Outcome::Exited(0) => {}
             other => return Err(failure_of(other)),
         }

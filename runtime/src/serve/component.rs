@@ -46,9 +46,8 @@ impl Template {
         }
         let mut b = wasi::builder(&app.request, &app.mounts, &app.network)
             .map_err(|e| RequestFailure::Protocol(e.to_string()))?;
-        // A handler's prints are the server's log; its response goes through wasi:http.
-        b.inherit_stdout();
-        b.inherit_stderr();
+        // A handler's prints go where the app's output goes (the builder set that); its
+        // response goes through wasi:http.
         let mut store = new_store(rt, app, b.build())?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (parts, body) = req.into_parts();
@@ -66,7 +65,7 @@ impl Template {
             ))),
             // The handler ended, or was stopped, without setting a response.
             Err(_) => match task.await {
-                Ok(result) => Err(failure_of(finish(result, &limits))),
+                Ok(result) => Err(failure_of(finish(result, &app.request))),
                 Err(e) => Err(RequestFailure::Protocol(format!(
                     "the handler's task failed: {e}"
                 ))),

@@ -25,13 +25,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use qyvol_common::Route;
-use wasmtime::component::ResourceTable;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, Store};
 
 use crate::engine::{self, EpochTicker};
+pub(crate) use crate::host::Host;
 use crate::inspect::WasmKind;
-use crate::limits::Limiter;
-use crate::net::{GuestNet, NetworkAccess, NetworkHost};
+use crate::net::NetworkAccess;
 use crate::run::{Compilation, RunRequest, Wasm};
 use crate::{Outcome, RuntimeError, wasi};
 
@@ -175,20 +174,21 @@ impl Default for ServeOptions {
 const REFUSAL_TIME: Duration = Duration::from_secs(2);
 const REFUSALS_AT_ONCE: usize = 64;
 
-/// The apps, compiled and linked, ready to take requests.
-pub struct Server {
-    engine: Engine,
-    config: engine::EngineConfig,
-    pooling: bool,
-    apps: Vec<Arc<Loaded>>,
+/// Apps, compiled and linked, and the route table that picks one per request. `qyvol serve`
+/// builds a fixed set through [`Server`]; the node keeps one for its life and adds and removes
+/// apps as they are deployed and removed. Every engine is made by `engine::pooled`.
+pub struct Router {
+    /// The engines apps are linked on, one per setting; `fixed` forces one for all.
+    engines: std::sync::Mutex<Vec<Arc<Runtime>>>,
+    fixed: Option<engine::EngineConfig>,
+    largest_memory: Option<u64>,
+    apps: std::sync::RwLock<Arc<[Arc<Loaded>]>>,
     options: ServeOptions,
 }
 
-impl std::fmt::Debug for Server {
+impl std::fmt::Debug for Router {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("pooling", &self.pooling)
-            .finish_non_exhaustive()
+        f.debug_struct("Router").finish_non_exhaustive()
     }
 }
 
@@ -197,11 +197,12 @@ pub(crate) struct Loaded {
     name: String,
     route: Route,
     request: RunRequest,
-    /// Opened once when the server starts; every request's guest gets these folders.
+    /// Opened once when the app is loaded; every request's guest gets these folders.
     mounts: wasi::Mounts,
     network: NetworkAccess,
     max_body: u64,
     handler: Handler,
+    rt: Arc<Runtime>,
 }
 
 enum Handler {
@@ -209,164 +210,131 @@ enum Handler {
     Cgi(cgi::Template),
 }
 
-/// The store data of one request: `W` is the WASI context (preview 1 for CGI modules,
-/// 0.2 for components).
-pub(crate) struct Host<W> {
-    pub(crate) wasi: W,
-    pub(crate) table: ResourceTable,
-    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
-    pub(crate) net: GuestNet,
-    pub(crate) limiter: Limiter,
-    /// When the request's time limit passes (checked at each epoch tick).
-    pub(crate) deadline: Option<Instant>,
+/// An app compiled and linked on the router's engine, not yet taking requests.
+pub struct LoadedApp(Arc<Loaded>);
+
+impl std::fmt::Debug for LoadedApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LoadedApp").field(&self.0.name).finish()
+    }
 }
 
-impl<W> Host<W> {
-    /// A request's store data: its grants, its memory limit, and its deadline counted from now.
-    pub(crate) fn new(
-        wasi: W,
-        network: NetworkAccess,
-        memory: Option<u64>,
-        timeout: Option<Duration>,
-    ) -> Self {
+impl Router {
+    /// A router whose engines always time-slice (epoch interruption on, so any request can be
+    /// stopped and a busy handler yields), with fuel metering only for apps that set fuel.
+    pub fn new(options: ServeOptions) -> Self {
         Self {
-            wasi,
-            table: ResourceTable::new(),
-            http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            net: GuestNet::new(network),
-            limiter: Limiter::new(memory),
-            deadline: timeout.map(|t| Instant::now() + t),
+            engines: Default::default(),
+            fixed: None,
+            largest_memory: None,
+            apps: std::sync::RwLock::new(Arc::from(Vec::new())),
+            options,
         }
     }
-}
 
-impl wasmtime_wasi::WasiView for Host<wasmtime_wasi::WasiCtx> {
-    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
-        wasmtime_wasi::WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
+    fn runtime(&self, limits: &crate::Limits) -> Result<Arc<Runtime>, RuntimeError> {
+        let config = self.fixed.unwrap_or(engine::EngineConfig {
+            fuel: limits.fuel.is_some(),
+            epoch: true,
+        });
+        let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rt) = engines.iter().find(|rt| rt.config == config) {
+            return Ok(rt.clone());
         }
-    }
-}
-
-impl NetworkHost for Host<wasmtime_wasi::WasiCtx> {
-    fn guest_net(&mut self) -> &mut GuestNet {
-        &mut self.net
-    }
-}
-
-impl wasmtime_wasi_http::WasiHttpView for Host<wasmtime_wasi::WasiCtx> {
-    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
-        wasmtime_wasi_http::WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.net,
-        }
-    }
-}
-
-impl Server {
-    /// Compiles (or maps from the cache) and links every app. Routes must differ.
-    pub fn new(
-        apps: Vec<App>,
-        how: Compilation<'_>,
-        options: ServeOptions,
-    ) -> Result<Self, RuntimeError> {
-        for (i, a) in apps.iter().enumerate() {
-            if let Some(b) = apps[..i].iter().find(|b| b.route == a.route) {
-                return Err(RuntimeError::Serve(format!(
-                    "`{}` and `{}` both ask for the route `{}`; give one of them another `http.route`",
-                    b.name, a.name, a.route
-                )));
-            }
-        }
-        let fuel = apps.iter().any(|a| a.request.limits.fuel.is_some());
-        let epoch = apps.iter().any(|a| a.request.limits.timeout.is_some());
-        let largest_memory = apps
-            .iter()
-            .map(|a| a.request.limits.memory)
-            .try_fold(0u64, |m, l| l.map(|l| m.max(l)));
-        let config = engine::EngineConfig { fuel, epoch };
-        let (engine, pooling) = serving_engine(config, largest_memory, options)?;
-        let mut loaded = Vec::with_capacity(apps.len());
-        for app in apps {
-            let mounts = wasi::Mounts::open(&app.request.mounts)?;
-            let handler = match app.wasm.info.kind {
-                WasmKind::Component => Handler::Component(component::Template::new(
-                    &engine,
-                    &app.wasm,
-                    &app.request.limits,
-                    how,
-                )?),
-                WasmKind::CoreModule => Handler::Cgi(cgi::Template::new(
-                    &engine,
-                    &app.wasm,
-                    &app.request.limits,
-                    how,
-                )?),
-            };
-            loaded.push(Arc::new(Loaded {
-                mounts,
-                network: NetworkAccess::of(&app.request),
-                name: app.name,
-                route: app.route,
-                request: app.request,
-                max_body: app.max_body,
-                handler,
-            }));
-        }
-        crate::compile::finish_cache_writes();
-        Ok(Self {
+        let pool = engine::PoolSize {
+            instances: self.options.max_concurrency,
+            largest_memory: self.largest_memory,
+        };
+        let (engine, pooling) = engine::pooled(config, pool)?;
+        let rt = Arc::new(Runtime {
+            ticker: config.epoch.then(|| EpochTicker::start(&engine)),
             engine,
             config,
             pooling,
-            apps: loaded,
-            options,
-        })
+        });
+        engines.push(rt.clone());
+        Ok(rt)
+    }
+
+    /// Compiles (or maps from the cache) and links `app`, and opens its mounts.
+    pub fn load(&self, app: App, how: Compilation<'_>) -> Result<LoadedApp, RuntimeError> {
+        let rt = self.runtime(&app.request.limits)?;
+        let mounts = wasi::Mounts::open(&app.request.mounts)?;
+        let handler = match app.wasm.info.kind {
+            WasmKind::Component => Handler::Component(component::Template::new(
+                &rt.engine,
+                &app.wasm,
+                &app.request.limits,
+                how,
+            )?),
+            WasmKind::CoreModule => Handler::Cgi(cgi::Template::new(
+                &rt.engine,
+                &app.wasm,
+                &app.request.limits,
+                how,
+            )?),
+        };
+        crate::compile::finish_cache_writes();
+        Ok(LoadedApp(Arc::new(Loaded {
+            mounts,
+            network: NetworkAccess::of(&app.request),
+            name: app.name,
+            route: app.route,
+            request: app.request,
+            max_body: app.max_body,
+            handler,
+            rt,
+        })))
+    }
+
+    /// Starts routing requests to `app`; refused when another app has its name or route.
+    pub fn insert(&self, app: LoadedApp) -> Result<(), RuntimeError> {
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = apps
+            .iter()
+            .find(|b| b.route == app.0.route || b.name == app.0.name)
+        {
+            return Err(RuntimeError::Serve(if b.name == app.0.name {
+                format!("an app named `{}` is already served", b.name)
+            } else {
+                format!(
+                    "`{}` and `{}` both ask for the route `{}`; give one of them another `http.route`",
+                    b.name, app.0.name, app.0.route
+                )
+            }));
+        }
+        let mut next = apps.to_vec();
+        next.push(app.0);
+        *apps = Arc::from(next);
+        Ok(())
+    }
+
+    /// Stops routing to the app named `name` (requests in flight finish); whether it was there.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        let before = apps.len();
+        let next: Vec<_> = apps.iter().filter(|a| a.name != name).cloned().collect();
+        *apps = Arc::from(next);
+        apps.len() != before
     }
 
     /// Whether instances come from the pooling allocator (false: the address space could not
     /// be reserved and instances are allocated on demand).
     pub fn pooling(&self) -> bool {
-        self.pooling
+        let engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        engines.iter().all(|rt| rt.pooling)
     }
 
-    /// Serves on `listener` until SIGINT or SIGTERM, then stops accepting, lets in-flight
-    /// requests finish (up to `drain`) and returns.
-    pub fn run(
-        self,
-        listener: std::net::TcpListener,
+    /// Serves on `listener` until `shutdown` first yields, then stops accepting and lets
+    /// in-flight requests finish, up to `drain` or until `shutdown` yields again.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
         events: Arc<dyn Events>,
+        mut shutdown: tokio::sync::mpsc::Receiver<()>,
     ) -> Result<(), RuntimeError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("qyvol-serve")
-            .build()
-            .map_err(RuntimeError::engine)?;
-        let _ticker = self.config.epoch.then(|| EpochTicker::start(&self.engine));
-        let result = rt.block_on(self.accept_loop(listener, events));
-        rt.shutdown_timeout(Duration::from_millis(100));
-        result
-    }
-
-    async fn accept_loop(
-        self,
-        listener: std::net::TcpListener,
-        events: Arc<dyn Events>,
-    ) -> Result<(), RuntimeError> {
-        use tokio::signal::unix::{SignalKind, signal};
-        listener
-            .set_nonblocking(true)
-            .map_err(RuntimeError::engine)?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(RuntimeError::engine)?;
-        let mut sigint = signal(SignalKind::interrupt()).map_err(RuntimeError::engine)?;
-        let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::engine)?;
         let shared = Arc::new(Shared {
-            rt: Runtime {
-                engine: self.engine.clone(),
-                config: self.config,
-            },
-            apps: self.apps,
+            router: self.clone(),
             events: events.clone(),
             slots: tokio::sync::Semaphore::new(self.options.max_concurrency as usize),
             body: self.options.body,
@@ -384,8 +352,7 @@ impl Server {
         let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_AT_ONCE));
         loop {
             let (stream, peer) = tokio::select! {
-                _ = sigint.recv() => break,
-                _ = sigterm.recv() => break,
+                _ = shutdown.recv() => break,
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -436,63 +403,119 @@ impl Server {
             _ = tokio::time::sleep(self.options.drain) => {
                 tracing::warn!("in-flight requests did not finish within the drain time");
             }
-            _ = sigint.recv() => {}
-            _ = sigterm.recv() => {}
+            _ = shutdown.recv() => {}
         }
         Ok(())
     }
 }
 
-/// The engine for serving: the pooling allocator sized for `max_concurrency` instances when
-/// the address space can be reserved, on-demand allocation otherwise.
-fn serving_engine(
-    cfg: engine::EngineConfig,
-    largest_memory: Option<u64>,
-    options: ServeOptions,
-) -> Result<(Engine, bool), RuntimeError> {
-    let base = || {
-        let mut config = Config::new();
-        config.epoch_interruption(cfg.epoch);
-        config.consume_fuel(cfg.fuel);
-        config.parallel_compilation(true);
-        // Each instance maps its memory's initial image copy-on-write instead of copying it.
-        config.memory_init_cow(true);
-        config
-    };
-    let mut pool = PoolingAllocationConfig::default();
-    let n = options.max_concurrency;
-    pool.total_component_instances(n)
-        .total_core_instances(n.saturating_mul(4))
-        .total_memories(n.saturating_mul(2))
-        .total_tables(n.saturating_mul(4))
-        .total_stacks(n)
-        .total_gc_heaps(n);
-    if let Some(limit) = largest_memory {
-        // A slot never needs more than the largest limit (rounded up to whole wasm pages).
-        pool.max_memory_size(usize::try_from(limit.div_ceil(65536) * 65536).unwrap_or(usize::MAX));
-    }
-    let mut pooled = base();
-    pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    match Engine::new(&pooled) {
-        Ok(engine) => Ok((engine, true)),
-        Err(e) => {
-            tracing::info!(error = %e, "the pooling allocator is unavailable; allocating instances on demand");
-            Engine::new(&base())
-                .map(|e| (e, false))
-                .map_err(RuntimeError::engine)
-        }
+/// A fixed set of apps on one engine, for `qyvol serve`.
+pub struct Server {
+    router: Arc<Router>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("pooling", &self.pooling())
+            .finish_non_exhaustive()
     }
 }
 
-/// The engine every request's store is made on, and the settings it was made with.
+impl Server {
+    /// Compiles (or maps from the cache) and links every app. Routes must differ.
+    pub fn new(
+        apps: Vec<App>,
+        how: Compilation<'_>,
+        options: ServeOptions,
+    ) -> Result<Self, RuntimeError> {
+        for (i, a) in apps.iter().enumerate() {
+            if let Some(b) = apps[..i].iter().find(|b| b.route == a.route) {
+                return Err(RuntimeError::Serve(format!(
+                    "`{}` and `{}` both ask for the route `{}`; give one of them another `http.route`",
+                    b.name, a.name, a.route
+                )));
+            }
+        }
+        let fuel = apps.iter().any(|a| a.request.limits.fuel.is_some());
+        let epoch = apps.iter().any(|a| a.request.limits.timeout.is_some());
+        let largest_memory = apps
+            .iter()
+            .map(|a| a.request.limits.memory)
+            .try_fold(0u64, |m, l| l.map(|l| m.max(l)));
+        let router = Router {
+            fixed: Some(engine::EngineConfig { fuel, epoch }),
+            largest_memory,
+            ..Router::new(options)
+        };
+        // The engine is made even with no apps, so `pooling` tells the truth.
+        router.runtime(&crate::Limits::default())?;
+        for app in apps {
+            let loaded = router.load(app, how)?;
+            router.insert(loaded)?;
+        }
+        Ok(Self {
+            router: Arc::new(router),
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.router.pooling()
+    }
+
+    /// Serves on `listener` until SIGINT or SIGTERM, then stops accepting, lets in-flight
+    /// requests finish (up to `drain`, or until a second signal) and returns.
+    pub fn run(
+        self,
+        listener: std::net::TcpListener,
+        events: Arc<dyn Events>,
+    ) -> Result<(), RuntimeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("qyvol-serve")
+            .build()
+            .map_err(RuntimeError::engine)?;
+        let result = rt.block_on(async {
+            listener
+                .set_nonblocking(true)
+                .map_err(RuntimeError::engine)?;
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(RuntimeError::engine)?;
+            let mut sigint = signal(SignalKind::interrupt()).map_err(RuntimeError::engine)?;
+            let mut sigterm = signal(SignalKind::terminate()).map_err(RuntimeError::engine)?;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = sigint.recv() => {}
+                        _ = sigterm.recv() => {}
+                    }
+                    if tx.send(()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            self.router.serve(listener, events, rx).await
+        });
+        rt.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
+}
+
+/// The engine a request's store is made on, the settings it was made with, and the clock
+/// that drives its epochs.
 pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) config: engine::EngineConfig,
+    pooling: bool,
+    #[allow(dead_code)] // kept for its Drop: the clock runs while the engine is used
+    ticker: Option<EpochTicker>,
 }
 
 struct Shared {
-    rt: Runtime,
-    apps: Vec<Arc<Loaded>>,
+    router: Arc<Router>,
     events: Arc<dyn Events>,
     slots: tokio::sync::Semaphore,
     body: BodyPace,
@@ -505,12 +528,13 @@ impl Shared {
         let start = Instant::now();
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let app = self
-            .apps
-            .iter()
-            .filter_map(|a| a.route.score(&path).map(|s| (s, a)))
-            .max_by_key(|(s, _)| *s)
-            .map(|(_, a)| a.clone());
+        let app = {
+            let apps = self.router.apps.read().unwrap_or_else(|p| p.into_inner());
+            apps.iter()
+                .filter_map(|a| a.route.score(&path).map(|s| (s, a)))
+                .max_by_key(|(s, _)| *s)
+                .map(|(_, a)| a.clone())
+        };
         /// Counts the request while it is handled, also if the client goes away mid-way.
         struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for InFlight<'_> {
@@ -581,8 +605,8 @@ impl Shared {
             .map_err(|_| RequestFailure::ShuttingDown)?;
         let req = Request::from_parts(parts, body);
         match &app.handler {
-            Handler::Component(t) => t.handle(&self.rt, app, req).await,
-            Handler::Cgi(t) => t.handle(&self.rt, app, req, peer).await,
+            Handler::Component(t) => t.handle(&app.rt, app, req).await,
+            Handler::Cgi(t) => t.handle(&app.rt, app, req, peer).await,
         }
     }
 }
@@ -594,7 +618,8 @@ pub(crate) fn new_store<W: Send + 'static>(
     wasi: W,
 ) -> Result<Store<Host<W>>, RequestFailure> {
     let limits = &app.request.limits;
-    let host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout);
+    let host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout)
+        .observed(app.request.memory_gauge.clone(), None);
     let mut store = Store::new(&rt.engine, host);
     store.limiter(|h| &mut h.limiter);
     let internal = |e: wasmtime::Error| RequestFailure::Protocol(format!("{e:#}"));
@@ -607,9 +632,10 @@ pub(crate) fn new_store<W: Send + 'static>(
         // At each tick: past the deadline, interrupt; otherwise yield, so one busy handler
         // cannot hold a worker thread other requests need.
         store.epoch_deadline_callback(|ctx| {
-            Ok(match ctx.data().deadline {
-                Some(d) if Instant::now() >= d => wasmtime::UpdateDeadline::Interrupt,
-                _ => wasmtime::UpdateDeadline::Yield(1),
+            Ok(if ctx.data().must_end() {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Yield(1)
             })
         });
         store.set_epoch_deadline(1);

@@ -1,0 +1,696 @@
+//! `qyvol node` and the verbs that talk to it (`deploy`, `ps`, `logs`, `stop`, `start`,
+//! `restart`, `rm`, `events`, and `inspect NAME`). The node's logic is the `qyvol-node`
+//! library; this file parses flags, calls it or its API, and prints.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use hyper::Method;
+use qyvol_common::{ByteSize, DurationSpec};
+use qyvol_node::client::{Client, Endpoint};
+use qyvol_node::{AppView, DeployRequest, Event, LogLine, NodeOptions, Paths};
+
+use crate::exit::{Code, Failure};
+use crate::i18n::{Msg, lang};
+use crate::ui::{Ui, out, sanitize};
+
+/// Which node a verb talks to.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// The node's API, e.g. http://10.0.0.5:7373 (default: this machine's, on its socket)
+    #[arg(long = "node", env = "QYVOL_NODE", value_name = "URL", global = true)]
+    node: Option<String>,
+
+    /// The node's token, for a node reached over TCP (its QYVOL_HOME/node/token)
+    #[arg(
+        long,
+        env = "QYVOL_TOKEN",
+        value_name = "TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    token: Option<String>,
+}
+
+impl NodeArgs {
+    fn client(&self) -> Result<Client, Failure> {
+        let endpoint = match &self.node {
+            Some(url) => Endpoint::parse(url, self.token.clone())
+                .map_err(|e| Failure::new(Code::Usage, Msg::BadFlag, e))?,
+            None => Endpoint::Unix(Paths::of(&super::home()?).socket()),
+        };
+        Ok(Client::new(endpoint))
+    }
+}
+
+/// Runs a call on a small runtime of its own.
+fn block<T>(f: impl std::future::Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::internal)?
+        .block_on(f)
+}
+
+/// Start the node: keeps deployed apps running (foreground; `-d` to detach)
+#[derive(Debug, Args)]
+pub struct NodeCommand {
+    #[command(subcommand)]
+    action: Option<NodeAction>,
+
+    /// Run in the background (pid and log in QYVOL_HOME/node/)
+    #[arg(short = 'd', long)]
+    detach: bool,
+
+    /// Where deployed HTTP apps are served
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+
+    /// Also serve the API on TCP at this address (the token is then required)
+    #[arg(long, value_name = "ADDR")]
+    api: Option<SocketAddr>,
+
+    /// Another host name the TCP API answers to (besides loopback and its address)
+    #[arg(long = "api-host", value_name = "HOST")]
+    api_host: Vec<String>,
+
+    /// Each app's log is rotated past this size (two files are kept)
+    #[arg(long, value_name = "SIZE", default_value = "10MiB")]
+    log_max: ByteSize,
+
+    /// The node's own log: text or json
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+
+    #[command(flatten)]
+    target: NodeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeAction {
+    /// Stop the node running for this QYVOL_HOME (or --node)
+    Stop,
+}
+
+impl NodeCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: false };
+        if let Some(NodeAction::Stop) = self.action {
+            let client = self.target.client()?;
+            ui.status(Msg::NodeStopping);
+            return block(async {
+                client
+                    .call(
+                        Method::POST,
+                        "/api/v1/node/stop",
+                        Some(&serde_json::json!({})),
+                    )
+                    .await?;
+                // Gone when its socket (or port) no longer answers.
+                for _ in 0..200 {
+                    if client.call(Method::GET, "/healthz", None).await.is_err() {
+                        ui.status(Msg::NodeGone);
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(Failure::internal("the node did not stop within 10 seconds"))
+            });
+        }
+        let home = super::home()?;
+        let paths = Paths::of(&home);
+        if self.detach {
+            return self.detach(&paths, &ui);
+        }
+        init_node_log(&self.log_format);
+        let lock = qyvol_node::NodeLock::take(&paths)?;
+        std::fs::write(paths.pid(), std::process::id().to_string()).map_err(Failure::internal)?;
+        let options = NodeOptions {
+            http: self.http,
+            api: self.api,
+            api_hosts: self.api_host.clone(),
+            log_max: self.log_max.0.max(4096),
+            ..NodeOptions::default()
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("qyvol-node")
+            .build()
+            .map_err(Failure::internal)?;
+        let result = rt.block_on(async {
+            let node = qyvol_node::Node::open(home, options)?;
+            let listeners = qyvol_node::api::bind(&node).await?;
+            let http = listeners
+                .http
+                .local_addr()
+                .map_err(Failure::internal)?
+                .to_string();
+            node.reconcile().await?;
+            ui.status(Msg::NodeUp(
+                &node.paths().socket().display().to_string(),
+                &http,
+            ));
+            qyvol_node::api::serve(node, listeners).await?;
+            Ok::<_, Failure>(())
+        });
+        rt.shutdown_timeout(std::time::Duration::from_secs(1));
+        let _ = std::fs::remove_file(paths.pid());
+        drop(lock);
+        result.map(|()| ExitCode::SUCCESS)
+    }
+
+    /// Starts `qyvol node` again in the background, in its own process group, its output in
+    /// the node's log, and waits until it answers.
+    fn detach(&self, paths: &Paths, ui: &Ui) -> Result<ExitCode, Failure> {
+        use std::os::unix::process::CommandExt;
+        qyvol_common::create_private_dir(&paths.dir).map_err(Failure::internal)?;
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(paths.log())
+            .map_err(Failure::internal)?;
+        let exe = std::env::current_exe().map_err(Failure::internal)?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("node")
+            .arg("--http")
+            .arg(self.http.to_string())
+            .arg("--log-max")
+            .arg(self.log_max.0.to_string())
+            .arg("--log-format")
+            .arg(&self.log_format);
+        if let Some(api) = self.api {
+            cmd.arg("--api").arg(api.to_string());
+        }
+        for h in &self.api_host {
+            cmd.arg("--api-host").arg(h);
+        }
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(Failure::internal)?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(Failure::internal)?;
+        let client = Client::new(Endpoint::Unix(paths.socket()));
+        let pid = child.id().to_string();
+        block(async {
+            for _ in 0..400 {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let tail = std::fs::read_to_string(paths.log()).unwrap_or_default();
+                    let last = tail.lines().last().unwrap_or_default().to_string();
+                    return Err(Failure::new(
+                        Code::Internal,
+                        Msg::NoNode,
+                        format!("the node exited ({status}) at start: {last}"),
+                    ));
+                }
+                if client.call(Method::GET, "/healthz", None).await.is_ok() {
+                    ui.status(Msg::NodeDetached(&pid, &paths.log().display().to_string()));
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            Err(Failure::internal(
+                "the node did not answer within 10 seconds",
+            ))
+        })
+    }
+}
+
+fn init_node_log(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QYVOL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Deploy a manifest, bundle, wasm or image reference to the node
+#[derive(Debug, Args)]
+pub struct DeployCommand {
+    /// The app's name (default: the manifest's)
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Restart policy: no, on-failure[:MAX], always, unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    restart: String,
+
+    /// Set an environment variable for the app (K=V)
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    env: Vec<String>,
+
+    /// Mount a host folder: HOST:GUEST[:ro|:rw]
+    #[arg(long, value_name = "HOST:GUEST[:ro]")]
+    mount: Vec<String>,
+
+    /// Let the app connect to (or bind) HOST:PORT
+    #[arg(long = "allow-net", value_name = "HOST:PORT")]
+    allow_net: Vec<String>,
+
+    /// Run a bundle's precompiled code instead of compiling its wasm (trust it as native code)
+    #[arg(long)]
+    allow_precompiled: bool,
+
+    /// Allow plain HTTP to a registry that is not on loopback (when REF is pulled)
+    #[arg(long)]
+    insecure: bool,
+
+    /// Memory limit of each instance, e.g. 64MiB
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<ByteSize>,
+
+    /// Time limit of each instance (a command's run, a request), e.g. 30s
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<DurationSpec>,
+
+    /// Fuel limit of each instance
+    #[arg(long, value_name = "UNITS")]
+    fuel: Option<u64>,
+
+    /// Print the deployed app as JSON
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    target: NodeArgs,
+
+    /// What to deploy: a .qyv manifest, .qyvc bundle, .wasm, or image reference
+    #[arg(value_name = "FILE|REF")]
+    source: String,
+
+    /// Arguments for the app
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// A path the operator typed, made absolute for the node (which has another working folder).
+fn absolute(path: &str) -> String {
+    let p = PathBuf::from(path);
+    if p.is_absolute() {
+        return path.to_string();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(&p).display().to_string())
+        .unwrap_or_else(|_| path.to_string())
+}
+
+impl DeployCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: self.json };
+        let source = if std::path::Path::new(&self.source)
+            .symlink_metadata()
+            .is_ok()
+        {
+            absolute(&self.source)
+        } else {
+            self.source.clone()
+        };
+        let mounts = self
+            .mount
+            .iter()
+            .map(|m| match m.split_once(':') {
+                Some((host, rest)) if !host.is_empty() => format!("{}:{rest}", absolute(host)),
+                _ => m.clone(),
+            })
+            .collect();
+        let req = DeployRequest {
+            source,
+            name: self.name.clone(),
+            restart: Some(self.restart.clone()),
+            env: self.env.clone(),
+            mounts,
+            allow_net: self.allow_net.clone(),
+            allow_precompiled: self.allow_precompiled,
+            args: self.args.clone(),
+            insecure: self.insecure,
+            memory: self.memory.map(|m| m.0.to_string()),
+            timeout: self.timeout.map(|t| t.to_string()),
+            fuel: self.fuel,
+        };
+        let body = serde_json::to_value(&req).map_err(Failure::internal)?;
+        let client = self.target.client()?;
+        let app: AppView = block(async {
+            Ok(client
+                .json(Method::POST, "/api/v1/apps", Some(&body))
+                .await?)
+        })?;
+        if self.json {
+            out(&serde_json::to_string_pretty(&app).map_err(Failure::internal)?);
+        } else {
+            ui.status(Msg::Deployed(&app.name, app.state.as_str()));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// List the node's apps
+#[derive(Debug, Args)]
+pub struct PsCommand {
+    /// Also the apps that are not running
+    #[arg(short, long)]
+    all: bool,
+
+    /// Output JSON for scripts
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    target: NodeArgs,
+}
+
+impl PsCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let client = self.target.client()?;
+        let path = format!("/api/v1/apps?all={}", self.all);
+        let apps: Vec<AppView> = block(async { Ok(client.json(Method::GET, &path, None).await?) })?;
+        if self.json {
+            out(&serde_json::to_string_pretty(&apps).map_err(Failure::internal)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        out(&Msg::PsHeader.text(lang()));
+        let now = qyvol_node::state::now_ms();
+        for a in &apps {
+            let state = if a.crash_looping {
+                "crash-loop".to_string()
+            } else {
+                match (a.state, a.exit_code) {
+                    (qyvol_node::State::Exited, Some(c)) => format!("exited ({c})"),
+                    (s, _) => s.as_str().to_string(),
+                }
+            };
+            let up = match (a.state, a.started) {
+                (qyvol_node::State::Running, Some(t)) => uptime(now.saturating_sub(t)),
+                _ => "-".into(),
+            };
+            let module = a.module.trim_start_matches("sha256:");
+            out(&format!(
+                "{:<20} {:<8} {:<14} {:<10} {:<8} {:<10} {:<11} {}",
+                sanitize(&a.name),
+                a.kind.as_str(),
+                state,
+                a.restarts,
+                up,
+                ByteSize(a.memory).to_string(),
+                a.requests,
+                &module[..module.len().min(12)]
+            ));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn uptime(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// Show an app's output
+#[derive(Debug, Args)]
+pub struct LogsCommand {
+    /// Keep printing new lines as the app writes them
+    #[arg(short, long)]
+    follow: bool,
+
+    /// Only the last N lines
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+
+    /// Only lines since a time (RFC 3339) or for a duration back (e.g. 10m)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+
+    /// Show each line's time
+    #[arg(short = 't', long)]
+    timestamps: bool,
+
+    #[command(flatten)]
+    target: NodeArgs,
+
+    /// The app
+    #[arg(value_name = "NAME")]
+    name: String,
+}
+
+fn since_ms(text: &str) -> Result<u64, Failure> {
+    let bad = |e: String| {
+        Failure::new(
+            Code::Usage,
+            Msg::BadFlag,
+            format!(
+                "`--since {text}`: {e}; write a duration like `10m` or a time like `2026-11-25T10:00:00Z`"
+            ),
+        )
+    };
+    let when = match text.parse::<DurationSpec>() {
+        Ok(d) => std::time::SystemTime::now()
+            .checked_sub(d.0)
+            .ok_or_else(|| bad("too far back".into()))?,
+        Err(_) => humantime::parse_rfc3339_weak(text).map_err(|e| bad(e.to_string()))?,
+    };
+    Ok(when
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
+impl LogsCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let mut path = format!("/api/v1/apps/{}/logs?follow={}", self.name, self.follow);
+        if let Some(n) = self.tail {
+            path.push_str(&format!("&tail={n}"));
+        }
+        if let Some(s) = &self.since {
+            path.push_str(&format!("&since={}", since_ms(s)?));
+        }
+        check_name(&self.name)?;
+        let client = self.target.client()?;
+        let stamps = self.timestamps;
+        block(async {
+            use std::io::Write;
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            client
+                .lines(&path, |raw| {
+                    let Ok(line) = serde_json::from_slice::<LogLine>(raw) else {
+                        return true;
+                    };
+                    let text = if stamps {
+                        format!("{} {}\n", line.time, line.text)
+                    } else {
+                        format!("{}\n", line.text)
+                    };
+                    // A guest's bytes reach the terminal without its control sequences.
+                    let text = sanitize_line(&text);
+                    if line.stream == "stderr" {
+                        stderr.lock().write_all(text.as_bytes()).is_ok()
+                    } else {
+                        let mut o = stdout.lock();
+                        o.write_all(text.as_bytes())
+                            .and_then(|()| o.flush())
+                            .is_ok()
+                    }
+                })
+                .await?;
+            Ok(())
+        })?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Control characters other than newline and tab removed.
+fn sanitize_line(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect()
+}
+
+/// An app name as the node accepts it; refused here so a path cannot be smuggled into a URL.
+fn check_name(name: &str) -> Result<(), Failure> {
+    qyvol_common::AppName::try_from(name.to_string())
+        .map(drop)
+        .map_err(|e| {
+            Failure::new(
+                Code::Usage,
+                Msg::BadFlag,
+                format!("`{}`: {e}", sanitize(name)),
+            )
+        })
+}
+
+/// What `stop`, `start`, `restart` and `rm` do to each app named.
+#[derive(Debug, Clone, Copy)]
+pub enum Verb {
+    Stop,
+    Start,
+    Restart,
+}
+
+/// Stop, start or restart apps
+#[derive(Debug, Args)]
+pub struct LifecycleCommand {
+    #[command(flatten)]
+    target: NodeArgs,
+
+    /// The apps
+    #[arg(value_name = "NAME", required = true)]
+    names: Vec<String>,
+}
+
+impl LifecycleCommand {
+    pub fn execute(self, verb: Verb) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: false };
+        for n in &self.names {
+            check_name(n)?;
+        }
+        let client = self.target.client()?;
+        block(async {
+            for name in &self.names {
+                let (path, done) = match verb {
+                    Verb::Stop => (format!("/api/v1/apps/{name}/stop"), Msg::AppStopped(name)),
+                    Verb::Start => (format!("/api/v1/apps/{name}/start"), Msg::AppStarted(name)),
+                    Verb::Restart => (
+                        format!("/api/v1/apps/{name}/restart"),
+                        Msg::AppStarted(name),
+                    ),
+                };
+                client
+                    .call(Method::POST, &path, Some(&serde_json::json!({})))
+                    .await?;
+                ui.status(done);
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+    }
+}
+
+/// Remove apps from the node
+#[derive(Debug, Args)]
+pub struct RmCommand {
+    /// Stop them first if they run
+    #[arg(short, long)]
+    force: bool,
+
+    #[command(flatten)]
+    target: NodeArgs,
+
+    /// The apps
+    #[arg(value_name = "NAME", required = true)]
+    names: Vec<String>,
+}
+
+impl RmCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: false };
+        for n in &self.names {
+            check_name(n)?;
+        }
+        let client = self.target.client()?;
+        block(async {
+            for name in &self.names {
+                let path = format!("/api/v1/apps/{name}?force={}", self.force);
+                client
+                    .call(Method::DELETE, &path, Some(&serde_json::json!({})))
+                    .await?;
+                ui.status(Msg::AppRemoved(name));
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+    }
+}
+
+/// Show the node's events as they happen
+#[derive(Debug, Args)]
+pub struct EventsCommand {
+    /// Output JSON lines
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    target: NodeArgs,
+}
+
+impl EventsCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let client = self.target.client()?;
+        let json = self.json;
+        block(async {
+            client
+                .lines("/api/v1/events", |raw| {
+                    if json {
+                        out(&String::from_utf8_lossy(raw));
+                    } else if let Ok(e) = serde_json::from_slice::<Event>(raw) {
+                        out(&sanitize(&format!(
+                            "{} {} {} {}",
+                            e.time,
+                            e.app,
+                            e.action,
+                            e.detail.unwrap_or_default()
+                        )));
+                    }
+                    true
+                })
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        })
+    }
+}
+
+/// `inspect NAME`: a deployed app, as the node knows it.
+pub fn inspect_app(name: &str, json: bool, target: &NodeArgs) -> Result<ExitCode, Failure> {
+    let client = target.client()?;
+    let path = format!("/api/v1/apps/{name}");
+    let app: serde_json::Value = block(async { Ok(client.json(Method::GET, &path, None).await?) })?;
+    if json {
+        out(&serde_json::to_string_pretty(&app).map_err(Failure::internal)?);
+    } else {
+        let text = serde_yaml_like(&app, 0);
+        out(&sanitize_line(text.trim_end()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON value as indented `key: value` lines.
+fn serde_yaml_like(v: &serde_json::Value, depth: usize) -> String {
+    let pad = "  ".repeat(depth);
+    match v {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                    format!("{pad}{k}:\n{}", serde_yaml_like(v, depth + 1))
+                }
+                other => format!("{pad}{k}: {}\n", scalar(other)),
+            })
+            .collect(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| match i {
+                serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                    format!("{pad}-\n{}", serde_yaml_like(i, depth + 1))
+                }
+                other => format!("{pad}- {}\n", scalar(other)),
+            })
+            .collect(),
+        other => format!("{pad}{}\n", scalar(other)),
+    }
+}
+
+fn scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

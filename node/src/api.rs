@@ -1,0 +1,531 @@
+//! The node's API: JSON over HTTP (`/api/v1/...`), on a Unix socket only its user can open
+//! and, when asked, on TCP. On TCP every call but `/healthz` needs the node's token
+//! (`Authorization: Bearer`, compared in constant time), and the `Host` must be one the node
+//! answers to (loopback, the bound address, `--api-host`), so a web page cannot reach it
+//! through DNS rebinding. On both, a call that changes state must say `Content-Type:
+//! application/json` and must not come from another site (`Origin`, `Sec-Fetch-Site`), so a
+//! page's form or `fetch` cannot deploy or stop anything.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::{DeployRequest, Node, NodeError};
+
+/// The most a request body may be (a deploy request is a few KiB).
+const MAX_BODY: usize = 1024 * 1024;
+/// The most a request's head may be.
+const MAX_HEAD: usize = 64 * 1024;
+/// How long a call may take to be answered (a deploy may pull and compile).
+const CALL_TIME: Duration = Duration::from_secs(30);
+const DEPLOY_TIME: Duration = Duration::from_secs(600);
+/// Connections open at once on each API listener.
+const MAX_CONNECTIONS: usize = 256;
+
+#[derive(Clone)]
+struct Api {
+    node: Node,
+    /// `Some` on TCP: the host names (lowercase, without port) the node answers to.
+    tcp_hosts: Option<Vec<String>>,
+}
+
+impl IntoResponse for NodeError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+            Self::Exists(_) => (StatusCode::CONFLICT, "exists"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+            Self::Launch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot-deploy"),
+            Self::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+            Self::State(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        refuse(status, code, &self.to_string())
+    }
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": message, "code": code })),
+    )
+        .into_response()
+}
+
+/// The API's routes, with its guards; `tcp_hosts` is `Some` for a TCP listener.
+fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
+    let api = Api { node, tcp_hosts };
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/apps", get(list).post(deploy))
+        .route("/api/v1/apps/{name}", get(inspect).delete(remove))
+        .route("/api/v1/apps/{name}/stop", post(stop))
+        .route("/api/v1/apps/{name}/start", post(start))
+        .route("/api/v1/apps/{name}/restart", post(restart))
+        .route("/api/v1/apps/{name}/logs", get(logs))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/node/stop", post(shutdown))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(api.clone(), guard))
+        .with_state(api)
+}
+
+/// Constant-time equality, so a wrong token's answer does not tell how much of it was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// The host name of a `Host` header or an `Origin`'s authority, lowercase, without port.
+fn host_name(authority: &str) -> String {
+    let a = authority.trim().to_ascii_lowercase();
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_string();
+    }
+    a.rsplit_once(':').map_or(a.clone(), |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h.to_string()
+        } else {
+            a.clone()
+        }
+    })
+}
+
+async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let headers = req.headers();
+    if let Some(hosts) = &api.tcp_hosts {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(host_name);
+        if !host.as_ref().is_some_and(|h| hosts.contains(h)) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "bad-host",
+                "this node does not answer to that Host (add it with `qyvol node --api-host`)",
+            );
+        }
+        if path != "/healthz" {
+            let given = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if !same(given.as_bytes(), api.node.token().as_bytes()) {
+                let mut r = refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "a valid token is required: `Authorization: Bearer <QYVOL_HOME/node/token>`",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                return r;
+            }
+        }
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Some(why) = cross_site(headers, api.tcp_hosts.as_deref()) {
+            return refuse(StatusCode::FORBIDDEN, "cross-site", why);
+        }
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .eq_ignore_ascii_case("application/json")
+            });
+        if !json {
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "json-only",
+                "calls that change state must send `Content-Type: application/json`",
+            );
+        }
+    }
+    let limit = if path == "/api/v1/apps" && req.method() == Method::POST {
+        DEPLOY_TIME
+    } else {
+        CALL_TIME
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the call took too long and was abandoned",
+        ),
+    }
+}
+
+/// Why a state-changing request looks like it comes from a web page of another site.
+fn cross_site(headers: &HeaderMap, hosts: Option<&[String]>) -> Option<&'static str> {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Some("cross-site requests cannot change the node's state");
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        let authority = origin.split_once("://").map_or("", |(_, a)| a);
+        let ok = hosts.is_some_and(|h| !authority.is_empty() && h.contains(&host_name(authority)));
+        if !ok {
+            return Some("requests from another origin cannot change the node's state");
+        }
+    }
+    None
+}
+
+async fn metrics(State(api): State<Api>) -> Result<Response, NodeError> {
+    let text = api.node.metrics_text()?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Result<Response, NodeError> {
+    Ok(Json(api.node.list(q.all)?).into_response())
+}
+
+async fn deploy(
+    State(api): State<Api>,
+    body: Result<Json<DeployRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, NodeError> {
+    let Json(req) =
+        body.map_err(|e| NodeError::BadRequest(format!("the deploy request: {}", e.body_text())))?;
+    let view = api.node.deploy(req).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn inspect(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, NodeError> {
+    Ok(Json(api.node.view(&name)?).into_response())
+}
+
+#[derive(Deserialize)]
+struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn remove(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<Response, NodeError> {
+    api.node.remove(&name, q.force).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn stop(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, NodeError> {
+    Ok(Json(api.node.stop(&name).await?).into_response())
+}
+
+async fn start(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, NodeError> {
+    Ok(Json(api.node.start(&name).await?).into_response())
+}
+
+async fn restart(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, NodeError> {
+    Ok(Json(api.node.restart(&name).await?).into_response())
+}
+
+async fn shutdown(State(api): State<Api>) -> Response {
+    api.node.request_shutdown();
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "stopping": true })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    #[serde(default)]
+    follow: bool,
+    tail: Option<usize>,
+    /// Unix milliseconds.
+    since: Option<u64>,
+}
+
+/// The app's lines as JSON lines (`{"time","stream","text"}`); with `follow`, new lines as
+/// they are written, until the client goes away.
+async fn logs(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, NodeError> {
+    if !api.node.exists(&name)? {
+        return Err(NodeError::NotFound(name));
+    }
+    let logs = api.node.logs().clone();
+    let mut cursor = logs.end(&name);
+    let lines = logs.read(&name, q.tail, q.since);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        for line in lines {
+            if tx.send(json_line(&line)).await.is_err() {
+                return;
+            }
+        }
+        if !q.follow {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                () = tx.closed() => return,
+            }
+            let mut read = tokio::task::spawn_blocking(move || {
+                let lines = cursor.poll();
+                (cursor, lines)
+            });
+            let (c, lines) = match (&mut read).await {
+                Ok(r) => r,
+                Err(_) => return,
+            };
+            cursor = c;
+            for line in lines {
+                if tx.send(json_line(&line)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(stream_response(rx))
+}
+
+fn json_line<T: serde::Serialize>(value: &T) -> Bytes {
+    let mut v = serde_json::to_vec(value).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+/// The recent events, then each new one as it happens, as JSON lines.
+async fn events(State(api): State<Api>) -> Response {
+    let (recent, mut rx) = api.node.events();
+    let (tx, out) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        for e in recent {
+            if tx.send(json_line(&e)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            tokio::select! {
+                e = rx.recv() => match e {
+                    Ok(e) => if tx.send(json_line(&e)).await.is_err() { return },
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                () = tx.closed() => return,
+            }
+        }
+    });
+    stream_response(out)
+}
+
+/// A body fed by a channel, one chunk per message, ended when the sender is dropped.
+struct Channel(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Channel {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::new(Channel(rx)),
+    )
+        .into_response()
+}
+
+/// The node's listeners, bound before anything starts so a taken port fails at once.
+#[derive(Debug)]
+pub struct Listeners {
+    pub http: tokio::net::TcpListener,
+    pub unix: tokio::net::UnixListener,
+    pub api: Option<tokio::net::TcpListener>,
+}
+
+/// Binds the app port, the socket (0600; a stale one left by a killed node is replaced: the
+/// caller holds the node's lock) and, if asked, the TCP API.
+pub async fn bind(node: &Node) -> Result<Listeners, NodeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let opts = node.options();
+    let http = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .map_err(|e| {
+            NodeError::BadRequest(format!(
+                "cannot listen for apps on {}: {e}; choose another address with `--http`",
+                opts.http
+            ))
+        })?;
+    let socket = node.paths().socket();
+    let _ = std::fs::remove_file(&socket);
+    let unix = tokio::net::UnixListener::bind(&socket).map_err(|e| {
+        NodeError::Internal(format!(
+            "cannot open the API socket `{}`: {e}",
+            socket.display()
+        ))
+    })?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(NodeError::internal)?;
+    let api = match opts.api {
+        None => None,
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            NodeError::BadRequest(format!(
+                "cannot listen for the API on {addr}: {e}; choose another address with `--api`"
+            ))
+        })?),
+    };
+    Ok(Listeners { http, unix, api })
+}
+
+/// The host names a TCP API bound to `addr` answers to.
+fn allowed_hosts(addr: SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if !addr.ip().is_unspecified() {
+        hosts.push(addr.ip().to_string());
+    }
+    hosts.extend(extra.iter().map(|h| h.to_ascii_lowercase()));
+    hosts
+}
+
+/// Serves the apps and the API until SIGINT, SIGTERM or `POST /api/v1/node/stop`, then stops
+/// every instance (their records still say they should run, so they start with the next node).
+pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigint = signal(SignalKind::interrupt()).map_err(NodeError::internal)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(NodeError::internal)?;
+    let (stop_apps, apps_stopping) = tokio::sync::mpsc::channel(2);
+    let router = node.router();
+    let events = std::sync::Arc::new(crate::AppEvents(node.clone()));
+    let apps = tokio::spawn(router.serve(listeners.http, events, apps_stopping));
+    let unix = routes(node.clone(), None);
+    let unix_task = tokio::spawn(accept(listeners.unix, unix));
+    let tcp_task = listeners.api.map(|l| {
+        let addr = l
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let hosts = allowed_hosts(addr, &node.options().api_hosts);
+        tokio::spawn(accept(l, routes(node.clone(), Some(hosts))))
+    });
+    tokio::select! {
+        _ = sigint.recv() => {}
+        _ = sigterm.recv() => {}
+        () = node.shutdown_requested() => {}
+    }
+    tracing::info!("the node is stopping");
+    unix_task.abort();
+    if let Some(t) = tcp_task {
+        t.abort();
+    }
+    let _ = std::fs::remove_file(node.paths().socket());
+    let _ = stop_apps.send(()).await;
+    node.halt_all().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), apps).await;
+    Ok(())
+}
+
+/// Something the API is served on.
+trait Listen: Send + 'static {
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl std::future::Future<Output = std::io::Result<Self::Io>> + Send;
+}
+
+impl Listen for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        tokio::net::TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+impl Listen for tokio::net::UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<Self::Io> {
+        tokio::net::UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+/// Serves `app` on each connection: heads bounded in size and time, connections bounded.
+async fn accept<L: Listen>(listener: L, app: axum::Router) {
+    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(MAX_HEAD);
+    loop {
+        let io = match listener.accept().await {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::warn!(error = %e, "the API's accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(open) = connections.clone().try_acquire_owned() else {
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(open);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_lose_their_port_and_case() {
+        assert_eq!(host_name("LocalHost:7373"), "localhost");
+        assert_eq!(host_name("[::1]:7373"), "::1");
+        assert_eq!(host_name("evil.example"), "evil.example");
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,234 @@
+//! A client of a node's API, for the CLI (and anything else): the local node through its Unix
+//! socket, or another through `http://HOST:PORT` with its token.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+
+/// Where a node's API is.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp {
+        /// `host:port`.
+        authority: String,
+        token: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "{}", p.display()),
+            Self::Tcp { authority, .. } => write!(f, "http://{authority}"),
+        }
+    }
+}
+
+impl Endpoint {
+    /// `http://HOST:PORT` (or `HOST:PORT`), or `unix:PATH`.
+    pub fn parse(text: &str, token: Option<String>) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            return Ok(Self::Unix(path.into()));
+        }
+        if text.starts_with("https://") {
+            return Err(format!(
+                "`{text}`: the node speaks plain HTTP; put a TLS proxy in front and use it, or an SSH tunnel to `http://127.0.0.1:PORT`"
+            ));
+        }
+        let authority = text
+            .strip_prefix("http://")
+            .unwrap_or(text)
+            .trim_end_matches('/');
+        if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
+            return Err(format!(
+                "`{text}` is not a node address: write `http://HOST:PORT`"
+            ));
+        }
+        Ok(Self::Tcp {
+            authority: authority.to_string(),
+            token,
+        })
+    }
+}
+
+/// Why a call did not get an answer from the node's logic.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers at the endpoint.
+    #[error("no node answers at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    /// The node answered with an error.
+    #[error("{message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// A connected client; each call opens a connection (the API is local and cheap).
+#[derive(Debug, Clone)]
+pub struct Client {
+    endpoint: Endpoint,
+}
+
+/// A response: its status and body.
+pub type Answer = (StatusCode, Bytes);
+
+impl Client {
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self { endpoint }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            endpoint: self.endpoint.to_string(),
+            reason,
+        };
+        let (host, token) = match &self.endpoint {
+            Endpoint::Unix(_) => ("localhost".to_string(), None),
+            Endpoint::Tcp { authority, token } => (authority.clone(), token.clone()),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, host);
+        if let Some(t) = token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let bytes = match body {
+            Some(v) => {
+                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+                Bytes::from(
+                    serde_json::to_vec(v).map_err(|e| ClientError::Protocol(e.to_string()))?,
+                )
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(bytes))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        macro_rules! over {
+            ($io:expr) => {{
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new($io))
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?;
+                tokio::spawn(conn);
+                sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| unreachable(e.to_string()))
+            }};
+        }
+        match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let io = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| unreachable(e.to_string()))?;
+                over!(io)
+            }
+            Endpoint::Tcp { authority, .. } => {
+                let io = tokio::net::TcpStream::connect(authority.as_str())
+                    .await
+                    .map_err(|e| unreachable(e.to_string()))?;
+                over!(io)
+            }
+        }
+    }
+
+    /// One call; an error status becomes [`ClientError::Api`] with the node's message.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Answer, ClientError> {
+        let response = self.send(method, path, body).await?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?
+            .to_bytes();
+        check(status, &bytes)?;
+        Ok((status, bytes))
+    }
+
+    /// A call whose answer is a JSON value of type `T`.
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let (_, bytes) = self.call(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("the node's answer is not understood: {e}")))
+    }
+
+    /// A streaming GET (logs, events): `each` gets every complete line until the stream ends
+    /// or `each` returns false.
+    pub async fn lines(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), ClientError> {
+        let response = self.send(Method::GET, path, None).await?;
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            check(status, &bytes)?;
+            return Ok(());
+        }
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                pending.extend_from_slice(data);
+                while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                    if !each(&pending[..i]) {
+                        return Ok(());
+                    }
+                    pending.drain(..=i);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check(status: StatusCode, bytes: &[u8]) -> Result<(), ClientError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    Err(ClientError::Api {
+        status: status.as_u16(),
+        code: v["code"].as_str().unwrap_or("error").to_string(),
+        message: v["error"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("the node answered {status}")),
+    })
+}

@@ -1,0 +1,319 @@
+//! The node's durable state: one record per app (what the operator asked for and what was last
+//! seen of it) in a redb database under `QYVOL_HOME/node/`. Every change is one write
+//! transaction, committed (fsynced) before the API answers, so after a crash or `kill -9` the
+//! database holds exactly the acknowledged changes: an app is there whole or not at all.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+const APPS: TableDefinition<&str, &[u8]> = TableDefinition::new("apps");
+
+/// Everything the node knows about an app.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub name: String,
+    /// What the operator deployed (a path or an image reference), as they wrote it.
+    pub source: String,
+    /// The module's digest; its bytes are in the node's module store under it.
+    pub module: String,
+    pub kind: AppKind,
+    /// Where an HTTP app is mounted on the app port.
+    pub route: Option<String>,
+    pub spec: Spec,
+    pub restart: RestartPolicy,
+    /// What the operator last asked for.
+    pub desired: Desired,
+    /// What was last seen.
+    pub status: Status,
+    /// When it was deployed (Unix milliseconds).
+    pub created: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppKind {
+    /// `runtime: wasi`: a long-lived instance or a job.
+    Command,
+    /// `runtime: wasi-http`: an instance per request on the app port.
+    Http,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Http => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Desired {
+    Running,
+    Stopped,
+}
+
+/// Docker's restart policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "policy", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    OnFailure {
+        /// At most this many restarts (`None`: no limit).
+        max: Option<u32>,
+    },
+    Always,
+    UnlessStopped,
+}
+
+impl std::str::FromStr for RestartPolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a restart policy: use `no`, `on-failure`, `on-failure:N`, `always` or `unless-stopped`"
+            )
+        };
+        match s.split_once(':') {
+            None => match s {
+                "no" => Ok(Self::No),
+                "on-failure" => Ok(Self::OnFailure { max: None }),
+                "always" => Ok(Self::Always),
+                "unless-stopped" => Ok(Self::UnlessStopped),
+                _ => Err(bad()),
+            },
+            Some(("on-failure", n)) => n
+                .parse::<u32>()
+                .map(|n| Self::OnFailure { max: Some(n) })
+                .map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::No => f.write_str("no"),
+            Self::OnFailure { max: None } => f.write_str("on-failure"),
+            Self::OnFailure { max: Some(n) } => write!(f, "on-failure:{n}"),
+            Self::Always => f.write_str("always"),
+            Self::UnlessStopped => f.write_str("unless-stopped"),
+        }
+    }
+}
+
+/// What each instance gets: the merged grants and limits (see `qyvol_launch::grants`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    pub argv0: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<MountSpec>,
+    pub memory: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub fuel: Option<u64>,
+    pub compile_timeout_ms: Option<u64>,
+    /// Network grants, as written (`host:port`).
+    pub network: Vec<String>,
+    pub block_private: bool,
+    pub max_body: u64,
+    /// Precompiled code the operator allowed, imported into the cache.
+    pub precompiled: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountSpec {
+    pub host: PathBuf,
+    pub guest: String,
+    pub readonly: bool,
+    pub beneath: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Deployed, not yet started.
+    Created,
+    Running,
+    /// Ended, waiting out its back-off before the next start.
+    Restarting,
+    /// Ended and not restarted (its policy said no, or its restarts ran out).
+    Exited,
+    /// Stopped by the operator.
+    Stopped,
+    /// Could not be started (its module or a mount is gone); see `status.error`.
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Restarting => "restarting",
+            Self::Exited => "exited",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub state: State,
+    /// Restarts made by the policy since the app was (re)started by the operator.
+    pub restarts: u32,
+    /// Restarts in a row that followed a short run: three or more is a crash loop.
+    pub quick_failures: u32,
+    /// When the current or last instance started, and when it ended (Unix milliseconds).
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    /// How the last instance ended: `exited`, `trapped`, `timeout`, `memory`, `fuel`, `stopped`.
+    pub exit_cause: Option<String>,
+    pub exit_code: Option<i32>,
+    /// The last trap or start failure, for `inspect`.
+    pub error: Option<String>,
+}
+
+impl Status {
+    pub fn created() -> Self {
+        Self {
+            state: State::Created,
+            restarts: 0,
+            quick_failures: 0,
+            started: None,
+            finished: None,
+            exit_cause: None,
+            exit_code: None,
+            error: None,
+        }
+    }
+
+    pub fn crash_looping(&self) -> bool {
+        self.quick_failures >= 3 && self.state == State::Restarting
+    }
+}
+
+/// The database. Each method is one transaction.
+pub struct Db {
+    db: Database,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").finish_non_exhaustive()
+    }
+}
+
+fn db_err(e: impl std::fmt::Display) -> NodeError {
+    NodeError::State(e.to_string())
+}
+
+fn decode(bytes: &[u8]) -> Result<AppRecord, NodeError> {
+    serde_json::from_slice(bytes).map_err(|e| NodeError::State(format!("a record is damaged: {e}")))
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self, NodeError> {
+        let db = Database::create(path).map_err(|e| {
+            NodeError::State(format!(
+                "cannot open the node's database `{}`: {e}",
+                path.display()
+            ))
+        })?;
+        let tx = db.begin_write().map_err(db_err)?;
+        tx.open_table(APPS).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(Self { db })
+    }
+
+    /// Adds `record`; refused if an app of that name exists.
+    pub fn insert_new(&self, record: &AppRecord) -> Result<(), NodeError> {
+        let bytes = serde_json::to_vec(record).map_err(db_err)?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(APPS).map_err(db_err)?;
+            if table.get(record.name.as_str()).map_err(db_err)?.is_some() {
+                return Err(NodeError::Exists(record.name.clone()));
+            }
+            table
+                .insert(record.name.as_str(), bytes.as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Changes the record of `name` with `f` and returns it as stored; `None` if there is none.
+    pub fn update(
+        &self,
+        name: &str,
+        f: impl FnOnce(&mut AppRecord),
+    ) -> Result<Option<AppRecord>, NodeError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let record = {
+            let mut table = tx.open_table(APPS).map_err(db_err)?;
+            let Some(mut record) = table
+                .get(name)
+                .map_err(db_err)?
+                .map(|v| decode(v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            f(&mut record);
+            let bytes = serde_json::to_vec(&record).map_err(db_err)?;
+            table.insert(name, bytes.as_slice()).map_err(db_err)?;
+            record
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(Some(record))
+    }
+
+    /// Removes `name`; whether it was there.
+    pub fn remove(&self, name: &str) -> Result<bool, NodeError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let was = {
+            let mut table = tx.open_table(APPS).map_err(db_err)?;
+            table.remove(name).map_err(db_err)?.is_some()
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(was)
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<AppRecord>, NodeError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(APPS).map_err(db_err)?;
+        table
+            .get(name)
+            .map_err(db_err)?
+            .map(|v| decode(v.value()))
+            .transpose()
+    }
+
+    /// Every app, by name.
+    pub fn list(&self) -> Result<Vec<AppRecord>, NodeError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(APPS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (_, v) = entry.map_err(db_err)?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
