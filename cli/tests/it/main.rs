@@ -19,6 +19,7 @@ mod limits;
 mod manifests;
 mod mounts;
 mod network;
+mod node;
 mod registry;
 mod seed;
 mod serve;

@@ -1,0 +1,666 @@
+//! `qyvol node` and its verbs, against the real node process: deploys of each kind, restart
+//! policies, `kill -9` of the node, logs, concurrency, and the API's guards.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Scratch, guest, qyvol_std, repo_root, stderr, stdout};
+
+/// A node in its own `QYVOL_HOME`, killed when dropped.
+struct Node {
+    home: PathBuf,
+    http: SocketAddr,
+    api: Option<SocketAddr>,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+impl Node {
+    fn start(home: &Path, extra: &[&str]) -> Self {
+        let mut node = Self {
+            home: home.to_path_buf(),
+            http: free_port(),
+            api: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+
+    fn with_api(home: &Path) -> Self {
+        let api = free_port();
+        let mut node = Self {
+            home: home.to_path_buf(),
+            http: free_port(),
+            api: Some(api),
+            extra: vec!["--api".into(), api.to_string()],
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+
+    /// Starts the node process and waits until its socket answers.
+    fn spawn(&mut self) {
+        let child = qyvol_std()
+            .env("QYVOL_HOME", &self.home)
+            .args(["node", "--http", &self.http.to_string()])
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the node");
+        self.child = Some(child);
+        wait_for(|| self.cli(&["ps"]).status.success(), "the node to answer");
+    }
+
+    /// `kill -9` of the node.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        qyvol_std()
+            .env("QYVOL_HOME", &self.home)
+            .env("QYVOL_LANG", "en")
+            .args(args)
+            .output()
+            .expect("run qyvol")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "qyvol {args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    fn ps(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["ps", "-a", "--json"])).expect("ps json")
+    }
+
+    fn app(&self, name: &str) -> Option<serde_json::Value> {
+        self.ps().into_iter().find(|a| a["name"] == name)
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        raw(
+            self.http,
+            &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `cond` until it holds, for at most 20 s.
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Sends `request` as is and returns the status and body.
+fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(request.as_bytes()).expect("send");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+fn hello_http() -> String {
+    repo_root()
+        .join("examples/http-hello/http-hello.qyv")
+        .display()
+        .to_string()
+}
+
+fn probe() -> String {
+    guest("probe-p1.wasm").display().to_string()
+}
+
+#[test]
+fn an_http_app_answers_and_answers_again_after_kill_9_of_the_node_without_a_redeploy() {
+    let s = Scratch::new();
+    let mut node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", &hello_http()]);
+    assert_eq!(
+        node.get("/hello/x"),
+        (200, "¡Hola desde Qyvol! GET /hello/x\n".into())
+    );
+    let app = node.app("http-hello").expect("listed");
+    assert_eq!(app["state"], "running");
+    assert_eq!(app["kind"], "http");
+
+    node.kill();
+    assert!(raw_refused(node.http), "the app port is gone with the node");
+    node.spawn();
+    assert_eq!(
+        node.get("/hello/again"),
+        (200, "¡Hola desde Qyvol! GET /hello/again\n".into())
+    );
+    assert_eq!(
+        node.app("http-hello").expect("still listed")["state"],
+        "running"
+    );
+}
+
+fn raw_refused(addr: SocketAddr) -> bool {
+    TcpStream::connect(addr).is_err()
+}
+
+#[test]
+fn deleting_the_deployed_file_changes_nothing() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let copy = s.path("hello.wasm");
+    std::fs::copy(
+        repo_root().join("examples/http-hello/http-hello.wasm"),
+        &copy,
+    )
+    .expect("copy");
+    node.ok(&["deploy", "--name", "copied", copy.to_str().expect("utf-8")]);
+    std::fs::remove_file(&copy).expect("delete the source");
+    node.ok(&["restart", "copied"]);
+    assert_eq!(
+        node.get("/anything").0,
+        200,
+        "a bare component is served at /"
+    );
+}
+
+#[test]
+fn on_failure_3_restarts_a_crashing_command_three_times_then_leaves_it_exited() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "crash",
+        "--restart",
+        "on-failure:3",
+        &probe(),
+        "--",
+        "exit",
+        "3",
+    ]);
+    wait_for(
+        || node.app("crash").is_some_and(|a| a["state"] == "exited"),
+        "the crashing app to give up",
+    );
+    let app = node.app("crash").expect("listed");
+    assert_eq!(app["restarts"], 3);
+    assert_eq!(app["exit_code"], 3);
+    let table = node.ok(&["ps", "-a"]);
+    assert!(table.contains("exited (3)"), "{table}");
+    // Not listed among the running ones.
+    assert!(!node.ok(&["ps"]).contains("crash"));
+}
+
+#[test]
+fn a_clean_exit_is_not_restarted_by_on_failure_but_is_by_always_until_stopped() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "job",
+        "--restart",
+        "on-failure",
+        &probe(),
+        "--",
+        "exit",
+        "0",
+    ]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        &probe(),
+        "--",
+        "exit",
+        "0",
+    ]);
+    wait_for(
+        || node.app("job").is_some_and(|a| a["state"] == "exited"),
+        "the job to end",
+    );
+    wait_for(
+        || {
+            node.app("loop")
+                .is_some_and(|a| a["restarts"].as_u64() >= Some(2))
+        },
+        "`always` to restart",
+    );
+    assert_eq!(node.app("job").expect("job")["restarts"], 0);
+    node.ok(&["stop", "loop"]);
+    let stopped = node.app("loop").expect("loop");
+    assert_eq!(stopped["state"], "stopped");
+    let restarts = stopped["restarts"].clone();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        node.app("loop").expect("loop")["restarts"],
+        restarts,
+        "stop cancels pending restarts"
+    );
+}
+
+#[test]
+fn stop_ends_a_busy_guest_and_rm_needs_force_while_it_runs() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", "--name", "busy", &probe(), "--", "spin"]);
+    wait_for(
+        || node.app("busy").is_some_and(|a| a["state"] == "running"),
+        "the app to run",
+    );
+    let refused = node.cli(&["rm", "busy"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("-f"), "{}", stderr(&refused));
+    node.ok(&["stop", "busy"]);
+    assert_eq!(node.app("busy").expect("busy")["state"], "stopped");
+    node.ok(&["start", "busy"]);
+    node.ok(&["rm", "-f", "busy"]);
+    assert!(node.app("busy").is_none());
+    let modules = std::fs::read_dir(s.path("home/node/modules"))
+        .expect("modules")
+        .count();
+    assert_eq!(modules, 0, "the removed app's module is gone");
+}
+
+#[test]
+fn logs_follow_streams_lines_written_after_it_started() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "talk",
+        &probe(),
+        "--",
+        "args",
+        "said-it",
+    ]);
+    wait_for(
+        || node.app("talk").is_some_and(|a| a["state"] == "exited"),
+        "the first run",
+    );
+    let mut follow = qyvol_std()
+        .env("QYVOL_HOME", s.path("home"))
+        .args(["logs", "-f", "talk"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("logs -f");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let mut next = || lines.next().expect("a line").expect("text");
+    assert_eq!([next(), next(), next()], ["probe-p1", "args", "said-it"]);
+    // A second run, after `logs -f` printed what there was: its lines arrive on the stream.
+    node.ok(&["restart", "talk"]);
+    assert_eq!([next(), next(), next()], ["probe-p1", "args", "said-it"]);
+    let _ = follow.kill();
+    let _ = follow.wait();
+
+    let stamped = node.ok(&["logs", "-t", "--tail", "1", "talk"]);
+    let (time, text) = stamped.trim().split_once(' ').expect("time and text");
+    assert!(time.ends_with('Z') && time.contains('T'), "{stamped}");
+    assert_eq!(text, "said-it");
+}
+
+#[test]
+fn a_guest_printing_megabytes_keeps_its_logs_under_the_cap() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &["--log-max", "64KiB"]);
+    node.ok(&["deploy", "--name", "noisy", &probe(), "--", "flood", "16"]);
+    wait_for(
+        || node.app("noisy").is_some_and(|a| a["state"] == "exited"),
+        "the flood to end",
+    );
+    assert_eq!(node.app("noisy").expect("noisy")["exit_code"], 0);
+    let on_disk: u64 = std::fs::read_dir(s.path("home/node/logs"))
+        .expect("logs")
+        .map(|e| e.expect("entry").metadata().expect("meta").len())
+        .sum();
+    assert!(
+        on_disk <= 2 * 64 * 1024 + 17 * 1024,
+        "{on_disk} bytes of logs for a 64 KiB cap"
+    );
+    assert!(
+        on_disk >= 64 * 1024,
+        "the latest output is kept ({on_disk} bytes)"
+    );
+}
+
+#[test]
+fn a_guest_cannot_reach_the_nodes_app_port_unless_a_grant_names_it() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let target = node.http.to_string();
+    // The component: wasip1 sockets cannot shut down a write half.
+    let p2 = guest("probe-p2.wasm").display().to_string();
+    node.ok(&[
+        "deploy",
+        "--name",
+        "wide",
+        "--allow-net",
+        "0.0.0.0/0:*",
+        &p2,
+        "--",
+        "connect",
+        &target,
+    ]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "named",
+        "--allow-net",
+        &target,
+        &p2,
+        "--",
+        "connect",
+        &target,
+    ]);
+    for name in ["wide", "named"] {
+        wait_for(
+            || node.app(name).is_some_and(|a| a["state"] == "exited"),
+            "the probe to end",
+        );
+    }
+    assert_ne!(
+        node.app("wide").expect("wide")["exit_code"],
+        0,
+        "a wildcard does not reach loopback"
+    );
+    assert_eq!(
+        node.app("named").expect("named")["exit_code"],
+        0,
+        "a grant naming the address does: {}",
+        node.ok(&["logs", "named"])
+    );
+}
+
+#[test]
+fn concurrent_deploys_and_a_racing_deploy_and_rm_leave_a_consistent_state() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let probe = probe();
+    std::thread::scope(|scope| {
+        for i in 0..100 {
+            let (node, probe) = (&node, &probe);
+            scope.spawn(move || {
+                node.ok(&[
+                    "deploy",
+                    "--name",
+                    &format!("app-{i}"),
+                    probe,
+                    "--",
+                    "exit",
+                    "0",
+                ]);
+            });
+        }
+        for _ in 0..10 {
+            let (node, probe) = (&node, &probe);
+            scope.spawn(move || node.cli(&["deploy", "--name", "contested", probe, "--", "spin"]));
+            scope.spawn(move || node.cli(&["rm", "-f", "contested"]));
+        }
+    });
+    let apps = node.ps();
+    for i in 0..100 {
+        assert!(
+            apps.iter().any(|a| a["name"] == format!("app-{i}")),
+            "app-{i} is missing"
+        );
+    }
+    node.cli(&["rm", "-f", "contested"]);
+    assert_eq!(node.ps().len(), 100);
+    assert_eq!(
+        std::fs::read_dir(s.path("home/node/modules"))
+            .expect("modules")
+            .count(),
+        1,
+        "one module, stored once by digest"
+    );
+}
+
+#[test]
+fn kill_9_during_deploys_leaves_only_whole_apps() {
+    let s = Scratch::new();
+    let mut node = Node::start(&s.path("home"), &[]);
+    for (round, delay) in [0u64, 5, 20, 60].into_iter().enumerate() {
+        let name = format!("cut-{round}");
+        let mut deploy = qyvol_std()
+            .env("QYVOL_HOME", s.path("home"))
+            .args(["deploy", "--name", &name, &hello_http()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("deploy");
+        std::thread::sleep(Duration::from_millis(delay));
+        node.kill();
+        let acknowledged = deploy.wait().expect("deploy ends").success();
+        node.spawn();
+        let app = node.app(&name);
+        if acknowledged {
+            assert!(app.is_some(), "an acknowledged deploy ({name}) was lost");
+        }
+        if let Some(app) = app {
+            assert_eq!(app["state"], "running", "{name} is whole: {app}");
+            assert_eq!(node.get("/hello/x").0, 200);
+            node.ok(&["rm", "-f", &name]);
+        }
+        let modules = std::fs::read_dir(s.path("home/node/modules"))
+            .expect("modules")
+            .count();
+        assert_eq!(
+            modules, 0,
+            "no module is left without an app (round {round})"
+        );
+    }
+}
+
+#[test]
+fn the_tcp_api_wants_the_token_the_hosts_it_knows_and_json_from_its_own_origin() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let api = node.api.expect("api");
+    let token = std::fs::read_to_string(s.path("home/node/token")).expect("token");
+    let call = |method: &str, path: &str, headers: &str| {
+        raw(
+            api,
+            &format!(
+                "{method} {path} HTTP/1.1\r\n{headers}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            ),
+        )
+    };
+    let auth = format!("Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n");
+    assert_eq!(call("GET", "/healthz", "Host: 127.0.0.1\r\n").0, 200);
+    assert_eq!(call("GET", "/api/v1/apps", "Host: 127.0.0.1\r\n").0, 401);
+    assert_eq!(call("GET", "/metrics", "Host: 127.0.0.1\r\n").0, 401);
+    let wrong = format!(
+        "Host: 127.0.0.1\r\nAuthorization: Bearer {}x\r\n",
+        &token[..63]
+    );
+    assert_eq!(call("GET", "/api/v1/apps", &wrong).0, 401);
+    assert_eq!(call("GET", "/api/v1/apps", &auth).0, 200);
+    // DNS rebinding: a page of evil.example resolved to 127.0.0.1.
+    let rebound = format!("Host: evil.example\r\nAuthorization: Bearer {token}\r\n");
+    assert_eq!(call("GET", "/api/v1/apps", &rebound).0, 403);
+    // Cross-site and non-JSON state changes.
+    let evil = format!("{auth}Origin: http://evil.example\r\nContent-Type: application/json\r\n");
+    assert_eq!(call("POST", "/api/v1/node/stop", &evil).0, 403);
+    let fetch = format!("{auth}Sec-Fetch-Site: cross-site\r\nContent-Type: application/json\r\n");
+    assert_eq!(call("POST", "/api/v1/node/stop", &fetch).0, 403);
+    let form = format!("{auth}Content-Type: text/plain\r\n");
+    assert_eq!(call("POST", "/api/v1/node/stop", &form).0, 415);
+    assert_eq!(
+        call("GET", "/healthz", "Host: 127.0.0.1\r\n").0,
+        200,
+        "still running"
+    );
+
+    // The CLI against it: without the token it is told how to pass one; with it, it works.
+    let url = format!("http://{api}");
+    let refused = node.cli(&["ps", "--node", &url]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("--token"), "{}", stderr(&refused));
+    node.ok(&[
+        "deploy",
+        "--node",
+        &url,
+        "--token",
+        token.trim(),
+        &hello_http(),
+    ]);
+    assert_eq!(node.get("/hello/tcp").0, 200);
+}
+
+#[test]
+fn metrics_pass_promtool_and_count_requests_restarts_and_exits() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", &hello_http()]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "crash",
+        "--restart",
+        "on-failure:1",
+        &probe(),
+        "--",
+        "exit",
+        "2",
+    ]);
+    assert_eq!(node.get("/hello/m").0, 200);
+    wait_for(
+        || node.app("crash").is_some_and(|a| a["state"] == "exited"),
+        "the crash",
+    );
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(s.path("home/node/qyvol.sock"))
+        .arg("http://localhost/metrics")
+        .output()
+        .expect("curl");
+    let text = stdout(&out);
+    for line in [
+        "qyvol_requests_total{app=\"http-hello\",status=\"200\"} 1",
+        "qyvol_restarts_total{app=\"crash\"} 1",
+        "qyvol_exits_total{app=\"crash\",cause=\"exited\"} 2",
+        "qyvol_instance_starts_total{app=\"crash\"} 2",
+        "qyvol_apps{state=\"running\"} 1",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+    let mut check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package `prometheus`)");
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed");
+    let checked = check.wait_with_output().expect("promtool");
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        stdout(&checked),
+        stderr(&checked)
+    );
+}
+
+#[test]
+fn with_no_node_the_verbs_say_how_to_start_one_in_spanish_and_english() {
+    let s = Scratch::new();
+    let es = qyvol_std()
+        .env("QYVOL_HOME", s.path("home"))
+        .args(["ps"])
+        .output()
+        .expect("ps");
+    assert_eq!(es.status.code(), Some(69));
+    assert!(
+        stderr(&es).contains("No hay ningún nodo"),
+        "{}",
+        stderr(&es)
+    );
+    assert!(stderr(&es).contains("qyvol node -d"), "{}", stderr(&es));
+    let en = qyvol_std()
+        .env("QYVOL_HOME", s.path("home"))
+        .env("QYVOL_LANG", "en")
+        .args(["deploy", "x.qyv"])
+        .output()
+        .expect("deploy");
+    assert_eq!(en.status.code(), Some(69));
+    assert!(stderr(&en).contains("No node"), "{}", stderr(&en));
+}
+
+#[test]
+fn a_bundles_own_mount_is_not_granted_by_a_deploy() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let author = Scratch::new();
+    author.guest("probe-p1.wasm");
+    let manifest = author.write(
+        "app.qyv",
+        "name: grabby\nentrypoint: probe-p1.wasm\nruntime: wasi\nmounts:\n  - { host: ., guest: /data, readonly: false }\n",
+    );
+    let bundle = s.path("grabby.qyvc");
+    let built = qyvol_std()
+        .env("QYVOL_HOME", s.path("author-home"))
+        .args(["build", "-q"])
+        .arg(&manifest)
+        .arg("-o")
+        .arg(&bundle)
+        .output()
+        .expect("build");
+    assert!(built.status.success(), "{}", stderr(&built));
+    let bundle = bundle.display().to_string();
+    node.ok(&["deploy", &bundle, "--", "write", "/data/owned", "x"]);
+    wait_for(
+        || node.app("grabby").is_some_and(|a| a["state"] == "exited"),
+        "the bundle to run",
+    );
+    assert!(
+        !author.path("owned").exists(),
+        "the bundle's manifest granted itself a host folder"
+    );
+    assert_ne!(node.app("grabby").expect("grabby")["exit_code"], 0);
+}
