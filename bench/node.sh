@@ -152,37 +152,39 @@ for i in $(seq "$APPS"); do
     "$HELLO/http-hello.qyv" > "$D/apps/app-$i.qyv"
 done
 # The same home (its compile cache warm, no app left), a node started afresh.
+# mem: the node's RSS, its anonymous and file-backed parts, and PSS (a page mapped N times counts
+# 1/N each time), in KiB, from smaps_rollup.
+mem() {
+  awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} /^Anonymous:/ {a=$2} END {printf "%d\t%d\t%d\t%d", r, a, r-a, p}' \
+    "/proc/$NODE_PID/smaps_rollup"
+}
 node_start
 sleep 1
-RSS0=$(rss_kib)
+M0=$(mem)
 qv deploy "$D/apps/app-1.qyv"
 wait_200 "http://127.0.0.1:$NPORT/app1"
 sleep 1
-RSS1=$(rss_kib)
+M1=$(mem)
 T0=$(date +%s.%N)
 seq 2 "$APPS" | xargs -P"$PAR" -I{} "$Q" deploy "$D/apps/app-{}.qyv" >/dev/null 2>"$D/deploys.err" \
   || { tail "$D/deploys.err"; exit 1; }
 T1=$(date +%s.%N)
 wait_200 "http://127.0.0.1:$NPORT/app$APPS"
 sleep 2
-RSSN=$(rss_kib)
+MN=$(mem)
 HWM=$(awk '/^VmHWM:/ {print $2}' "/proc/$NODE_PID/status")
 FDS=$(ls "/proc/$NODE_PID/fd" | wc -l)
 THREADS_N=$(awk '/^Threads:/ {print $2}' "/proc/$NODE_PID/status")
 MAPS=$(wc -l < "/proc/$NODE_PID/maps")
+CWASM=$(grep -c '\.cwasm' "/proc/$NODE_PID/maps" || true)
 RUNNING=$("$Q" ps --json | python3 -c 'import json,sys; print(sum(a["state"]=="running" for a in json.load(sys.stdin)))')
-# smaps_rollup splits the RSS into file-backed (mapped code) and anonymous (heap) pages.
-ANON=$(awk '/^Anonymous:/ {print $2}' "/proc/$NODE_PID/smaps_rollup")
-FILEBACKED=$(awk '/^Rss:/ {r=$2} /^Anonymous:/ {a=$2} END {print r-a}' "/proc/$NODE_PID/smaps_rollup")
 # Requests through the node with every app deployed (the route lookup among $APPS).
 wrk_run "qyvol node, $APPS apps deployed" 1 "http://127.0.0.1:$NPORT/app$APPS"
 node_stop
-python3 - "$T0" "$T1" "$APPS" <<PY > "$D/memory.tsv"
-import sys
-t0, t1, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-print(f"$RSS0\t$RSS1\t$RSSN\t$HWM\t$FDS\t$THREADS_N\t$MAPS\t$RUNNING\t$ANON\t$FILEBACKED\t{(n - 1) / (t1 - t0):.1f}")
-PY
-echo "memory: $(cat "$D/memory.tsv")"
+{ printf '%s\n%s\n%s\n' "$M0" "$M1" "$MN"
+  echo "$HWM $FDS $THREADS_N $MAPS $CWASM $RUNNING $(python3 -c "print(f'{($APPS - 1) / ($T1 - $T0):.1f}')")"
+} > "$D/memory.txt"
+echo "memory:"; cat "$D/memory.txt"
 
 python3 - "$D" "$DURATION" "$CONNS" "$THREADS" "$ROUNDS" "$APPS" "$PAR" > bench/node-results.md <<'PY'
 import os, platform, statistics, subprocess, sys
@@ -225,28 +227,35 @@ print(f"\nTarget: ≤ 50 ms: median {ok(med <= 50)}, p90 {ok(p90 <= 50)}. "
       f"{len(polls)} deploys (the route is live when `deploy` answers).\n")
 
 # 2. memory
-m = open(f"{d}/memory.tsv").read().split("\t")
-rss0, rss1, rssn, hwm, fds, thr, maps, running, anon, fileb = map(int, m[:10])
-rate = float(m[10])
-per = (rssn - rss0) / apps
-marg = (rssn - rss1) / (apps - 1)
+lines = open(f"{d}/memory.txt").read().split("\n")
+(rss0, anon0, file0, pss0), (rss1, anon1, file1, pss1), (rssn, anonn, filen, pssn) = (
+    map(int, l.split("\t")) for l in lines[:3])
+hwm, fds, thr, maps, cwasm, running, rate = lines[3].split()
+per = lambda a, b, n: (b - a) / n
 mib = lambda k: f"{k / 1024:.1f} MiB"
 print(f"## Memory: {apps:,} idle HTTP apps\n")
 print(f"A node started afresh on the same home (compile cache warm, no app); {apps:,} manifests, "
       f"each `examples/http-hello/http-hello.qyv` with its own `name: app-N` and `route: /appN`, "
       f"next to one copy of `http-hello.wasm` (so one module digest), deployed with "
-      f"`qyvol deploy` {par} at a time ({rate:.0f} deploys/s). RSS is `VmRSS` of the node's "
-      "process, read 1–2 s after the deploys.\n")
-print("| | RSS |")
-print("|---|---|")
-print(f"| 0 apps | {mib(rss0)} |")
-print(f"| 1 app | {mib(rss1)} |")
-print(f"| {apps:,} apps ({running:,} running) | {mib(rssn)} (anonymous {mib(anon)}, "
-      f"file-backed {mib(fileb)}; peak {mib(hwm)}) |")
-print(f"\n(RSS_{apps} − RSS_0) / {apps:,} = **{per:.1f} KiB per app**; target ≤ 100 KiB: "
-      f"{ok(per <= 100)}. Without the first app (which maps the module's code and sets up the "
-      f"engine): (RSS_{apps} − RSS_1) / {apps - 1:,} = {marg:.1f} KiB per app. "
-      f"The node then held {fds:,} file descriptors, {thr} threads and {maps:,} memory mappings.\n")
+      f"`qyvol deploy` {par} at a time ({float(rate):.0f} deploys/s). Figures from the node's "
+      "`/proc/PID/smaps_rollup` (RSS = `VmRSS`), read 1–2 s after the deploys; PSS counts a "
+      "page mapped N times as 1/N each time, so it is nearer to what the machine pays.\n")
+print("| | RSS | anonymous | file-backed | PSS |")
+print("|---|---|---|---|---|")
+for label, r, a, f, p in (("0 apps", rss0, anon0, file0, pss0), ("1 app", rss1, anon1, file1, pss1),
+                          (f"{apps:,} apps ({int(running):,} running)", rssn, anonn, filen, pssn)):
+    print(f"| {label} | {mib(r)} | {mib(a)} | {mib(f)} | {mib(p)} |")
+print(f"| per app, 0 → {apps:,} | {per(rss0, rssn, apps):.1f} KiB | {per(anon0, anonn, apps):.1f} KiB | "
+      f"{per(file0, filen, apps):.1f} KiB | {per(pss0, pssn, apps):.1f} KiB |")
+print(f"| per app, 1 → {apps:,} | {per(rss1, rssn, apps - 1):.1f} KiB | "
+      f"{per(anon1, anonn, apps - 1):.1f} KiB | {per(file1, filen, apps - 1):.1f} KiB | "
+      f"{per(pss1, pssn, apps - 1):.1f} KiB |")
+pa = per(rss0, rssn, apps)
+print(f"\n(RSS_{apps} − RSS_0) / {apps:,} = **{pa:.1f} KiB per app**; target ≤ 100 KiB: "
+      f"{ok(pa <= 100)}. The first app also maps the module's code and sets up the engine; the "
+      f"last row leaves it out. With {apps:,} apps the node's peak RSS was {mib(int(hwm))}; it "
+      f"held {int(fds):,} file descriptors, {thr} threads and {int(maps):,} memory mappings "
+      f"({int(cwasm):,} of them of a `.cwasm` file).\n")
 
 # 3. throughput
 runs = defaultdict(list)
