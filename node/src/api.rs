@@ -218,8 +218,22 @@ async fn deploy(
     State(api): State<Api>,
     body: Result<Json<DeployRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, NodeError> {
-    let Json(req) =
-        body.map_err(|e| NodeError::BadRequest(format!("the deploy request: {}", e.body_text())))?;
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Ok(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!("a deploy request may be at most {MAX_BODY} bytes"),
+            ));
+        }
+        Err(e) => {
+            return Err(NodeError::BadRequest(format!(
+                "the deploy request: {}",
+                e.body_text()
+            )));
+        }
+    };
     let view = api.node.deploy(req).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }

@@ -45,12 +45,16 @@ pub(crate) async fn start(
     .await
     .map_err(NodeError::internal)?
     .map_err(|e| NodeError::Launch(e.into()))?;
-    if reset {
-        node.db().update(&record.name, |r| {
+    // Running from here on (the supervisor's first start follows at once), so a deploy's
+    // answer says so.
+    node.db().update(&record.name, |r| {
+        if reset {
             r.status.restarts = 0;
             r.status.quick_failures = 0;
-        })?;
-    }
+        }
+        r.status.state = State::Running;
+        r.status.started = Some(now_ms());
+    })?;
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     // Registered before the task runs, so its last step always finds (and removes) itself.

@@ -664,3 +664,79 @@ fn a_bundles_own_mount_is_not_granted_by_a_deploy() {
     );
     assert_ne!(node.app("grabby").expect("grabby")["exit_code"], 0);
 }
+
+#[test]
+fn events_stream_an_apps_life_as_it_happens() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let mut events = qyvol_std()
+        .env("QYVOL_HOME", s.path("home"))
+        .args(["events", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("events");
+    let mut lines = BufReader::new(events.stdout.take().expect("stdout")).lines();
+    node.ok(&[
+        "deploy",
+        "--name",
+        "brief",
+        "--restart",
+        "on-failure:1",
+        &probe(),
+        "--",
+        "exit",
+        "4",
+    ]);
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let line = lines.next().expect("an event").expect("text");
+        let e: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(e["app"], "brief");
+        seen.push(format!(
+            "{} {}",
+            e["action"].as_str().expect("action"),
+            e["detail"].as_str().unwrap_or("")
+        ));
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    assert_eq!(seen[0], format!("deploy {}", probe()));
+    assert_eq!(
+        seen[1..]
+            .iter()
+            .map(|l| l.split(' ').next().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["start", "exit", "restart", "start", "exit"]
+    );
+    assert_eq!(seen[2], "exit exited 4");
+}
+
+#[test]
+fn the_api_refuses_huge_bodies_and_heads_and_stays_up() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let api = node.api.expect("api");
+    let token = std::fs::read_to_string(s.path("home/node/token")).expect("token");
+    let body = format!("{{\"source\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
+    let (status, _) = raw(
+        api,
+        &format!(
+            "POST /api/v1/apps HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            token.trim(),
+            body.len()
+        ),
+    );
+    assert_eq!(status, 413, "a 2 MiB deploy request");
+    let (status, _) = raw(
+        api,
+        &format!(
+            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "b".repeat(1024 * 1024)
+        ),
+    );
+    assert_eq!(status, 431, "a 1 MiB header");
+    assert_eq!(
+        raw(api, "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"),
+        (200, "ok\n".into())
+    );
+}
