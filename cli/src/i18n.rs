@@ -459,6 +459,24 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "serve.compile_timeout" => "Tiempo máximo de compilación antes de rechazar el módulo",
         "completions.shell" => "La shell: bash, zsh, fish, elvish o powershell",
         "help" => "Muestra la ayuda de un comando",
+        "deploy.name" => "Nombre de la app (por defecto, el del manifiesto)",
+        "deploy.restart" => "Política de reinicio: no, on-failure[:MAX], always, unless-stopped",
+        "deploy.env" => "Define una variable de entorno para la app (K=V)",
+        "deploy.mount" => "Monta una carpeta del anfitrión: HOST:GUEST[:ro|:rw]",
+        "deploy.allow_net" => "Deja que la app conecte con (o escuche en) HOST:PUERTO",
+        "deploy.allow_precompiled" => {
+            "Ejecuta el código precompilado de un paquete en vez de compilar su wasm"
+        }
+        "deploy.source" => "Qué desplegar: manifiesto .qyv, paquete .qyvc, .wasm o referencia",
+        "deploy.args" => "Argumentos para la app",
+        "ps.all" => "También las apps que no están en marcha",
+        "ps.json" | "deploy.json" | "events.json" => "Salida en JSON para scripts",
+        "logs.follow" => "Sigue mostrando las líneas nuevas",
+        "logs.tail" => "Solo las últimas N líneas",
+        "logs.since" => "Solo desde una hora (RFC 3339) o hace un tiempo (p. ej. 10m)",
+        "logs.timestamps" => "Muestra la hora de cada línea",
+        "logs.name" | "stop.names" | "start.names" | "restart.names" | "rm.names" => "Las apps",
+        "rm.force" => "Las detiene antes si están en marcha",
         "qyvol.help" | "run.help" | "serve.help" | "inspect.help" | "completions.help" => {
             "Muestra la ayuda"
         }
@@ -508,6 +526,26 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
             "qyvol cache clear",
         ],
         "completions" => &["qyvol completions bash > /etc/bash_completion.d/qyvol"],
+        "node" => &[
+            "qyvol node -d",
+            "qyvol node --http 0.0.0.0:8080 --api 127.0.0.1:7373",
+            "qyvol node stop",
+        ],
+        "deploy" => &[
+            "qyvol deploy examples/http-hello/http-hello.qyv",
+            "qyvol deploy --name worker --restart on-failure:3 -e QUEUE=jobs app.wasm",
+            "qyvol deploy --mount /srv/data:/data:ro localhost:5000/app:1",
+        ],
+        "ps" => &["qyvol ps", "qyvol ps -a --json"],
+        "logs" => &[
+            "qyvol logs -f worker",
+            "qyvol logs -t --since 10m --tail 100 worker",
+        ],
+        "stop" => &["qyvol stop worker"],
+        "start" => &["qyvol start worker"],
+        "restart" => &["qyvol restart worker"],
+        "rm" => &["qyvol rm worker", "qyvol rm -f worker"],
+        "events" => &["qyvol events", "qyvol events --json"],
         _ => return None,
     };
     let mut out = String::from(match lang {

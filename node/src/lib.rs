@@ -449,9 +449,29 @@ impl Node {
             Some(prepared.record.source.clone()),
         );
         let name = prepared.record.name.clone();
-        self.launch(prepared.record, prepared.wasm, prepared.request, true)
-            .await?;
+        let module = prepared.record.module.clone();
+        if let Err(e) = self
+            .launch(prepared.record, prepared.wasm, prepared.request, true)
+            .await
+        {
+            // A deploy that cannot start (a route taken, a module that does not link) leaves
+            // nothing behind: the caller is told why and nothing was deployed.
+            self.halt(&name).await;
+            self.0.db.remove(&name)?;
+            self.forget_module(&module)?;
+            self.0.logs.remove(&name);
+            self.0.metrics.forget(&name);
+            return Err(e);
+        }
         self.view(&name)
+    }
+
+    /// Removes a module from the module store unless an app still uses it.
+    fn forget_module(&self, module: &str) -> Result<(), NodeError> {
+        if !self.0.db.list()?.iter().any(|r| r.module == module) {
+            let _ = std::fs::remove_file(self.module_path(module)?);
+        }
+        Ok(())
     }
 
     /// The blocking half of a deploy: open the target, merge grants, load the module.
@@ -794,12 +814,7 @@ impl Node {
         }
         self.halt(name).await;
         self.0.db.remove(name)?;
-        let others = self.0.db.list()?;
-        if !others.iter().any(|r| r.module == record.module)
-            && let Ok(path) = self.module_path(&record.module)
-        {
-            let _ = std::fs::remove_file(path);
-        }
+        self.forget_module(&record.module)?;
         self.0.logs.remove(name);
         self.0.metrics.forget(name);
         self.event(name, "remove", None);

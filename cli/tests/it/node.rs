@@ -740,3 +740,25 @@ fn the_api_refuses_huge_bodies_and_heads_and_stays_up() {
         (200, "ok\n".into())
     );
 }
+
+#[test]
+fn a_deploy_that_cannot_start_leaves_nothing_behind() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", &hello_http()]);
+    // Another app on the same route: refused, and not listed afterwards.
+    let clash = node.cli(&["deploy", "--name", "clash", &hello_http()]);
+    assert_eq!(clash.status.code(), Some(1));
+    assert!(stderr(&clash).contains("route"), "{}", stderr(&clash));
+    assert!(node.app("clash").is_none());
+    // A name already taken is refused the same way, and the first app is untouched.
+    let again = node.cli(&["deploy", &hello_http()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(node.get("/hello/still").0, 200);
+    assert_eq!(node.ps().len(), 1);
+}
