@@ -91,7 +91,18 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 fn host_name(authority: &str) -> String {
     let a = authority.trim().to_ascii_lowercase();
     if let Some(rest) = a.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or_default().to_string();
+        // `[v6]` or `[v6]:port`; anything else after `]` is no host at all.
+        return match rest.split_once(']') {
+            Some((ip, "")) => ip.to_string(),
+            Some((ip, port))
+                if port
+                    .strip_prefix(':')
+                    .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit())) =>
+            {
+                ip.to_string()
+            }
+            _ => String::new(),
+        };
     }
     a.rsplit_once(':').map_or(a.clone(), |(h, port)| {
         if port.chars().all(|c| c.is_ascii_digit()) {
@@ -121,7 +132,13 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok())
-                .and_then(|h| h.strip_prefix("Bearer "))
+                .and_then(|h| {
+                    // The scheme is case-insensitive (RFC 9110).
+                    let (scheme, token) = h.split_once(' ')?;
+                    scheme
+                        .eq_ignore_ascii_case("bearer")
+                        .then_some(token.trim())
+                })
                 .unwrap_or_default();
             if !same(given.as_bytes(), api.node.token().as_bytes()) {
                 let mut r = refuse(
@@ -502,7 +519,7 @@ async fn accept<L: Listen>(listener: L, app: axum::Router) {
     let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(Duration::from_secs(5))
         .max_buf_size(MAX_HEAD);
     loop {
         let io = match listener.accept().await {
@@ -534,6 +551,7 @@ mod tests {
         assert_eq!(host_name("LocalHost:7373"), "localhost");
         assert_eq!(host_name("[::1]:7373"), "::1");
         assert_eq!(host_name("evil.example"), "evil.example");
+        assert_eq!(host_name("[::1]evil"), "");
     }
 
     #[test]

@@ -220,6 +220,9 @@ pub(crate) struct Inner {
     events: tokio::sync::broadcast::Sender<Event>,
     recent: Mutex<VecDeque<Event>>,
     deploys: tokio::sync::Semaphore,
+    /// Held while a module is stored and its record committed, or a record removed and its
+    /// module deleted, so a removal never deletes a module a deploy is about to use.
+    modules: tokio::sync::Mutex<()>,
     waiting: std::sync::atomic::AtomicUsize,
     shutdown: tokio::sync::Notify,
     token: String,
@@ -304,6 +307,7 @@ impl Node {
             events,
             recent: Mutex::default(),
             deploys: tokio::sync::Semaphore::new(DEPLOYS_AT_ONCE),
+            modules: tokio::sync::Mutex::new(()),
             waiting: Default::default(),
             shutdown: tokio::sync::Notify::new(),
             token,
@@ -373,8 +377,10 @@ impl Node {
     /// Starts every app that should run, as the state says: after a restart or a crash, what
     /// was running runs again. Modules no record names (a deploy cut short) are removed.
     pub async fn reconcile(&self) -> Result<(), NodeError> {
-        let records = self.0.db.list()?;
+        let mut records = self.0.db.list()?;
         self.remove_orphan_modules(&records);
+        // Oldest first: if two apps ever claim one route, the one deployed first keeps it.
+        records.sort_by_key(|r| r.created);
         for record in records {
             let start = match (record.desired, record.restart) {
                 (Desired::Running, _) => {
@@ -414,6 +420,15 @@ impl Node {
     /// Deploys an app and starts it. Answers once the app is committed to the state: a deploy
     /// that returned is never lost; one cut short leaves nothing visible.
     pub async fn deploy(&self, req: DeployRequest) -> Result<AppView, NodeError> {
+        // Run to the end even if the caller goes away: a deploy is committed and started, or
+        // rolled back, never left half-way by a dropped connection.
+        let node = self.clone();
+        tokio::spawn(async move { node.deploy_here(req).await })
+            .await
+            .map_err(NodeError::internal)?
+    }
+
+    async fn deploy_here(&self, req: DeployRequest) -> Result<AppView, NodeError> {
         use std::sync::atomic::Ordering;
         let waiting = self.0.waiting.fetch_add(1, Ordering::SeqCst);
         struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -441,8 +456,11 @@ impl Node {
         if self.0.db.get(&prepared.record.name)?.is_some() {
             return Err(NodeError::Exists(prepared.record.name.clone()));
         }
-        self.store_module(&prepared)?;
-        self.0.db.insert_new(&prepared.record)?;
+        {
+            let _modules = self.0.modules.lock().await;
+            self.store_module(&prepared)?;
+            self.0.db.insert_new(&prepared.record)?;
+        }
         self.event(
             &prepared.record.name,
             "deploy",
@@ -457,6 +475,7 @@ impl Node {
             // A deploy that cannot start (a route taken, a module that does not link) leaves
             // nothing behind: the caller is told why and nothing was deployed.
             self.halt(&name).await;
+            let _modules = self.0.modules.lock().await;
             self.0.db.remove(&name)?;
             self.forget_module(&module)?;
             self.0.logs.remove(&name);
@@ -813,8 +832,11 @@ impl Node {
             )));
         }
         self.halt(name).await;
-        self.0.db.remove(name)?;
-        self.forget_module(&record.module)?;
+        {
+            let _modules = self.0.modules.lock().await;
+            self.0.db.remove(name)?;
+            self.forget_module(&record.module)?;
+        }
         self.0.logs.remove(name);
         self.0.metrics.forget(name);
         self.event(name, "remove", None);
@@ -994,12 +1016,14 @@ fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
         ..Operator::default()
     };
     for pair in &req.env {
-        let (k, v) = pair.split_once('=').ok_or_else(|| {
+        let (k, v) =
+            qyvol_common::parse_env_pair(pair).map_err(|e| bad(format!("`-e {pair}`: {e}")))?;
+        let v = v.ok_or_else(|| {
             bad(format!(
                 "`-e {pair}` has no value: the node does not copy its own environment; write `-e {pair}=VALUE`"
             ))
         })?;
-        op.env.push((k.to_string(), Some(v.to_string())));
+        op.env.push((k, Some(v)));
     }
     for m in &req.mounts {
         let flag: qyvol_launch::MountFlag = m.parse().map_err(|e: String| bad(e))?;

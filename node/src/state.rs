@@ -223,12 +223,20 @@ fn decode(bytes: &[u8]) -> Result<AppRecord, NodeError> {
 
 impl Db {
     pub fn open(path: &Path) -> Result<Self, NodeError> {
-        let db = Database::create(path).map_err(|e| {
+        let damaged = |why: String| {
             NodeError::State(format!(
-                "cannot open the node's database `{}`: {e}",
+                "the node's database `{}` is damaged ({why}); move it away to start with no apps (the modules in `node/modules/` are kept until then)",
                 path.display()
             ))
-        })?;
+        };
+        // An empty file is not a new database: it is one whose contents were lost.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(damaged("it is empty".into()));
+        }
+        // redb asserts on some truncated files; a damaged file is an error, never a panic.
+        let opened = std::panic::catch_unwind(|| Database::create(path))
+            .map_err(|_| damaged("it is cut short".into()))?;
+        let db = opened.map_err(|e| damaged(e.to_string()))?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(APPS).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
@@ -304,8 +312,12 @@ impl Db {
         let table = tx.open_table(APPS).map_err(db_err)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_err)? {
-            let (_, v) = entry.map_err(db_err)?;
-            out.push(decode(v.value())?);
+            let (k, v) = entry.map_err(db_err)?;
+            // One damaged record does not take the others down; it is reported and skipped.
+            match decode(v.value()) {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::error!(app = k.value(), error = %e, "skipping a damaged record"),
+            }
         }
         Ok(out)
     }

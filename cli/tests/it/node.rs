@@ -762,3 +762,40 @@ fn a_deploy_that_cannot_start_leaves_nothing_behind() {
     assert_eq!(node.get("/hello/still").0, 200);
     assert_eq!(node.ps().len(), 1);
 }
+
+#[test]
+fn a_damaged_state_file_stops_the_node_with_a_clear_error_and_keeps_the_modules() {
+    let s = Scratch::new();
+    let mut node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", &hello_http()]);
+    node.kill();
+    let state = s.path("home/node/state.redb");
+    for (what, len) in [("cut short", 50_000), ("emptied", 0)] {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(&state)
+            .expect("state");
+        file.set_len(len).expect("truncate");
+        let out = qyvol_std()
+            .env("QYVOL_HOME", s.path("home"))
+            .env("QYVOL_LANG", "en")
+            .args(["node", "--http", "127.0.0.1:0"])
+            .output()
+            .expect("node");
+        assert_eq!(out.status.code(), Some(125), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is damaged"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains("move it away"),
+            "{what}: {}",
+            stderr(&out)
+        );
+        let modules = std::fs::read_dir(s.path("home/node/modules"))
+            .expect("modules")
+            .count();
+        assert_eq!(modules, 1, "{what}: the deployed module is kept");
+    }
+}
