@@ -143,6 +143,8 @@ impl Logs {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("qyvol-log-{stream}"))
+                    // A collector needs little stack; a node runs two per app.
+                    .stack_size(64 * 1024)
                     .spawn(move || collect(read, stream, &sink))?,
             );
         }
@@ -244,7 +246,7 @@ impl Cursor {
 
 fn collect(mut read: File, stream: &str, sink: &Mutex<Sink>) {
     let mut pending: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = [0u8; 8 * 1024];
     let write = |line: &[u8]| {
         sink.lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -14,7 +14,7 @@ use crate::run::{Compilation, Wasm};
 use crate::{RuntimeError, engine};
 
 /// What the cache stores and maps back: a core module or a component.
-pub(crate) trait Artifact: Sized + Send + Clone + 'static {
+pub(crate) trait Artifact: Sized + Send + Sync + Clone + 'static {
     const KIND: WasmKind;
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
@@ -60,7 +60,64 @@ impl Artifact for Component {
 }
 
 /// The runnable code for `wasm`: cached, or compiled now and cached.
+/// Code already loaded in this process, by engine, module digest, kind and allowed precompiled
+/// file: a node serving many apps of one module maps its code once, not once per app.
+struct Loaded {
+    engine: Engine,
+    sha256: String,
+    kind: WasmKind,
+    precompiled: Option<std::path::PathBuf>,
+    artifact: Box<dyn std::any::Any + Send + Sync>,
+}
+
+/// Distinct modules kept loaded; past this the memo starts again (it is a cache of handles
+/// the apps themselves keep alive).
+const LOADED_MAX: usize = 256;
+
+static LOADED: std::sync::Mutex<Vec<Loaded>> = std::sync::Mutex::new(Vec::new());
+
+/// Compiles `wasm` for `engine`, or maps its code from the cache, or reuses what this process
+/// already loaded.
 pub(crate) fn prepare<A: Artifact>(
+    engine: &Engine,
+    wasm: &Wasm,
+    limit: Option<Duration>,
+    how: Compilation<'_>,
+) -> Result<A, RuntimeError> {
+    let same = |l: &Loaded| {
+        Engine::same(&l.engine, engine)
+            && l.sha256 == wasm.info.sha256
+            && l.kind == A::KIND
+            && l.precompiled == wasm.precompiled
+    };
+    {
+        let loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = loaded
+            .iter()
+            .find(|l| same(l))
+            .and_then(|l| l.artifact.downcast_ref::<A>())
+        {
+            return Ok(a.clone());
+        }
+    }
+    let artifact: A = load(engine, wasm, limit, how)?;
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if loaded.len() >= LOADED_MAX {
+        loaded.clear();
+    }
+    if !loaded.iter().any(same) {
+        loaded.push(Loaded {
+            engine: engine.clone(),
+            sha256: wasm.info.sha256.clone(),
+            kind: A::KIND,
+            precompiled: wasm.precompiled.clone(),
+            artifact: Box::new(artifact.clone()),
+        });
+    }
+    Ok(artifact)
+}
+
+fn load<A: Artifact>(
     engine: &Engine,
     wasm: &Wasm,
     limit: Option<Duration>,
