@@ -487,10 +487,10 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     if let Some(t) = tcp_task {
         t.abort();
     }
-    let _ = std::fs::remove_file(node.paths().socket());
     let _ = stop_apps.send(()).await;
     node.halt_all().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), apps).await;
+    let _ = std::fs::remove_file(node.paths().socket());
     Ok(())
 }
 

@@ -378,14 +378,16 @@ impl Node {
     /// was running runs again. Modules no record names (a deploy cut short) are removed.
     pub async fn reconcile(&self) -> Result<(), NodeError> {
         let mut records = self.0.db.list()?;
-        self.remove_orphan_modules(&records);
+        // A damaged record's module is unknown: then nothing is swept.
+        if !self.0.db.has_damage() {
+            self.remove_orphan_modules(&records);
+        }
         // Oldest first: if two apps ever claim one route, the one deployed first keeps it.
         records.sort_by_key(|r| r.created);
         for record in records {
             let start = match (record.desired, record.restart) {
                 (Desired::Running, _) => {
                     !matches!(record.status.state, State::Exited | State::Failed)
-                        || record.kind == AppKind::Http
                 }
                 // Docker's `always` brings a stopped container back when the daemon restarts.
                 (Desired::Stopped, RestartPolicy::Always) => true,
@@ -802,7 +804,12 @@ impl Node {
                 r.status.quick_failures = 0;
             })?
             .ok_or_else(|| NodeError::NotFound(name.into()))?;
-        self.start_record(record, true).await?;
+        if let Err(e) = self.start_record(record, true).await {
+            // A start that failed (a route another app took meanwhile) leaves the app stopped,
+            // so the next node does not start it in that app's place.
+            let _ = self.0.db.update(name, |r| r.desired = Desired::Stopped);
+            return Err(e);
+        }
         self.view(name)
     }
 
@@ -821,11 +828,13 @@ impl Node {
     pub async fn remove(&self, name: &str, force: bool) -> Result<(), NodeError> {
         let lock = self.name_lock(name);
         let _held = lock.lock().await;
-        let record = self
-            .0
-            .db
-            .get(name)?
-            .ok_or_else(|| NodeError::NotFound(name.into()))?;
+        // A damaged record can still be removed (its module is then left in place).
+        let record = match self.0.db.get(name) {
+            Ok(Some(r)) => Some(r),
+            Ok(None) => return Err(NodeError::NotFound(name.into())),
+            Err(NodeError::State(_)) if force => None,
+            Err(e) => return Err(e),
+        };
         if self.is_live(name) && !force {
             return Err(NodeError::Conflict(format!(
                 "`{name}` is running: stop it first (`qyvol stop {name}`) or remove it with `-f`"
@@ -835,7 +844,9 @@ impl Node {
         {
             let _modules = self.0.modules.lock().await;
             self.0.db.remove(name)?;
-            self.forget_module(&record.module)?;
+            if let Some(record) = &record {
+                self.forget_module(&record.module)?;
+            }
         }
         self.0.logs.remove(name);
         self.0.metrics.forget(name);

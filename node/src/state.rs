@@ -205,6 +205,8 @@ impl Status {
 /// The database. Each method is one transaction.
 pub struct Db {
     db: Database,
+    /// A record could not be read (it was skipped): nothing may be cleaned up on its account.
+    damaged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Db {
@@ -235,28 +237,33 @@ impl Db {
         }
         // redb asserts on some truncated files; a damaged file is an error, never a panic.
         let opened = std::panic::catch_unwind(|| Database::create(path))
-            .map_err(|_| damaged("it is cut short".into()))?;
+            .map_err(|_| damaged("it cannot be read".into()))?;
         let db = opened.map_err(|e| damaged(e.to_string()))?;
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(APPS).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            damaged: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Adds `record`; refused if an app of that name exists.
     pub fn insert_new(&self, record: &AppRecord) -> Result<(), NodeError> {
-        let bytes = serde_json::to_vec(record).map_err(db_err)?;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = tx.open_table(APPS).map_err(db_err)?;
-            if table.get(record.name.as_str()).map_err(db_err)?.is_some() {
-                return Err(NodeError::Exists(record.name.clone()));
+        guarded(|| {
+            let bytes = serde_json::to_vec(record).map_err(db_err)?;
+            let tx = self.db.begin_write().map_err(db_err)?;
+            {
+                let mut table = tx.open_table(APPS).map_err(db_err)?;
+                if table.get(record.name.as_str()).map_err(db_err)?.is_some() {
+                    return Err(NodeError::Exists(record.name.clone()));
+                }
+                table
+                    .insert(record.name.as_str(), bytes.as_slice())
+                    .map_err(db_err)?;
             }
-            table
-                .insert(record.name.as_str(), bytes.as_slice())
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+            tx.commit().map_err(db_err)
+        })
     }
 
     /// Changes the record of `name` with `f` and returns it as stored; `None` if there is none.
@@ -265,62 +272,89 @@ impl Db {
         name: &str,
         f: impl FnOnce(&mut AppRecord),
     ) -> Result<Option<AppRecord>, NodeError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let record = {
-            let mut table = tx.open_table(APPS).map_err(db_err)?;
-            let Some(mut record) = table
-                .get(name)
-                .map_err(db_err)?
-                .map(|v| decode(v.value()))
-                .transpose()?
-            else {
-                return Ok(None);
+        guarded(|| {
+            let tx = self.db.begin_write().map_err(db_err)?;
+            let record = {
+                let mut table = tx.open_table(APPS).map_err(db_err)?;
+                let Some(mut record) = table
+                    .get(name)
+                    .map_err(db_err)?
+                    .map(|v| decode(v.value()))
+                    .transpose()?
+                else {
+                    return Ok(None);
+                };
+                f(&mut record);
+                let bytes = serde_json::to_vec(&record).map_err(db_err)?;
+                table.insert(name, bytes.as_slice()).map_err(db_err)?;
+                record
             };
-            f(&mut record);
-            let bytes = serde_json::to_vec(&record).map_err(db_err)?;
-            table.insert(name, bytes.as_slice()).map_err(db_err)?;
-            record
-        };
-        tx.commit().map_err(db_err)?;
-        Ok(Some(record))
+            tx.commit().map_err(db_err)?;
+            Ok(Some(record))
+        })
     }
 
     /// Removes `name`; whether it was there.
     pub fn remove(&self, name: &str) -> Result<bool, NodeError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let was = {
-            let mut table = tx.open_table(APPS).map_err(db_err)?;
-            table.remove(name).map_err(db_err)?.is_some()
-        };
-        tx.commit().map_err(db_err)?;
-        Ok(was)
+        guarded(|| {
+            let tx = self.db.begin_write().map_err(db_err)?;
+            let was = {
+                let mut table = tx.open_table(APPS).map_err(db_err)?;
+                table.remove(name).map_err(db_err)?.is_some()
+            };
+            tx.commit().map_err(db_err)?;
+            Ok(was)
+        })
+    }
+
+    /// Whether a record was found damaged and skipped.
+    pub fn has_damage(&self) -> bool {
+        self.damaged.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn get(&self, name: &str) -> Result<Option<AppRecord>, NodeError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(APPS).map_err(db_err)?;
-        table
-            .get(name)
-            .map_err(db_err)?
-            .map(|v| decode(v.value()))
-            .transpose()
+        guarded(|| {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let table = tx.open_table(APPS).map_err(db_err)?;
+            table
+                .get(name)
+                .map_err(db_err)?
+                .map(|v| decode(v.value()))
+                .transpose()
+        })
     }
 
     /// Every app, by name.
     pub fn list(&self) -> Result<Vec<AppRecord>, NodeError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(APPS).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            // One damaged record does not take the others down; it is reported and skipped.
-            match decode(v.value()) {
-                Ok(r) => out.push(r),
-                Err(e) => tracing::error!(app = k.value(), error = %e, "skipping a damaged record"),
+        guarded(|| {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let table = tx.open_table(APPS).map_err(db_err)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(db_err)? {
+                let (k, v) = entry.map_err(db_err)?;
+                // One damaged record does not take the others down; it is reported and skipped.
+                match decode(v.value()) {
+                    Ok(r) => out.push(r),
+                    Err(e) => {
+                        tracing::error!(app = k.value(), error = %e, "skipping a damaged record");
+                        self.damaged
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
+}
+
+/// Runs a database call; a panic inside redb (it asserts on some damaged pages) becomes an
+/// error saying the state is damaged, never a crash of the node.
+fn guarded<T>(f: impl FnOnce() -> Result<T, NodeError>) -> Result<T, NodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(NodeError::State(
+            "the node's database is damaged (a page cannot be read); stop the node and move `node/state.redb` away to start with no apps".into(),
+        ))
+    })
 }
 
 /// Unix milliseconds now.

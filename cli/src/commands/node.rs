@@ -108,15 +108,24 @@ impl NodeCommand {
                         Some(&serde_json::json!({})),
                     )
                     .await?;
-                // Gone when its socket (or port) no longer answers.
-                for _ in 0..200 {
-                    if client.call(Method::GET, "/healthz", None).await.is_err() {
+                // Gone when it let go of its lock (this machine's node), or when its port no
+                // longer answers (another's).
+                let local = match client.endpoint() {
+                    Endpoint::Unix(_) => Some(Paths::of(&super::home()?)),
+                    Endpoint::Tcp { .. } => None,
+                };
+                for _ in 0..400 {
+                    let gone = match &local {
+                        Some(paths) => qyvol_node::NodeLock::take(paths).is_ok(),
+                        None => client.call(Method::GET, "/healthz", None).await.is_err(),
+                    };
+                    if gone {
                         ui.status(Msg::NodeGone);
                         return Ok(ExitCode::SUCCESS);
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
-                Err(Failure::internal("the node did not stop within 10 seconds"))
+                Err(Failure::internal("the node did not stop within 20 seconds"))
             });
         }
         let home = super::home()?;

@@ -799,3 +799,22 @@ fn a_damaged_state_file_stops_the_node_with_a_clear_error_and_keeps_the_modules(
         assert_eq!(modules, 1, "{what}: the deployed module is kept");
     }
 }
+
+#[test]
+fn a_start_refused_for_a_taken_route_does_not_take_it_after_a_restart() {
+    let s = Scratch::new();
+    let mut node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", &hello_http()]);
+    node.ok(&["stop", "http-hello"]);
+    node.ok(&["deploy", "--name", "newer", &hello_http()]);
+    let refused = node.cli(&["start", "http-hello"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("route"), "{}", stderr(&refused));
+    node.kill();
+    node.spawn();
+    let newer = node.app("newer").expect("newer");
+    let older = node.app("http-hello").expect("http-hello");
+    assert_eq!(newer["state"], "running", "{newer}");
+    assert_eq!(older["desired"], "stopped", "{older}");
+    assert_ne!(older["state"], "running", "{older}");
+}
