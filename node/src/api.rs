@@ -76,6 +76,7 @@ fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
         .route("/api/v1/apps/{name}/restart", post(restart))
         .route("/api/v1/apps/{name}/logs", get(logs))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/node", get(info))
         .route("/api/v1/node/stop", post(shutdown))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(api.clone(), guard))
@@ -284,6 +285,10 @@ async fn start(State(api): State<Api>, Path(name): Path<String>) -> Result<Respo
 
 async fn restart(State(api): State<Api>, Path(name): Path<String>) -> Result<Response, NodeError> {
     Ok(Json(api.node.restart(&name).await?).into_response())
+}
+
+async fn info(State(api): State<Api>) -> Result<Response, NodeError> {
+    Ok(Json(api.node.info()?).into_response())
 }
 
 async fn shutdown(State(api): State<Api>) -> Response {

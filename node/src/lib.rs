@@ -181,6 +181,20 @@ pub struct AppView {
     pub spec: Option<state::Spec>,
 }
 
+/// The node itself, for an overview (the dashboard's first view).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub version: String,
+    /// When this node process started (Unix milliseconds).
+    pub started: u64,
+    /// Deployed apps by state (`running`, `exited`, ...).
+    pub apps: std::collections::BTreeMap<String, u64>,
+    /// Linear memory in use by every app's live instances.
+    pub memory: u64,
+    /// Requests answered on the app port since the node started.
+    pub requests: u64,
+}
+
 /// Something that happened to an app, for `qyvol events`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Event {
@@ -227,6 +241,7 @@ pub(crate) struct Inner {
     shutdown: tokio::sync::Notify,
     token: String,
     options: NodeOptions,
+    started: u64,
 }
 
 /// The node: cheap to clone, shared by the API and the supervisors.
@@ -312,6 +327,7 @@ impl Node {
             shutdown: tokio::sync::Notify::new(),
             token,
             options,
+            started: state::now_ms(),
         })))
     }
 
@@ -906,6 +922,34 @@ impl Node {
             .filter(|r| all || matches!(r.status.state, State::Running | State::Restarting))
             .map(|r| self.view_of(r))
             .collect())
+    }
+
+    /// The node's version, start time, apps by state, memory in use and requests served.
+    pub fn info(&self) -> Result<NodeInfo, NodeError> {
+        let mut apps = std::collections::BTreeMap::new();
+        let records = self.0.db.list()?;
+        for r in &records {
+            *apps.entry(r.status.state.as_str().to_string()).or_insert(0) += 1;
+        }
+        let memory = self
+            .0
+            .gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|g| g.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        let requests = records
+            .iter()
+            .map(|r| self.0.metrics.requests_of(&r.name))
+            .sum();
+        Ok(NodeInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started: self.0.started,
+            apps,
+            memory,
+            requests,
+        })
     }
 
     pub fn logs(&self) -> &logs::Logs {

@@ -818,3 +818,36 @@ fn a_start_refused_for_a_taken_route_does_not_take_it_after_a_restart() {
     assert_eq!(older["desired"], "stopped", "{older}");
     assert_ne!(older["state"], "running", "{older}");
 }
+
+#[test]
+fn the_node_reports_its_version_apps_by_state_and_requests() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", &hello_http()]);
+    node.ok(&["deploy", "--name", "job", &probe(), "--", "exit", "0"]);
+    wait_for(
+        || node.app("job").is_some_and(|a| a["state"] == "exited"),
+        "the job to end",
+    );
+    assert_eq!(node.get("/hello/1").0, 200);
+    assert_eq!(node.get("/hello/2").0, 200);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(s.path("home/node/qyvol.sock"))
+        .arg("http://localhost/api/v1/node")
+        .output()
+        .expect("curl");
+    let info: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        info["apps"],
+        serde_json::json!({ "running": 1, "exited": 1 })
+    );
+    assert_eq!(info["requests"], 2);
+    assert!(
+        info["started"]
+            .as_u64()
+            .is_some_and(|t| t > 1_700_000_000_000),
+        "{info}"
+    );
+}
