@@ -18,3 +18,22 @@ ensure_wasmtime() {
     cargo install --quiet wasmtime-cli@"$WASMTIME_VERSION" --locked --root "$WORK/tools"
   fi
 }
+
+# wrk_line LABEL ROUND FILE: one TSV line (label, round, requests/s, p50 ms, p99 ms, non-2xx)
+# from the output of `wrk --latency` in FILE.
+wrk_line() {
+  python3 - "$@" <<'PY'
+import re, sys
+label, rnd, path = sys.argv[1:]
+text = open(path).read()
+def ms(v):
+    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
+    return float(n) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+# Anchored: a "+/- Stdev" column such as "72.50%" must not pass for the 50th percentile.
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{label}\t{rnd}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}")
+PY
+}

@@ -49,20 +49,7 @@ for round in $(seq "$ROUNDS"); do
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/hello/bench" \
       > "$WORK/serve/wrk.out"
     stop
-    python3 - "$label" "$round" "$WORK/serve/wrk.out" >> "$WORK/serve/runs.tsv" <<'PY'
-import re, sys
-label, rnd, path = sys.argv[1:]
-text = open(path).read()
-def ms(v):
-    n, u = re.match(r"([\d.]+)(us|ms|s)", v).groups()
-    return float(n) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-# Anchored: a "+/- Stdev" column such as "72.50%" must not pass for the 50th percentile.
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
-p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{label}\t{rnd}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}")
-PY
+    wrk_line "$label" "$round" "$WORK/serve/wrk.out" >> "$WORK/serve/runs.tsv"
     echo "round $round: $(tail -1 "$WORK/serve/runs.tsv")"
   done
 done
