@@ -1,4 +1,4 @@
-# Shared by bench/run.sh and bench/serve.sh (sourced from the repository's root): the folders,
+# Shared by bench/run.sh, bench/serve.sh and bench/node.sh (sourced from the repository's root): the folders,
 # installing what a machine lacks, and the wasmtime CLI to compare with.
 ROOT=$PWD
 WORK=$ROOT/bench/work

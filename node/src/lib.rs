@@ -756,16 +756,12 @@ impl Node {
             let _ = task.await;
         }
         if self.0.router.remove(name) {
-            let collector = self
-                .0
+            // Requests in flight still hold the write ends; their lines finish on their own.
+            self.0
                 .collectors
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(name);
-            if let Some(c) = collector {
-                // Requests in flight still hold the write ends; their lines finish on their own.
-                drop(c);
-            }
         }
         self.0
             .gauges
@@ -876,9 +872,11 @@ impl Node {
             .db
             .get(name)?
             .ok_or_else(|| NodeError::NotFound(name.into()))?;
-        let mut v = self.view_of(record);
-        v.spec = self.0.db.get(name)?.map(|r| r.spec);
-        Ok(v)
+        let spec = record.spec.clone();
+        Ok(AppView {
+            spec: Some(spec),
+            ..self.view_of(record)
+        })
     }
 
     fn view_of(&self, r: AppRecord) -> AppView {

@@ -152,19 +152,13 @@ async fn supervise(
             None => word.to_string(),
         };
         node.event(&name, "exit", Some(detail));
-        let made = node
+        let (made, quick_failures) = node
             .db()
             .get(&name)
             .ok()
             .flatten()
-            .map_or(0, |r| r.status.restarts);
+            .map_or((0, 0), |r| (r.status.restarts, r.status.quick_failures));
         let again = restarts(policy, &outcome, made);
-        let quick_failures = node
-            .db()
-            .get(&name)
-            .ok()
-            .flatten()
-            .map_or(0, |r| r.status.quick_failures);
         let quick = if ran >= STABLE { 1 } else { quick_failures + 1 };
         record(&|r| {
             r.status.finished = Some(now_ms());

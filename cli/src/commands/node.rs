@@ -559,29 +559,43 @@ pub struct LifecycleCommand {
 
 impl LifecycleCommand {
     pub fn execute(self, verb: Verb) -> Result<ExitCode, Failure> {
-        let ui = Ui { quiet: false };
-        for n in &self.names {
-            check_name(n)?;
-        }
-        let client = self.target.client()?;
-        block(async {
-            for name in &self.names {
-                let (path, done) = match verb {
-                    Verb::Stop => (format!("/api/v1/apps/{name}/stop"), Msg::AppStopped(name)),
-                    Verb::Start => (format!("/api/v1/apps/{name}/start"), Msg::AppStarted(name)),
-                    Verb::Restart => (
-                        format!("/api/v1/apps/{name}/restart"),
-                        Msg::AppStarted(name),
-                    ),
-                };
-                client
-                    .call(Method::POST, &path, Some(&serde_json::json!({})))
-                    .await?;
-                ui.status(done);
-            }
-            Ok(ExitCode::SUCCESS)
+        let action = match verb {
+            Verb::Stop => "stop",
+            Verb::Start => "start",
+            Verb::Restart => "restart",
+        };
+        each_app(&self.names, &self.target, |name| {
+            let done = match verb {
+                Verb::Stop => Msg::AppStopped(name),
+                Verb::Start | Verb::Restart => Msg::AppStarted(name),
+            };
+            (Method::POST, format!("/api/v1/apps/{name}/{action}"), done)
         })
     }
+}
+
+/// Checks every name, then makes one call per app (`call` gives its method, path and the line
+/// printed once it is done), stopping at the first the node refuses.
+fn each_app<'a>(
+    names: &'a [String],
+    target: &NodeArgs,
+    call: impl Fn(&'a str) -> (Method, String, Msg<'a>),
+) -> Result<ExitCode, Failure> {
+    let ui = Ui { quiet: false };
+    for n in names {
+        check_name(n)?;
+    }
+    let client = target.client()?;
+    block(async {
+        for name in names {
+            let (method, path, done) = call(name);
+            client
+                .call(method, &path, Some(&serde_json::json!({})))
+                .await?;
+            ui.status(done);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Remove apps from the node
@@ -601,20 +615,10 @@ pub struct RmCommand {
 
 impl RmCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
-        let ui = Ui { quiet: false };
-        for n in &self.names {
-            check_name(n)?;
-        }
-        let client = self.target.client()?;
-        block(async {
-            for name in &self.names {
-                let path = format!("/api/v1/apps/{name}?force={}", self.force);
-                client
-                    .call(Method::DELETE, &path, Some(&serde_json::json!({})))
-                    .await?;
-                ui.status(Msg::AppRemoved(name));
-            }
-            Ok(ExitCode::SUCCESS)
+        let force = self.force;
+        each_app(&self.names, &self.target, |name| {
+            let path = format!("/api/v1/apps/{name}?force={force}");
+            (Method::DELETE, path, Msg::AppRemoved(name))
         })
     }
 }
