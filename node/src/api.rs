@@ -320,8 +320,7 @@ async fn logs(
         return Err(NodeError::NotFound(name));
     }
     let logs = api.node.logs().clone();
-    let mut cursor = logs.end(&name);
-    let lines = logs.read(&name, q.tail, q.since);
+    let (lines, mut cursor) = logs.read(&name, q.tail, q.since);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         for line in lines {

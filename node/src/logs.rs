@@ -164,36 +164,43 @@ impl Logs {
         }
     }
 
-    /// The last `tail` lines (all when `None`) written at or after `since` (Unix ms).
-    pub fn read(&self, app: &str, tail: Option<usize>, since: Option<u64>) -> Vec<LogLine> {
+    /// The last `tail` lines (all when `None`) written at or after `since` (Unix ms), and a
+    /// cursor where they end, to follow the log from exactly there.
+    pub fn read(
+        &self,
+        app: &str,
+        tail: Option<usize>,
+        since: Option<u64>,
+    ) -> (Vec<LogLine>, Cursor) {
         let mut lines = Vec::new();
-        for path in [rotated(&self.path(app)), self.path(app)] {
-            if let Ok(f) = File::open(&path) {
-                for line in BufReader::new(f).lines().map_while(Result::ok) {
-                    if let Some(l) = LogLine::parse(&line)
-                        && since.is_none_or(|s| l.unix_ms() >= s)
-                    {
-                        lines.push(l);
-                    }
-                }
-            }
+        if let Ok(f) = File::open(rotated(&self.path(app))) {
+            lines.extend(
+                BufReader::new(f)
+                    .lines()
+                    .map_while(Result::ok)
+                    .filter_map(|l| LogLine::parse(&l)),
+            );
         }
+        // The current file through the cursor that will follow it, so no line is read twice
+        // or missed between the two.
+        let mut cursor = Cursor {
+            path: self.path(app),
+            inode: None,
+            offset: 0,
+        };
+        loop {
+            let more = cursor.poll();
+            if more.is_empty() {
+                break;
+            }
+            lines.extend(more);
+        }
+        lines.retain(|l| since.is_none_or(|s| l.unix_ms() >= s));
         if let Some(n) = tail {
             let skip = lines.len().saturating_sub(n);
             lines.drain(..skip);
         }
-        lines
-    }
-
-    /// Where the current log ends now, to follow it from there.
-    pub fn end(&self, app: &str) -> Cursor {
-        let path = self.path(app);
-        let meta = std::fs::metadata(&path).ok();
-        Cursor {
-            path,
-            inode: meta.as_ref().map(std::os::unix::fs::MetadataExt::ino),
-            offset: meta.map_or(0, |m| m.len()),
-        }
+        (lines, cursor)
     }
 
     pub fn remove(&self, app: &str) {
