@@ -256,6 +256,14 @@ impl std::fmt::Debug for Node {
     }
 }
 
+impl Instance {
+    /// Asks the instance to stop; its supervisor's task ends once it has.
+    fn end(self) -> tokio::task::JoinHandle<()> {
+        self.stop.stop();
+        self.task
+    }
+}
+
 /// Deploys waiting beyond this many are refused with 429.
 const MAX_WAITING_DEPLOYS: usize = 256;
 /// Deploys compiling at once.
@@ -751,8 +759,7 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
-        if let Some(Instance { stop, task, .. }) = instance {
-            stop.stop();
+        if let Some(task) = instance.map(Instance::end) {
             let _ = task.await;
         }
         if self.0.router.remove(name) {
@@ -1006,26 +1013,21 @@ impl Node {
     /// Stops every instance without changing what the state wants (they start again with the
     /// node); waits for their supervisors.
     pub async fn halt_all(&self) {
-        let names: Vec<String> = self
+        let tasks: Vec<_> = self
             .0
             .instances
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
+            .drain()
+            .map(|(_, i)| i.end())
             .collect();
-        for name in names {
-            let instance = self
-                .0
-                .instances
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&name);
-            if let Some(Instance { stop, task, .. }) = instance {
-                stop.stop();
-                let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        // Every instance was asked to stop at once; wait for them together.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            for task in tasks {
+                let _ = task.await;
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -3,7 +3,6 @@
 //! library; this file parses flags, calls it or its API, and prints.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -302,13 +301,7 @@ pub struct DeployCommand {
 
 /// A path the operator typed, made absolute for the node (which has another working folder).
 fn absolute(path: &str) -> String {
-    let p = PathBuf::from(path);
-    if p.is_absolute() {
-        return path.to_string();
-    }
-    std::env::current_dir()
-        .map(|d| d.join(&p).display().to_string())
-        .unwrap_or_else(|_| path.to_string())
+    std::path::absolute(path).map_or_else(|_| path.to_string(), |p| p.display().to_string())
 }
 
 impl DeployCommand {
