@@ -81,6 +81,7 @@ pub enum Msg<'a> {
     NodeRefused,
     NodeUp(&'a str, &'a str),
     NodeDetached(&'a str, &'a str),
+    Dashboard(&'a str, &'a str),
     NodeStopping,
     NodeGone,
     Deployed(&'a str, &'a str),
@@ -225,6 +226,12 @@ impl Msg<'_> {
             }
             (M::NodeDetached(pid, log), En) => {
                 format!("🟢 Node running in the background (pid {pid}); its log: {log}")
+            }
+            (M::Dashboard(url, token), Es) => {
+                format!("🖥  Panel web: {url} (entra con el token de {token})")
+            }
+            (M::Dashboard(url, token), En) => {
+                format!("🖥  Web dashboard: {url} (log in with the token in {token})")
             }
             (M::NodeStopping, Es) => "⏹ Deteniendo el nodo...".into(),
             (M::NodeStopping, En) => "⏹ Stopping the node...".into(),
@@ -386,7 +393,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         }
         "node.detach" => "Pasa a segundo plano (pid y registro en QYVOL_HOME/node/)",
         "node.http" => "Dirección donde se sirven las apps HTTP desplegadas",
-        "node.api" => "Expone también la API por TCP en esta dirección (exige el token)",
+        "node.api" => {
+            "Sirve la API y el panel web por TCP en esta dirección (exige el token), u `off` [por defecto: 127.0.0.1:7373, u otro puerto libre si está ocupado]"
+        }
         "node.api_host" => "Otro nombre de host al que responde la API por TCP",
         "node.log_max" => "Tamaño de registro por app antes de rotarlo",
         "node.log_format" => "Formato del registro del propio nodo: text o json",
@@ -529,6 +538,7 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         "node" => &[
             "qyvol node -d",
             "qyvol node --http 0.0.0.0:8080 --api 127.0.0.1:7373",
+            "qyvol node --api off",
             "qyvol node stop",
         ],
         "deploy" => &[

@@ -163,31 +163,5 @@ impl qyvol_store::Progress for TransferBars {
     }
 }
 
-/// Makes text that a module or a file name controls safe to print on a terminal: control
-/// characters (ANSI and OSC escapes among them) are shown escaped, never interpreted.
-pub fn sanitize(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_are_shown_not_interpreted() {
-        assert_eq!(super::sanitize("memory"), "memory");
-        assert_eq!(
-            super::sanitize("a\u{1b}]0;pwned\u{7}b"),
-            "a\\u{1b}]0;pwned\\u{7}b"
-        );
-    }
-}
+/// Text a module or a file name controls, made safe to print (see `qyvol_common`).
+pub use qyvol_common::escape_controls as sanitize;

@@ -33,3 +33,33 @@ pub const WASM_MAGIC: &[u8; 4] = b"\0asm";
 pub fn is_bundle_file(path: &std::path::Path) -> bool {
     read_head::<262>(path).is_some_and(|header| &header[257..262] == b"ustar")
 }
+
+/// Makes text that a module, a guest or a file name controls safe to show on a terminal or in
+/// a page: control characters (ANSI and OSC escapes among them) are shown escaped, never
+/// interpreted.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod escape_tests {
+    #[test]
+    fn escapes_are_shown_not_interpreted() {
+        assert_eq!(super::escape_controls("memory"), "memory");
+        assert_eq!(
+            super::escape_controls("a\u{1b}]0;pwned\u{7}b"),
+            "a\\u{1b}]0;pwned\\u{7}b"
+        );
+    }
+}

@@ -40,17 +40,24 @@ struct Api {
     tcp_hosts: Option<Vec<String>>,
 }
 
+/// The HTTP status and code of an error, for the API and the dashboard alike.
+pub(crate) fn status_of(e: &NodeError) -> (StatusCode, &'static str) {
+    match e {
+        NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+        NodeError::Exists(_) => (StatusCode::CONFLICT, "exists"),
+        NodeError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        NodeError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
+        NodeError::Launch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot-deploy"),
+        NodeError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
+        NodeError::State(_) | NodeError::Internal(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+    }
+}
+
 impl IntoResponse for NodeError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-            Self::Exists(_) => (StatusCode::CONFLICT, "exists"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
-            Self::Launch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot-deploy"),
-            Self::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
-            Self::State(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
+        let (status, code) = status_of(&self);
         refuse(status, code, &self.to_string())
     }
 }
@@ -63,10 +70,14 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// The API's routes, with its guards; `tcp_hosts` is `Some` for a TCP listener.
+/// The API's routes, with its guards; `tcp_hosts` is `Some` for a TCP listener, which serves
+/// the dashboard too.
 fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
+    let dashboard = tcp_hosts
+        .is_some()
+        .then(|| crate::dashboard::routes(node.clone()));
     let api = Api { node, tcp_hosts };
-    axum::Router::new()
+    let router = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/v1/apps", get(list).post(deploy))
@@ -78,13 +89,18 @@ fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/node", get(info))
         .route("/api/v1/node/stop", post(shutdown))
+        .with_state(api.clone());
+    let router = match dashboard {
+        Some(d) => router.merge(d),
+        None => router,
+    };
+    router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(api.clone(), guard))
-        .with_state(api)
+        .layer(axum::middleware::from_fn_with_state(api, guard))
 }
 
 /// Constant-time equality, so a wrong token's answer does not tell how much of it was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
@@ -129,7 +145,8 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
                 "this node does not answer to that Host (add it with `qyvol node --api-host`)",
             );
         }
-        if path != "/healthz" {
+        // The dashboard's own pages let a browser in with its session (see `dashboard`).
+        if path != "/healthz" && !crate::dashboard::owns(&path) {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok())
@@ -159,6 +176,8 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
         if let Some(why) = cross_site(headers, api.tcp_hosts.as_deref()) {
             return refuse(StatusCode::FORBIDDEN, "cross-site", why);
         }
+        // The dashboard's forms are not JSON: its session's CSRF token guards them instead.
+        let dashboard = api.tcp_hosts.is_some() && crate::dashboard::owns(&path);
         let json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|h| h.to_str().ok())
@@ -169,7 +188,7 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
                     .trim()
                     .eq_ignore_ascii_case("application/json")
             });
-        if !json {
+        if !json && !dashboard {
             return refuse(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "json-only",
@@ -177,7 +196,8 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
             );
         }
     }
-    let limit = if path == "/api/v1/apps" && req.method() == Method::POST {
+    let limit = if (path == "/api/v1/apps" || path == "/ui/deploy") && req.method() == Method::POST
+    {
         DEPLOY_TIME
     } else {
         CALL_TIME
@@ -386,7 +406,7 @@ async fn events(State(api): State<Api>) -> Response {
 }
 
 /// A body fed by a channel, one chunk per message, ended when the sender is dropped.
-struct Channel(tokio::sync::mpsc::Receiver<Bytes>);
+pub(crate) struct Channel(pub(crate) tokio::sync::mpsc::Receiver<Bytes>);
 
 impl http_body::Body for Channel {
     type Data = Bytes;
@@ -443,12 +463,30 @@ pub async fn bind(node: &Node) -> Result<Listeners, NodeError> {
         .map_err(NodeError::internal)?;
     let api = match opts.api {
         None => None,
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-            NodeError::BadRequest(format!(
-                "cannot listen for the API on {addr}: {e}; choose another address with `--api`"
-            ))
-        })?),
+        Some(addr) => Some(match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            // The default address is taken (another node, another program): any free port.
+            Err(_) if opts.api_any_port => {
+                tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0))
+                    .await
+                    .map_err(NodeError::internal)?
+            }
+            Err(e) => {
+                return Err(NodeError::BadRequest(format!(
+                    "cannot listen for the API on {addr}: {e}; choose another address with `--api`"
+                )));
+            }
+        }),
     };
+    if let Some(addr) = api.as_ref().and_then(|l| l.local_addr().ok()) {
+        // An unspecified address is reachable on loopback at least.
+        let ip = if addr.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            addr.ip()
+        };
+        node.set_dashboard(format!("http://{}/", SocketAddr::new(ip, addr.port())));
+    }
     Ok(Listeners { http, unix, api })
 }
 
@@ -481,12 +519,27 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
         let hosts = allowed_hosts(addr, &node.options().api_hosts);
         tokio::spawn(accept(l, routes(node.clone(), Some(hosts))))
     });
+    // One sample a second of every app's load, for the dashboard's charts.
+    let sampler = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                if let Err(e) = node.sample() {
+                    tracing::warn!(error = %e, "could not sample the apps' load");
+                }
+            }
+        })
+    };
     tokio::select! {
         _ = sigint.recv() => {}
         _ = sigterm.recv() => {}
         () = node.shutdown_requested() => {}
     }
     tracing::info!("the node is stopping");
+    sampler.abort();
     unix_task.abort();
     if let Some(t) = tcp_task {
         t.abort();

@@ -13,8 +13,10 @@
 
 pub mod api;
 pub mod client;
+mod dashboard;
 mod logs;
 mod metrics;
+mod series;
 pub mod state;
 mod supervise;
 
@@ -110,8 +112,11 @@ impl Paths {
 pub struct NodeOptions {
     /// Where deployed HTTP apps are served.
     pub http: SocketAddr,
-    /// The API on TCP too (token required), when set.
+    /// The API and the dashboard on TCP too (token required), when set.
     pub api: Option<SocketAddr>,
+    /// `api` is the default address, not one the operator chose: if it is taken, the node
+    /// listens on another free port of the same address instead of failing.
+    pub api_any_port: bool,
     /// Host names (besides loopback and the bound address) the TCP API answers to.
     pub api_hosts: Vec<String>,
     /// Each app's log is rotated past this many bytes (two files are kept).
@@ -125,6 +130,7 @@ impl Default for NodeOptions {
         Self {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api: None,
+            api_any_port: false,
             api_hosts: Vec::new(),
             log_max: 10 * 1024 * 1024,
             max_concurrency: 1000,
@@ -193,6 +199,9 @@ pub struct NodeInfo {
     pub memory: u64,
     /// Requests answered on the app port since the node started.
     pub requests: u64,
+    /// The dashboard's address, when the node listens on TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
 }
 
 /// Something that happened to an app, for `qyvol events`.
@@ -224,6 +233,7 @@ pub(crate) struct Inner {
     cache: Cache,
     logs: logs::Logs,
     metrics: metrics::Metrics,
+    series: series::Series,
     /// Command apps' supervisors, by name.
     instances: Mutex<HashMap<String, Instance>>,
     /// HTTP apps' log collectors, by name (their instances come and go per request).
@@ -242,6 +252,7 @@ pub(crate) struct Inner {
     token: String,
     options: NodeOptions,
     started: u64,
+    dashboard: std::sync::OnceLock<String>,
 }
 
 /// The node: cheap to clone, shared by the API and the supervisors.
@@ -323,6 +334,7 @@ impl Node {
             cache,
             logs,
             metrics: metrics::Metrics::default(),
+            series: series::Series::default(),
             instances: Mutex::default(),
             collectors: Mutex::default(),
             gauges: Mutex::default(),
@@ -336,11 +348,21 @@ impl Node {
             token,
             options,
             started: state::now_ms(),
+            dashboard: std::sync::OnceLock::new(),
         })))
     }
 
     pub fn paths(&self) -> &Paths {
         &self.0.paths
+    }
+
+    /// The dashboard's URL, once the TCP listener is bound.
+    pub fn dashboard(&self) -> Option<&str> {
+        self.0.dashboard.get().map(String::as_str)
+    }
+
+    pub(crate) fn set_dashboard(&self, url: String) {
+        let _ = self.0.dashboard.set(url);
     }
 
     pub fn token(&self) -> &str {
@@ -446,15 +468,29 @@ impl Node {
     /// Deploys an app and starts it. Answers once the app is committed to the state: a deploy
     /// that returned is never lost; one cut short leaves nothing visible.
     pub async fn deploy(&self, req: DeployRequest) -> Result<AppView, NodeError> {
+        self.deploy_labelled(req, None).await
+    }
+
+    /// A deploy whose source is recorded as `label` rather than its path (an upload's file
+    /// name: the uploaded file itself is gone once its module is stored).
+    pub(crate) async fn deploy_labelled(
+        &self,
+        req: DeployRequest,
+        label: Option<String>,
+    ) -> Result<AppView, NodeError> {
         // Run to the end even if the caller goes away: a deploy is committed and started, or
         // rolled back, never left half-way by a dropped connection.
         let node = self.clone();
-        tokio::spawn(async move { node.deploy_here(req).await })
+        tokio::spawn(async move { node.deploy_here(req, label).await })
             .await
             .map_err(NodeError::internal)?
     }
 
-    async fn deploy_here(&self, req: DeployRequest) -> Result<AppView, NodeError> {
+    async fn deploy_here(
+        &self,
+        req: DeployRequest,
+        label: Option<String>,
+    ) -> Result<AppView, NodeError> {
         use std::sync::atomic::Ordering;
         let waiting = self.0.waiting.fetch_add(1, Ordering::SeqCst);
         struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -474,9 +510,12 @@ impl Node {
             .await
             .map_err(NodeError::internal)?;
         let node = self.clone();
-        let prepared = tokio::task::spawn_blocking(move || node.open_target(req))
+        let mut prepared = tokio::task::spawn_blocking(move || node.open_target(req))
             .await
             .map_err(NodeError::internal)??;
+        if let Some(label) = label {
+            prepared.record.source = label;
+        }
         let lock = self.name_lock(&prepared.record.name);
         let _held = lock.lock().await;
         if self.0.db.get(&prepared.record.name)?.is_some() {
@@ -542,7 +581,7 @@ impl Node {
         let cache = &self.0.cache;
         let home = &self.0.home;
         let mut opened = qyvol_launch::open(&source, &op, Some(cache), &mut |r| {
-            pull(home, r, req.insecure).map(drop)
+            pull(home, r, req.insecure, None).map(drop)
         })?;
         let manifest = &mut opened.manifest;
         let bare = manifest.source.is_none() && opened.image.is_none();
@@ -954,6 +993,7 @@ impl Node {
             apps,
             memory,
             requests,
+            dashboard: self.0.dashboard.get().cloned(),
         })
     }
 
@@ -966,14 +1006,7 @@ impl Node {
     }
 
     pub fn metrics_text(&self) -> Result<String, NodeError> {
-        let memory: Vec<(String, u64)> = self
-            .0
-            .gauges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(n, g)| (n.clone(), g.load(std::sync::atomic::Ordering::Relaxed)))
-            .collect();
+        let memory: Vec<(String, u64)> = self.memory_by_app().into_iter().collect();
         let records = self.0.db.list()?;
         let states: Vec<(&str, u64)> = [
             State::Created,
@@ -992,6 +1025,35 @@ impl Node {
         })
         .collect();
         Ok(self.0.metrics.render(&memory, &states))
+    }
+
+    /// Linear memory in use by each app's live instances.
+    fn memory_by_app(&self) -> std::collections::BTreeMap<String, u64> {
+        self.0
+            .gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(n, g)| (n.clone(), g.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Takes this second's sample of every app's load for the charts.
+    pub(crate) fn sample(&self) -> Result<(), NodeError> {
+        let apps: Vec<String> = self.0.db.list()?.into_iter().map(|r| r.name).collect();
+        let memory = self.memory_by_app();
+        self.0
+            .series
+            .sample(state::now_ms(), &apps, &self.0.metrics.totals(), &memory);
+        Ok(())
+    }
+
+    pub(crate) fn series(&self) -> &series::Series {
+        &self.0.series
+    }
+
+    pub(crate) fn home(&self) -> &Home {
+        &self.0.home
     }
 
     pub(crate) fn metrics(&self) -> &metrics::Metrics {
@@ -1111,15 +1173,18 @@ fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
     Ok(op)
 }
 
-fn pull(
+/// Pulls `reference` into the store (a deploy's, or the dashboard's with its progress).
+pub(crate) fn pull(
     home: &Home,
     reference: &qyvol_store::Reference,
     insecure: bool,
+    progress: Option<Arc<dyn qyvol_store::Progress>>,
 ) -> Result<String, LaunchError> {
     let store = qyvol_store::Store::open(&home.store())?;
     let remote = qyvol_store::Remote {
         credentials: qyvol_store::credentials::load(&home.root, reference.resolve_registry()),
         insecure,
+        progress,
         ..qyvol_store::Remote::default()
     };
     Ok(store.pull(reference, &remote)?)

@@ -6,7 +6,24 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the request duration histogram's buckets.
-const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+pub(crate) const BUCKETS: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// An app's requests so far: how many, and how many took at most each bucket's bound.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub buckets: [u64; BUCKETS.len()],
+    pub count: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, other: &Totals) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -66,6 +83,23 @@ impl Metrics {
             c.restarts.remove(app);
             c.exits.retain(|(a, _), _| a != app);
         });
+    }
+
+    /// Each app's requests so far and their durations (cumulative buckets), for the charts.
+    pub fn totals(&self) -> BTreeMap<String, Totals> {
+        let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        c.durations
+            .iter()
+            .map(|(app, (buckets, _, count))| {
+                (
+                    app.clone(),
+                    Totals {
+                        buckets: *buckets,
+                        count: *count,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Total requests answered for `app` (for `ps`).

@@ -67,9 +67,10 @@ pub struct NodeCommand {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
 
-    /// Also serve the API on TCP at this address (the token is then required)
-    #[arg(long, value_name = "ADDR")]
-    api: Option<SocketAddr>,
+    /// Serve the API and the web dashboard on TCP at this address (token required), or `off`
+    /// [default: 127.0.0.1:7373, or another free port there if it is taken]
+    #[arg(long, value_name = "ADDR|off", value_parser = parse_api)]
+    api: Option<ApiListen>,
 
     /// Another host name the TCP API answers to (besides loopback and its address)
     #[arg(long = "api-host", value_name = "HOST")]
@@ -85,6 +86,26 @@ pub struct NodeCommand {
 
     #[command(flatten)]
     target: NodeArgs,
+}
+
+/// Where the node's TCP listener (API and dashboard) goes.
+#[derive(Debug, Clone, Copy)]
+enum ApiListen {
+    At(SocketAddr),
+    Off,
+}
+
+/// The default TCP listener: loopback only.
+const DEFAULT_API: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7373);
+
+fn parse_api(s: &str) -> Result<ApiListen, String> {
+    if s == "off" {
+        return Ok(ApiListen::Off);
+    }
+    s.parse()
+        .map(ApiListen::At)
+        .map_err(|e| format!("{e}: give an address such as 127.0.0.1:7373, or `off`"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,9 +156,15 @@ impl NodeCommand {
         init_node_log(&self.log_format);
         let lock = qyvol_node::NodeLock::take(&paths)?;
         std::fs::write(paths.pid(), std::process::id().to_string()).map_err(Failure::internal)?;
+        let (api, api_any_port) = match self.api {
+            None => (Some(DEFAULT_API), true),
+            Some(ApiListen::At(addr)) => (Some(addr), false),
+            Some(ApiListen::Off) => (None, false),
+        };
         let options = NodeOptions {
             http: self.http,
-            api: self.api,
+            api,
+            api_any_port,
             api_hosts: self.api_host.clone(),
             log_max: self.log_max.0.max(4096),
             ..NodeOptions::default()
@@ -160,6 +187,12 @@ impl NodeCommand {
                 &node.paths().socket().display().to_string(),
                 &http,
             ));
+            if let Some(url) = node.dashboard() {
+                ui.status(Msg::Dashboard(
+                    url,
+                    &node.paths().token().display().to_string(),
+                ));
+            }
             qyvol_node::api::serve(node, listeners).await?;
             Ok::<_, Failure>(())
         });
@@ -188,8 +221,14 @@ impl NodeCommand {
             .arg(self.log_max.0.to_string())
             .arg("--log-format")
             .arg(&self.log_format);
-        if let Some(api) = self.api {
-            cmd.arg("--api").arg(api.to_string());
+        match self.api {
+            Some(ApiListen::At(addr)) => {
+                cmd.arg("--api").arg(addr.to_string());
+            }
+            Some(ApiListen::Off) => {
+                cmd.arg("--api").arg("off");
+            }
+            None => {}
         }
         for h in &self.api_host {
             cmd.arg("--api-host").arg(h);
@@ -216,6 +255,11 @@ impl NodeCommand {
                 }
                 if client.call(Method::GET, "/healthz", None).await.is_ok() {
                     ui.status(Msg::NodeDetached(&pid, &paths.log().display().to_string()));
+                    let info: Option<qyvol_node::NodeInfo> =
+                        client.json(Method::GET, "/api/v1/node", None).await.ok();
+                    if let Some(url) = info.and_then(|i| i.dashboard) {
+                        ui.status(Msg::Dashboard(&url, &paths.token().display().to_string()));
+                    }
                     return Ok(ExitCode::SUCCESS);
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(25)).await;

@@ -9,6 +9,7 @@ mod attack;
 mod bundle;
 mod cache;
 mod cli;
+mod dashboard;
 mod guests;
 mod home;
 mod hostile;

@@ -10,33 +10,39 @@ use std::time::{Duration, Instant};
 use crate::{Scratch, guest, qyvol_std, repo_root, stderr, stdout};
 
 /// A node in its own `QYVOL_HOME`, killed when dropped.
-struct Node {
-    home: PathBuf,
-    http: SocketAddr,
-    api: Option<SocketAddr>,
+pub(crate) struct Node {
+    pub(crate) home: PathBuf,
+    pub(crate) http: SocketAddr,
+    pub(crate) api: Option<SocketAddr>,
     extra: Vec<String>,
     child: Option<Child>,
 }
 
-fn free_port() -> SocketAddr {
+pub(crate) fn free_port() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr")
 }
 
 impl Node {
-    fn start(home: &Path, extra: &[&str]) -> Self {
+    /// A node without a TCP listener (`--api off`): only its socket.
+    pub(crate) fn start(home: &Path, extra: &[&str]) -> Self {
         let mut node = Self {
             home: home.to_path_buf(),
             http: free_port(),
             api: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra: ["--api", "off"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect(),
             child: None,
         };
         node.spawn();
         node
     }
 
-    fn with_api(home: &Path) -> Self {
+    /// A node with its API and dashboard on a free loopback port.
+    pub(crate) fn with_api(home: &Path) -> Self {
         let api = free_port();
         let mut node = Self {
             home: home.to_path_buf(),
@@ -71,7 +77,7 @@ impl Node {
         }
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         qyvol_std()
             .env("QYVOL_HOME", &self.home)
             .env("QYVOL_LANG", "en")
@@ -80,7 +86,7 @@ impl Node {
             .expect("run qyvol")
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(out.status.success(), "qyvol {args:?}: {}", stderr(&out));
         stdout(&out)
@@ -90,7 +96,7 @@ impl Node {
         serde_json::from_str(&self.ok(&["ps", "-a", "--json"])).expect("ps json")
     }
 
-    fn app(&self, name: &str) -> Option<serde_json::Value> {
+    pub(crate) fn app(&self, name: &str) -> Option<serde_json::Value> {
         self.ps().into_iter().find(|a| a["name"] == name)
     }
 
@@ -109,7 +115,7 @@ impl Drop for Node {
 }
 
 /// Polls `cond` until it holds, for at most 20 s.
-fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+pub(crate) fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
         assert!(
@@ -122,6 +128,12 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 
 /// Sends `request` as is and returns the status and body.
 fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let (status, _, body) = exchange(addr, request);
+    (status, body)
+}
+
+/// Sends `request` as written and reads the whole answer: status, head and body.
+pub(crate) fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
@@ -133,11 +145,8 @@ fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 fn hello_http() -> String {
@@ -147,7 +156,7 @@ fn hello_http() -> String {
         .to_string()
 }
 
-fn probe() -> String {
+pub(crate) fn probe() -> String {
     guest("probe-p1.wasm").display().to_string()
 }
 

@@ -1,5 +1,5 @@
 //! A `wasi:http/proxy` component: answers every request with a greeting that names the
-//! method and path. Built for wasm32-wasip2 by `scripts/build-examples.sh`.
+//! method and path, and logs the request as a line on stdout. Built for wasm32-wasip2 by `scripts/build-examples.sh`.
 
 use wasip2::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -19,6 +19,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
         };
         let path = request.path_with_query().unwrap_or_default();
         let text = format!("¡Hola desde Qyvol! {method} {path}\n");
+        // One line per request in the app's log (`qyvol logs`, the dashboard).
+        println!("{method} {path}");
 
         let headers = Fields::from_list(&[(
             "content-type".to_string(),

@@ -1,0 +1,343 @@
+//! The web dashboard of a real `qyvol node`: its guards over plain HTTP, and its views in
+//! Debian's chromium, driven by playwright-core through the scenarios in `cli/tests/browser/`
+//! (`.ci/run` installs chromium and runs `npm ci` there).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::node::{Node, exchange, probe, wait_for};
+use crate::registry::Registry;
+use crate::{Scratch, qyvol_in, qyvol_std, repo_root, stderr, stdout};
+
+fn browser_dir() -> PathBuf {
+    repo_root().join("cli/tests/browser")
+}
+
+fn token(node: &Node) -> String {
+    std::fs::read_to_string(node.home.join("node/token"))
+        .expect("the node's token")
+        .trim()
+        .to_string()
+}
+
+/// Runs one scenario against `node`'s dashboard in chromium; fails with what it printed.
+fn scenario(script: &str, node: &Node, env: &[(&str, String)]) {
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir()
+            && dir.join("node_modules/axe-core").is_dir(),
+        "the browser tests need their npm packages and chromium: `npm ci --prefix cli/tests/browser` \
+         and `apt-get install chromium` (.ci/run does both)"
+    );
+    let api = node.api.expect("a node with a TCP listener");
+    let out = Command::new("node")
+        .arg(dir.join(script))
+        .current_dir(&dir)
+        .env("QYVOL_DASHBOARD", format!("http://{api}/"))
+        .env("QYVOL_TOKEN", token(node))
+        .env("QYVOL_APPS", format!("http://{}", node.http))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("Node.js runs the browser tests (`node` on PATH)");
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// The http-hello example as a bundle, as a user would upload it.
+fn hello_bundle(s: &Scratch) -> String {
+    let out = qyvol_in(&s.path("build-home"))
+        .args(["build", "-q"])
+        .arg(repo_root().join("examples/http-hello/http-hello.qyv"))
+        .arg("-o")
+        .arg(s.path("http-hello.qyvc"))
+        .output()
+        .expect("build");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    s.path("http-hello.qyvc").display().to_string()
+}
+
+#[test]
+fn a_new_user_logs_in_deploys_an_upload_watches_it_and_stops_and_removes_it_in_chromium() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let shots = repo_root().join("docs/screenshots");
+    std::fs::create_dir_all(&shots).expect("docs/screenshots");
+    scenario(
+        "walkthrough.mjs",
+        &node,
+        &[
+            ("QYVOL_BUNDLE", hello_bundle(&s)),
+            ("QYVOL_SCREENSHOTS", shots.display().to_string()),
+        ],
+    );
+    // What the browser did is what the node did.
+    assert!(node.app("hello-web").is_none(), "removed in the browser");
+}
+
+#[test]
+fn guest_markup_and_escapes_and_upload_names_cannot_run_script_in_the_page() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    node.ok(&[
+        "deploy",
+        "--name",
+        "shouty",
+        &probe(),
+        "--",
+        "args",
+        "<script>window.__pwned=1</script>",
+        "<img src=x onerror=\"window.__pwned=2\">",
+        "\u{1b}[31mred\u{1b}]0;pwned-title\u{7}",
+    ]);
+    wait_for(
+        || node.app("shouty").is_some_and(|a| a["state"] == "exited"),
+        "the guest to print and exit",
+    );
+    scenario(
+        "hostile.mjs",
+        &node,
+        &[
+            ("QYVOL_HOSTILE_APP", "shouty".into()),
+            ("QYVOL_BUNDLE", hello_bundle(&s)),
+        ],
+    );
+    // The page's CSRF-less stop was refused: the deployed upload still runs.
+    assert_eq!(
+        node.app("named-evil").expect("deployed")["state"],
+        "running"
+    );
+}
+
+#[test]
+fn the_dashboard_is_spanish_by_default_and_english_by_accept_language_or_toggle() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    scenario("i18n.mjs", &node, &[]);
+}
+
+#[test]
+fn every_view_passes_axe_in_light_and_dark_fits_a_phone_and_works_by_keyboard() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    node.ok(&["deploy", "--name", "calm", &probe(), "--", "args", "calm"]);
+    scenario("a11y.mjs", &node, &[("QYVOL_APP", "calm".into())]);
+}
+
+#[test]
+fn an_image_is_pulled_with_progress_deployed_and_removed_from_the_browser() {
+    let registry = Registry::start(None);
+    let reference = registry.reference("hello:1");
+    let s = Scratch::new();
+    let pusher = s.path("pusher");
+    for args in [
+        vec![
+            "build".to_string(),
+            "-q".into(),
+            "-t".into(),
+            reference.clone(),
+            repo_root().join("examples/hello.qyv").display().to_string(),
+        ],
+        vec!["push".into(), reference.clone()],
+    ] {
+        let out = qyvol_in(&pusher).args(&args).output().expect("qyvol");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let node = Node::with_api(&s.path("home"));
+    scenario("images.mjs", &node, &[("QYVOL_IMAGE_REF", reference)]);
+    assert_eq!(node.app("from-store").expect("deployed")["exit_code"], 0);
+}
+
+/// A request to the dashboard as written, with the node's allowed Host.
+fn call(node: &Node, method: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    let api = node.api.expect("api");
+    exchange(
+        api,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+            api.port(),
+            body.len()
+        ),
+    )
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// Logs in; returns the session cookie (`qyvol_session=...`) and the page's CSRF token.
+fn log_in(node: &Node) -> (String, String) {
+    let form = format!("token={}", token(node));
+    let (status, head, _) = call(
+        node,
+        "POST",
+        "/login",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &form,
+    );
+    assert_eq!(status, 303, "{head}");
+    let cookie = header(&head, "set-cookie")[0];
+    let session = cookie.split(';').next().expect("pair").to_string();
+    let (_, _, page) = call(node, "GET", "/", &format!("Cookie: {session}\r\n"), "");
+    let csrf = page
+        .split("X-Csrf-Token&quot;:&quot;")
+        .nth(1)
+        .and_then(|r| r.split("&quot;").next())
+        .expect("the page carries its CSRF token")
+        .to_string();
+    (session, csrf)
+}
+
+#[test]
+fn login_sets_an_httponly_samesite_strict_cookie_and_pages_have_a_strict_csp() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let (status, head, _) = call(&node, "GET", "/", "", "");
+    assert_eq!(status, 303, "no session: to the login page");
+    assert_eq!(header(&head, "location"), ["/login"]);
+
+    let (status, head, _) = call(
+        &node,
+        "POST",
+        "/login",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &format!("token={}", "0".repeat(64)),
+    );
+    assert_eq!(status, 401);
+    assert!(header(&head, "set-cookie").is_empty(), "{head}");
+
+    let form = format!("token={}", token(&node));
+    let (_, head, _) = call(
+        &node,
+        "POST",
+        "/login",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        &form,
+    );
+    let cookie = header(&head, "set-cookie")[0];
+    assert!(cookie.starts_with("qyvol_session="), "{cookie}");
+    assert!(cookie.contains("; HttpOnly"), "{cookie}");
+    assert!(cookie.contains("; SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains(&token(&node)),
+        "the cookie is not the token"
+    );
+
+    let session = cookie.split(';').next().expect("pair");
+    let (status, head, body) = call(&node, "GET", "/", &format!("Cookie: {session}\r\n"), "");
+    assert_eq!(status, 200);
+    assert!(body.contains("<h1>Resumen</h1>"), "{body}");
+    let csp = header(&head, "content-security-policy");
+    assert_eq!(csp.len(), 1, "{head}");
+    assert!(csp[0].contains("script-src 'self'"), "{}", csp[0]);
+    assert!(!csp[0].contains("unsafe-inline"), "{}", csp[0]);
+    assert!(csp[0].contains("frame-ancestors 'none'"), "{}", csp[0]);
+    assert!(!body.contains("<script>"), "no inline script");
+    assert!(!body.contains(" style="), "no inline style");
+    assert_eq!(header(&head, "x-content-type-options"), ["nosniff"]);
+
+    // The API still wants the token itself, not the dashboard's cookie.
+    let (status, _, _) = call(
+        &node,
+        "GET",
+        "/api/v1/apps",
+        &format!("Cookie: {session}\r\n"),
+        "",
+    );
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    node.ok(&["deploy", "--name", "busy", &probe(), "--", "spin"]);
+    let (session, csrf) = log_in(&node);
+    let cookie = format!("Cookie: {session}\r\n");
+    let stop = "/ui/apps/busy/stop";
+
+    let (status, _, body) = call(&node, "POST", stop, &cookie, "");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("CSRF"), "{body}");
+    let wrong = format!("{cookie}X-Csrf-Token: {}\r\n", "f".repeat(64));
+    assert_eq!(call(&node, "POST", stop, &wrong, "").0, 403);
+    let other_site = format!("{cookie}X-Csrf-Token: {csrf}\r\nOrigin: http://evil.example\r\n");
+    assert_eq!(call(&node, "POST", stop, &other_site, "").0, 403);
+    let no_session = format!("X-Csrf-Token: {csrf}\r\n");
+    assert_eq!(call(&node, "POST", stop, &no_session, "").0, 401);
+    assert_eq!(node.app("busy").expect("busy")["state"], "running");
+
+    let right = format!("{cookie}X-Csrf-Token: {csrf}\r\n");
+    let (status, head, _) = call(&node, "POST", stop, &right, "");
+    assert_eq!(status, 204, "{head}");
+    assert_eq!(node.app("busy").expect("busy")["state"], "stopped");
+
+    // A foreign Host (DNS rebinding) is refused before anything else.
+    let api = node.api.expect("api");
+    let (status, _, _) = exchange(
+        api,
+        &format!(
+            "GET /login HTTP/1.1\r\nHost: evil.example:{}\r\nConnection: close\r\n\r\n",
+            api.port()
+        ),
+    );
+    assert_eq!(status, 403);
+    // Logging out ends the session.
+    assert_eq!(call(&node, "POST", "/logout", &right, "").0, 204);
+    assert_eq!(call(&node, "GET", "/ui/apps", &cookie, "").0, 401);
+}
+
+#[test]
+fn qyvol_node_prints_its_dashboard_url_and_takes_another_port_when_the_default_is_taken() {
+    let s = Scratch::new();
+    // Hold the default port, as another program might.
+    let taken = std::net::TcpListener::bind("127.0.0.1:7373");
+    let http = crate::node::free_port().to_string();
+    let mut child = qyvol_std()
+        .env("QYVOL_HOME", s.path("home"))
+        .env("QYVOL_LANG", "en")
+        .args(["node", "--http", &http])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the node prints its dashboard")
+            .expect("line");
+        if let Some(rest) = line.strip_prefix("🖥  Web dashboard: ") {
+            break rest.split(' ').next().expect("url").to_string();
+        }
+    };
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    if taken.is_ok() {
+        assert_ne!(url, "http://127.0.0.1:7373/", "the default port was taken");
+    }
+    // The printed URL is this node's login page.
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("an address");
+    let (status, _, body) = exchange(
+        addr,
+        &format!("GET /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<form class=\"card login\" method=\"post\" action=\"/login\">"),
+        "{body}"
+    );
+}

@@ -1,0 +1,355 @@
+//! The dashboard's words, Spanish first and English on request, in one catalogue as the CLI
+//! keeps its own: each text is a variant, each language an arm.
+
+use axum::http::HeaderMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Es,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Es => "es",
+            Self::En => "en",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        let primary = s.trim().split(['-', '_']).next()?.to_ascii_lowercase();
+        match primary.as_str() {
+            "es" => Some(Self::Es),
+            "en" => Some(Self::En),
+            _ => None,
+        }
+    }
+
+    /// `?lang=`, then the `qyvol_lang` cookie (the toggle), then the browser's
+    /// `Accept-Language` (the first of Spanish or English by weight), else Spanish.
+    pub fn choose(query: Option<&str>, headers: &HeaderMap) -> Self {
+        if let Some(l) = query.and_then(Self::parse) {
+            return l;
+        }
+        if let Some(l) = super::cookie(headers, "qyvol_lang").and_then(|v| Self::parse(&v)) {
+            return l;
+        }
+        let accept = headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
+        let mut best: Option<(f32, Self)> = None;
+        for part in accept.split(',') {
+            let mut bits = part.split(';');
+            let Some(lang) = bits.next().and_then(Self::parse) else {
+                continue;
+            };
+            let q = bits
+                .find_map(|b| b.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Self::Es, |(_, l)| l)
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Self::Es => Self::En,
+            Self::En => Self::Es,
+        }
+    }
+}
+
+/// Every fixed text of the dashboard.
+#[derive(Debug, Clone, Copy)]
+pub enum T {
+    Overview,
+    Apps,
+    Images,
+    Deploy,
+    LogOut,
+    SwitchTo,
+    SkipToContent,
+    Main,
+    LogIn,
+    Token,
+    TokenHint,
+    Enter,
+    WrongToken,
+    Version,
+    Uptime,
+    RequestsPerSec,
+    MemoryInUse,
+    RequestsServed,
+    AppsByState,
+    RecentEvents,
+    NoEvents,
+    Name,
+    Kind,
+    State,
+    Restarts,
+    Route,
+    Memory,
+    Requests,
+    Filter,
+    AllStates,
+    NoApps,
+    NoMatch,
+    Command,
+    Http,
+    CrashLoop,
+    Status,
+    Policy,
+    MayRead,
+    MayWrite,
+    MayConnect,
+    NoFiles,
+    NoNetwork,
+    PrivateBlocked,
+    PrivateAllowed,
+    EnvVars,
+    NoEnv,
+    Limits,
+    MemoryLimit,
+    TimeLimit,
+    Fuel,
+    MaxBody,
+    NoLimit,
+    Precompiled,
+    PrecompiledAllowed,
+    PrecompiledNo,
+    Module,
+    Source,
+    RestartPolicy,
+    Created,
+    ExitCode,
+    LastError,
+    Arguments,
+    Events,
+    Logs,
+    Follow,
+    Pause,
+    Resume,
+    Search,
+    Streams,
+    Both,
+    Charts,
+    LatencyMs,
+    Start,
+    Stop,
+    Restart,
+    Remove,
+    ConfirmRemove,
+    Reference,
+    Digest,
+    Size,
+    Pull,
+    PullRef,
+    Pulling,
+    Pulled,
+    PullFailed,
+    ConfirmRemoveImage,
+    NoImages,
+    DeployThis,
+    FromImage,
+    FromUpload,
+    UploadFile,
+    NameOptional,
+    DeployButton,
+    NoSource,
+    Back,
+    Last5Min,
+    Now,
+    GuestOutput,
+    NewLines,
+}
+
+impl T {
+    pub fn text(self, lang: Lang) -> &'static str {
+        let (es, en) = match self {
+            Self::Overview => ("Resumen", "Overview"),
+            Self::Apps => ("Aplicaciones", "Apps"),
+            Self::Images => ("Imágenes", "Images"),
+            Self::Deploy => ("Desplegar", "Deploy"),
+            Self::LogOut => ("Cerrar sesión", "Log out"),
+            Self::SwitchTo => ("English", "Español"),
+            Self::SkipToContent => ("Saltar al contenido", "Skip to content"),
+            Self::Main => ("Navegación principal", "Main navigation"),
+            Self::LogIn => ("Iniciar sesión", "Log in"),
+            Self::Token => ("Token del nodo", "Node token"),
+            Self::TokenHint => (
+                "Está en el archivo QYVOL_HOME/node/token del nodo (por ejemplo: cat ~/.qyvol/node/token).",
+                "It is in the node's QYVOL_HOME/node/token file (for example: cat ~/.qyvol/node/token).",
+            ),
+            Self::Enter => ("Entrar", "Log in"),
+            Self::WrongToken => (
+                "Ese token no es el de este nodo.",
+                "That is not this node's token.",
+            ),
+            Self::Version => ("Versión", "Version"),
+            Self::Uptime => ("En marcha desde hace", "Uptime"),
+            Self::RequestsPerSec => ("Peticiones/s", "Requests/s"),
+            Self::MemoryInUse => ("Memoria en uso", "Memory in use"),
+            Self::RequestsServed => ("Peticiones atendidas", "Requests served"),
+            Self::AppsByState => ("Apps por estado", "Apps by state"),
+            Self::RecentEvents => ("Eventos recientes", "Recent events"),
+            Self::NoEvents => ("Aún no hay eventos.", "No events yet."),
+            Self::Name => ("Nombre", "Name"),
+            Self::Kind => ("Tipo", "Kind"),
+            Self::State => ("Estado", "State"),
+            Self::Restarts => ("Reinicios", "Restarts"),
+            Self::Route => ("Ruta", "Route"),
+            Self::Memory => ("Memoria", "Memory"),
+            Self::Requests => ("Peticiones", "Requests"),
+            Self::Filter => ("Filtrar por nombre", "Filter by name"),
+            Self::AllStates => ("Todos los estados", "All states"),
+            Self::NoApps => (
+                "No hay apps desplegadas. Despliega una desde «Desplegar».",
+                "No apps deployed. Deploy one from “Deploy”.",
+            ),
+            Self::NoMatch => ("Ninguna app coincide.", "No app matches."),
+            Self::Command => ("comando", "command"),
+            Self::Http => ("HTTP", "HTTP"),
+            Self::CrashLoop => ("en bucle de fallos", "crash loop"),
+            Self::Status => ("Estado", "Status"),
+            Self::Policy => ("Permisos", "Policy"),
+            Self::MayRead => ("Puede leer", "May read"),
+            Self::MayWrite => ("Puede leer y escribir", "May read and write"),
+            Self::MayConnect => ("Puede conectar con", "May connect to"),
+            Self::NoFiles => ("Ningún archivo del anfitrión.", "No file of the host."),
+            Self::NoNetwork => ("Ninguna dirección de red.", "No network address."),
+            Self::PrivateBlocked => (
+                "Las direcciones privadas y de loopback están bloqueadas salvo que una concesión las nombre.",
+                "Private and loopback addresses are blocked unless a grant names them.",
+            ),
+            Self::PrivateAllowed => (
+                "Las direcciones privadas y de loopback no están bloqueadas.",
+                "Private and loopback addresses are not blocked.",
+            ),
+            Self::EnvVars => ("Variables de entorno", "Environment variables"),
+            Self::NoEnv => ("Ninguna.", "None."),
+            Self::Limits => ("Límites", "Limits"),
+            Self::MemoryLimit => ("Memoria", "Memory"),
+            Self::TimeLimit => ("Tiempo por instancia", "Time per instance"),
+            Self::Fuel => ("Combustible", "Fuel"),
+            Self::MaxBody => ("Cuerpo de petición máximo", "Largest request body"),
+            Self::NoLimit => ("sin límite", "no limit"),
+            Self::Precompiled => ("Código precompilado", "Precompiled code"),
+            Self::PrecompiledAllowed => ("permitido por el operador", "allowed by the operator"),
+            Self::PrecompiledNo => (
+                "no: el wasm se compila aquí",
+                "no: the wasm is compiled here",
+            ),
+            Self::Module => ("Módulo (digest)", "Module (digest)"),
+            Self::Source => ("Origen", "Source"),
+            Self::RestartPolicy => ("Política de reinicio", "Restart policy"),
+            Self::Created => ("Creada", "Created"),
+            Self::ExitCode => ("Código de salida", "Exit code"),
+            Self::LastError => ("Último error", "Last error"),
+            Self::Arguments => ("Argumentos", "Arguments"),
+            Self::Events => ("Eventos", "Events"),
+            Self::Logs => ("Registro", "Logs"),
+            Self::Follow => ("Seguir", "Follow"),
+            Self::Pause => ("Pausar", "Pause"),
+            Self::Resume => ("Reanudar", "Resume"),
+            Self::Search => ("Buscar en el registro", "Search the log"),
+            Self::Streams => ("Flujos", "Streams"),
+            Self::Both => ("stdout y stderr", "stdout and stderr"),
+            Self::Charts => ("Carga de los últimos minutos", "Load over the last minutes"),
+            Self::LatencyMs => ("Latencia (ms)", "Latency (ms)"),
+            Self::Start => ("Iniciar", "Start"),
+            Self::Stop => ("Detener", "Stop"),
+            Self::Restart => ("Reiniciar", "Restart"),
+            Self::Remove => ("Eliminar", "Remove"),
+            Self::ConfirmRemove => (
+                "¿Eliminar esta app? Se borran su registro y su estado.",
+                "Remove this app? Its log and state are deleted.",
+            ),
+            Self::Reference => ("Referencia", "Reference"),
+            Self::Digest => ("Digest", "Digest"),
+            Self::Size => ("Tamaño", "Size"),
+            Self::Pull => ("Descargar", "Pull"),
+            Self::PullRef => (
+                "Referencia de imagen (p. ej. localhost:5000/hello:1)",
+                "Image reference (e.g. localhost:5000/hello:1)",
+            ),
+            Self::Pulling => ("Descargando", "Pulling"),
+            Self::Pulled => ("Descargada", "Pulled"),
+            Self::PullFailed => ("No se pudo descargar", "Could not pull"),
+            Self::ConfirmRemoveImage => (
+                "¿Eliminar esta imagen del almacén?",
+                "Remove this image from the store?",
+            ),
+            Self::NoImages => ("El almacén local está vacío.", "The local store is empty."),
+            Self::DeployThis => ("Desplegar", "Deploy"),
+            Self::FromImage => ("Una imagen del almacén", "An image from the store"),
+            Self::FromUpload => (
+                "Subir un paquete .qyvc o un .wasm",
+                "Upload a .qyvc bundle or a .wasm",
+            ),
+            Self::UploadFile => ("Archivo", "File"),
+            Self::NameOptional => ("Nombre (opcional)", "Name (optional)"),
+            Self::DeployButton => ("Desplegar", "Deploy"),
+            Self::NoSource => (
+                "Elige una imagen o sube un archivo.",
+                "Choose an image or upload a file.",
+            ),
+            Self::Back => ("Volver a las apps", "Back to the apps"),
+            Self::Last5Min => ("hace 5 min", "5 min ago"),
+            Self::Now => ("ahora", "now"),
+            Self::GuestOutput => ("Salida de la app", "The app's output"),
+            Self::NewLines => ("líneas nuevas en pausa", "new lines held while paused"),
+        };
+        match lang {
+            Lang::Es => es,
+            Lang::En => en,
+        }
+    }
+}
+
+/// A state's name as shown.
+pub fn state(state: crate::state::State, lang: Lang) -> &'static str {
+    use crate::state::State as S;
+    let (es, en) = match state {
+        S::Created => ("creada", "created"),
+        S::Running => ("en marcha", "running"),
+        S::Restarting => ("reiniciando", "restarting"),
+        S::Exited => ("terminada", "exited"),
+        S::Stopped => ("detenida", "stopped"),
+        S::Failed => ("fallida", "failed"),
+    };
+    match lang {
+        Lang::Es => es,
+        Lang::En => en,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::ACCEPT_LANGUAGE,
+            v.parse().expect("header"),
+        );
+        h
+    }
+
+    #[test]
+    fn the_browsers_preferred_language_wins_and_spanish_is_the_default() {
+        assert_eq!(Lang::choose(None, &HeaderMap::new()), Lang::Es);
+        assert_eq!(Lang::choose(None, &with_accept("en-GB,en;q=0.9")), Lang::En);
+        assert_eq!(
+            Lang::choose(None, &with_accept("fr, en;q=0.5, es;q=0.8")),
+            Lang::Es
+        );
+        assert_eq!(Lang::choose(None, &with_accept("de")), Lang::Es);
+        assert_eq!(Lang::choose(Some("en"), &with_accept("es")), Lang::En);
+    }
+}
