@@ -79,6 +79,7 @@ fn a_new_user_logs_in_deploys_an_upload_watches_it_and_stops_and_removes_it_in_c
     assert!(node.app("hello-web").is_none(), "removed in the browser");
 }
 
+/// HOSTILE.md row 10: ANSI/OSC escapes and `<script>` in guest output.
 #[test]
 fn guest_markup_and_escapes_and_upload_names_cannot_run_script_in_the_page() {
     let s = Scratch::new();
@@ -290,6 +291,10 @@ fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
         ),
     );
     assert_eq!(status, 403);
+    // The API's body limit holds for the dashboard's forms too.
+    let big = "x".repeat(2 * 1024 * 1024);
+    let form = format!("{right}Content-Type: application/x-www-form-urlencoded\r\n");
+    assert_eq!(call(&node, "POST", "/ui/images/pull", &form, &big).0, 413);
     // Logging out ends the session.
     assert_eq!(call(&node, "POST", "/logout", &right, "").0, 204);
     assert_eq!(call(&node, "GET", "/ui/apps", &cookie, "").0, 401);

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, Form, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -351,6 +352,19 @@ fn part(body: Result<Markup, NodeError>) -> Response {
     body.map_or_else(failed, html)
 }
 
+/// A form's fields, or `Err(Some(413))` when it was over the size limit (`Err(None)`: it did
+/// not parse, which each form answers in its own words).
+fn read_form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, Option<Response>> {
+    match form {
+        Ok(Form(f)) => Ok(f),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Some(text_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the form is larger than the node accepts",
+        ))),
+        Err(_) => Err(None),
+    }
+}
+
 fn now() -> u64 {
     crate::state::now_ms()
 }
@@ -388,9 +402,13 @@ struct LoginForm {
 async fn login(
     State(dash): State<Dash>,
     page: Page,
-    form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let given = form.map(|Form(f)| f.token).unwrap_or_default();
+    let given = match read_form(form) {
+        Ok(f) => f.token,
+        Err(Some(too_large)) => return too_large,
+        Err(None) => String::new(),
+    };
     if !crate::api::same(given.trim().as_bytes(), dash.node.token().as_bytes()) {
         let mut r = page.full(
             page.t(T::LogIn),
@@ -638,10 +656,13 @@ fn form_error(text: &str) -> Response {
 async fn pull(
     State(dash): State<Dash>,
     page: Page,
-    form: Result<Form<RefForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<RefForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return form_error("give an image reference to pull");
+    let f = match read_form(form) {
+        Ok(f) => f,
+        Err(too_large) => {
+            return too_large.unwrap_or_else(|| form_error("give an image reference to pull"));
+        }
     };
     let reference = match qyvol_store::parse_reference(f.reference.trim()) {
         Ok(r) => r,
@@ -706,10 +727,15 @@ async fn pull_part(State(dash): State<Dash>, page: Page, Path(id): Path<u64>) ->
 
 async fn remove_image(
     State(dash): State<Dash>,
-    form: Result<Form<RefForm>, axum::extract::rejection::FormRejection>,
+    form: Result<Form<RefForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return text_error(StatusCode::BAD_REQUEST, "name the image to remove");
+    let f = match read_form(form) {
+        Ok(f) => f,
+        Err(too_large) => {
+            return too_large.unwrap_or_else(|| {
+                text_error(StatusCode::BAD_REQUEST, "name the image to remove")
+            });
+        }
     };
     let removed = match (qyvol_store::parse_reference(&f.reference), store(&dash)) {
         (Ok(r), Ok(store)) => store.remove(&r).map_err(|e| e.to_string()),
