@@ -352,17 +352,27 @@ fn part(body: Result<Markup, NodeError>) -> Response {
     body.map_or_else(failed, html)
 }
 
-/// A form's fields, or `Err(Some(413))` when it was over the size limit (`Err(None)`: it did
-/// not parse, which each form answers in its own words).
-fn read_form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, Option<Response>> {
+/// Why a form could not be read.
+enum FormFault {
+    /// Over the body limit: 413, as the API answers.
+    TooLarge,
+    /// It did not parse: each form says so in its own words.
+    Unreadable,
+}
+
+fn read_form<T>(form: Result<Form<T>, FormRejection>) -> Result<T, FormFault> {
     match form {
         Ok(Form(f)) => Ok(f),
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Some(text_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the form is larger than the node accepts",
-        ))),
-        Err(_) => Err(None),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(FormFault::TooLarge),
+        Err(_) => Err(FormFault::Unreadable),
     }
+}
+
+fn too_large() -> Response {
+    text_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the form is larger than the node accepts",
+    )
 }
 
 fn now() -> u64 {
@@ -406,8 +416,8 @@ async fn login(
 ) -> Response {
     let given = match read_form(form) {
         Ok(f) => f.token,
-        Err(Some(too_large)) => return too_large,
-        Err(None) => String::new(),
+        Err(FormFault::TooLarge) => return too_large(),
+        Err(FormFault::Unreadable) => String::new(),
     };
     if !crate::api::same(given.trim().as_bytes(), dash.node.token().as_bytes()) {
         let mut r = page.full(
@@ -660,9 +670,8 @@ async fn pull(
 ) -> Response {
     let f = match read_form(form) {
         Ok(f) => f,
-        Err(too_large) => {
-            return too_large.unwrap_or_else(|| form_error("give an image reference to pull"));
-        }
+        Err(FormFault::TooLarge) => return too_large(),
+        Err(FormFault::Unreadable) => return form_error("give an image reference to pull"),
     };
     let reference = match qyvol_store::parse_reference(f.reference.trim()) {
         Ok(r) => r,
@@ -731,10 +740,9 @@ async fn remove_image(
 ) -> Response {
     let f = match read_form(form) {
         Ok(f) => f,
-        Err(too_large) => {
-            return too_large.unwrap_or_else(|| {
-                text_error(StatusCode::BAD_REQUEST, "name the image to remove")
-            });
+        Err(FormFault::TooLarge) => return too_large(),
+        Err(FormFault::Unreadable) => {
+            return text_error(StatusCode::BAD_REQUEST, "name the image to remove");
         }
     };
     let removed = match (qyvol_store::parse_reference(&f.reference), store(&dash)) {
