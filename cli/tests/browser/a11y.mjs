@@ -44,6 +44,10 @@ try {
     reached = await page.evaluate((a) => document.activeElement.textContent === a && document.activeElement.tagName === "A", app);
   }
   assert.ok(reached, "Tab reaches the app's link");
+  // The table refreshes itself every 2 s: focus stays on the link across a refresh.
+  await page.evaluate(() => { document.getElementById("apps").dataset.old = "1"; });
+  await page.waitForSelector("#apps:not([data-old])", { state: "attached" });
+  assert.equal(await page.evaluate(() => document.activeElement.id), `app-${app}`);
   await page.keyboard.press("Enter");
   await page.waitForURL(new RegExp(`/apps/${app}$`));
 

@@ -203,7 +203,7 @@ pub fn overview(
                     } @else {
                         ul.states {
                             @for (state, n) in &info.apps {
-                                li { a href={ "/apps?state=" (state) } { span.count { (n) } " " (state_label(ctx, state)) } }
+                                li { a #{ "state-" (state) } href={ "/apps?state=" (state) } { span.count { (n) } " " (state_label(ctx, state)) } }
                             }
                         }
                     }
@@ -362,7 +362,7 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
         };
         html! {
             th scope="col" aria-sort=[sort] {
-                a href={ "/apps" (q.url(key, next)) } { (ctx.t(t)) @if current { @if desc { " ↓" } @else { " ↑" } } }
+                a #{ "sort-" (key) } href={ "/apps" (q.url(key, next)) } { (ctx.t(t)) @if current { @if desc { " ↓" } @else { " ↑" } } }
             }
         }
     };
@@ -381,7 +381,8 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
                         tbody {
                             @for a in apps {
                                 tr data-app=(a.name) {
-                                    th scope="row" { a href={ "/apps/" (a.name) } { (a.name) } }
+                                    // A stable id: htmx gives focus back to it after each refresh.
+                                    th scope="row" { a #{ "app-" (a.name) } href={ "/apps/" (a.name) } { (a.name) } }
                                     td { (kind(ctx, a.kind)) }
                                     td { (state_badge(ctx, a)) }
                                     td.num { (a.restarts) }
@@ -667,9 +668,9 @@ pub fn images_table(ctx: &Ctx, images: &[qyvol_store::ImageEntry]) -> Markup {
                                 td.num { (bytes(i.size)) }
                                 td { (time_of(i.created * 1000)) }
                                 td.actions {
-                                    a.button href={ "/deploy?image=" (encode(&i.reference)) } { (ctx.t(T::DeployThis)) }
+                                    a.button #{ "deploy-" (i.reference) } href={ "/deploy?image=" (encode(&i.reference)) } { (ctx.t(T::DeployThis)) }
                                     " "
-                                    button.danger type="button" hx-post="/ui/images/remove" hx-swap="none"
+                                    button.danger #{ "remove-" (i.reference) } type="button" hx-post="/ui/images/remove" hx-swap="none"
                                         hx-vals=(serde_json::json!({ "reference": i.reference }).to_string())
                                         hx-confirm=(ctx.t(T::ConfirmRemoveImage)) { (ctx.t(T::Remove)) }
                                 }
