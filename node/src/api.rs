@@ -222,7 +222,13 @@ fn cross_site(headers: &HeaderMap, hosts: Option<&[String]>) -> Option<&'static 
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
         let authority = origin.split_once("://").map_or("", |(_, a)| a);
-        let ok = hosts.is_some_and(|h| !authority.is_empty() && h.contains(&host_name(authority)));
+        // The page's origin is this listener itself: same host name and port as asked for.
+        let same = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| h.eq_ignore_ascii_case(authority));
+        let ok = same
+            && hosts.is_some_and(|h| !authority.is_empty() && h.contains(&host_name(authority)));
         if !ok {
             return Some("requests from another origin cannot change the node's state");
         }

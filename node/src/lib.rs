@@ -323,6 +323,9 @@ impl Node {
         let cache = Cache::new(home.cache(), qyvol_runtime::DEFAULT_CACHE_MAX);
         let router = Arc::new(Router::new(ServeOptions {
             max_concurrency: options.max_concurrency.max(1),
+            // A browser logged in to the dashboard sends its session to every port of the
+            // host, the apps' included: no guest sees it.
+            hidden_cookies: dashboard::COOKIES.iter().map(|c| c.to_string()).collect(),
             ..ServeOptions::default()
         }));
         let (events, _) = tokio::sync::broadcast::channel(1024);

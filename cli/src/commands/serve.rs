@@ -139,6 +139,7 @@ impl ServeCommand {
                     ..BodyPace::default()
                 },
                 drain: self.drain.0,
+                ..ServeOptions::default()
             },
         )?;
         drop(spinner);

@@ -272,6 +272,16 @@ fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
     assert_eq!(call(&node, "POST", stop, &wrong, "").0, 403);
     let other_site = format!("{cookie}X-Csrf-Token: {csrf}\r\nOrigin: http://evil.example\r\n");
     assert_eq!(call(&node, "POST", stop, &other_site, "").0, 403);
+    // Another port of this host is another origin (an app's page, say).
+    let other_port = format!("{cookie}X-Csrf-Token: {csrf}\r\nOrigin: http://127.0.0.1:9\r\n");
+    assert_eq!(call(&node, "POST", stop, &other_port, "").0, 403);
+    let login_from_other_port =
+        "Content-Type: application/x-www-form-urlencoded\r\nOrigin: http://127.0.0.1:9\r\n";
+    let form = format!("token={}", token(&node));
+    assert_eq!(
+        call(&node, "POST", "/login", login_from_other_port, &form).0,
+        403
+    );
     let no_session = format!("X-Csrf-Token: {csrf}\r\n");
     assert_eq!(call(&node, "POST", stop, &no_session, "").0, 401);
     assert_eq!(node.app("busy").expect("busy")["state"], "running");
@@ -345,4 +355,108 @@ fn qyvol_node_prints_its_dashboard_url_and_takes_another_port_when_the_default_i
         body.contains("<form class=\"card login\" method=\"post\" action=\"/login\">"),
         "{body}"
     );
+}
+
+#[test]
+fn an_app_on_the_node_never_sees_the_dashboards_cookies() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    s.guest("cgi-probe.wasm");
+    let manifest = s.write(
+        "cgi.qyv",
+        "version: 1\nname: cgi\nentrypoint: cgi-probe.wasm\nruntime: wasi-http\nhttp:\n  route: /cgi/...\n",
+    );
+    node.ok(&["deploy", &manifest.display().to_string()]);
+    let (session, _) = log_in(&node);
+    // A browser sends the host's cookies to every port: the app's too.
+    let (status, _, body) = exchange(
+        node.http,
+        &format!(
+            "GET /cgi/env HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nCookie: {session}; theirs=1; qyvol_lang=en\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let cookie: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("HTTP_COOKIE="))
+        .collect();
+    assert_eq!(cookie, ["HTTP_COOKIE=theirs=1"], "{body}");
+}
+
+#[test]
+fn a_log_stream_ends_when_its_app_is_removed() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    node.ok(&[
+        "deploy",
+        "--name",
+        "ghost",
+        &probe(),
+        "--",
+        "args",
+        "first-life",
+    ]);
+    wait_for(
+        || node.app("ghost").is_some_and(|a| a["state"] == "exited"),
+        "the guest to print",
+    );
+    let (session, _) = log_in(&node);
+    let api = node.api.expect("api");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let request = format!(
+        "GET /ui/apps/ghost/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nCookie: {session}\r\n\r\n",
+        api.port()
+    );
+    std::thread::spawn(move || {
+        let _ = tx.send(exchange(api, &request));
+    });
+    node.ok(&["rm", "ghost"]);
+    let (status, _, body) = rx
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .expect("the stream ended after the removal");
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""text":"first-life""#), "{body}");
+}
+
+/// A multipart form of text fields, as a browser sends it.
+fn multipart(fields: &[(&str, &str)]) -> (String, String) {
+    let boundary = "qyvoltestboundary";
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (
+        format!("Content-Type: multipart/form-data; boundary={boundary}\r\n"),
+        body,
+    )
+}
+
+#[test]
+fn the_deploy_form_takes_only_images_of_the_store_and_short_fields() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let (session, csrf) = log_in(&node);
+    let auth = format!("Cookie: {session}\r\nX-Csrf-Token: {csrf}\r\n");
+    // A path on the node's machine is not an image: its manifest's grants would count.
+    let manifest = repo_root().join("examples/hello.qyv").display().to_string();
+    for source in [manifest.as_str(), "/etc/passwd", "localhost:9/not-pulled:1"] {
+        let (kind, body) = multipart(&[("image", source), ("name", "sneaky")]);
+        let (status, _, answer) =
+            call(&node, "POST", "/ui/deploy", &format!("{auth}{kind}"), &body);
+        assert_eq!(status, 422, "{answer}");
+        assert!(
+            answer.contains(&format!("`{source}` is not an image in the node's store")),
+            "{answer}"
+        );
+    }
+    let long = "a".repeat(64 * 1024);
+    let (kind, body) = multipart(&[("name", &long)]);
+    let (status, _, answer) = call(&node, "POST", "/ui/deploy", &format!("{auth}{kind}"), &body);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("at most 4096 bytes"), "{answer}");
+    assert!(node.app("sneaky").is_none());
+    assert_eq!(node.ps().len(), 0);
 }

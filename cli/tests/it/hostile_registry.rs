@@ -261,6 +261,45 @@ fn an_unknown_digest_algorithm_is_rejected() {
     );
 }
 
+/// A loopback registry (plain HTTP allowed) cannot send a pull to plain HTTP elsewhere: the
+/// node's dashboard pulls too, and such a redirect would make it fetch internal addresses
+/// (cloud metadata) and show the answer.
+#[test]
+fn a_redirect_to_plain_http_off_loopback_is_refused() {
+    let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();
+    let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
+    let body = manifest(
+        (&digest(&config), config.len()),
+        (&digest(&wasm), wasm.len()),
+    );
+    let (port, _) = registry(
+        |_| {
+            reply(
+                302,
+                vec![(
+                    "Location".into(),
+                    "http://192.0.2.2:9/latest/meta-data".into(),
+                )],
+                Vec::new(),
+            )
+        },
+        body,
+    );
+    let home = Scratch::new();
+    let out = qyvol_in(home.dir.path())
+        .env("QYVOL_REGISTRY_TIMEOUT", "3s")
+        .args(["pull", &format!("localhost:{port}/redirect:1")])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("redirected to plain HTTP at `192.0.2.2`"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_stored(&home);
+}
+
 #[test]
 fn redirects_to_file_urls_fail_and_credentials_never_reach_another_host() {
     let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();

@@ -92,7 +92,7 @@ impl Node {
         stdout(&out)
     }
 
-    fn ps(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn ps(&self) -> Vec<serde_json::Value> {
         serde_json::from_str(&self.ok(&["ps", "-a", "--json"])).expect("ps json")
     }
 

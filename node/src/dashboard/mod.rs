@@ -36,6 +36,12 @@ const SESSION_TIME: Duration = Duration::from_secs(12 * 3600);
 const MAX_SESSIONS: usize = 64;
 /// Pulls remembered for their progress.
 const MAX_PULLS: usize = 32;
+/// Pulls running at once (each holds a blocking thread while it waits on a registry).
+const PULLS_AT_ONCE: usize = 4;
+/// The login form: a token and little else.
+const MAX_LOGIN: usize = 4096;
+/// A text field of the deploy form (an image reference, a name, a policy).
+const MAX_FIELD: usize = 4096;
 /// The largest upload: the largest module Qyvol runs, plus room for a bundle's other layers.
 const MAX_UPLOAD: usize = qyvol_runtime::DEFAULT_MAX_MODULE_SIZE as usize * 2;
 
@@ -99,6 +105,7 @@ impl qyvol_store::Progress for Pull {
 
 struct Dashboard {
     node: Node,
+    pulling: Arc<tokio::sync::Semaphore>,
     sessions: Mutex<HashMap<String, Session>>,
     pulls: Mutex<BTreeMap<u64, Arc<Pull>>>,
     next_pull: AtomicU64,
@@ -116,13 +123,19 @@ struct Sess {
 pub(crate) fn routes(node: Node) -> axum::Router {
     let dash = Arc::new(Dashboard {
         node,
+        pulling: Arc::new(tokio::sync::Semaphore::new(PULLS_AT_ONCE)),
         sessions: Mutex::default(),
         pulls: Mutex::default(),
         next_pull: AtomicU64::new(1),
     });
     axum::Router::new()
         .route("/", get(overview_page))
-        .route("/login", get(login_page).post(login))
+        .route(
+            "/login",
+            get(login_page)
+                .post(login)
+                .layer(DefaultBodyLimit::max(MAX_LOGIN)),
+        )
         .route("/logout", post(logout))
         .route("/apps", get(apps_page))
         .route("/apps/{name}", get(app_page))
@@ -152,17 +165,27 @@ pub(crate) fn owns(path: &str) -> bool {
     !(path.starts_with("/api/") || path == "/metrics" || path == "/healthz")
 }
 
-/// The value of cookie `name`.
-pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The dashboard's cookies, which the app port hides from guests.
+pub(crate) const COOKIES: [&str; 2] = ["qyvol_session", "qyvol_lang"];
+
+/// Every value of cookie `name` (a browser may hold several, e.g. one another port set with a
+/// narrower path, which it sends first).
+fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .flat_map(|h| h.split(';'))
-        .find_map(|kv| {
+        .filter_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
             (k == name).then(|| v.to_string())
         })
+        .collect()
+}
+
+/// The first value of cookie `name`.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookies(headers, name).into_iter().next()
 }
 
 fn random_hex() -> Result<String, NodeError> {
@@ -172,14 +195,24 @@ fn random_hex() -> Result<String, NodeError> {
 }
 
 impl Dashboard {
+    /// The session of the first `qyvol_session` cookie that names a live one.
     fn session(&self, headers: &HeaderMap) -> Option<Sess> {
-        let id = cookie(headers, "qyvol_session")?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
         sessions.retain(|_, s| s.expires > now);
-        sessions.get(&id).map(|s| Sess {
-            csrf: s.csrf.clone(),
-        })
+        cookies(headers, "qyvol_session")
+            .iter()
+            .find_map(|id| sessions.get(id))
+            .map(|s| Sess {
+                csrf: s.csrf.clone(),
+            })
+    }
+
+    fn end_sessions(&self, headers: &HeaderMap) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        for id in cookies(headers, "qyvol_session") {
+            sessions.remove(&id);
+        }
     }
 
     fn open_session(&self) -> Result<String, NodeError> {
@@ -304,7 +337,8 @@ impl axum::extract::FromRequestParts<Dash> for Page {
         let asked = parts
             .uri
             .query()
-            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")));
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")))
+            .filter(|l| matches!(*l, "es" | "en"));
         let lang = Lang::choose(asked, &parts.headers);
         let set_lang = asked.map(|_| {
             HeaderValue::from_str(&format!(
@@ -411,6 +445,7 @@ struct LoginForm {
 
 async fn login(
     State(dash): State<Dash>,
+    headers: HeaderMap,
     page: Page,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -428,6 +463,8 @@ async fn login(
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return r;
     }
+    // A browser logging in again leaves no older session of its own behind.
+    dash.end_sessions(&headers);
     let id = match dash.open_session() {
         Ok(id) => id,
         Err(e) => return failed(e),
@@ -443,12 +480,7 @@ async fn login(
 }
 
 async fn logout(State(dash): State<Dash>, headers: HeaderMap) -> Response {
-    if let Some(id) = cookie(&headers, "qyvol_session") {
-        dash.sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
-    }
+    dash.end_sessions(&headers);
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -540,17 +572,18 @@ async fn log_stream(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match dash.node.exists(&name) {
-        Ok(true) => {}
-        Ok(false) => return failed(NodeError::NotFound(name)),
+    // The app this stream is about: one removed and deployed again under its name is another.
+    let created = match dash.node.view(&name) {
+        Ok(app) => app.created,
         Err(e) => return failed(e),
-    }
+    };
+    let node = dash.node.clone();
     // A reconnecting EventSource says where it was.
     let since = headers
         .get("last-event-id")
         .and_then(|h| h.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .map(|ms| ms + 1);
+        .map(|ms| ms.saturating_add(1));
     let tail = if since.is_some() { None } else { Some(500) };
     let logs = dash.node.logs().clone();
     let (lines, mut cursor) = logs.read(&name, tail, since);
@@ -570,7 +603,10 @@ async fn log_stream(
             }
         }
         let mut idle = 0u32;
-        loop {
+        for round in 0u64.. {
+            if round % 5 == 4 && node.view(&name).map(|a| a.created).ok() != Some(created) {
+                return;
+            }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 () = tx.closed() => return,
@@ -677,6 +713,12 @@ async fn pull(
         Ok(r) => r,
         Err(e) => return form_error(&format!("`{}`: {e}", f.reference.trim())),
     };
+    let Ok(slot) = dash.pulling.clone().try_acquire_owned() else {
+        return text_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("{PULLS_AT_ONCE} pulls are running: try again when one has ended"),
+        );
+    };
     let job = Arc::new(Pull {
         reference: qyvol_store::canonical(&reference),
         total: AtomicU64::new(0),
@@ -698,6 +740,7 @@ async fn pull(
         let outcome =
             crate::pull(&home, &reference, false, Some(progress)).map_err(|e| e.to_string());
         *worker.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        drop(slot);
     });
     html(views::pull(&page.ctx, id, &job.reference, &view_of(&job)))
 }
@@ -811,9 +854,9 @@ async fn deploy(State(dash): State<Dash>, page: Page, mut form: Multipart) -> Re
                 }
             }
             "image" | "name" | "restart" => {
-                let value = match field.text().await {
+                let value = match small_text(field).await {
                     Ok(v) => v.trim().to_string(),
-                    Err(e) => return form_error(&e.body_text()),
+                    Err(e) => return form_error(&e),
                 };
                 if value.is_empty() {
                     continue;
@@ -834,7 +877,18 @@ async fn deploy(State(dash): State<Dash>, page: Page, mut form: Multipart) -> Re
             Some(format!("upload:{}", qyvol_common::escape_controls(&shown)))
         }
         None if req.source.is_empty() => return form_error(page.t(T::NoSource)),
-        None => None,
+        // The form deploys images of the local store, nothing else: not a path on the node's
+        // machine (its manifest's grants would count), not a pull.
+        None => match images(&dash) {
+            Ok(list) if list.iter().any(|i| i.reference == req.source) => None,
+            Ok(_) => {
+                return form_error(&format!(
+                    "`{}` is not an image in the node's store: pull it first",
+                    req.source
+                ));
+            }
+            Err(e) => return failed(e),
+        },
     };
     let result = dash.node.deploy_labelled(req, label).await;
     drop(upload);
@@ -848,6 +902,24 @@ async fn deploy(State(dash): State<Dash>, page: Page, mut form: Multipart) -> Re
         }
         Err(e) => form_error(&e.to_string()),
     }
+}
+
+/// A text field of at most [`MAX_FIELD`] bytes, read as it arrives.
+async fn small_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                if bytes.len() + chunk.len() > MAX_FIELD {
+                    return Err(format!("a form field may be at most {MAX_FIELD} bytes"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(e.body_text()),
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "a form field is not UTF-8 text".to_string())
 }
 
 async fn save_upload(

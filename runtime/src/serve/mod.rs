@@ -146,7 +146,7 @@ pub trait Events: Send + Sync {
 }
 
 /// How the server behaves around its handlers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Requests handled at once; more wait for a slot (and the pool is sized to match).
     pub max_concurrency: u32,
@@ -156,6 +156,9 @@ pub struct ServeOptions {
     pub body: BodyPace,
     /// How long in-flight requests may take to finish after a stop signal.
     pub drain: Duration,
+    /// Cookies of the host's own, taken out of every request before a guest sees it: the
+    /// node's dashboard session (a browser sends a host's cookies to all its ports).
+    pub hidden_cookies: Vec<String>,
 }
 
 impl Default for ServeOptions {
@@ -165,6 +168,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             body: BodyPace::default(),
             drain: Duration::from_secs(30),
+            hidden_cookies: Vec::new(),
         }
     }
 }
@@ -514,6 +518,35 @@ pub(crate) struct Runtime {
     ticker: Option<EpochTicker>,
 }
 
+/// Removes the cookies named in `hidden` from `Cookie` headers (dropping a header left empty).
+fn hide_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
+    if hidden.is_empty() || !headers.contains_key(hyper::header::COOKIE) {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| {
+            let text = String::from_utf8_lossy(v.as_bytes());
+            let pairs: Vec<&str> = text
+                .split(';')
+                .map(str::trim)
+                .filter(|kv| {
+                    let name = kv.split_once('=').map_or(*kv, |(k, _)| k).trim();
+                    !kv.is_empty() && !hidden.iter().any(|h| h == name)
+                })
+                .collect();
+            (!pairs.is_empty()).then(|| pairs.join("; "))
+        })
+        .collect();
+    headers.remove(hyper::header::COOKIE);
+    for k in kept {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&k) {
+            headers.append(hyper::header::COOKIE, v);
+        }
+    }
+}
+
 struct Shared {
     router: Arc<Router>,
     events: Arc<dyn Events>,
@@ -595,7 +628,8 @@ impl Shared {
                 limit: app.max_body,
             });
         }
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        hide_cookies(&mut parts.headers, &self.router.options.hidden_cookies);
         // The whole body first, so a slot is only ever taken by a complete request.
         let body = body::read(body, app.max_body, self.body).await?;
         let _slot = self

@@ -114,6 +114,36 @@ enum Credentials {
     Basic(String, String),
 }
 
+/// Which redirects a pull follows: to HTTPS anywhere (registries send blobs to a CDN), but to
+/// plain HTTP only on loopback unless `--insecure` allowed it, the rule the first request
+/// follows; a registry cannot send the node to fetch `http://` addresses elsewhere (cloud
+/// metadata, internal services) on its behalf.
+fn redirects(insecure: bool) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 10 {
+            return attempt.error("more than 10 redirects");
+        }
+        let url = attempt.url();
+        let host = url.host_str().unwrap_or_default().to_string();
+        let scheme = url.scheme().to_string();
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match scheme.as_str() {
+            "https" => attempt.follow(),
+            "http" if loopback || insecure => attempt.follow(),
+            "http" => attempt.error(format!(
+                "the registry redirected to plain HTTP at `{host}`: refused (only loopback, or \
+                 with --insecure)"
+            )),
+            other => attempt.error(format!("the registry redirected to a `{other}:` URL")),
+        }
+    })
+}
+
 /// A connection to one repository of a registry, authorised for pulling.
 pub(super) struct Session {
     http: reqwest::Client,
@@ -145,6 +175,7 @@ impl Session {
         let http = reqwest::Client::builder()
             .user_agent(concat!("qyvol/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
+            .redirect(redirects(remote.insecure))
             .build()
             .map_err(FetchError::from)?;
         Ok(Self {
