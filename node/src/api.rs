@@ -346,7 +346,10 @@ async fn logs(
         return Err(NodeError::NotFound(name));
     }
     let logs = api.node.logs().clone();
-    let (lines, mut cursor) = logs.read(&name, q.tail, q.since);
+    let (lines, mut cursor) =
+        tokio::task::spawn_blocking(move || logs.read(&name, q.tail, q.since))
+            .await
+            .map_err(NodeError::internal)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         for line in lines {
@@ -485,13 +488,15 @@ pub async fn bind(node: &Node) -> Result<Listeners, NodeError> {
         }),
     };
     if let Some(addr) = api.as_ref().and_then(|l| l.local_addr().ok()) {
-        // An unspecified address is reachable on loopback at least.
-        let ip = if addr.ip().is_unspecified() {
-            std::net::IpAddr::from([127, 0, 0, 1])
+        // On loopback (or every address) the dashboard is `localhost`, a host of its own for
+        // the browser, apart from the apps on `127.0.0.1`: cookies are kept by host, not by
+        // port, so an app's page cannot set or flood the dashboard's cookies.
+        let url = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+            format!("http://localhost:{}/", addr.port())
         } else {
-            addr.ip()
+            format!("http://{addr}/")
         };
-        node.set_dashboard(format!("http://{}/", SocketAddr::new(ip, addr.port())));
+        node.set_dashboard(url);
     }
     Ok(Listeners { http, unix, api })
 }

@@ -172,14 +172,24 @@ impl Logs {
         tail: Option<usize>,
         since: Option<u64>,
     ) -> (Vec<LogLine>, Cursor) {
-        let mut lines = Vec::new();
+        // Only the lines asked for are kept while the files are read: a tail of a log of
+        // megabytes holds its tail, not the megabytes.
+        let mut lines = std::collections::VecDeque::new();
+        let mut keep = |line: LogLine| {
+            if since.is_some_and(|s| line.unix_ms() < s) {
+                return;
+            }
+            if tail == Some(lines.len()) && lines.pop_front().is_none() {
+                return;
+            }
+            lines.push_back(line);
+        };
         if let Ok(f) = File::open(rotated(&self.path(app))) {
-            lines.extend(
-                BufReader::new(f)
-                    .lines()
-                    .map_while(Result::ok)
-                    .filter_map(|l| LogLine::parse(&l)),
-            );
+            BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| LogLine::parse(&l))
+                .for_each(&mut keep);
         }
         // The current file through the cursor that will follow it, so no line is read twice
         // or missed between the two.
@@ -193,14 +203,9 @@ impl Logs {
             if more.is_empty() {
                 break;
             }
-            lines.extend(more);
+            more.into_iter().for_each(&mut keep);
         }
-        lines.retain(|l| since.is_none_or(|s| l.unix_ms() >= s));
-        if let Some(n) = tail {
-            let skip = lines.len().saturating_sub(n);
-            lines.drain(..skip);
-        }
-        (lines, cursor)
+        (lines.into(), cursor)
     }
 
     pub fn remove(&self, app: &str) {

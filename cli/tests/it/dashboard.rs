@@ -334,19 +334,19 @@ fn qyvol_node_prints_its_dashboard_url_and_takes_another_port_when_the_default_i
             break rest.split(' ').next().expect("url").to_string();
         }
     };
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    // `localhost`: another host than the apps' 127.0.0.1 for the browser's cookies.
+    let port: u16 = url
+        .strip_prefix("http://localhost:")
+        .and_then(|p| p.strip_suffix('/'))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("a localhost URL: {url}"));
     if taken.is_ok() {
-        assert_ne!(url, "http://127.0.0.1:7373/", "the default port was taken");
+        assert_ne!(port, 7373, "the default port was taken");
     }
     // The printed URL is this node's login page.
-    let addr: std::net::SocketAddr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .expect("an address");
     let (status, _, body) = exchange(
-        addr,
-        &format!("GET /login HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        &format!("GET /login HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"),
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -459,4 +459,34 @@ fn the_deploy_form_takes_only_images_of_the_store_and_short_fields() {
     assert!(answer.contains("at most 4096 bytes"), "{answer}");
     assert!(node.app("sneaky").is_none());
     assert_eq!(node.ps().len(), 0);
+}
+
+#[test]
+fn an_app_cannot_set_or_clear_the_dashboards_cookies() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    // A CGI guest whose response is its request's body: it answers whatever it is sent.
+    s.guest("probe-p1.wasm");
+    let manifest = s.write(
+        "echo.qyv",
+        "version: 1\nname: echo\nentrypoint: probe-p1.wasm\nruntime: wasi-http\nargs: [cat]\nhttp:\n  route: /echo/...\n",
+    );
+    node.ok(&["deploy", &manifest.display().to_string()]);
+    let answer = "Set-Cookie: qyvol_session=; Path=/; Max-Age=0\r\nSet-Cookie: QYVOL_LANG=en\r\nSet-Cookie: theirs=1; Path=/\r\nContent-Type: text/plain\r\n\r\nhi";
+    let (status, head, body) = exchange(
+        node.http,
+        &format!(
+            "POST /echo/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        ),
+    );
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert_eq!(body, "hi");
+    let set: Vec<&str> = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.trim())
+        .collect();
+    assert_eq!(set, ["theirs=1; Path=/"], "{head}");
 }

@@ -300,6 +300,92 @@ fn a_redirect_to_plain_http_off_loopback_is_refused() {
     assert_nothing_stored(&home);
 }
 
+/// A registry behind a token service (Docker's protocol) on another loopback port: the pull
+/// gets a token there with the user's credentials and the pull scope, then carries it.
+fn token_registry(realm: String) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();
+    let wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello");
+    let (cd, wd) = (digest(&config), digest(&wasm));
+    let body = manifest((&cd, config.len()), (&wd, wasm.len()));
+    serve(Arc::new(move |path: &str, head: &str| {
+        if !head.to_lowercase().contains("authorization: bearer t0ken") {
+            return reply(
+                401,
+                vec![(
+                    "WWW-Authenticate".into(),
+                    format!(
+                        r#"Bearer realm="{realm}",service="fake",scope="repository:x:pull,push""#
+                    ),
+                )],
+                Vec::new(),
+            );
+        }
+        if path.contains("/manifests/") {
+            manifest_reply(Body::Bytes(body.clone()))
+        } else if path.contains(&cd) {
+            ok(Body::Bytes(config.clone()))
+        } else {
+            ok(Body::Bytes(wasm.clone()))
+        }
+    }))
+}
+
+fn logged_in(port: u16) -> Scratch {
+    let docker = Scratch::new();
+    docker.write(
+        "config.json",
+        format!(r#"{{"auths":{{"localhost:{port}":{{"auth":"YW5hOnMzY3JldA=="}}}}}}"#),
+    );
+    docker
+}
+
+#[test]
+fn a_token_service_on_loopback_gets_the_credentials_and_the_pull_carries_its_token() {
+    let (tokens, token_seen) = serve(Arc::new(|_: &str, _: &str| {
+        ok(Body::Bytes(br#"{"token":"t0ken"}"#.to_vec()))
+    }));
+    let (port, _) = token_registry(format!("http://127.0.0.1:{tokens}/token"));
+    let docker = logged_in(port);
+    let home = Scratch::new();
+    let out = qyvol_in(home.dir.path())
+        .env("DOCKER_CONFIG", docker.dir.path())
+        .args(["pull", &format!("localhost:{port}/bearer:1")])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let asked = token_seen.lock().expect("log").join("\n");
+    assert!(
+        asked.contains("GET /token?scope=repository%3Abearer%3Apull&service=fake "),
+        "{asked}"
+    );
+    assert!(
+        asked.contains("authorization: Basic YW5hOnMzY3JldA=="),
+        "{asked}"
+    );
+}
+
+/// A registry (loopback, so plain HTTP) naming a plain-HTTP token service elsewhere would get
+/// the node to send the user's password there in clear: refused.
+#[test]
+fn a_plain_http_token_service_off_loopback_is_refused() {
+    let (port, _) = token_registry("http://192.0.2.2:9/token".into());
+    let docker = logged_in(port);
+    let home = Scratch::new();
+    let out = qyvol_in(home.dir.path())
+        .env("DOCKER_CONFIG", docker.dir.path())
+        .env("QYVOL_REGISTRY_TIMEOUT", "3s")
+        .args(["pull", &format!("localhost:{port}/bearer:1")])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("token service is `http:` at `192.0.2.2`: refused"),
+        "{}",
+        stderr(&out)
+    );
+    assert_nothing_stored(&home);
+}
+
 #[test]
 fn redirects_to_file_urls_fail_and_credentials_never_reach_another_host() {
     let config = br#"{"architecture":"wasm","os":"wasip1"}"#.to_vec();

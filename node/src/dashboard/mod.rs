@@ -38,6 +38,8 @@ const MAX_SESSIONS: usize = 64;
 const MAX_PULLS: usize = 32;
 /// Pulls running at once (each holds a blocking thread while it waits on a registry).
 const PULLS_AT_ONCE: usize = 4;
+/// Log streams open at once (each reads its app's log when it starts).
+const STREAMS_AT_ONCE: usize = 64;
 /// The login form: a token and little else.
 const MAX_LOGIN: usize = 4096;
 /// A text field of the deploy form (an image reference, a name, a policy).
@@ -105,6 +107,7 @@ impl qyvol_store::Progress for Pull {
 
 struct Dashboard {
     node: Node,
+    streams: Arc<tokio::sync::Semaphore>,
     pulling: Arc<tokio::sync::Semaphore>,
     sessions: Mutex<HashMap<String, Session>>,
     pulls: Mutex<BTreeMap<u64, Arc<Pull>>>,
@@ -123,6 +126,7 @@ struct Sess {
 pub(crate) fn routes(node: Node) -> axum::Router {
     let dash = Arc::new(Dashboard {
         node,
+        streams: Arc::new(tokio::sync::Semaphore::new(STREAMS_AT_ONCE)),
         pulling: Arc::new(tokio::sync::Semaphore::new(PULLS_AT_ONCE)),
         sessions: Mutex::default(),
         pulls: Mutex::default(),
@@ -585,10 +589,26 @@ async fn log_stream(
         .and_then(|v| v.parse::<u64>().ok())
         .map(|ms| ms.saturating_add(1));
     let tail = if since.is_some() { None } else { Some(500) };
+    let Ok(permit) = dash.streams.clone().try_acquire_owned() else {
+        return text_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("{STREAMS_AT_ONCE} logs are being followed: close a page first"),
+        );
+    };
     let logs = dash.node.logs().clone();
-    let (lines, mut cursor) = logs.read(&name, tail, since);
+    let read = {
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || logs.read(&name, tail, since)).await
+    };
+    let Ok((lines, mut cursor)) = read else {
+        return text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the log could not be read",
+        );
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
+        let _permit = permit;
         let event = |l: &crate::LogLine| {
             let data = serde_json::json!({
                 "time": l.time,

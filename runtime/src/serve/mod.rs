@@ -533,7 +533,7 @@ fn hide_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
                 .map(str::trim)
                 .filter(|kv| {
                     let name = kv.split_once('=').map_or(*kv, |(k, _)| k).trim();
-                    !kv.is_empty() && !hidden.iter().any(|h| h == name)
+                    !kv.is_empty() && !hidden.iter().any(|h| h.eq_ignore_ascii_case(name))
                 })
                 .collect();
             (!pairs.is_empty()).then(|| pairs.join("; "))
@@ -544,6 +544,29 @@ fn hide_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
         if let Ok(v) = hyper::header::HeaderValue::from_str(&k) {
             headers.append(hyper::header::COOKIE, v);
         }
+    }
+}
+
+/// Removes a guest's `Set-Cookie` for the cookies named in `hidden`: a guest cannot log the
+/// host's dashboard out, or plant a session, through the browser they share.
+fn hide_set_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
+    if hidden.is_empty() || !headers.contains_key(hyper::header::SET_COOKIE) {
+        return;
+    }
+    let kept: Vec<hyper::header::HeaderValue> = headers
+        .get_all(hyper::header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let text = String::from_utf8_lossy(v.as_bytes());
+            let pair = text.split(';').next().unwrap_or_default();
+            let name = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
+            !hidden.iter().any(|h| h.eq_ignore_ascii_case(name))
+        })
+        .cloned()
+        .collect();
+    headers.remove(hyper::header::SET_COOKIE);
+    for v in kept {
+        headers.append(hyper::header::SET_COOKIE, v);
     }
 }
 
@@ -583,7 +606,10 @@ impl Shared {
         };
         drop(counted);
         let (response, failure) = match result {
-            Ok(r) => (r, None),
+            Ok(mut r) => {
+                hide_set_cookies(r.headers_mut(), &self.router.options.hidden_cookies);
+                (r, None)
+            }
             Err(f) => (error_response(&f), Some(f)),
         };
         self.events.request(&AccessEntry {

@@ -5,18 +5,17 @@
 //! pull of a large module goes on while a stalled or trickling one ends.
 //!
 //! oci-client reads manifests and error bodies whole before anything can look at their size,
-//! so the reads are made here with reqwest, the HTTP client oci-client itself is built on (same
-//! TLS, same redirect rules: credentials are dropped on a redirect to another host or scheme).
-//! oci-client still answers the registry's authentication challenge (`Client::auth`), and its
-//! token is what these requests carry.
+//! and follows any redirect and any token service a registry names, so pulls are made here
+//! with reqwest, the HTTP client oci-client itself is built on (same TLS; credentials are
+//! dropped on a redirect to another host or scheme), under Qyvol's rules for plain HTTP: the
+//! token protocol (`Session::authenticate`) too. oci-client pushes.
 
 use std::future::Future;
 use std::io::Write;
 use std::time::Duration;
 
 use crate::bundle::Descriptor;
-use oci_client::RegistryOperation;
-use oci_client::errors::{OciDistributionError, OciEnvelope};
+use oci_client::errors::OciEnvelope;
 use qyvol_common::DurationSpec;
 use reqwest::header::{ACCEPT, HeaderMap};
 
@@ -114,6 +113,62 @@ enum Credentials {
     Basic(String, String),
 }
 
+/// `localhost` or a loopback address (as a URL writes it: IPv6 in brackets).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A `Bearer` challenge's token service and its `service` name.
+struct Challenge {
+    realm: String,
+    service: Option<String>,
+}
+
+/// Parses `Bearer realm="...",service="...",scope="..."` (values quoted or not; a quoted value
+/// may hold commas and `\"`); `None` for another scheme or no realm.
+fn bearer_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, params) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut realm = None;
+    let mut service = None;
+    let mut chars = params.chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ',' || c.is_whitespace()).is_some() {}
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        if key.is_empty() || chars.next() != Some('=') {
+            break;
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
+        }
+        match key.trim().to_ascii_lowercase().as_str() {
+            "realm" => realm = Some(value),
+            "service" => service = Some(value),
+            _ => {}
+        }
+    }
+    Some(Challenge {
+        realm: realm?,
+        service,
+    })
+}
+
 /// Which redirects a pull follows: to HTTPS anywhere (registries send blobs to a CDN), but to
 /// plain HTTP only on loopback unless `--insecure` allowed it, the rule the first request
 /// follows; a registry cannot send the node to fetch `http://` addresses elsewhere (cloud
@@ -126,12 +181,7 @@ fn redirects(insecure: bool) -> reqwest::redirect::Policy {
         let url = attempt.url();
         let host = url.host_str().unwrap_or_default().to_string();
         let scheme = url.scheme().to_string();
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
+        let loopback = is_loopback(&host);
         match scheme.as_str() {
             "https" => attempt.follow(),
             "http" if loopback || insecure => attempt.follow(),
@@ -155,30 +205,18 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// Answers the registry's authentication challenge (through oci-client) within the timeout.
+    /// Opens a session and answers the registry's authentication challenge, each within the
+    /// timeout.
     pub(super) async fn open(reference: &Reference, remote: &Remote) -> Result<Self, FetchError> {
         let registry = reference.resolve_registry().to_string();
         let timeout = remote.timeout;
-        let token = Pace::deadline(timeout, "answer to authentication")
-            .wait(
-                remote
-                    .client(reference)
-                    .auth(reference, &remote.auth(), RegistryOperation::Pull),
-            )
-            .await?
-            .map_err(|e| oci_error(e, &registry))?;
-        let credentials = match (token, &remote.credentials) {
-            (Some(token), _) => Credentials::Bearer(token),
-            (None, Some(c)) => Credentials::Basic(c.username.clone(), c.password.clone()),
-            (None, None) => Credentials::None,
-        };
         let http = reqwest::Client::builder()
             .user_agent(concat!("qyvol/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(timeout)
             .redirect(redirects(remote.insecure))
             .build()
             .map_err(FetchError::from)?;
-        Ok(Self {
+        let mut session = Self {
             http,
             base: format!(
                 "{}://{registry}/v2/{}",
@@ -186,9 +224,91 @@ impl Session {
                 reference.repository()
             ),
             registry,
-            credentials,
+            credentials: Credentials::None,
             timeout,
-        })
+        };
+        session.credentials = session.authenticate(reference, remote).await?;
+        Ok(session)
+    }
+
+    /// Docker's token protocol, spoken with this session's client so its redirect rules hold
+    /// for it too: `GET /v2/`; a `Bearer` challenge names a token service (`realm`), asked
+    /// with the user's credentials for a pull token. The realm must be HTTPS, or plain HTTP on
+    /// loopback or with `--insecure`, as the registry itself: a registry cannot send the
+    /// node, or the user's password, to a plain-HTTP address elsewhere. No challenge, or
+    /// another scheme: the credentials go with each request (Basic), as oci-client does.
+    async fn authenticate(
+        &self,
+        reference: &Reference,
+        remote: &Remote,
+    ) -> Result<Credentials, FetchError> {
+        let basic = || match &remote.credentials {
+            Some(c) => Credentials::Basic(c.username.clone(), c.password.clone()),
+            None => Credentials::None,
+        };
+        let root = format!("{}://{}/v2/", remote.scheme(reference), self.registry);
+        let mut pace = Pace::deadline(self.timeout, "answer to authentication");
+        let response = pace.wait(self.http.get(&root).send()).await??;
+        let Some(challenge) = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .and_then(bearer_challenge)
+        else {
+            return Ok(basic());
+        };
+        let realm = reqwest::Url::parse(&challenge.realm).map_err(|e| {
+            FetchError::Http(format!(
+                "the registry's token service `{}`: {e}",
+                challenge.realm
+            ))
+        })?;
+        let host = realm.host_str().unwrap_or_default().to_string();
+        match realm.scheme() {
+            "https" => {}
+            "http" if is_loopback(&host) || remote.insecure => {}
+            other => {
+                return Err(FetchError::Http(format!(
+                    "the registry's token service is `{other}:` at `{host}`: refused (plain HTTP \
+                     only on loopback, or with --insecure)"
+                )));
+            }
+        }
+        let mut query = vec![(
+            "scope",
+            format!("repository:{}:pull", reference.repository()),
+        )];
+        if let Some(service) = challenge.service {
+            query.push(("service", service));
+        }
+        let mut request = self.http.get(realm).query(&query);
+        if let Some(c) = &remote.credentials {
+            request = request.basic_auth(&c.username, Some(&c.password));
+        }
+        let mut pace = Pace::deadline(self.timeout, "token");
+        let mut response = self.answer(&mut pace, request.send()).await?;
+        let mut body = Vec::new();
+        while let Some(chunk) = pace.next(&mut response).await? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > MAX_ERROR_BODY {
+                return Err(FetchError::Http(
+                    "the registry's token answer is larger than 64 KiB".into(),
+                ));
+            }
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token: Token = serde_json::from_slice(&body).map_err(|e| {
+            FetchError::Http(format!("the registry's token answer is not a token: {e}"))
+        })?;
+        token
+            .token
+            .or(token.access_token)
+            .map(Credentials::Bearer)
+            .ok_or_else(|| FetchError::Http("the registry's token answer has no token".into()))
     }
 
     fn get(&self, url: &str) -> reqwest::RequestBuilder {
@@ -305,13 +425,21 @@ fn docker_digest(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn oci_error(e: OciDistributionError, registry: &str) -> FetchError {
-    match e {
-        OciDistributionError::RequestError(e) => e.into(),
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => {
-            FetchError::Unauthorized(e.to_string(), registry.to_string())
-        }
-        other => FetchError::Status(other.to_string()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenges_are_parsed_with_quoted_commas() {
+        let c = bearer_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        )
+        .expect("a challenge");
+        assert_eq!(c.realm, "https://auth.example/token");
+        assert_eq!(c.service.as_deref(), Some("registry.example"));
+        let bare = bearer_challenge("bearer realm=http://127.0.0.1:5000/t").expect("unquoted");
+        assert_eq!(bare.realm, "http://127.0.0.1:5000/t");
+        assert!(bearer_challenge(r#"Basic realm="x""#).is_none());
+        assert!(bearer_challenge("Bearer service=x").is_none());
     }
 }
