@@ -101,6 +101,8 @@ pub enum Msg<'a> {
     CacheHeader,
     ImagesHeader,
     Untagged(&'a str, &'a str),
+    Saved(&'a str, &'a str),
+    Loaded(&'a str, &'a str),
     Pruned(&'a str),
     Stored(&'a str),
     Pulling(&'a str),
@@ -207,6 +209,10 @@ impl Msg<'_> {
             (M::ImagesHeader, En) => format!("{:<44}{:<15}{:>10}  {}", "REFERENCE", "DIGEST", "SIZE", "CREATED"),
             (M::Untagged(r, d), Es) => format!("Referencia eliminada: {r} ({d})"),
             (M::Untagged(r, d), En) => format!("Untagged: {r} ({d})"),
+            (M::Saved(r, f), Es) => format!("Imagen guardada: {r} → {f}"),
+            (M::Saved(r, f), En) => format!("Saved: {r} → {f}"),
+            (M::Loaded(r, d), Es) => format!("Imagen cargada: {r} ({d})"),
+            (M::Loaded(r, d), En) => format!("Loaded image: {r} ({d})"),
             (M::Pruned(s), Es) => format!("Espacio liberado: {s}"),
             (M::Pruned(s), En) => format!("Reclaimed space: {s}"),
             (M::Stored(r), Es) => format!("🏷 Guardado en el almacén local como {r}"),
@@ -408,6 +414,16 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "rm" => "Elimina apps del nodo",
         "events" => "Muestra los eventos del nodo en directo",
         "prune" => "Elimina los blobs que ninguna referencia alcanza",
+        "save" => {
+            "Escribe una imagen del almacén en un archivo OCI (para `qyvol load` o `ctr image import`)"
+        }
+        "save.reference" => "La imagen a guardar",
+        "save.output" => "El archivo a escribir",
+        "load" => "Carga una imagen de un archivo OCI (`qyvol save`, `.qyvc`) en el almacén",
+        "load.input" => "El archivo a leer",
+        "load.tag" => {
+            "La referencia con la que guardarla (por defecto: el nombre que trae el archivo)"
+        }
         "push" => "Envía una imagen del almacén local a su registro",
         "pull" => "Descarga una imagen de su registro al almacén local",
         "login" => "Guarda credenciales de un registro (la contraseña se lee de stdin)",
@@ -529,6 +545,14 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         "tag" => &["qyvol tag localhost:5000/hello:1 localhost:5000/hello:latest"],
         "rmi" => &["qyvol rmi localhost:5000/hello:1 localhost:5000/hello:latest"],
         "prune" => &["qyvol prune"],
+        "save" => &[
+            "qyvol save localhost:5000/hello:1 -o hello.tar",
+            "qyvol save localhost:5000/hello:1 -o hello.tar && ctr image import hello.tar",
+        ],
+        "load" => &[
+            "qyvol load -i hello.tar",
+            "qyvol load -i app.qyvc -t localhost:5000/app:1",
+        ],
         "cache" => &[
             "qyvol cache ls",
             "qyvol cache ls --json",

@@ -32,6 +32,8 @@ pub const ANN_PLATFORM: &str = "dev.qyvol.platform";
 pub const ANN_ENGINE: &str = "dev.qyvol.engine";
 pub const ANN_WASMTIME: &str = "dev.qyvol.wasmtime";
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The whole image name containerd's importer reads (`ctr image import`).
+const ANN_CONTAINERD_NAME: &str = "io.containerd.image.name";
 const ANN_TITLE: &str = "org.opencontainers.image.title";
 /// index.json, manifests and configs are small; anything larger is not a bundle of ours.
 const MAX_METADATA: u64 = 1024 * 1024;
@@ -326,6 +328,9 @@ pub fn copy_verified(
 #[derive(Debug)]
 pub struct Bundle {
     head: ImageHead,
+    /// The image's name in the archive's index (`io.containerd.image.name`, or a
+    /// `org.opencontainers.image.ref.name` that is a whole reference), for `qyvol load`.
+    name: Option<String>,
     /// Offset and size of each `blobs/sha256/<hex>` file in the tar.
     blobs: HashMap<Digest, (u64, u64)>,
 }
@@ -400,8 +405,99 @@ impl Bundle {
                 head.manifest.config.media_type
             )));
         }
-        Ok(Self { head, blobs })
+        let name = desc
+            .annotations
+            .get(ANN_CONTAINERD_NAME)
+            .or_else(|| {
+                desc.annotations
+                    .get(ANN_REF_NAME)
+                    .filter(|n| n.contains('/') || n.contains(':'))
+            })
+            .cloned();
+        Ok(Self { head, blobs, name })
     }
+
+    /// The image's name as the archive gives it (see [`save`]).
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+/// Writes the image `source` as an OCI archive (an image layout in a tar, as `docker save`
+/// and `ctr image export` write them) named `name` (a whole reference): containerd's
+/// `ctr image import` takes it, and so does [`Bundle::open`] and `qyvol load`. Blobs are
+/// streamed through a temporary file each, never held in memory; the archive is written
+/// atomically.
+pub fn save(
+    source: &dyn ImageSource,
+    name: &str,
+    tag: &str,
+    out: &Path,
+) -> Result<(), BundleError> {
+    let io_err = |source| BundleError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
+    let head = source.head();
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+        manifests: vec![Descriptor {
+            media_type: MEDIA_MANIFEST.into(),
+            digest: head.digest.clone(),
+            size: head.bytes.len() as u64,
+            annotations: BTreeMap::from([
+                (ANN_CONTAINERD_NAME.to_string(), name.to_string()),
+                (ANN_REF_NAME.to_string(), tag.to_string()),
+            ]),
+        }],
+    };
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+    {
+        let mut tar = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
+        let header = |size: u64| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(size);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            header
+        };
+        let mut add = |path: &str, bytes: &[u8]| {
+            tar.append_data(&mut header(bytes.len() as u64), path, bytes)
+                .map_err(io_err)
+        };
+        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        add(
+            "index.json",
+            &serde_json::to_vec_pretty(&index).map_err(|e| io_err(io::Error::other(e)))?,
+        )?;
+        add(&format!("blobs/sha256/{}", head.digest.hex()), &head.bytes)?;
+        let mut seen = std::collections::HashSet::new();
+        let manifest = source.image();
+        for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            if !seen.insert(desc.digest.clone()) {
+                continue;
+            }
+            let mut blob = tempfile::tempfile_in(dir).map_err(io_err)?;
+            source.copy_blob(desc, &mut blob)?;
+            blob.seek(SeekFrom::Start(0)).map_err(io_err)?;
+            tar.append_data(
+                &mut header(desc.size),
+                format!("blobs/sha256/{}", desc.digest.hex()),
+                blob,
+            )
+            .map_err(io_err)?;
+        }
+        tar.into_inner().map_err(io_err)?.flush().map_err(io_err)?;
+    }
+    tmp.as_file().sync_data().map_err(io_err)?;
+    tmp.persist(out).map_err(|e| io_err(e.error))?;
+    Ok(())
 }
 
 /// Streams the blob `desc` from the tar at `path`, checked against its digest and size.

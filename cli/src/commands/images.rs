@@ -1,4 +1,5 @@
-//! The local store's verbs, as Docker has them: `images`, `tag`, `rmi`, `prune`.
+//! The local store's verbs, as Docker has them: `images`, `tag`, `rmi`, `prune`, `save`,
+//! `load`.
 
 use std::process::ExitCode;
 
@@ -107,6 +108,68 @@ impl PruneCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let freed = store()?.prune()?;
         out(&Msg::Pruned(&ByteSize(freed).to_string()).text(lang()));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Write an image of the local store to an OCI archive (for `qyvol load` or `ctr image import`)
+#[derive(Debug, Args)]
+pub struct SaveCommand {
+    /// The image to save
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// The archive to write
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: std::path::PathBuf,
+}
+
+impl SaveCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let reference = parse_reference(&self.reference)?;
+        let image = store()?.image(&reference)?;
+        let name = qyvol_store::canonical(&reference);
+        let tag = reference
+            .tag()
+            .or(reference.digest())
+            .unwrap_or("latest")
+            .to_string();
+        qyvol_store::bundle::save(&image, &name, &tag, &self.output)?;
+        out(&Msg::Saved(&name, &self.output.display().to_string()).text(lang()));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Load an image from an OCI archive (`qyvol save`, `.qyvc`) into the local store
+#[derive(Debug, Args)]
+pub struct LoadCommand {
+    /// The archive to read
+    #[arg(short = 'i', long = "input", value_name = "FILE")]
+    input: std::path::PathBuf,
+    /// The reference to store it under (default: the name the archive gives)
+    #[arg(short = 't', long = "tag", value_name = "REF")]
+    tag: Option<String>,
+}
+
+impl LoadCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let bundle = qyvol_store::bundle::Bundle::open(&self.input)?;
+        let name = match (&self.tag, bundle.name()) {
+            (Some(t), _) => t.clone(),
+            (None, Some(n)) => n.to_string(),
+            (None, None) => {
+                return Err(Failure::new(
+                    Code::Usage,
+                    Msg::BadFlag,
+                    format!(
+                        "`{}` names no image: give one with `-t REF`",
+                        self.input.display()
+                    ),
+                ));
+            }
+        };
+        let reference = parse_reference(&name)?;
+        let digest = store()?.import(&bundle, &reference)?;
+        out(&Msg::Loaded(&ui::sanitize(&qyvol_store::canonical(&reference)), &digest).text(lang()));
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -9,6 +9,7 @@ mod attack;
 mod bundle;
 mod cache;
 mod cli;
+mod containerd;
 mod dashboard;
 mod guests;
 mod home;
