@@ -420,6 +420,15 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "save.reference" => "La imagen a guardar",
         "save.output" => "El archivo a escribir",
         "load" => "Carga una imagen de un archivo OCI (`qyvol save`, `.qyvc`) en el almacén",
+        "kube" => {
+            "Imprime los objetos de Kubernetes (RuntimeClass, Deployment, Service) que ejecutan una app"
+        }
+        "kube.file" => "Un manifiesto, paquete o wasm (con --image), o una referencia de imagen",
+        "kube.image" => "La imagen que ejecutan los pods (por defecto: la referencia dada)",
+        "kube.replicas" => "Cuántos pods",
+        "kube.insecure" => {
+            "HTTP sin cifrar hacia un registro fuera de loopback, si hay que descargar la referencia"
+        }
         "load.input" => "El archivo a leer",
         "load.tag" => {
             "La referencia con la que guardarla (por defecto: el nombre que trae el archivo)"
@@ -548,6 +557,10 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         "save" => &[
             "qyvol save localhost:5000/hello:1 -o hello.tar",
             "qyvol save localhost:5000/hello:1 -o hello.tar && ctr image import hello.tar",
+        ],
+        "kube" => &[
+            "qyvol kube registry.lan/hello:1 | kubectl apply -f -",
+            "qyvol kube examples/http-hello/http-hello.qyv --image registry.lan/http-hello:1 --replicas 3",
         ],
         "load" => &[
             "qyvol load -i hello.tar",

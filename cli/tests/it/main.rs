@@ -17,6 +17,7 @@ mod hostile;
 mod hostile_registry;
 mod inspect;
 mod interop;
+mod kube;
 mod limits;
 mod manifests;
 mod mounts;
