@@ -419,6 +419,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         }
         "save.reference" => "La imagen a guardar",
         "save.output" => "El archivo a escribir",
+        "save.rootfs" => {
+            "Una imagen OCI corriente con el módulo en su sistema de archivos (`/app.wasm`), para containerd anterior a 1.6.25 / 1.7.7"
+        }
         "load" => "Carga una imagen de un archivo OCI (`qyvol save`, `.qyvc`) en el almacén",
         "kube" => {
             "Imprime los objetos de Kubernetes (RuntimeClass, Deployment, Service) que ejecutan una app"

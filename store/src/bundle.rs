@@ -434,18 +434,137 @@ pub fn save(
     tag: &str,
     out: &Path,
 ) -> Result<(), BundleError> {
+    let head = source.head();
+    let manifest = source.image();
+    let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
+        .chain(&manifest.layers)
+        .collect();
+    write_archive(
+        out,
+        name,
+        tag,
+        &head.digest,
+        &head.bytes,
+        &blobs,
+        &mut |desc, w| source.copy_blob(desc, w),
+    )
+}
+
+/// The media types of an ordinary OCI image, for [`save_rootfs`].
+const MEDIA_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const MEDIA_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// The module's path in an image written by [`save_rootfs`], and its manifest's beside it.
+pub const ROOTFS_WASM: &str = "app.wasm";
+pub const ROOTFS_QYV: &str = "app.qyv";
+
+/// Writes the image `source` as an ordinary OCI image (any containerd unpacks it, also one
+/// older than the Wasm OCI artifact): one filesystem layer holding `/app.wasm` and the image's
+/// own manifest as `/app.qyv` (packaged, so it grants nothing), entrypoint `/app.wasm`,
+/// platform `linux` and this machine's architecture so the node's containerd takes it. Shims
+/// that read a module from the container's files run it (`containerd-shim-qyvol-v1`).
+pub fn save_rootfs(
+    source: &dyn ImageSource,
+    name: &str,
+    tag: &str,
+    out: &Path,
+) -> Result<(), BundleError> {
     let io_err = |source| BundleError::Io {
         path: out.to_path_buf(),
         source,
     };
-    let head = source.head();
+    let manifest = source.image();
+    let pick = |media: &str| manifest.layers.iter().find(|l| l.media_type == media);
+    let wasm = pick(MEDIA_WASM).ok_or_else(|| BundleError::Format {
+        path: source.location().to_path_buf(),
+        reason: "the image has no `application/wasm` layer".into(),
+    })?;
+    let mut layer = Vec::new();
+    {
+        let mut tar = tar::Builder::new(&mut layer);
+        let mut add = |path: &str, desc: &Descriptor| -> Result<(), BundleError> {
+            let mut bytes = Vec::new();
+            source.copy_blob(desc, &mut bytes)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, path, bytes.as_slice())
+                .map_err(io_err)
+        };
+        add(ROOTFS_WASM, wasm)?;
+        if let Some(qyv) = pick(MEDIA_QYV) {
+            add(ROOTFS_QYV, qyv)?;
+        }
+        tar.finish().map_err(io_err)?;
+    }
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let layer_desc = descriptor(MEDIA_OCI_LAYER, &layer, BTreeMap::new());
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "config": { "Entrypoint": [format!("/{ROOTFS_WASM}")] },
+        "rootfs": { "type": "layers", "diff_ids": [layer_desc.digest] },
+    }))
+    .map_err(|e| io_err(io::Error::other(e)))?;
+    let config_desc = descriptor(MEDIA_OCI_CONFIG, &config, BTreeMap::new());
+    let image = ImageManifest {
+        schema_version: 2,
+        media_type: MEDIA_MANIFEST.into(),
+        config: config_desc.clone(),
+        layers: vec![layer_desc.clone()],
+        annotations: BTreeMap::new(),
+    };
+    let image_bytes = serde_json::to_vec_pretty(&image).map_err(|e| io_err(io::Error::other(e)))?;
+    let config_digest = config_desc.digest.clone();
+    write_archive(
+        out,
+        name,
+        tag,
+        &sha256_digest(&image_bytes),
+        &image_bytes,
+        &[&config_desc, &layer_desc],
+        &mut |desc, w| {
+            let bytes = if desc.digest == config_digest {
+                &config
+            } else {
+                &layer
+            };
+            w.write_all(bytes).map_err(|source| BundleError::Io {
+                path: out.to_path_buf(),
+                source,
+            })
+        },
+    )
+}
+
+/// An OCI archive of one image manifest (`manifest_bytes`) and its `blobs`, whose bytes
+/// `copy` writes; named for containerd's importer and for `qyvol load`.
+fn write_archive(
+    out: &Path,
+    name: &str,
+    tag: &str,
+    digest: &Digest,
+    manifest_bytes: &[u8],
+    blobs: &[&Descriptor],
+    copy: &mut dyn FnMut(&Descriptor, &mut dyn Write) -> Result<(), BundleError>,
+) -> Result<(), BundleError> {
+    let io_err = |source| BundleError::Io {
+        path: out.to_path_buf(),
+        source,
+    };
     let index = ImageIndex {
         schema_version: 2,
         media_type: Some("application/vnd.oci.image.index.v1+json".into()),
         manifests: vec![Descriptor {
             media_type: MEDIA_MANIFEST.into(),
-            digest: head.digest.clone(),
-            size: head.bytes.len() as u64,
+            digest: digest.clone(),
+            size: manifest_bytes.len() as u64,
             annotations: BTreeMap::from([
                 (ANN_CONTAINERD_NAME.to_string(), name.to_string()),
                 (ANN_REF_NAME.to_string(), tag.to_string()),
@@ -476,15 +595,14 @@ pub fn save(
             "index.json",
             &serde_json::to_vec_pretty(&index).map_err(|e| io_err(io::Error::other(e)))?,
         )?;
-        add(&format!("blobs/sha256/{}", head.digest.hex()), &head.bytes)?;
+        add(&format!("blobs/sha256/{}", digest.hex()), manifest_bytes)?;
         let mut seen = std::collections::HashSet::new();
-        let manifest = source.image();
-        for desc in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        for desc in blobs {
             if !seen.insert(desc.digest.clone()) {
                 continue;
             }
             let mut blob = tempfile::tempfile_in(dir).map_err(io_err)?;
-            source.copy_blob(desc, &mut blob)?;
+            copy(desc, &mut blob)?;
             blob.seek(SeekFrom::Start(0)).map_err(io_err)?;
             tar.append_data(
                 &mut header(desc.size),

@@ -121,6 +121,10 @@ pub struct SaveCommand {
     /// The archive to write
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: std::path::PathBuf,
+    /// An ordinary OCI image with the module in its filesystem (`/app.wasm`), for a
+    /// containerd older than 1.6.25 / 1.7.7
+    #[arg(long)]
+    rootfs: bool,
 }
 
 impl SaveCommand {
@@ -133,7 +137,11 @@ impl SaveCommand {
             .or(reference.digest())
             .unwrap_or("latest")
             .to_string();
-        qyvol_store::bundle::save(&image, &name, &tag, &self.output)?;
+        if self.rootfs {
+            qyvol_store::bundle::save_rootfs(&image, &name, &tag, &self.output)?;
+        } else {
+            qyvol_store::bundle::save(&image, &name, &tag, &self.output)?;
+        }
         out(&Msg::Saved(&name, &self.output.display().to_string()).text(lang()));
         Ok(ExitCode::SUCCESS)
     }

@@ -5,11 +5,11 @@
     reason = "a broken fixture should fail the test loudly"
 )]
 
+mod archives;
 mod attack;
 mod bundle;
 mod cache;
 mod cli;
-mod containerd;
 mod dashboard;
 mod guests;
 mod home;

@@ -1,0 +1,353 @@
+//! `containerd-shim-qyvol-v1` under a real containerd (Debian's package, installed by
+//! `.ci/run`; it needs root), started by each test on a private root, state folder and socket
+//! with this build's shim on its PATH, and driven with `ctr`: images as Qyvol writes them,
+//! the guest's output and exit code, the grants (only the container's mounts; no network),
+//! `ctr task kill`, and images the shim cannot run.
+
+#![expect(
+    clippy::expect_used,
+    reason = "a broken fixture should fail the test loudly"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use qyvol_store::bundle::{Bundle, BundleParts};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .to_path_buf()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A containerd of the test's own, killed when dropped.
+struct Containerd {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// Its own namespace too: the shim keeps its containers' state under
+    /// `/run/containerd/qyvol/<namespace>`, shared by every containerd of the machine.
+    namespace: String,
+}
+
+impl Containerd {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\n  address = \"{0}/sock\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_apparmor = true\n",
+                dir.path().display()
+            ),
+        )
+        .expect("config");
+        // containerd finds `containerd-shim-qyvol-v1` for `io.containerd.qyvol.v1` on its PATH.
+        let shim_dir = Path::new(env!("CARGO_BIN_EXE_containerd-shim-qyvol-v1"))
+            .parent()
+            .expect("the shim's folder")
+            .to_path_buf();
+        let path = format!(
+            "{}:{}",
+            shim_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .env("PATH", path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
+            .spawn()
+            .expect("containerd is installed (.ci/run installs it)");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let namespace = format!("qyvol-test-{}-{nanos}", std::process::id());
+        let ctd = Self {
+            child,
+            dir,
+            namespace,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ctd.ctr(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "containerd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ctd
+    }
+
+    /// `ctr` against this containerd, in its namespace.
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.path().join("sock"))
+            .args(["--namespace", &self.namespace])
+            .args(args)
+            .output()
+            .expect("ctr is installed with containerd")
+    }
+
+    fn import(&self, archive: &Path, unpack: bool) {
+        let archive = archive.display().to_string();
+        let mut args = vec!["image", "import", "--all-platforms"];
+        if !unpack {
+            args.push("--no-unpack");
+        }
+        args.push(&archive);
+        let out = self.ctr(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    /// `ctr run --rm` of `image` with Qyvol's runtime; `extra` goes before the image.
+    fn run(&self, extra: &[&str], image: &str, id: &str, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--runtime", "io.containerd.qyvol.v1"];
+        all.extend_from_slice(extra);
+        all.extend_from_slice(&[image, id, "/app.wasm"]);
+        all.extend_from_slice(args);
+        self.ctr(&all)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(Path::new("/run/containerd/qyvol").join(&self.namespace));
+    }
+}
+
+/// A test guest as a Qyvol image archive named `localhost:5000/<name>:1`: with the module in
+/// its filesystem (`rootfs`, what this containerd unpacks) or as the Wasm OCI artifact.
+fn image(dir: &Path, guest: &str, name: &str, rootfs: bool) -> PathBuf {
+    let wasm = std::fs::read(repo().join("cli/tests/guests").join(guest)).expect("guest");
+    let qyv = format!("version: 1\nname: {name}\nentrypoint: app.wasm\nruntime: wasi\n");
+    let bundle = dir.join(format!("{name}.qyvc"));
+    qyvol_store::bundle::write(
+        &bundle,
+        &BundleParts {
+            name,
+            qyv: qyv.as_bytes(),
+            wasm: &wasm,
+            os: if guest.contains("p2") {
+                "wasip2"
+            } else {
+                "wasip1"
+            },
+            precompiled: None,
+        },
+    )
+    .expect("bundle");
+    let bundle = Bundle::open(&bundle).expect("open");
+    let archive = dir.join(format!("{name}.tar"));
+    let reference = format!("localhost:5000/{name}:1");
+    if rootfs {
+        qyvol_store::bundle::save_rootfs(&bundle, &reference, "1", &archive)
+    } else {
+        qyvol_store::bundle::save(&bundle, &reference, "1", &archive)
+    }
+    .expect("archive");
+    archive
+}
+
+fn probe(ctd: &Containerd, dir: &Path) -> &'static str {
+    ctd.import(&image(dir, "probe-p1.wasm", "probe", true), true);
+    "localhost:5000/probe:1"
+}
+
+#[test]
+fn a_qyvol_image_prints_and_exits_through_the_shim() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = probe(&ctd, dir.path());
+    let out = ctd.run(&[], probe, "args", &["args", "uno", "dos"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "probe\nargs\nuno\ndos\n");
+    let out = ctd.run(&[], probe, "exit", &["exit", "3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(!ctd.log().contains("panicked"), "{}", ctd.log());
+}
+
+#[test]
+fn only_the_containers_mounts_are_visible_and_read_only_ones_stay_read_only() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = probe(&ctd, dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("data");
+    std::fs::write(data.join("note.txt"), "from the host").expect("note");
+
+    // The image's own files and the system's are not there.
+    for path in ["/", "/app.wasm", "/proc/self/status", "/etc"] {
+        let out = ctd.run(&[], probe, "peek", &["read", path]);
+        // (`ctr` without a terminal sends the container's stderr to its stdout.)
+        assert_eq!(
+            text(&out.stdout),
+            "error: No such file or directory (os error 44)\n",
+            "{path}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{path}");
+    }
+    let ro = format!(
+        "type=bind,src={},dst=/data,options=rbind:ro",
+        data.display()
+    );
+    let out = ctd.run(
+        &["--mount", &ro],
+        probe,
+        "ro-read",
+        &["read", "/data/note.txt"],
+    );
+    assert_eq!(text(&out.stdout), "from the host", "{}", text(&out.stderr));
+    let out = ctd.run(
+        &["--mount", &ro],
+        probe,
+        "ro-write",
+        &["write", "/data/new.txt", "x"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !data.join("new.txt").exists(),
+        "a read-only mount was written"
+    );
+
+    let rw = format!(
+        "type=bind,src={},dst=/data,options=rbind:rw",
+        data.display()
+    );
+    let out = ctd.run(
+        &["--mount", &rw],
+        probe,
+        "rw-write",
+        &["write", "/data/new.txt", "x"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(data.join("new.txt")).expect("new"),
+        "x"
+    );
+}
+
+#[test]
+fn a_connection_no_grant_names_is_refused_inside_the_container() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    ctd.import(&image(dir.path(), "probe-p2.wasm", "probe2", true), true);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let target = listener.local_addr().expect("addr").to_string();
+    // The host's network, so only Qyvol's grants stand between the guest and the listener.
+    let out = ctd.run(
+        &["--net-host"],
+        "localhost:5000/probe2:1",
+        "connect",
+        &["connect", &target, "hello"],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "error: Permission denied (os error 2)\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        listener.accept().is_err(),
+        "the guest reached the listener without a grant"
+    );
+}
+
+#[test]
+fn ctr_task_kill_stops_a_spinning_guest() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = probe(&ctd, dir.path());
+    // In the foreground, as an operator runs it: `ctr run` exits with the task's code.
+    let mut run = Command::new("ctr")
+        .arg("--address")
+        .arg(ctd.dir.path().join("sock"))
+        .args(["--namespace", &ctd.namespace])
+        .args(["run", "--rm", "--runtime", "io.containerd.qyvol.v1", probe])
+        .args(["spinner", "/app.wasm", "spin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr run");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text(&ctd.ctr(&["task", "ls"]).stdout)
+        .lines()
+        .any(|l| l.starts_with("spinner") && l.ends_with("RUNNING"))
+    {
+        assert!(Instant::now() < deadline, "the guest never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGTERM until it ends: one sent before the shim listens is lost, as for any container's
+    // first process without a handler yet. (Once it has exited, a kill is refused.)
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the guest");
+        let _ = ctd.ctr(&["task", "kill", "spinner"]);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // 143: ended by SIGTERM through Qyvol's stop (a SIGKILL would be 137).
+    assert_eq!(status.code(), Some(143));
+}
+
+#[test]
+fn an_image_whose_module_is_not_wasm_fails_with_a_message_not_a_panic() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A module that is not WebAssembly, packed as Qyvol packs a module.
+    let junk = dir.path().join("junk");
+    std::fs::create_dir(&junk).expect("junk");
+    let wasm = b"\0asm\x01\0\0\0garbage that is not a module";
+    let qyv = b"version: 1\nname: junk\nentrypoint: app.wasm\nruntime: wasi\n";
+    let bundle = junk.join("junk.qyvc");
+    qyvol_store::bundle::write(
+        &bundle,
+        &BundleParts {
+            name: "junk",
+            qyv,
+            wasm,
+            os: "wasip1",
+            precompiled: None,
+        },
+    )
+    .expect("bundle");
+    let archive = junk.join("junk.tar");
+    qyvol_store::bundle::save_rootfs(
+        &Bundle::open(&bundle).expect("open"),
+        "localhost:5000/junk:1",
+        "1",
+        &archive,
+    )
+    .expect("archive");
+    ctd.import(&archive, true);
+    let out = ctd.run(&[], "localhost:5000/junk:1", "junk", &[]);
+    assert!(!out.status.success());
+    assert!(!ctd.log().contains("panicked"), "{}", ctd.log());
+}
+
+#[test]
+fn containerd_stores_the_wasm_oci_artifact_qyvol_pushes() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Unpacking the artifact needs containerd >= 1.6.25 / 1.7.7; any containerd stores it.
+    ctd.import(
+        &image(dir.path(), "probe-p1.wasm", "artifact", false),
+        false,
+    );
+    let out = ctd.ctr(&["image", "ls", "-q"]);
+    assert_eq!(text(&out.stdout).trim(), "localhost:5000/artifact:1");
+}
