@@ -275,6 +275,9 @@ mod tests {
     fn outcomes_exit_as_qyvol_run_does() {
         assert_eq!(exit_code(&Outcome::Exited(3)), 3);
         assert_eq!(exit_code(&Outcome::Stopped), 143);
-        assert_eq!(exit_code(&Outcome::TimedOut(std::time::Duration::ZERO)), 124);
+        assert_eq!(
+            exit_code(&Outcome::TimedOut(std::time::Duration::ZERO)),
+            124
+        );
     }
 }

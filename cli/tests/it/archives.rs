@@ -84,3 +84,79 @@ fn load_of_something_that_is_not_an_archive_says_so() {
         .expect("images");
     assert_eq!(stdout(&out).trim(), "[]");
 }
+
+/// The image `qyvol push` sends (the same manifest `save` writes) as the other runtime shims
+/// read it (docs/kubernetes.md cites their source): runwasi's containerd-shim-wasm parses the
+/// config as an OCI platform and needs `architecture: wasm` and an `os`, and takes only
+/// layers of its module types, one module; containerd-shim-spin takes a single
+/// `application/wasm` layer among the layers it knows. Qyvol's manifest and precompiled
+/// layers are of types neither takes, so both see exactly one module.
+#[test]
+fn the_image_qyvol_pushes_is_one_the_runwasi_and_spin_shims_accept() {
+    let s = Scratch::new();
+    build(&s.path("home"), "localhost:5000/hello:1");
+    let archive = s.path("hello.tar");
+    let out = qyvol_in(&s.path("home"))
+        .args(["save", "localhost:5000/hello:1", "-o"])
+        .arg(&archive)
+        .output()
+        .expect("save");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut files = std::collections::HashMap::new();
+    let mut tar = tar::Archive::new(std::fs::File::open(&archive).expect("archive"));
+    for entry in tar.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let path = entry.path().expect("path").display().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).expect("read");
+        files.insert(path, bytes);
+    }
+    let json = |path: &str| -> serde_json::Value {
+        serde_json::from_slice(&files[path]).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let blob = |digest: &serde_json::Value| {
+        format!(
+            "blobs/sha256/{}",
+            digest
+                .as_str()
+                .expect("digest")
+                .trim_start_matches("sha256:")
+        )
+    };
+    let index = json("index.json");
+    let manifest = json(&blob(&index["manifests"][0]["digest"]));
+    let config = json(&blob(&manifest["config"]["digest"]));
+    assert_eq!(config["architecture"], "wasm");
+    assert_eq!(config["os"], "wasip1");
+
+    let types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l["mediaType"].as_str().expect("type"))
+        .collect();
+    let runwasi = [
+        "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm",
+        "application/wasm",
+    ];
+    let taken_by_runwasi: Vec<_> = types.iter().filter(|t| runwasi.contains(t)).collect();
+    assert_eq!(taken_by_runwasi, [&"application/wasm"], "{types:?}");
+    // containerd-shim-spin: `application/wasm` (a wkg package, alone), its
+    // `application/vnd.wasm.content.layer.v1+wasm`, and spin-oci's own types.
+    let taken_by_spin: Vec<_> = types
+        .iter()
+        .filter(|t| {
+            **t == "application/wasm"
+                || t.starts_with("application/vnd.wasm.content.")
+                || t.starts_with("application/vnd.fermyon.")
+        })
+        .collect();
+    assert_eq!(taken_by_spin, [&"application/wasm"], "{types:?}");
+    // What else is there is Qyvol's own.
+    assert!(
+        types
+            .iter()
+            .all(|t| *t == "application/wasm" || t.starts_with("application/vnd.qyvol.")),
+        "{types:?}"
+    );
+}
