@@ -156,13 +156,14 @@ fn wasmparser_is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] != [1, 0, 0, 0]
 }
 
-/// A private folder for the staged bundle: the container's temp folder, made if the image has
-/// none.
+/// A private folder for the staged bundle: a new one at the container's root, whose name the
+/// image cannot foresee (its `/tmp` may be a symlink into a volume), else in the temp folder
+/// when the root is read-only.
 fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
-    let tmp = std::env::temp_dir();
-    let _ = std::fs::create_dir_all(&tmp);
-    tempfile::tempdir_in(&tmp)
-        .or_else(|_| tempfile::tempdir_in("/"))
+    tempfile::Builder::new()
+        .prefix(".qyvol-")
+        .tempdir_in("/")
+        .or_else(|_| tempfile::tempdir())
         .context("cannot make a scratch folder in the container (is its root read-only?)")
 }
 
@@ -193,7 +194,7 @@ fn cgroup_memory_limit() -> Option<ByteSize> {
 pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
     let system = |p: &str| {
         p == "/"
-            || ["/proc", "/sys", "/dev"]
+            || ["/proc", "/sys", "/dev", "/run"]
                 .iter()
                 .any(|s| p == *s || p.starts_with(&format!("{s}/")))
             || matches!(
@@ -224,6 +225,12 @@ pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
             readonly: Some(readonly),
         });
     }
+    // A volume inside another (a configMap in an emptyDir, a submount brought by `rbind`) is
+    // reached through the outer one: granting it again would be a nested grant, which Qyvol
+    // refuses. The outer grant's read-only holds beneath it (Qyvol's check), and the inner
+    // mount's own read-only is the kernel's.
+    let outer: Vec<PathBuf> = mounts.iter().map(|m| m.host.clone()).collect();
+    mounts.retain(|m| !outer.iter().any(|o| o != &m.host && m.host.starts_with(o)));
     mounts
 }
 
@@ -263,8 +270,11 @@ mod tests {
              3 1 0:3 / /dev rw - tmpfs tmpfs rw\n\
              4 1 0:4 / /etc/hosts ro - ext4 /dev/sda ro\n\
              5 1 0:5 / {escaped} ro,relatime - ext4 /dev/sda rw\n\
-             6 1 0:6 / /no/such/dir rw - ext4 /dev/sda rw\n"
+             6 1 0:6 / /no/such/dir rw - ext4 /dev/sda rw\n\
+             7 1 0:7 / /run rw - tmpfs tmpfs rw\n\
+             8 5 0:8 / {escaped}/inner rw - tmpfs tmpfs rw\n"
         );
+        std::fs::create_dir(data.join("inner")).expect("inner");
         let mounts = container_mounts(&info);
         assert_eq!(mounts.len(), 1, "{mounts:?}");
         assert_eq!(mounts[0].host, data);

@@ -40,19 +40,32 @@ impl Sandbox for QyvolSandbox {
         let stop = containerd_shim_qyvol::stop_on_signal();
         let entry = ctx.entrypoint();
         let module = match entry.source {
-            Source::File(path) => containerd_shim_qyvol::Module::from_file(&path)?,
+            Source::File(path) => containerd_shim_qyvol::Module::from_file(&path),
             Source::Oci(layers) => containerd_shim_qyvol::Module::from_layers(
                 layers
                     .iter()
                     .map(|l| (l.config.media_type().to_string(), l.layer.as_slice())),
-            )?,
+            ),
+        };
+        let module = match module {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("qyvol: {e:#}");
+                return Ok(125);
+            }
         };
         let args = ctx.args().iter().skip(1).cloned().collect();
         let env = ctx.envs().to_vec();
         // Qyvol's runtime blocks on its own: off the shim's async runtime.
-        std::thread::spawn(move || containerd_shim_qyvol::run(module, args, env, stop))
+        let ran = std::thread::spawn(move || containerd_shim_qyvol::run(module, args, env, stop))
             .join()
-            .map_err(|_| anyhow::anyhow!("the run panicked"))?
+            .map_err(|_| anyhow::anyhow!("the run panicked"))?;
+        // What kept the guest from running goes to the container's own output, with Qyvol's
+        // "failed for a reason of its own" (125), not the library's 137 (out of memory).
+        Ok(ran.unwrap_or_else(|e| {
+            eprintln!("qyvol: {e:#}");
+            125
+        }))
     }
 }
 

@@ -120,6 +120,10 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // Tasks a failed test left running: their shims outlive containerd.
+        for task in text(&self.ctr(&["task", "ls", "-q"]).stdout).lines() {
+            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", task]);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(Path::new("/run/containerd/qyvol").join(&self.namespace));
@@ -187,9 +191,8 @@ fn only_the_containers_mounts_are_visible_and_read_only_ones_stay_read_only() {
     std::fs::write(data.join("note.txt"), "from the host").expect("note");
 
     // The image's own files and the system's are not there.
-    for path in ["/", "/app.wasm", "/proc/self/status", "/etc"] {
+    for path in ["/", "/app.wasm", "/proc/self/status", "/etc", "/run"] {
         let out = ctd.run(&[], probe, "peek", &["read", path]);
-        // (`ctr` without a terminal sends the container's stderr to its stdout.)
         assert_eq!(
             text(&out.stdout),
             "error: No such file or directory (os error 44)\n",
@@ -220,6 +223,23 @@ fn only_the_containers_mounts_are_visible_and_read_only_ones_stay_read_only() {
         !data.join("new.txt").exists(),
         "a read-only mount was written"
     );
+
+    // A volume inside another is reached through the outer one, as the kernel mounted it.
+    let inner = dir.path().join("inner");
+    std::fs::create_dir(&inner).expect("inner");
+    std::fs::write(inner.join("deep.txt"), "nested").expect("deep");
+    std::fs::create_dir(data.join("sub")).expect("sub");
+    let nested = format!(
+        "type=bind,src={},dst=/data/sub,options=rbind:ro",
+        inner.display()
+    );
+    let out = ctd.run(
+        &["--mount", &ro, "--mount", &nested],
+        probe,
+        "nested",
+        &["read", "/data/sub/deep.txt"],
+    );
+    assert_eq!(text(&out.stdout), "nested", "{}", text(&out.stderr));
 
     let rw = format!(
         "type=bind,src={},dst=/data,options=rbind:rw",
@@ -335,7 +355,14 @@ fn an_image_whose_module_is_not_wasm_fails_with_a_message_not_a_panic() {
     .expect("archive");
     ctd.import(&archive, true);
     let out = ctd.run(&[], "localhost:5000/junk:1", "junk", &[]);
-    assert!(!out.status.success());
+    // Qyvol's own failure (125) with its reason in the container's output.
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).starts_with("qyvol: ")
+            && text(&out.stderr).contains("not a valid WebAssembly module"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!ctd.log().contains("panicked"), "{}", ctd.log());
 }
 
