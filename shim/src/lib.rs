@@ -105,7 +105,16 @@ pub fn run(
             qyvol_store::StoreError::NotFound(qyvol_store::canonical(r)),
         ))
     })?;
+    let http = opened.manifest.runtime == qyvol_common::RuntimeKind::WasiHttp;
     let launch = qyvol_launch::prepare(opened, &op, None, args, Default::default())?;
+    if http {
+        let listen = env
+            .iter()
+            .find_map(|kv| kv.strip_prefix("QYVOL_LISTEN="))
+            .unwrap_or(DEFAULT_LISTEN)
+            .to_string();
+        return serve(launch, &listen);
+    }
     let mut request = launch.request;
     request.stop = Some(stop);
     let how = qyvol_runtime::Compilation {
@@ -114,6 +123,56 @@ pub fn run(
     };
     let outcome = qyvol_runtime::run(&launch.wasm, &request, how)?;
     Ok(exit_code(&outcome))
+}
+
+/// Where an HTTP app listens in its pod (the Service `qyvol kube` writes targets it); the
+/// container's `QYVOL_LISTEN` may say otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
+/// Serves a `wasi-http` app at its route until SIGTERM or SIGINT, which let in-flight requests
+/// finish (as `qyvol serve` does): the container then exits 0. One line per request on stderr.
+fn serve(launch: qyvol_launch::Launch, listen: &str) -> anyhow::Result<i32> {
+    use qyvol_runtime::serve::{AccessEntry, App, Events, ServeOptions, Server};
+    struct Log;
+    impl Events for Log {
+        fn request(&self, e: &AccessEntry<'_>) {
+            eprintln!(
+                "{} {} {} {:.1}ms",
+                e.method,
+                qyvol_common::escape_controls(e.path),
+                e.status,
+                e.duration.as_secs_f64() * 1000.0
+            );
+        }
+        fn draining(&self, in_flight: usize) {
+            eprintln!("qyvol: stopping ({in_flight} requests to finish)");
+        }
+    }
+    let route = launch.manifest.http.route.clone();
+    let app = App {
+        name: launch.manifest.name.to_string(),
+        route: route.clone(),
+        max_body: qyvol_launch::grants::max_body(
+            &launch.manifest,
+            qyvol_launch::grants::DEFAULT_MAX_BODY,
+        )
+        .0,
+        wasm: launch.wasm,
+        request: launch.request,
+    };
+    let how = qyvol_runtime::Compilation {
+        cache: None,
+        progress: None,
+    };
+    let server = Server::new(vec![app], how, ServeOptions::default())?;
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen} (QYVOL_LISTEN)"))?;
+    eprintln!(
+        "qyvol: serving {route} on http://{}/",
+        listener.local_addr()?
+    );
+    server.run(listener, std::sync::Arc::new(Log))?;
+    Ok(0)
 }
 
 /// A stop that SIGTERM or SIGINT sets (`ctr task kill`, a pod's deletion). The guest runs as

@@ -133,8 +133,19 @@ impl Drop for Containerd {
 /// A test guest as a Qyvol image archive named `localhost:5000/<name>:1`: with the module in
 /// its filesystem (`rootfs`, what this containerd unpacks) or as the Wasm OCI artifact.
 fn image(dir: &Path, guest: &str, name: &str, rootfs: bool) -> PathBuf {
-    let wasm = std::fs::read(repo().join("cli/tests/guests").join(guest)).expect("guest");
     let qyv = format!("version: 1\nname: {name}\nentrypoint: app.wasm\nruntime: wasi\n");
+    image_of(
+        dir,
+        &repo().join("cli/tests/guests").join(guest),
+        &qyv,
+        name,
+        rootfs,
+    )
+}
+
+/// The module at `wasm` with the manifest `qyv`, as [`image`] packs it.
+fn image_of(dir: &Path, wasm: &Path, qyv: &str, name: &str, rootfs: bool) -> PathBuf {
+    let wasm = std::fs::read(wasm).expect("module");
     let bundle = dir.join(format!("{name}.qyvc"));
     qyvol_store::bundle::write(
         &bundle,
@@ -142,10 +153,11 @@ fn image(dir: &Path, guest: &str, name: &str, rootfs: bool) -> PathBuf {
             name,
             qyv: qyv.as_bytes(),
             wasm: &wasm,
-            os: if guest.contains("p2") {
-                "wasip2"
-            } else {
+            // A component's version field is not a core module's 1.
+            os: if wasm.get(4..8) == Some(&[1, 0, 0, 0]) {
                 "wasip1"
+            } else {
+                "wasip2"
             },
             precompiled: None,
         },
@@ -377,4 +389,76 @@ fn containerd_stores_the_wasm_oci_artifact_qyvol_pushes() {
     );
     let out = ctd.ctr(&["image", "ls", "-q"]);
     assert_eq!(text(&out.stdout).trim(), "localhost:5000/artifact:1");
+}
+
+#[test]
+fn an_http_app_answers_on_its_port_and_sigterm_ends_it_cleanly() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let qyv = "version: 1\nname: web\nentrypoint: app.wasm\nruntime: wasi-http\nhttp:\n  route: /hello/...\n";
+    let archive = image_of(
+        dir.path(),
+        &repo().join("examples/http-hello/http-hello.wasm"),
+        qyv,
+        "web",
+        true,
+    );
+    ctd.import(&archive, true);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("QYVOL_LISTEN=127.0.0.1:{port}");
+    let mut run = Command::new("ctr")
+        .arg("--address")
+        .arg(ctd.dir.path().join("sock"))
+        .args(["--namespace", &ctd.namespace])
+        .args(["run", "--rm", "--net-host", "--env", &listen])
+        .args([
+            "--runtime",
+            "io.containerd.qyvol.v1",
+            "localhost:5000/web:1",
+            "web",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ctr run");
+    let get = |path: &str| -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .ok()?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        if let Some(a) = get("/hello/pod") {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "the app never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    assert!(
+        answer.ends_with("\r\n\r\n¡Hola desde Qyvol! GET /hello/pod\n"),
+        "{answer}"
+    );
+    assert!(
+        get("/elsewhere")
+            .expect("answer")
+            .starts_with("HTTP/1.0 404")
+    );
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not end the server");
+        let _ = ctd.ctr(&["task", "kill", "web"]);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status.code(), Some(0), "a drained server exits 0");
 }
