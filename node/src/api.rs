@@ -345,11 +345,12 @@ async fn logs(
     if !api.node.exists(&name)? {
         return Err(NodeError::NotFound(name));
     }
-    let logs = api.node.logs().clone();
-    let (lines, mut cursor) =
-        tokio::task::spawn_blocking(move || logs.read(&name, q.tail, q.since))
-            .await
-            .map_err(NodeError::internal)?;
+    let (lines, mut cursor) = api
+        .node
+        .logs()
+        .read_off_thread(&name, q.tail, q.since)
+        .await
+        .ok_or_else(|| NodeError::Internal("the log could not be read".into()))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         for line in lines {
@@ -365,13 +366,8 @@ async fn logs(
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
                 () = tx.closed() => return,
             }
-            let mut read = tokio::task::spawn_blocking(move || {
-                let lines = cursor.poll();
-                (cursor, lines)
-            });
-            let (c, lines) = match (&mut read).await {
-                Ok(r) => r,
-                Err(_) => return,
+            let Some((c, lines)) = cursor.poll_off_thread().await else {
+                return;
             };
             cursor = c;
             for line in lines {

@@ -978,14 +978,7 @@ impl Node {
         for r in &records {
             *apps.entry(r.status.state.as_str().to_string()).or_insert(0) += 1;
         }
-        let memory = self
-            .0
-            .gauges
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|g| g.load(std::sync::atomic::Ordering::Relaxed))
-            .sum();
+        let memory = self.memory_by_app().values().sum();
         let requests = records
             .iter()
             .map(|r| self.0.metrics.requests_of(&r.name))

@@ -208,6 +208,19 @@ impl Logs {
         (lines.into(), cursor)
     }
 
+    /// [`Logs::read`] on a blocking thread, for async callers (the API, the dashboard).
+    pub async fn read_off_thread(
+        &self,
+        app: &str,
+        tail: Option<usize>,
+        since: Option<u64>,
+    ) -> Option<(Vec<LogLine>, Cursor)> {
+        let (logs, app) = (self.clone(), app.to_string());
+        tokio::task::spawn_blocking(move || logs.read(&app, tail, since))
+            .await
+            .ok()
+    }
+
     pub fn remove(&self, app: &str) {
         let _ = std::fs::remove_file(self.path(app));
         let _ = std::fs::remove_file(rotated(&self.path(app)));
@@ -223,6 +236,16 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// [`Cursor::poll`] on a blocking thread, for async callers: the cursor back, and the lines.
+    pub async fn poll_off_thread(mut self) -> Option<(Self, Vec<LogLine>)> {
+        tokio::task::spawn_blocking(move || {
+            let lines = self.poll();
+            (self, lines)
+        })
+        .await
+        .ok()
+    }
+
     /// The complete lines appended since the last call (following a rotation to the new file).
     pub fn poll(&mut self) -> Vec<LogLine> {
         use std::os::unix::fs::MetadataExt;

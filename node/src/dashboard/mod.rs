@@ -595,12 +595,8 @@ async fn log_stream(
             &format!("{STREAMS_AT_ONCE} logs are being followed: close a page first"),
         );
     };
-    let logs = dash.node.logs().clone();
-    let read = {
-        let name = name.clone();
-        tokio::task::spawn_blocking(move || logs.read(&name, tail, since)).await
-    };
-    let Ok((lines, mut cursor)) = read else {
+    let Some((lines, mut cursor)) = dash.node.logs().read_off_thread(&name, tail, since).await
+    else {
         return text_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the log could not be read",
@@ -631,12 +627,9 @@ async fn log_stream(
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 () = tx.closed() => return,
             }
-            let read = tokio::task::spawn_blocking(move || {
-                let lines = cursor.poll();
-                (cursor, lines)
-            })
-            .await;
-            let Ok((c, lines)) = read else { return };
+            let Some((c, lines)) = cursor.poll_off_thread().await else {
+                return;
+            };
             cursor = c;
             idle = if lines.is_empty() { idle + 1 } else { 0 };
             for l in &lines {
