@@ -402,20 +402,36 @@ fn a_log_stream_ends_when_its_app_is_removed() {
     );
     let (session, _) = log_in(&node);
     let api = node.api.expect("api");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let request = format!(
-        "GET /ui/apps/ghost/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nCookie: {session}\r\n\r\n",
-        api.port()
-    );
-    std::thread::spawn(move || {
-        let _ = tx.send(exchange(api, &request));
-    });
+    let mut stream = std::net::TcpStream::connect(api).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .expect("timeout");
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "GET /ui/apps/ghost/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nCookie: {session}\r\n\r\n",
+            api.port()
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    // The app's line first (the stream is open and following), then the removal.
+    let mut reader = BufReader::new(stream);
+    let mut seen = String::new();
+    while !seen.contains(r#""text":"first-life""#) {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .expect("the stream sends the app's line");
+        assert!(n > 0, "the stream ended before the app's line: {seen}");
+        seen.push_str(&line);
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
     node.ok(&["rm", "ghost"]);
-    let (status, _, body) = rx
-        .recv_timeout(std::time::Duration::from_secs(15))
+    // Then it ends (a read timeout here would fail the test).
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest)
         .expect("the stream ended after the removal");
-    assert_eq!(status, 200);
-    assert!(body.contains(r#""text":"first-life""#), "{body}");
 }
 
 /// A multipart form of text fields, as a browser sends it.
