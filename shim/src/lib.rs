@@ -69,7 +69,10 @@ pub fn run(
     env: Vec<String>,
     stop: qyvol_runtime::Stop,
 ) -> anyhow::Result<i32> {
-    let component = wasmparser_is_component(&module.wasm);
+    let component = matches!(
+        containerd_shim_wasm::sandbox::context::WasmBinaryType::from_bytes(&module.wasm),
+        Some(containerd_shim_wasm::sandbox::context::WasmBinaryType::Component)
+    );
     let qyv = module.qyv.unwrap_or_else(|| {
         let runtime = "wasi";
         format!("version: 1\nname: app\nentrypoint: app.wasm\nruntime: {runtime}\n").into_bytes()
@@ -209,10 +212,6 @@ pub fn stop_on_signal() -> qyvol_runtime::Stop {
     });
     let _ = ready.recv();
     stop
-}
-
-fn wasmparser_is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] != [1, 0, 0, 0]
 }
 
 /// A private folder for the staged bundle: a new one at the container's root, whose name the

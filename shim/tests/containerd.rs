@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use containerd_shim_wasm::sandbox::context::WasmBinaryType;
 use qyvol_store::bundle::{Bundle, BundleParts};
 
 fn repo() -> PathBuf {
@@ -153,11 +154,9 @@ fn image_of(dir: &Path, wasm: &Path, qyv: &str, name: &str, rootfs: bool) -> Pat
             name,
             qyv: qyv.as_bytes(),
             wasm: &wasm,
-            // A component's version field is not a core module's 1.
-            os: if wasm.get(4..8) == Some(&[1, 0, 0, 0]) {
-                "wasip1"
-            } else {
-                "wasip2"
+            os: match WasmBinaryType::from_bytes(&wasm) {
+                Some(WasmBinaryType::Component) => "wasip2",
+                _ => "wasip1",
             },
             precompiled: None,
         },

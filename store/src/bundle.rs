@@ -128,68 +128,47 @@ pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
         "layerDigests": [wasm.digest],
     }))
     .map_err(io::Error::other)?;
-    let mut blobs: Vec<&[u8]> = vec![&config, parts.wasm, parts.qyv];
-    let mut layers = vec![wasm, descriptor(MEDIA_QYV, parts.qyv, BTreeMap::new())];
+    // Each blob with its bytes, for the archive to write them.
+    let config_desc = descriptor(MEDIA_WASM_CONFIG, &config, BTreeMap::new());
+    let mut blobs: Vec<(Descriptor, &[u8])> = vec![
+        (config_desc.clone(), &config),
+        (wasm, parts.wasm),
+        (descriptor(MEDIA_QYV, parts.qyv, BTreeMap::new()), parts.qyv),
+    ];
     if let Some(p) = &parts.precompiled {
         let ann = BTreeMap::from([
             (ANN_PLATFORM.to_string(), p.platform.clone()),
             (ANN_ENGINE.to_string(), p.engine.clone()),
             (ANN_WASMTIME.to_string(), p.wasmtime.clone()),
         ]);
-        layers.push(descriptor(MEDIA_PRECOMPILED, &p.code, ann));
-        blobs.push(&p.code);
+        blobs.push((descriptor(MEDIA_PRECOMPILED, &p.code, ann), &p.code));
     }
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: MEDIA_MANIFEST.into(),
-        config: descriptor(MEDIA_WASM_CONFIG, &config, BTreeMap::new()),
-        layers,
+        config: config_desc,
+        layers: blobs[1..].iter().map(|(d, _)| d.clone()).collect(),
         annotations: BTreeMap::from([(ANN_TITLE.to_string(), parts.name.to_string())]),
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
-    let index = ImageIndex {
-        schema_version: 2,
-        media_type: Some("application/vnd.oci.image.index.v1+json".into()),
-        manifests: vec![descriptor(
-            MEDIA_MANIFEST,
-            &manifest_bytes,
-            BTreeMap::from([(ANN_REF_NAME.to_string(), "latest".to_string())]),
-        )],
-    };
-    blobs.push(&manifest_bytes);
-
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    {
-        let mut tar = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
-        let mut add = |path: &str, bytes: &[u8]| -> io::Result<()> {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            header.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut header, path, bytes)
-        };
-        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        add(
-            "index.json",
-            &serde_json::to_vec_pretty(&index).map_err(io::Error::other)?,
-        )?;
-        let mut seen = std::collections::HashSet::new();
-        for blob in blobs {
-            let digest = sha256_digest(blob);
-            if seen.insert(digest.clone()) {
-                add(&format!("blobs/sha256/{}", digest.hex()), blob)?;
-            }
-        }
-        tar.into_inner()?.flush()?;
-    }
-    tmp.as_file().sync_data()?;
-    tmp.persist(out).map_err(|e| e.error)?;
-    Ok(())
+    write_archive(
+        out,
+        BTreeMap::from([(ANN_REF_NAME.to_string(), "latest".to_string())]),
+        &sha256_digest(&manifest_bytes),
+        &manifest_bytes,
+        &blobs.iter().map(|(d, _)| d).collect::<Vec<_>>(),
+        &mut |desc| {
+            let bytes = blobs
+                .iter()
+                .find(|(d, _)| d.digest == desc.digest)
+                .map_or(&[][..], |(_, b)| *b);
+            Ok(Box::new(bytes))
+        },
+    )
+    .map_err(|e| match e {
+        BundleError::Io { source, .. } => source,
+        other => io::Error::other(other),
+    })
 }
 
 /// Where an image's blobs come from: a bundle file or the local store. Every read is checked
@@ -439,15 +418,51 @@ pub fn save(
     let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
         .chain(&manifest.layers)
         .collect();
+    let dir = parent_dir(out);
     write_archive(
         out,
-        name,
-        tag,
+        named(name, tag),
         &head.digest,
         &head.bytes,
         &blobs,
-        &mut |desc, w| source.copy_blob(desc, w),
+        &mut |desc| {
+            let io_err = |source| BundleError::Io {
+                path: out.to_path_buf(),
+                source,
+            };
+            let mut blob = tempfile::tempfile_in(dir).map_err(io_err)?;
+            source.copy_blob(desc, &mut blob)?;
+            blob.seek(SeekFrom::Start(0)).map_err(io_err)?;
+            Ok(Box::new(blob))
+        },
     )
+}
+
+/// The index annotations that name an archive's image: containerd's importer reads the whole
+/// name, OCI tools the tag.
+fn named(name: &str, tag: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (ANN_CONTAINERD_NAME.to_string(), name.to_string()),
+        (ANN_REF_NAME.to_string(), tag.to_string()),
+    ])
+}
+
+/// The folder `out` is written in (its temporary files beside it).
+fn parent_dir(out: &Path) -> &Path {
+    out.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A tar header for a regular file of `size` bytes, the same for every file Qyvol writes
+/// (mode 0644, time 0), so archives of the same image are the same bytes.
+fn regular(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header
 }
 
 /// The media types of an ordinary OCI image, for [`save_rootfs`].
@@ -485,12 +500,7 @@ pub fn save_rootfs(
         let mut add = |path: &str, desc: &Descriptor| -> Result<(), BundleError> {
             let mut bytes = Vec::new();
             source.copy_blob(desc, &mut bytes)?;
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            header.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut header, path, bytes.as_slice())
+            tar.append_data(&mut regular(bytes.len() as u64), path, bytes.as_slice())
                 .map_err(io_err)
         };
         add(ROOTFS_WASM, wasm)?;
@@ -524,35 +534,34 @@ pub fn save_rootfs(
     let config_digest = config_desc.digest.clone();
     write_archive(
         out,
-        name,
-        tag,
+        named(name, tag),
         &sha256_digest(&image_bytes),
         &image_bytes,
         &[&config_desc, &layer_desc],
-        &mut |desc, w| {
-            let bytes = if desc.digest == config_digest {
+        &mut |desc| {
+            let bytes: &[u8] = if desc.digest == config_digest {
                 &config
             } else {
                 &layer
             };
-            w.write_all(bytes).map_err(|source| BundleError::Io {
-                path: out.to_path_buf(),
-                source,
-            })
+            Ok(Box::new(bytes))
         },
     )
 }
 
-/// An OCI archive of one image manifest (`manifest_bytes`) and its `blobs`, whose bytes
-/// `copy` writes; named for containerd's importer and for `qyvol load`.
-fn write_archive(
+/// A blob's bytes as [`write_archive`] reads them: from memory, or from a temporary file.
+type BlobReader<'b> = Box<dyn io::Read + 'b>;
+
+/// Writes atomically an OCI archive (an image layout in a tar) of one image manifest
+/// (`manifest_bytes`, listed in the index with `annotations`) and its `blobs`, each read from
+/// what `open` gives for it. The one writer of bundles and archives.
+fn write_archive<'b>(
     out: &Path,
-    name: &str,
-    tag: &str,
+    annotations: BTreeMap<String, String>,
     digest: &Digest,
     manifest_bytes: &[u8],
     blobs: &[&Descriptor],
-    copy: &mut dyn FnMut(&Descriptor, &mut dyn Write) -> Result<(), BundleError>,
+    open: &mut dyn FnMut(&Descriptor) -> Result<BlobReader<'b>, BundleError>,
 ) -> Result<(), BundleError> {
     let io_err = |source| BundleError::Io {
         path: out.to_path_buf(),
@@ -565,51 +574,35 @@ fn write_archive(
             media_type: MEDIA_MANIFEST.into(),
             digest: digest.clone(),
             size: manifest_bytes.len() as u64,
-            annotations: BTreeMap::from([
-                (ANN_CONTAINERD_NAME.to_string(), name.to_string()),
-                (ANN_REF_NAME.to_string(), tag.to_string()),
-            ]),
+            annotations,
         }],
     };
-    let dir = out
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+    let tmp = tempfile::NamedTempFile::new_in(parent_dir(out)).map_err(io_err)?;
     {
         let mut tar = tar::Builder::new(io::BufWriter::new(tmp.as_file()));
-        let header = |size: u64| {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(size);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            header.set_entry_type(tar::EntryType::Regular);
-            header
-        };
-        let mut add = |path: &str, bytes: &[u8]| {
-            tar.append_data(&mut header(bytes.len() as u64), path, bytes)
+        let mut add = |path: &str, size: u64, data: &mut dyn io::Read| {
+            tar.append_data(&mut regular(size), path, data)
                 .map_err(io_err)
         };
-        add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        add("oci-layout", layout.len() as u64, &mut &layout[..])?;
+        let index = serde_json::to_vec_pretty(&index).map_err(|e| io_err(io::Error::other(e)))?;
+        add("index.json", index.len() as u64, &mut index.as_slice())?;
         add(
-            "index.json",
-            &serde_json::to_vec_pretty(&index).map_err(|e| io_err(io::Error::other(e)))?,
+            &format!("blobs/sha256/{}", digest.hex()),
+            manifest_bytes.len() as u64,
+            &mut &manifest_bytes[..],
         )?;
-        add(&format!("blobs/sha256/{}", digest.hex()), manifest_bytes)?;
         let mut seen = std::collections::HashSet::new();
         for desc in blobs {
-            if !seen.insert(desc.digest.clone()) {
-                continue;
+            if seen.insert(desc.digest.clone()) {
+                let mut data = open(desc)?;
+                add(
+                    &format!("blobs/sha256/{}", desc.digest.hex()),
+                    desc.size,
+                    &mut data,
+                )?;
             }
-            let mut blob = tempfile::tempfile_in(dir).map_err(io_err)?;
-            copy(desc, &mut blob)?;
-            blob.seek(SeekFrom::Start(0)).map_err(io_err)?;
-            tar.append_data(
-                &mut header(desc.size),
-                format!("blobs/sha256/{}", desc.digest.hex()),
-                blob,
-            )
-            .map_err(io_err)?;
         }
         tar.into_inner().map_err(io_err)?.flush().map_err(io_err)?;
     }

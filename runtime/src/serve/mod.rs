@@ -518,6 +518,13 @@ pub(crate) struct Runtime {
     ticker: Option<EpochTicker>,
 }
 
+/// Whether the cookie of a `name=value` pair is one of `hidden` (names compared ignoring
+/// ASCII case).
+fn is_hidden(pair: &str, hidden: &[String]) -> bool {
+    let name = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
+    hidden.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
 /// Removes the cookies named in `hidden` from `Cookie` headers (dropping a header left empty).
 fn hide_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
     if hidden.is_empty() || !headers.contains_key(hyper::header::COOKIE) {
@@ -531,10 +538,7 @@ fn hide_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
             let pairs: Vec<&str> = text
                 .split(';')
                 .map(str::trim)
-                .filter(|kv| {
-                    let name = kv.split_once('=').map_or(*kv, |(k, _)| k).trim();
-                    !kv.is_empty() && !hidden.iter().any(|h| h.eq_ignore_ascii_case(name))
-                })
+                .filter(|kv| !kv.is_empty() && !is_hidden(kv, hidden))
                 .collect();
             (!pairs.is_empty()).then(|| pairs.join("; "))
         })
@@ -558,9 +562,7 @@ fn hide_set_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
         .iter()
         .filter(|v| {
             let text = String::from_utf8_lossy(v.as_bytes());
-            let pair = text.split(';').next().unwrap_or_default();
-            let name = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
-            !hidden.iter().any(|h| h.eq_ignore_ascii_case(name))
+            !is_hidden(text.split(';').next().unwrap_or_default(), hidden)
         })
         .cloned()
         .collect();
