@@ -1,20 +1,121 @@
 //! What `containerd-shim-qyvol-v1` does inside the container: the module and the image's own
 //! manifest become a bundle that Qyvol's launch path opens as packaged code (its manifest
 //! limits itself, grants nothing), with the operator's grants taken from the container as
-//! the orchestrator set it up — its mounts (the pod's volumes; read-only ones read-only) and
-//! its memory limit. Nothing of the image's filesystem is visible to the guest, and no
-//! network is granted.
+//! the orchestrator set it up — its mounts (the pod's volumes; read-only ones read-only), its
+//! memory limit, and its annotations (`qyvol.dev/allow-net`, `qyvol.dev/timeout`,
+//! `qyvol.dev/fuel`). Nothing of the image's filesystem is visible to the guest, and no
+//! network is granted but what the annotations name. Native code never runs but the pod's
+//! sandbox container ([`instance`]).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use qyvol_common::{ByteSize, GuestPath};
+use qyvol_common::{ByteSize, DurationSpec, GuestPath, NetworkGrant};
 use qyvol_launch::{MountFlag, Operator};
 use qyvol_runtime::Outcome;
 use qyvol_store::bundle::{BundleParts, MEDIA_QYV};
 
+mod image;
+pub mod instance;
+
+pub use image::Layer;
+
 /// The largest module the shim reads.
 const MAX_MODULE: u64 = qyvol_runtime::DEFAULT_MAX_MODULE_SIZE;
+
+/// Pod annotations that grant: network destinations (comma-separated, as `--allow-net`), a
+/// time limit and a fuel budget. They are the operator's (the pod's author's); an image cannot
+/// set them. `qyvol kube` writes them from a manifest.
+pub const ANN_ALLOW_NET: &str = "qyvol.dev/allow-net";
+pub const ANN_TIMEOUT: &str = "qyvol.dev/timeout";
+pub const ANN_FUEL: &str = "qyvol.dev/fuel";
+
+/// The grants a container's annotations carry.
+#[derive(Debug, Default)]
+pub struct PodGrants {
+    pub network: Vec<NetworkGrant>,
+    pub timeout: Option<DurationSpec>,
+    pub fuel: Option<u64>,
+}
+
+impl PodGrants {
+    /// Reads [`ANN_ALLOW_NET`], [`ANN_TIMEOUT`] and [`ANN_FUEL`]; a value that does not parse
+    /// is an error naming the annotation (a typo must not quietly grant or limit nothing).
+    pub fn from_annotations(annotations: Option<&HashMap<String, String>>) -> anyhow::Result<Self> {
+        let mut grants = Self::default();
+        let Some(annotations) = annotations else {
+            return Ok(grants);
+        };
+        let bad = |key: &str, value: &str, e: &dyn std::fmt::Display| {
+            anyhow::anyhow!(
+                "the annotation {key}=`{}` is wrong: {e}",
+                qyvol_common::escape_controls(value)
+            )
+        };
+        if let Some(v) = annotations.get(ANN_ALLOW_NET) {
+            for g in v.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                grants
+                    .network
+                    .push(g.parse().map_err(|e| bad(ANN_ALLOW_NET, g, &e))?);
+            }
+        }
+        if let Some(v) = annotations.get(ANN_TIMEOUT) {
+            grants.timeout = Some(v.trim().parse().map_err(|e| bad(ANN_TIMEOUT, v, &e))?);
+        }
+        if let Some(v) = annotations.get(ANN_FUEL) {
+            grants.fuel = Some(v.trim().parse().map_err(|e| bad(ANN_FUEL, v, &e))?);
+        }
+        Ok(grants)
+    }
+}
+
+/// The container's process as Qyvol runs it (inside the container, once it is set up): the
+/// module from the artifact's `layers` or at the entrypoint's path in the filesystem, the
+/// process's arguments and variables, the annotations' grants. Returns the exit code; what
+/// keeps the guest from running is said on the container's stderr, with 125.
+pub fn run_container(spec: &oci_spec::runtime::Spec, layers: &[Layer]) -> i32 {
+    // First of all: a SIGTERM that arrives before the shim listens is lost.
+    let stop = stop_on_signal();
+    let prepared = (|| {
+        let process = spec
+            .process()
+            .as_ref()
+            .context("the container has no process")?;
+        let args = process.args().clone().unwrap_or_default();
+        let env = process.env().clone().unwrap_or_default();
+        let module = if layers.is_empty() {
+            let entry = args.first().context(
+                "the container has no entrypoint: give the module's path (e.g. /app.wasm)",
+            )?;
+            Module::from_file(Path::new(entry))?
+        } else {
+            Module::from_layers(layers)?
+        };
+        let grants = PodGrants::from_annotations(spec.annotations().as_ref())?;
+        anyhow::Ok((
+            module,
+            args.into_iter().skip(1).collect::<Vec<_>>(),
+            env,
+            grants,
+        ))
+    })();
+    let (module, args, env, grants) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("qyvol: {e:#}");
+            return 125;
+        }
+    };
+    // Qyvol's runtime blocks and starts threads of its own: on a thread of its own too.
+    let ran = std::thread::spawn(move || run(module, args, env, grants, stop))
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the run panicked")));
+    ran.unwrap_or_else(|e| {
+        eprintln!("qyvol: {e:#}");
+        125
+    })
+}
 
 /// A module and, when the image has one, its own manifest.
 pub struct Module {
@@ -36,43 +137,49 @@ impl Module {
             Ok(bytes)
         };
         let wasm = read(path)?;
+        if !wasm.starts_with(b"\0asm") {
+            bail!(
+                "`{}` is not WebAssembly (it does not start with `\\0asm`): the qyvol runtime \
+                 runs WebAssembly modules and components only",
+                path.display()
+            );
+        }
         let qyv = path.with_extension("qyv");
         let qyv = qyv.is_file().then(|| read(&qyv)).transpose()?;
         Ok(Self { wasm, qyv })
     }
 
-    /// The module among an image's layers (media type, bytes), and its manifest if any.
-    pub fn from_layers<'a>(
-        layers: impl IntoIterator<Item = (String, &'a [u8])>,
-    ) -> anyhow::Result<Self> {
+    /// The module among an image's layers, and its manifest if any.
+    pub fn from_layers(layers: &[Layer]) -> anyhow::Result<Self> {
         let mut wasm = None;
         let mut qyv = None;
-        for (media, bytes) in layers {
-            if media == MEDIA_QYV {
-                qyv = Some(bytes.to_vec());
-            } else if wasm.replace(bytes.to_vec()).is_some() {
+        for layer in layers {
+            let bytes = layer.bytes.clone();
+            if layer.media_type == MEDIA_QYV {
+                qyv = Some(bytes);
+            } else if wasm.replace(bytes).is_some() {
                 bail!("the image has more than one module layer");
             }
         }
-        Ok(Self {
-            wasm: wasm.context("the image has no module layer")?,
-            qyv,
-        })
+        let wasm = wasm.context("the image has no module layer")?;
+        if !wasm.starts_with(b"\0asm") {
+            bail!("the image's module layer is not WebAssembly (it does not start with `\\0asm`)");
+        }
+        Ok(Self { wasm, qyv })
     }
 }
 
-/// Runs `module` with `args` and `env` (`K=V`), the container's mounts and memory limit as the
-/// operator's grants; returns the exit code the container reports.
+/// Runs `module` with `args` and `env` (`K=V`), the container's mounts and memory limit and
+/// the annotations' `grants` as the operator's grants; returns the exit code the container
+/// reports.
 pub fn run(
     module: Module,
     args: Vec<String>,
     env: Vec<String>,
+    grants: PodGrants,
     stop: qyvol_runtime::Stop,
 ) -> anyhow::Result<i32> {
-    let component = matches!(
-        containerd_shim_wasm::sandbox::context::WasmBinaryType::from_bytes(&module.wasm),
-        Some(containerd_shim_wasm::sandbox::context::WasmBinaryType::Component)
-    );
+    let component = wasmparser::Parser::is_component(&module.wasm);
     let qyv = module.qyv.unwrap_or_else(|| {
         let runtime = "wasi";
         format!("version: 1\nname: app\nentrypoint: app.wasm\nruntime: {runtime}\n").into_bytes()
@@ -101,6 +208,9 @@ pub fn run(
             &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
         ),
         memory: cgroup_memory_limit(),
+        network: grants.network,
+        timeout: grants.timeout,
+        fuel: grants.fuel,
         ..Operator::default()
     };
     let opened = qyvol_launch::open(&bundle, &op, None, &mut |r| {

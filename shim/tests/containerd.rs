@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use containerd_shim_wasm::sandbox::context::WasmBinaryType;
 use qyvol_store::bundle::{Bundle, BundleParts};
 
 fn repo() -> PathBuf {
@@ -154,9 +153,10 @@ fn image_of(dir: &Path, wasm: &Path, qyv: &str, name: &str, rootfs: bool) -> Pat
             name,
             qyv: qyv.as_bytes(),
             wasm: &wasm,
-            os: match WasmBinaryType::from_bytes(&wasm) {
-                Some(WasmBinaryType::Component) => "wasip2",
-                _ => "wasip1",
+            os: if wasmparser::Parser::is_component(&wasm) {
+                "wasip2"
+            } else {
+                "wasip1"
             },
             precompiled: None,
         },
@@ -298,6 +298,203 @@ fn a_connection_no_grant_names_is_refused_inside_the_container() {
 }
 
 #[test]
+fn the_allow_net_annotation_grants_the_connection_it_names() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    ctd.import(&image(dir.path(), "probe-p2.wasm", "probe2", true), true);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let target = listener.local_addr().expect("addr").to_string();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut said = String::new();
+        s.read_to_string(&mut said).expect("read");
+        s.write_all(format!("pong to {said}").as_bytes())
+            .expect("write");
+    });
+    let grant = format!("qyvol.dev/allow-net={target}");
+    let out = ctd.run(
+        &["--net-host", "--annotation", &grant],
+        "localhost:5000/probe2:1",
+        "granted",
+        &["connect", &target, "hello"],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "connected: pong to hello\n",
+        "{}",
+        text(&out.stderr)
+    );
+    server.join().expect("server");
+}
+
+#[test]
+fn time_and_fuel_annotations_stop_a_spinning_guest_and_bad_ones_are_refused() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = probe(&ctd, dir.path());
+    // 124: ended by a limit, as `qyvol run` exits (docs/exit-codes.md).
+    for (id, limit) in [
+        ("timeout", "qyvol.dev/timeout=300ms"),
+        ("fuel", "qyvol.dev/fuel=1000000"),
+    ] {
+        let out = ctd.run(&["--annotation", limit], probe, id, &["spin"]);
+        assert_eq!(
+            out.status.code(),
+            Some(124),
+            "{limit}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A typo must not run the guest without the limit it meant.
+    let out = ctd.run(
+        &["--annotation", "qyvol.dev/timeout=soon"],
+        probe,
+        "typo",
+        &["args", "ran"],
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).starts_with("qyvol: the annotation qyvol.dev/timeout=`soon` is wrong"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// An ordinary Linux image whose `/app.wasm` is the host's `echo` (with the libraries it
+/// loads): what a hostile image under the `qyvol` runtime class would ship.
+fn native_image(dir: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let digest = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
+    let echo = Path::new("/bin/echo");
+    let mut files: Vec<(String, Vec<u8>, u32)> =
+        vec![("app.wasm".into(), std::fs::read(echo).expect("echo"), 0o755)];
+    let ldd = Command::new("ldd").arg(echo).output().expect("ldd");
+    for lib in text(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let bytes = std::fs::read(lib).expect("library");
+        files.push((lib.trim_start_matches('/').to_string(), bytes, 0o755));
+    }
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, bytes, mode) in &files {
+        for parent in Path::new(path).ancestors().skip(1) {
+            let parent = parent.display().to_string();
+            if !parent.is_empty() && dirs.insert(parent.clone()) {
+                let mut h = tar::Header::new_ustar();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_size(0);
+                layer
+                    .append_data(&mut h, format!("{parent}/"), std::io::empty())
+                    .expect("dir");
+            }
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(*mode);
+        h.set_size(bytes.len() as u64);
+        layer
+            .append_data(&mut h, path, bytes.as_slice())
+            .expect("file");
+    }
+    let layer = layer.into_inner().expect("layer");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": arch, "os": "linux",
+        "config": { "Entrypoint": ["/app.wasm"] },
+        "rootfs": { "type": "layers", "diff_ids": [digest(&layer)] },
+    }))
+    .expect("config");
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": digest(&config), "size": config.len() },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                     "digest": digest(&layer), "size": layer.len() }],
+    }))
+    .expect("manifest");
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": digest(&manifest), "size": manifest.len(),
+                        "annotations": { "io.containerd.image.name": "localhost:5000/native:1",
+                                         "org.opencontainers.image.ref.name": "1" } }],
+    }))
+    .expect("index");
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut put = |name: String, bytes: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        archive.append_data(&mut h, name, bytes).expect("entry");
+    };
+    put("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    put("index.json".into(), &index);
+    for blob in [&layer, &config, &manifest] {
+        put(
+            format!("blobs/{}", digest(blob).replace(':', "/")),
+            blob.as_slice(),
+        );
+    }
+    let out = dir.join("native.tar");
+    std::fs::write(&out, archive.into_inner().expect("archive")).expect("write");
+    out
+}
+
+#[test]
+fn a_native_executable_in_an_image_never_runs() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    ctd.import(&native_image(dir.path()), true);
+    // The entrypoint is an executable ELF file: refused as a module, not executed.
+    let out = ctd.run(&[], "localhost:5000/native:1", "elf", &["pwned"]);
+    assert_eq!(text(&out.stdout), "", "native code ran");
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .starts_with("qyvol: `/app.wasm` is not WebAssembly (it does not start with `\\0asm`)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nor by a name looked up on the PATH.
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.qyvol.v1",
+        "localhost:5000/native:1",
+        "path",
+        "echo",
+        "pwned",
+    ]);
+    assert_eq!(text(&out.stdout), "", "native code ran");
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("qyvol: cannot open `echo`"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The same image as a pod's sandbox (pause) container, which Kubernetes runs through the
+    // pod's runtime: a Linux process, as it must be (its image is the node's `sandbox_image`).
+    let out = ctd.run(
+        &["--annotation", "io.kubernetes.cri.container-type=sandbox"],
+        "localhost:5000/native:1",
+        "sandbox",
+        &["pause"],
+    );
+    assert_eq!(text(&out.stdout), "pause\n", "{}", text(&out.stderr));
+    assert!(!ctd.log().contains("panicked"), "{}", ctd.log());
+}
+
+#[test]
 fn ctr_task_kill_stops_a_spinning_guest() {
     let ctd = Containerd::start();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -377,17 +574,90 @@ fn an_image_whose_module_is_not_wasm_fails_with_a_message_not_a_panic() {
     assert!(!ctd.log().contains("panicked"), "{}", ctd.log());
 }
 
+/// Gives container `id` the image `image` through containerd's API: what a containerd that
+/// unpacks Wasm artifacts (>= 1.6.25 / 1.7.7) does at `ctr run`, which this one cannot.
+fn attach_image(ctd: &Containerd, id: &str, image: &str) {
+    use containerd_client::services::v1::containers_client::ContainersClient;
+    use containerd_client::services::v1::{GetContainerRequest, UpdateContainerRequest};
+    use containerd_client::tonic::Request;
+    fn ns<T>(namespace: &str, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        r.metadata_mut().insert(
+            "containerd-namespace",
+            namespace.parse().expect("namespace"),
+        );
+        r
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let channel = containerd_client::connect(ctd.dir.path().join("sock"))
+            .await
+            .expect("connect");
+        let mut containers = ContainersClient::new(channel);
+        let mut container = containers
+            .get(ns(&ctd.namespace, GetContainerRequest { id: id.into() }))
+            .await
+            .expect("get")
+            .into_inner()
+            .container
+            .expect("container");
+        container.image = image.into();
+        containers
+            .update(ns(
+                &ctd.namespace,
+                UpdateContainerRequest {
+                    container: Some(container),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["image".into()],
+                    }),
+                },
+            ))
+            .await
+            .expect("update");
+    });
+}
+
 #[test]
-fn containerd_stores_the_wasm_oci_artifact_qyvol_pushes() {
+fn the_wasm_oci_artifact_runs_from_containerds_content_store() {
     let ctd = Containerd::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    // Unpacking the artifact needs containerd >= 1.6.25 / 1.7.7; any containerd stores it.
+    // Stored as `qyvol push` and `qyvol save` write it; this containerd cannot unpack it.
     ctd.import(
         &image(dir.path(), "probe-p1.wasm", "artifact", false),
         false,
     );
-    let out = ctd.ctr(&["image", "ls", "-q"]);
-    assert_eq!(text(&out.stdout).trim(), "localhost:5000/artifact:1");
+    // An empty root: the module can only come from the image's layers.
+    let root = dir.path().join("empty-root");
+    std::fs::create_dir(&root).expect("root");
+    let root = root.display().to_string();
+    let out = ctd.ctr(&[
+        "container",
+        "create",
+        "--rootfs",
+        "--runtime",
+        "io.containerd.qyvol.v1",
+        &root,
+        "art",
+        "/app.wasm",
+        "args",
+        "from",
+        "layers",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    attach_image(&ctd, "art", "localhost:5000/artifact:1");
+    let out = ctd.ctr(&["task", "start", "art"]);
+    assert_eq!(
+        text(&out.stdout),
+        // argv[0] is the name in the image's own manifest layer: both layers were read.
+        "artifact\nargs\nfrom\nlayers\n",
+        "{}\n{}",
+        text(&out.stderr),
+        ctd.log()
+    );
+    assert!(out.status.success());
 }
 
 #[test]
