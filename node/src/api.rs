@@ -336,15 +336,16 @@ struct LogsQuery {
 }
 
 /// The app's lines as JSON lines (`{"time","stream","text"}`); with `follow`, new lines as
-/// they are written, until the client goes away.
+/// they are written, until the client goes away or the app is removed (as `docker logs -f`
+/// ends with its container).
 async fn logs(
     State(api): State<Api>,
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, NodeError> {
-    if !api.node.exists(&name)? {
-        return Err(NodeError::NotFound(name));
-    }
+    // The app this stream is about: one removed and deployed again under its name is another.
+    let created = api.node.view(&name)?.created;
+    let node = api.node.clone();
     let (lines, mut cursor) = api
         .node
         .logs()
@@ -361,7 +362,10 @@ async fn logs(
         if !q.follow {
             return;
         }
-        loop {
+        for round in 0u64.. {
+            if round % 5 == 4 && node.view(&name).map(|a| a.created).ok() != Some(created) {
+                return;
+            }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(100)) => {}
                 () = tx.closed() => return,

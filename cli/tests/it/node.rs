@@ -312,7 +312,7 @@ fn stop_ends_a_busy_guest_and_rm_needs_force_while_it_runs() {
 }
 
 #[test]
-fn logs_follow_streams_lines_written_after_it_started() {
+fn logs_follow_streams_lines_written_after_it_started_and_ends_when_the_app_is_removed() {
     let s = Scratch::new();
     let node = Node::start(&s.path("home"), &[]);
     node.ok(&[
@@ -340,13 +340,22 @@ fn logs_follow_streams_lines_written_after_it_started() {
     // A second run, after `logs -f` printed what there was: its lines arrive on the stream.
     node.ok(&["restart", "talk"]);
     assert_eq!([next(), next(), next()], ["probe-p1", "args", "said-it"]);
-    let _ = follow.kill();
-    let _ = follow.wait();
-
+    wait_for(
+        || node.app("talk").is_some_and(|a| a["state"] == "exited"),
+        "the second run",
+    );
     let stamped = node.ok(&["logs", "-t", "--tail", "1", "talk"]);
     let (time, text) = stamped.trim().split_once(' ').expect("time and text");
     assert!(time.ends_with('Z') && time.contains('T'), "{stamped}");
     assert_eq!(text, "said-it");
+
+    // As `docker logs -f` ends with its container.
+    node.ok(&["rm", "talk"]);
+    wait_for(
+        || follow.try_wait().expect("wait").is_some(),
+        "`logs -f` to end after the removal",
+    );
+    assert!(follow.wait().expect("status").success());
 }
 
 #[test]
