@@ -17,7 +17,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use containerd_shim::monitor::{MONITOR, Subject, Subscription, Topic, monitor_subscribe};
 use containerd_shimkit::sandbox::sync::WaitableCell;
@@ -58,7 +57,8 @@ impl Instance for QyvolInstance {
     async fn new(id: String, cfg: &InstanceConfig) -> Result<Self, ShimError> {
         let layers = crate::image::wasm_layers(&cfg.containerd_address, &cfg.namespace, &id)
             .await
-            .with_context(|| format!("container {id}"))?;
+            // The whole chain: containerd shows the message, not its sources.
+            .map_err(|e| ShimError::Others(format!("container {id}: {e:#}")))?;
         // Before the process exists, so its exit cannot be missed.
         let exits = monitor_subscribe(Topic::Pid)?;
         let zygote = Zygote::global().spawn();

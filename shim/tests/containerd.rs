@@ -362,25 +362,77 @@ fn time_and_fuel_annotations_stop_a_spinning_guest_and_bad_ones_are_refused() {
     );
 }
 
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// An OCI archive of one image named `localhost:5000/<name>:1`, written by hand: its config and
+/// its layers (media type, bytes) as given.
+fn oci_archive(
+    dir: &Path,
+    name: &str,
+    config: &serde_json::Value,
+    layers: &[(&str, Vec<u8>)],
+) -> PathBuf {
+    let config = serde_json::to_vec(config).expect("config");
+    let descriptors: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(media, bytes)| {
+            serde_json::json!({ "mediaType": media, "digest": sha256(bytes), "size": bytes.len() })
+        })
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": sha256(&config), "size": config.len() },
+        "layers": descriptors,
+    }))
+    .expect("manifest");
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": sha256(&manifest), "size": manifest.len(),
+                        "annotations": { "io.containerd.image.name": format!("localhost:5000/{name}:1"),
+                                         "org.opencontainers.image.ref.name": "1" } }],
+    }))
+    .expect("index");
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut put = |name: String, bytes: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(bytes.len() as u64);
+        archive.append_data(&mut h, name, bytes).expect("entry");
+    };
+    put("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
+    put("index.json".into(), &index);
+    let blobs = layers.iter().map(|(_, b)| b.as_slice());
+    for blob in blobs.chain([config.as_slice(), manifest.as_slice()]) {
+        put(format!("blobs/{}", sha256(blob).replace(':', "/")), blob);
+    }
+    let out = dir.join(format!("{name}.tar"));
+    std::fs::write(&out, archive.into_inner().expect("archive")).expect("write");
+    out
+}
+
 /// An ordinary Linux image whose `/app.wasm` is the host's `echo` (with the libraries it
 /// loads): what a hostile image under the `qyvol` runtime class would ship.
 fn native_image(dir: &Path) -> PathBuf {
-    use sha2::Digest as _;
-    let digest = |b: &[u8]| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)));
     let echo = Path::new("/bin/echo");
-    let mut files: Vec<(String, Vec<u8>, u32)> =
-        vec![("app.wasm".into(), std::fs::read(echo).expect("echo"), 0o755)];
+    let mut files: Vec<(String, Vec<u8>)> =
+        vec![("app.wasm".into(), std::fs::read(echo).expect("echo"))];
     let ldd = Command::new("ldd").arg(echo).output().expect("ldd");
     for lib in text(&ldd.stdout)
         .split_whitespace()
         .filter(|w| w.starts_with('/'))
     {
         let bytes = std::fs::read(lib).expect("library");
-        files.push((lib.trim_start_matches('/').to_string(), bytes, 0o755));
+        files.push((lib.trim_start_matches('/').to_string(), bytes));
     }
     let mut layer = tar::Builder::new(Vec::new());
     let mut dirs = std::collections::BTreeSet::new();
-    for (path, bytes, mode) in &files {
+    for (path, bytes) in &files {
         for parent in Path::new(path).ancestors().skip(1) {
             let parent = parent.display().to_string();
             if !parent.is_empty() && dirs.insert(parent.clone()) {
@@ -394,7 +446,7 @@ fn native_image(dir: &Path) -> PathBuf {
             }
         }
         let mut h = tar::Header::new_ustar();
-        h.set_mode(*mode);
+        h.set_mode(0o755);
         h.set_size(bytes.len() as u64);
         layer
             .append_data(&mut h, path, bytes.as_slice())
@@ -406,47 +458,17 @@ fn native_image(dir: &Path) -> PathBuf {
         "aarch64" => "arm64",
         other => other,
     };
-    let config = serde_json::to_vec(&serde_json::json!({
+    let config = serde_json::json!({
         "architecture": arch, "os": "linux",
         "config": { "Entrypoint": ["/app.wasm"] },
-        "rootfs": { "type": "layers", "diff_ids": [digest(&layer)] },
-    }))
-    .expect("config");
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": digest(&config), "size": config.len() },
-        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                     "digest": digest(&layer), "size": layer.len() }],
-    }))
-    .expect("manifest");
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                        "digest": digest(&manifest), "size": manifest.len(),
-                        "annotations": { "io.containerd.image.name": "localhost:5000/native:1",
-                                         "org.opencontainers.image.ref.name": "1" } }],
-    }))
-    .expect("index");
-    let mut archive = tar::Builder::new(Vec::new());
-    let mut put = |name: String, bytes: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o644);
-        h.set_size(bytes.len() as u64);
-        archive.append_data(&mut h, name, bytes).expect("entry");
-    };
-    put("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
-    put("index.json".into(), &index);
-    for blob in [&layer, &config, &manifest] {
-        put(
-            format!("blobs/{}", digest(blob).replace(':', "/")),
-            blob.as_slice(),
-        );
-    }
-    let out = dir.join("native.tar");
-    std::fs::write(&out, archive.into_inner().expect("archive")).expect("write");
-    out
+        "rootfs": { "type": "layers", "diff_ids": [sha256(&layer)] },
+    });
+    oci_archive(
+        dir,
+        "native",
+        &config,
+        &[("application/vnd.oci.image.layer.v1.tar", layer)],
+    )
 }
 
 #[test]
@@ -658,6 +680,44 @@ fn the_wasm_oci_artifact_runs_from_containerds_content_store() {
         ctd.log()
     );
     assert!(out.status.success());
+}
+
+#[test]
+fn an_artifact_without_its_module_layer_is_refused_to_containerd_with_the_reason() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = serde_json::json!({ "architecture": "wasm", "os": "wasip1" });
+    let qyv = b"version: 1\nname: hollow\nentrypoint: app.wasm\nruntime: wasi\n".to_vec();
+    let archive = oci_archive(
+        dir.path(),
+        "hollow",
+        &config,
+        &[("application/vnd.qyvol.manifest.v1+yaml", qyv)],
+    );
+    ctd.import(&archive, false);
+    let root = dir.path().join("empty-root");
+    std::fs::create_dir(&root).expect("root");
+    let root = root.display().to_string();
+    let out = ctd.ctr(&[
+        "container",
+        "create",
+        "--rootfs",
+        "--runtime",
+        "io.containerd.qyvol.v1",
+        &root,
+        "hollow",
+        "/app.wasm",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    attach_image(&ctd, "hollow", "localhost:5000/hollow:1");
+    let out = ctd.ctr(&["task", "start", "hollow"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the Wasm image has no module layer (application/wasm)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!ctd.log().contains("panicked"), "{}", ctd.log());
 }
 
 #[test]
