@@ -596,8 +596,29 @@ fn an_image_whose_module_is_not_wasm_fails_with_a_message_not_a_panic() {
     assert!(!ctd.log().contains("panicked"), "{}", ctd.log());
 }
 
-/// Gives container `id` the image `image` through containerd's API: what a containerd that
-/// unpacks Wasm artifacts (>= 1.6.25 / 1.7.7) does at `ctr run`, which this one cannot.
+/// `ctr task start` of a new container `id` running `image` with `args`, on an empty root (the
+/// module can only come from the image's layers). The image is given to the container through
+/// containerd's API: what a containerd that unpacks Wasm artifacts (>= 1.6.25 / 1.7.7) does at
+/// `ctr run`, which this one cannot.
+fn start_artifact(ctd: &Containerd, dir: &Path, id: &str, image: &str, args: &[&str]) -> Output {
+    let root = dir.join(format!("{id}-root"));
+    std::fs::create_dir(&root).expect("root");
+    let root = root.display().to_string();
+    let mut create = vec![
+        "container",
+        "create",
+        "--rootfs",
+        "--runtime",
+        "io.containerd.qyvol.v1",
+    ];
+    create.extend_from_slice(&[&root, id, "/app.wasm"]);
+    create.extend_from_slice(args);
+    let out = ctd.ctr(&create);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    attach_image(ctd, id, image);
+    ctd.ctr(&["task", "start", id])
+}
+
 fn attach_image(ctd: &Containerd, id: &str, image: &str) {
     use containerd_client::services::v1::containers_client::ContainersClient;
     use containerd_client::services::v1::{GetContainerRequest, UpdateContainerRequest};
@@ -651,26 +672,13 @@ fn the_wasm_oci_artifact_runs_from_containerds_content_store() {
         &image(dir.path(), "probe-p1.wasm", "artifact", false),
         false,
     );
-    // An empty root: the module can only come from the image's layers.
-    let root = dir.path().join("empty-root");
-    std::fs::create_dir(&root).expect("root");
-    let root = root.display().to_string();
-    let out = ctd.ctr(&[
-        "container",
-        "create",
-        "--rootfs",
-        "--runtime",
-        "io.containerd.qyvol.v1",
-        &root,
+    let out = start_artifact(
+        &ctd,
+        dir.path(),
         "art",
-        "/app.wasm",
-        "args",
-        "from",
-        "layers",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    attach_image(&ctd, "art", "localhost:5000/artifact:1");
-    let out = ctd.ctr(&["task", "start", "art"]);
+        "localhost:5000/artifact:1",
+        &["args", "from", "layers"],
+    );
     assert_eq!(
         text(&out.stdout),
         // argv[0] is the name in the image's own manifest layer: both layers were read.
@@ -695,22 +703,7 @@ fn an_artifact_without_its_module_layer_is_refused_to_containerd_with_the_reason
         &[("application/vnd.qyvol.manifest.v1+yaml", qyv)],
     );
     ctd.import(&archive, false);
-    let root = dir.path().join("empty-root");
-    std::fs::create_dir(&root).expect("root");
-    let root = root.display().to_string();
-    let out = ctd.ctr(&[
-        "container",
-        "create",
-        "--rootfs",
-        "--runtime",
-        "io.containerd.qyvol.v1",
-        &root,
-        "hollow",
-        "/app.wasm",
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    attach_image(&ctd, "hollow", "localhost:5000/hollow:1");
-    let out = ctd.ctr(&["task", "start", "hollow"]);
+    let out = start_artifact(&ctd, dir.path(), "hollow", "localhost:5000/hollow:1", &[]);
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("the Wasm image has no module layer (application/wasm)"),
