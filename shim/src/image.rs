@@ -20,7 +20,7 @@ pub const MEDIA_COMPONENT: &str = "application/vnd.bytecodealliance.wasm.compone
 pub const LAYER_TYPES: [&str; 3] = [MEDIA_WASM, MEDIA_COMPONENT, MEDIA_QYV];
 
 /// A manifest, an index, a config or a `.qyv`: small text.
-const MAX_JSON: u64 = 4 << 20;
+pub(crate) const MAX_TEXT: u64 = 4 << 20;
 
 /// One layer the shim runs, with its media type.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -51,18 +51,26 @@ pub async fn wasm_layers(address: &str, namespace: &str, id: &str) -> anyhow::Re
         }
     };
     let mut layers = Vec::new();
-    let mut modules = 0;
+    let (mut modules, mut manifests) = (0, 0);
     for d in manifest
         .layers
         .iter()
         .filter(|d| LAYER_TYPES.contains(&d.media_type.as_str()))
     {
         let qyv = d.media_type == MEDIA_QYV;
-        modules += usize::from(!qyv);
+        if qyv {
+            manifests += 1;
+        } else {
+            modules += 1;
+        }
+        // Checked before reading: a layer listed many times would be read as many times.
         if modules > 1 {
             bail!("the image has more than one module layer");
         }
-        let cap = if qyv { MAX_JSON } else { crate::MAX_MODULE };
+        if manifests > 1 {
+            bail!("the image has more than one manifest layer ({MEDIA_QYV})");
+        }
+        let cap = if qyv { MAX_TEXT } else { crate::MAX_MODULE };
         layers.push(Layer {
             media_type: d.media_type.clone(),
             bytes: store.read(d.digest.as_ref(), cap).await?,
@@ -115,7 +123,7 @@ impl Store {
             .image
             .and_then(|i| i.target)
             .with_context(|| format!("containerd has no image {}", container.image))?;
-        let mut manifest = self.read(&target.digest, MAX_JSON).await?;
+        let mut manifest = self.read(&target.digest, MAX_TEXT).await?;
         // An index: its Wasm manifest.
         let index: serde_json::Value = serde_json::from_slice(&manifest)?;
         if let Some(list) = index.get("manifests").and_then(|m| m.as_array()) {
@@ -129,12 +137,12 @@ impl Store {
             else {
                 return Ok(None);
             };
-            manifest = self.read(digest, MAX_JSON).await?;
+            manifest = self.read(digest, MAX_TEXT).await?;
         }
         let manifest: ImageManifest =
             serde_json::from_slice(&manifest).context("the image's manifest")?;
         let config: serde_json::Value =
-            serde_json::from_slice(&self.read(manifest.config.digest.as_ref(), MAX_JSON).await?)
+            serde_json::from_slice(&self.read(manifest.config.digest.as_ref(), MAX_TEXT).await?)
                 .context("the image's config")?;
         let wasm = config.get("architecture").and_then(|a| a.as_str()) == Some("wasm");
         Ok(wasm.then_some(manifest))

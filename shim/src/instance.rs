@@ -229,7 +229,15 @@ impl Executor for QyvolExecutor {
         if is_pod_sandbox(spec) {
             return DefaultExecutor {}.validate(spec);
         }
-        // What is wrong with a module is said by the run, on the container's stderr.
+        // What is wrong with a module is said by the run, on the container's stderr; youki
+        // would refuse a container without arguments before the run, without a word there.
+        let args = spec.process().as_ref().and_then(|p| p.args().as_ref());
+        if args.is_none_or(Vec::is_empty) {
+            eprintln!(
+                "qyvol: the container has no entrypoint: give the module's path (e.g. /app.wasm)"
+            );
+            std::process::exit(125);
+        }
         Ok(())
     }
 

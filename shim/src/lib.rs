@@ -24,12 +24,64 @@ pub use image::Layer;
 /// The largest module the shim reads.
 const MAX_MODULE: u64 = qyvol_runtime::DEFAULT_MAX_MODULE_SIZE;
 
+/// Makes every glibc name-service lookup (users, groups, hosts, ...) of this process and of the
+/// processes it forks use glibc's built-in `files` and `dns` services, never `/etc/nsswitch.conf`.
+/// Inside a container that file and the libraries it names are the image's: a lookup there
+/// (youki looks up the user's home; a granted host name is resolved) would `dlopen` the image's
+/// `libnss_*.so` and run its code natively. Called first, before any lookup or thread: glibc
+/// does not reload the configuration once it is set this way.
+#[cfg(target_env = "gnu")]
+pub fn pin_name_services() -> anyhow::Result<()> {
+    use std::ffi::{CString, c_char, c_int};
+    #[expect(unsafe_code, reason = "glibc's own declaration (nss.h)")]
+    unsafe extern "C" {
+        fn __nss_configure_lookup(db: *const c_char, service_line: *const c_char) -> c_int;
+    }
+    // glibc's databases (nss/databases.def).
+    const DATABASES: [&str; 14] = [
+        "aliases",
+        "ethers",
+        "group",
+        "gshadow",
+        "hosts",
+        "initgroups",
+        "netgroup",
+        "networks",
+        "passwd",
+        "protocols",
+        "publickey",
+        "rpc",
+        "services",
+        "shadow",
+    ];
+    for db in DATABASES {
+        let services = if db == "hosts" { "files dns" } else { "files" };
+        let (name, line) = (CString::new(db)?, CString::new(services)?);
+        #[expect(
+            unsafe_code,
+            reason = "glibc's documented override; both arguments are valid C strings that \
+                      outlive the call, which copies what it keeps"
+        )]
+        // SAFETY: see the reason above.
+        let rc = unsafe { __nss_configure_lookup(name.as_ptr(), line.as_ptr()) };
+        if rc != 0 {
+            bail!("cannot pin glibc's name services for `{db}`");
+        }
+    }
+    Ok(())
+}
+
 /// Pod annotations that grant: network destinations (comma-separated, as `--allow-net`), a
 /// time limit and a fuel budget. They are the operator's (the pod's author's); an image cannot
 /// set them. `qyvol kube` writes them from a manifest.
 pub const ANN_ALLOW_NET: &str = "qyvol.dev/allow-net";
 pub const ANN_TIMEOUT: &str = "qyvol.dev/timeout";
 pub const ANN_FUEL: &str = "qyvol.dev/fuel";
+/// Where an HTTP app listens in its pod (default [`DEFAULT_LISTEN`]): the operator's to choose,
+/// not the image's (whose environment variables are the container's too).
+pub const ANN_LISTEN: &str = "qyvol.dev/listen";
+
+const QYVOL_PREFIX: &str = "qyvol.dev/";
 
 /// The grants a container's annotations carry.
 #[derive(Debug, Default)]
@@ -37,6 +89,9 @@ pub struct PodGrants {
     pub network: Vec<NetworkGrant>,
     pub timeout: Option<DurationSpec>,
     pub fuel: Option<u64>,
+    pub listen: Option<std::net::SocketAddr>,
+    /// The container's memory limit (its spec's, as the orchestrator set it).
+    pub memory: Option<ByteSize>,
 }
 
 impl PodGrants {
@@ -47,6 +102,19 @@ impl PodGrants {
         let Some(annotations) = annotations else {
             return Ok(grants);
         };
+        // A misspelt key would grant or limit nothing, silently.
+        for key in annotations.keys() {
+            let ours = key
+                .get(..QYVOL_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(QYVOL_PREFIX));
+            if ours && ![ANN_ALLOW_NET, ANN_TIMEOUT, ANN_FUEL, ANN_LISTEN].contains(&key.as_str()) {
+                bail!(
+                    "unknown annotation `{}`: Qyvol's are {ANN_ALLOW_NET}, {ANN_TIMEOUT}, {ANN_FUEL} \
+                     and {ANN_LISTEN}",
+                    qyvol_common::escape_controls(key)
+                );
+            }
+        }
         let bad = |key: &str, value: &str, e: &dyn std::fmt::Display| {
             anyhow::anyhow!(
                 "the annotation {key}=`{}` is wrong: {e}",
@@ -65,6 +133,9 @@ impl PodGrants {
         }
         if let Some(v) = annotations.get(ANN_FUEL) {
             grants.fuel = Some(v.trim().parse().map_err(|e| bad(ANN_FUEL, v, &e))?);
+        }
+        if let Some(v) = annotations.get(ANN_LISTEN) {
+            grants.listen = Some(v.trim().parse().map_err(|e| bad(ANN_LISTEN, v, &e))?);
         }
         Ok(grants)
     }
@@ -92,7 +163,17 @@ pub fn run_container(spec: &oci_spec::runtime::Spec, layers: &[Layer]) -> i32 {
         } else {
             Module::from_layers(layers)?
         };
-        let grants = PodGrants::from_annotations(spec.annotations().as_ref())?;
+        let mut grants = PodGrants::from_annotations(spec.annotations().as_ref())?;
+        grants.memory = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit())
+            .and_then(|l| u64::try_from(l).ok())
+            .filter(|l| *l > 0)
+            .map(ByteSize)
+            .or_else(cgroup_memory_limit);
         anyhow::Ok((
             module,
             args.into_iter().skip(1).collect::<Vec<_>>(),
@@ -126,17 +207,17 @@ pub struct Module {
 impl Module {
     /// The module at `path` in the container (`/app.wasm`), and `app.qyv` beside it if there.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let read = |p: &Path| -> anyhow::Result<Vec<u8>> {
+        let read = |p: &Path, cap: u64| -> anyhow::Result<Vec<u8>> {
             let (file, _) = qyvol_common::open_regular(p)?;
             let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_MODULE + 1), &mut bytes)
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, cap + 1), &mut bytes)
                 .with_context(|| format!("cannot read `{}`", p.display()))?;
-            if bytes.len() as u64 > MAX_MODULE {
-                bail!("`{}` is larger than {}", p.display(), ByteSize(MAX_MODULE));
+            if bytes.len() as u64 > cap {
+                bail!("`{}` is larger than {}", p.display(), ByteSize(cap));
             }
             Ok(bytes)
         };
-        let wasm = read(path)?;
+        let wasm = read(path, MAX_MODULE)?;
         if !wasm.starts_with(b"\0asm") {
             bail!(
                 "`{}` is not WebAssembly (it does not start with `\\0asm`): the qyvol runtime \
@@ -145,7 +226,10 @@ impl Module {
             );
         }
         let qyv = path.with_extension("qyv");
-        let qyv = qyv.is_file().then(|| read(&qyv)).transpose()?;
+        let qyv = qyv
+            .is_file()
+            .then(|| read(&qyv, image::MAX_TEXT))
+            .transpose()?;
         Ok(Self { wasm, qyv })
     }
 
@@ -207,8 +291,8 @@ pub fn run(
         mounts: container_mounts(
             &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
         ),
-        memory: cgroup_memory_limit(),
-        network: grants.network,
+        memory: grants.memory.map(guest_share),
+        network: grants.network.clone(),
         timeout: grants.timeout,
         fuel: grants.fuel,
         ..Operator::default()
@@ -221,11 +305,9 @@ pub fn run(
     let http = opened.manifest.runtime == qyvol_common::RuntimeKind::WasiHttp;
     let launch = qyvol_launch::prepare(opened, &op, None, args, Default::default())?;
     if http {
-        let listen = env
-            .iter()
-            .find_map(|kv| kv.strip_prefix("QYVOL_LISTEN="))
-            .unwrap_or(DEFAULT_LISTEN)
-            .to_string();
+        let listen = grants
+            .listen
+            .map_or_else(|| DEFAULT_LISTEN.to_string(), |a| a.to_string());
         return serve(launch, &listen);
     }
     let mut request = launch.request;
@@ -235,11 +317,14 @@ pub fn run(
         progress: None,
     };
     let outcome = qyvol_runtime::run(&launch.wasm, &request, how)?;
+    if let Some(why) = reason(&outcome, request.limits.fuel) {
+        eprintln!("qyvol: {why}");
+    }
     Ok(exit_code(&outcome))
 }
 
 /// Where an HTTP app listens in its pod (the Service `qyvol kube` writes targets it); the
-/// container's `QYVOL_LISTEN` may say otherwise.
+/// `qyvol.dev/listen` annotation may say otherwise.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 
 /// Serves a `wasi-http` app at its route until SIGTERM or SIGINT, which let in-flight requests
@@ -279,7 +364,7 @@ fn serve(launch: qyvol_launch::Launch, listen: &str) -> anyhow::Result<i32> {
     };
     let server = Server::new(vec![app], how, ServeOptions::default())?;
     let listener = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("cannot listen on {listen} (QYVOL_LISTEN)"))?;
+        .with_context(|| format!("cannot listen on {listen} ({ANN_LISTEN})"))?;
     eprintln!(
         "qyvol: serving {route} on http://{}/",
         listener.local_addr()?
@@ -325,14 +410,13 @@ pub fn stop_on_signal() -> qyvol_runtime::Stop {
 }
 
 /// A private folder for the staged bundle: a new one at the container's root, whose name the
-/// image cannot foresee (its `/tmp` may be a symlink into a volume), else in the temp folder
-/// when the root is read-only.
+/// image cannot foresee, else in the runtime's `/dev/shm` when the root is read-only — never the
+/// image's `/tmp`, which may be a symlink into a volume.
 fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(".qyvol-")
-        .tempdir_in("/")
-        .or_else(|_| tempfile::tempdir())
-        .context("cannot make a scratch folder in the container (is its root read-only?)")
+    let new = |dir: &str| tempfile::Builder::new().prefix(".qyvol-").tempdir_in(dir);
+    new("/")
+        .or_else(|_| new("/dev/shm"))
+        .context("cannot make a scratch folder in the container (its root is read-only and it has no /dev/shm)")
 }
 
 /// The exit code a container reports for an outcome, as `qyvol run` exits
@@ -347,11 +431,59 @@ pub fn exit_code(outcome: &Outcome) -> i32 {
     }
 }
 
-/// The container's memory limit (cgroup v2's `memory.max` as the container sees it).
-fn cgroup_memory_limit() -> Option<ByteSize> {
-    std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+/// Why the guest ended, when it did not exit on its own (on the container's stderr, as
+/// `qyvol run` says it).
+fn reason(outcome: &Outcome, fuel: Option<u64>) -> Option<String> {
+    use qyvol_runtime::Resource;
+    Some(match outcome {
+        Outcome::Exited(_) | Outcome::Stopped => return None,
+        Outcome::Trapped { trap, .. } => {
+            format!("the guest trapped: {}", qyvol_common::escape_controls(trap))
+        }
+        Outcome::TimedOut(t) => format!("the guest ran past its time limit ({})", DurationSpec(*t)),
+        Outcome::FuelExhausted(_) => {
+            format!("the guest used up its fuel ({})", fuel.unwrap_or_default())
+        }
+        Outcome::LimitExceeded {
+            resource: Resource::Memory,
+            limit,
+        } => format!(
+            "the guest needed more memory than its limit ({})",
+            ByteSize(*limit)
+        ),
+        Outcome::LimitExceeded { limit, .. } => {
+            format!("the guest needed more table elements than its limit ({limit})")
+        }
+    })
+}
+
+/// The guest's share of the container's memory limit, which counts the runtime too: what the
+/// runtime holds now (its resident memory) and a margin for compiling and serving stay outside,
+/// so that a greedy guest meets Qyvol's limit, with a message, before the kernel's OOM killer.
+fn guest_share(limit: ByteSize) -> ByteSize {
+    const MARGIN: u64 = 32 << 20;
+    let resident = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().strip_suffix("kB"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024);
+    ByteSize(limit.0.saturating_sub(resident + MARGIN).max(1 << 20))
+}
+
+/// The container's memory limit as the container sees it: cgroup v2's `memory.max`, else
+/// cgroup v1's `memory.limit_in_bytes` (whose "no limit" is a huge number).
+fn cgroup_memory_limit() -> Option<ByteSize> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes").filter(|b| *b < 1 << 62))
         .map(ByteSize)
 }
 
@@ -447,6 +579,34 @@ mod tests {
         assert_eq!(mounts.len(), 1, "{mounts:?}");
         assert_eq!(mounts[0].host, data);
         assert_eq!(mounts[0].readonly, Some(true));
+    }
+
+    #[test]
+    fn annotations_grant_what_they_name_and_unknown_qyvol_keys_are_refused() {
+        let of = |pairs: &[(&str, &str)]| {
+            let map: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect();
+            PodGrants::from_annotations(Some(&map))
+        };
+        let g = of(&[
+            (ANN_ALLOW_NET, "api.example.com:443, 10.0.0.0/8:5432"),
+            (ANN_TIMEOUT, "30s"),
+            (ANN_FUEL, "1000"),
+            (ANN_LISTEN, "127.0.0.1:9000"),
+            ("other.io/key", "ignored"),
+        ])
+        .expect("grants");
+        assert_eq!(g.network.len(), 2);
+        assert_eq!(g.timeout.map(|t| t.0.as_secs()), Some(30));
+        assert_eq!(g.fuel, Some(1000));
+        assert_eq!(g.listen.map(|a| a.port()), Some(9000));
+        for key in ["qyvol.dev/timeouts", "QYVOL.DEV/TIMEOUT", "Qyvol.dev/fuel"] {
+            let e = of(&[(key, "1s")]).expect_err(key).to_string();
+            assert!(e.starts_with(&format!("unknown annotation `{key}`")), "{e}");
+        }
+        assert!(of(&[(ANN_LISTEN, "everywhere")]).is_err());
     }
 
     #[test]

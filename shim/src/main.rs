@@ -7,5 +7,10 @@ use containerd_shim_qyvol::instance::{NAME, QyvolInstance};
 use containerd_shimkit::sandbox::cli::shim_main;
 
 fn main() {
+    // Before anything looks a name up or forks: the containers are this process's forks.
+    if let Err(e) = containerd_shim_qyvol::pin_name_services() {
+        eprintln!("containerd-shim-qyvol-v1: {e:#}");
+        std::process::exit(1);
+    }
     shim_main::<QyvolInstance>(NAME, containerd_shimkit::shim_version!(), None);
 }

@@ -346,17 +346,65 @@ fn time_and_fuel_annotations_stop_a_spinning_guest_and_bad_ones_are_refused() {
             text(&out.stderr)
         );
     }
-    // A typo must not run the guest without the limit it meant.
+    // A typo in a value or a key must not run the guest without the limit it meant.
+    for (id, annotation, said) in [
+        (
+            "typo",
+            "qyvol.dev/timeout=soon",
+            "qyvol: the annotation qyvol.dev/timeout=`soon` is wrong",
+        ),
+        (
+            "misspelt",
+            "qyvol.dev/timeouts=1s",
+            "qyvol: unknown annotation `qyvol.dev/timeouts`",
+        ),
+    ] {
+        let out = ctd.run(&["--annotation", annotation], probe, id, &["args", "ran"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert_eq!(text(&out.stdout), "");
+        assert!(text(&out.stderr).starts_with(said), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn the_pods_memory_limit_bounds_the_guest_and_going_past_it_is_explained() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = probe(&ctd, dir.path());
+    // 128 MiB for the container, runtime included; the guest asks for 200.
     let out = ctd.run(
-        &["--annotation", "qyvol.dev/timeout=soon"],
+        &["--memory-limit", "134217728"],
         probe,
-        "typo",
-        &["args", "ran"],
+        "greedy",
+        &["alloc", "200"],
     );
-    assert_eq!(out.status.code(), Some(125));
-    assert_eq!(text(&out.stdout), "");
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).starts_with("qyvol: the annotation qyvol.dev/timeout=`soon` is wrong"),
+        text(&out.stderr).starts_with("qyvol: the guest needed more memory than its limit ("),
+        "killed without Qyvol's word: {}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_container_without_an_entrypoint_is_told_what_to_give() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = [("data.txt".to_string(), b"no module here".to_vec())];
+    ctd.import(&linux_image(dir.path(), "empty", &files), true);
+    let out = ctd.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.qyvol.v1",
+        "localhost:5000/empty:1",
+        "empty",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).starts_with(
+            "qyvol: the container has no entrypoint: give the module's path (e.g. /app.wasm)\n"
+        ),
         "{}",
         text(&out.stderr)
     );
@@ -416,23 +464,12 @@ fn oci_archive(
     out
 }
 
-/// An ordinary Linux image whose `/app.wasm` is the host's `echo` (with the libraries it
-/// loads): what a hostile image under the `qyvol` runtime class would ship.
-fn native_image(dir: &Path) -> PathBuf {
-    let echo = Path::new("/bin/echo");
-    let mut files: Vec<(String, Vec<u8>)> =
-        vec![("app.wasm".into(), std::fs::read(echo).expect("echo"))];
-    let ldd = Command::new("ldd").arg(echo).output().expect("ldd");
-    for lib in text(&ldd.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-    {
-        let bytes = std::fs::read(lib).expect("library");
-        files.push((lib.trim_start_matches('/').to_string(), bytes));
-    }
+/// An ordinary Linux image `localhost:5000/<name>:1` of one layer holding `files` (path, bytes;
+/// all executable), whose entrypoint is `/app.wasm` when it has one.
+fn linux_image(dir: &Path, name: &str, files: &[(String, Vec<u8>)]) -> PathBuf {
     let mut layer = tar::Builder::new(Vec::new());
     let mut dirs = std::collections::BTreeSet::new();
-    for (path, bytes) in &files {
+    for (path, bytes) in files {
         for parent in Path::new(path).ancestors().skip(1) {
             let parent = parent.display().to_string();
             if !parent.is_empty() && dirs.insert(parent.clone()) {
@@ -458,17 +495,119 @@ fn native_image(dir: &Path) -> PathBuf {
         "aarch64" => "arm64",
         other => other,
     };
+    let entrypoint: Vec<&str> = if files.iter().any(|(p, _)| p == "app.wasm") {
+        vec!["/app.wasm"]
+    } else {
+        vec![]
+    };
     let config = serde_json::json!({
         "architecture": arch, "os": "linux",
-        "config": { "Entrypoint": ["/app.wasm"] },
+        "config": { "Entrypoint": entrypoint },
         "rootfs": { "type": "layers", "diff_ids": [sha256(&layer)] },
     });
     oci_archive(
         dir,
-        "native",
+        name,
         &config,
         &[("application/vnd.oci.image.layer.v1.tar", layer)],
     )
+}
+
+/// An image whose `/app.wasm` is the host's `echo` (with the libraries it loads): what a
+/// hostile image under the `qyvol` runtime class would ship.
+fn native_image(dir: &Path) -> PathBuf {
+    let echo = Path::new("/bin/echo");
+    let mut files: Vec<(String, Vec<u8>)> =
+        vec![("app.wasm".into(), std::fs::read(echo).expect("echo"))];
+    let ldd = Command::new("ldd").arg(echo).output().expect("ldd");
+    for lib in text(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        let bytes = std::fs::read(lib).expect("library");
+        files.push((lib.trim_start_matches('/').to_string(), bytes));
+    }
+    linux_image(dir, "native", &files)
+}
+
+#[test]
+fn an_images_name_service_libraries_are_never_loaded() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A library whose loading leaves a mark in the volume; glibc would load it for any user or
+    // host lookup if it read the image's nsswitch.conf.
+    let src = dir.path().join("evil.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n__attribute__((constructor)) static void mark(void) {\n  \
+         FILE *f = fopen(\"/scratch/PWNED\", \"w\");\n  if (f) { fputs(\"native\", f); fclose(f); }\n}\n",
+    )
+    .expect("source");
+    let lib = dir.path().join("libnss_evil.so.2");
+    let cc = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&src)
+        .output()
+        .expect("cc (gcc is on the machine)");
+    assert!(cc.status.success(), "{}", text(&cc.stderr));
+    let lib = std::fs::read(&lib).expect("library");
+    let multiarch = text(
+        &Command::new("cc")
+            .arg("-print-multiarch")
+            .output()
+            .expect("cc")
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    let mut files = vec![
+        (
+            "app.wasm".to_string(),
+            std::fs::read(repo().join("cli/tests/guests/probe-p2.wasm")).expect("probe"),
+        ),
+        (
+            "etc/nsswitch.conf".to_string(),
+            b"passwd: evil\ngroup: evil\nhosts: evil\n".to_vec(),
+        ),
+    ];
+    for libdir in ["lib", "lib64", "usr/lib"] {
+        files.push((format!("{libdir}/libnss_evil.so.2"), lib.clone()));
+        files.push((
+            format!("{libdir}/{multiarch}/libnss_evil.so.2"),
+            lib.clone(),
+        ));
+    }
+    ctd.import(&linux_image(dir.path(), "nss", &files), true);
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).expect("scratch");
+    let mount = format!(
+        "type=bind,src={},dst=/scratch,options=rbind:rw",
+        scratch.display()
+    );
+    // youki looks the user's home up (no HOME in the image), and a granted host name is
+    // resolved when the guest connects to it.
+    let out = ctd.run(
+        &[
+            "--mount",
+            &mount,
+            "--annotation",
+            "qyvol.dev/allow-net=localhost:9",
+        ],
+        "localhost:5000/nss:1",
+        "nss",
+        &["connect", "localhost:9", "x"],
+    );
+    assert!(
+        text(&out.stdout).starts_with("error: "),
+        "the guest ran: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        !scratch.join("PWNED").exists(),
+        "the image's library ran natively"
+    );
 }
 
 #[test]
@@ -691,7 +830,7 @@ fn the_wasm_oci_artifact_runs_from_containerds_content_store() {
 }
 
 #[test]
-fn an_artifact_without_its_module_layer_is_refused_to_containerd_with_the_reason() {
+fn artifacts_without_a_module_or_with_repeated_layers_are_refused_to_containerd_with_the_reason() {
     let ctd = Containerd::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let config = serde_json::json!({ "architecture": "wasm", "os": "wasip1" });
@@ -707,6 +846,27 @@ fn an_artifact_without_its_module_layer_is_refused_to_containerd_with_the_reason
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("the Wasm image has no module layer (application/wasm)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // One manifest blob listed again and again would be read again and again by the shim.
+    let qyv = b"version: 1\nname: echo\nentrypoint: app.wasm\nruntime: wasi\n".to_vec();
+    let wasm = std::fs::read(repo().join("cli/tests/guests/probe-p1.wasm")).expect("probe");
+    let archive = oci_archive(
+        dir.path(),
+        "echoes",
+        &config,
+        &[
+            ("application/wasm", wasm),
+            ("application/vnd.qyvol.manifest.v1+yaml", qyv.clone()),
+            ("application/vnd.qyvol.manifest.v1+yaml", qyv),
+        ],
+    );
+    ctd.import(&archive, false);
+    let out = start_artifact(&ctd, dir.path(), "echoes", "localhost:5000/echoes:1", &[]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("the image has more than one manifest layer"),
         "{}",
         text(&out.stderr)
     );
@@ -731,12 +891,12 @@ fn an_http_app_answers_on_its_port_and_sigterm_ends_it_cleanly() {
         .local_addr()
         .expect("addr")
         .port();
-    let listen = format!("QYVOL_LISTEN=127.0.0.1:{port}");
+    let listen = format!("qyvol.dev/listen=127.0.0.1:{port}");
     let mut run = Command::new("ctr")
         .arg("--address")
         .arg(ctd.dir.path().join("sock"))
         .args(["--namespace", &ctd.namespace])
-        .args(["run", "--rm", "--net-host", "--env", &listen])
+        .args(["run", "--rm", "--net-host", "--annotation", &listen])
         .args([
             "--runtime",
             "io.containerd.qyvol.v1",
