@@ -282,16 +282,19 @@ pub fn run(
         },
     )
     .context("cannot stage the module")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    check_resolver(&grants.network, &mountinfo)?;
     let op = Operator {
         env: env
             .iter()
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_string(), Some(v.to_string())))
             .collect(),
-        mounts: container_mounts(
-            &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-        ),
-        memory: grants.memory.map(guest_share),
+        mounts: container_mounts(&mountinfo),
+        memory: grants
+            .memory
+            .map(|m| guest_share(m, module.wasm.len()))
+            .transpose()?,
         network: grants.network.clone(),
         timeout: grants.timeout,
         fuel: grants.fuel,
@@ -458,20 +461,33 @@ fn reason(outcome: &Outcome, fuel: Option<u64>) -> Option<String> {
 }
 
 /// The guest's share of the container's memory limit, which counts the runtime too: what the
-/// runtime holds now (its resident memory) and a margin for compiling and serving stay outside,
-/// so that a greedy guest meets Qyvol's limit, with a message, before the kernel's OOM killer.
-fn guest_share(limit: ByteSize) -> ByteSize {
-    const MARGIN: u64 = 32 << 20;
-    let resident = std::fs::read_to_string("/proc/self/status")
+/// runtime holds now (its own anonymous memory; the binary's pages are the page cache's), room
+/// for compiling and holding a module of `module` bytes (about three copies) and a margin stay
+/// outside, so that a greedy guest meets Qyvol's limit, with a message, before the kernel's OOM
+/// killer. A limit that leaves the guest nothing is refused with what it should be.
+fn guest_share(limit: ByteSize, module: usize) -> anyhow::Result<ByteSize> {
+    const MARGIN: u64 = 16 << 20;
+    const LEAST: u64 = 1 << 20;
+    let anonymous = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix("RssAnon:"))
                 .and_then(|v| v.trim().strip_suffix("kB"))
                 .and_then(|v| v.trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024);
-    ByteSize(limit.0.saturating_sub(resident + MARGIN).max(1 << 20))
+    let runtime = anonymous + MARGIN + 3 * module as u64;
+    if limit.0 < runtime + LEAST {
+        let mib = runtime.div_ceil(1 << 20);
+        bail!(
+            "the container's memory limit ({limit}) leaves the guest nothing once the runtime has \
+             its share (about {}): give the container at least {}",
+            ByteSize(mib << 20),
+            ByteSize((mib + 16) << 20)
+        );
+    }
+    Ok(ByteSize(limit.0 - runtime))
 }
 
 /// The container's memory limit as the container sees it: cgroup v2's `memory.max`, else
@@ -503,20 +519,13 @@ pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
             )
     };
     let mut mounts: Vec<MountFlag> = Vec::new();
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        // id parent major:minor root mountpoint options [optional...] - fstype source super
-        let (Some(point), Some(options)) = (fields.get(4), fields.get(5)) else {
-            continue;
-        };
-        let point = unescape(point);
+    for (point, readonly) in mount_points(mountinfo) {
         if system(&point) || !Path::new(&point).is_dir() {
             continue;
         }
         let Ok(guest) = point.parse::<GuestPath>() else {
             continue;
         };
-        let readonly = options.split(',').any(|o| o == "ro");
         // A later mount on the same point hides the earlier one.
         mounts.retain(|m| m.host != Path::new(&point));
         mounts.push(MountFlag {
@@ -532,6 +541,40 @@ pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
     let outer: Vec<PathBuf> = mounts.iter().map(|m| m.host.clone()).collect();
     mounts.retain(|m| !outer.iter().any(|o| o != &m.host && m.host.starts_with(o)));
     mounts
+}
+
+/// Each mount point of `mountinfo` and whether it is read-only, in mount order.
+fn mount_points(mountinfo: &str) -> impl Iterator<Item = (String, bool)> + '_ {
+    mountinfo.lines().filter_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        // id parent major:minor root mountpoint options [optional...] - fstype source super
+        let (point, options) = (fields.get(4)?, fields.get(5)?);
+        Some((unescape(point), options.split(',').any(|o| o == "ro")))
+    })
+}
+
+/// Refuses host-name grants when the container's resolver files are its image's: names resolve
+/// through `/etc/hosts` and `/etc/resolv.conf`, which the orchestrator mounts (Kubernetes,
+/// `ctr run --net-host`); an image's own could point a granted name at any address and carry
+/// lookups to a server of its choosing.
+fn check_resolver(grants: &[NetworkGrant], mountinfo: &str) -> anyhow::Result<()> {
+    let Some(named) = grants
+        .iter()
+        .find(|g| !matches!(g.host, qyvol_common::HostPattern::Net { .. }))
+    else {
+        return Ok(());
+    };
+    let mounted: Vec<String> = mount_points(mountinfo).map(|(p, _)| p).collect();
+    for file in ["/etc/hosts", "/etc/resolv.conf"] {
+        if Path::new(file).exists() && !mounted.iter().any(|p| p == file) {
+            bail!(
+                "the grant `{named}` names a host, but the container's {file} is its image's, \
+                 which could point that name anywhere: let the runtime mount the node's \
+                 (Kubernetes does; `ctr run` with --net-host) or grant addresses"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.

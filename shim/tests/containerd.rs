@@ -387,6 +387,66 @@ fn the_pods_memory_limit_bounds_the_guest_and_going_past_it_is_explained() {
 }
 
 #[test]
+fn a_memory_limit_too_small_for_the_runtime_is_refused_with_what_to_give() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = probe(&ctd, dir.path());
+    let out = ctd.run(
+        &["--memory-limit", "16777216"],
+        probe,
+        "tiny",
+        &["args", "ran"],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert!(
+        text(&out.stderr).starts_with(
+            "qyvol: the container's memory limit (16MiB) leaves the guest nothing once the runtime has its share"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_granted_host_name_is_not_resolved_through_the_images_own_hosts_file() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let files = [
+        (
+            "app.wasm".to_string(),
+            std::fs::read(repo().join("cli/tests/guests/probe-p2.wasm")).expect("probe"),
+        ),
+        (
+            "etc/hosts".to_string(),
+            b"127.0.0.1 granted.example.com\n".to_vec(),
+        ),
+    ];
+    ctd.import(&linux_image(dir.path(), "hosts", &files), true);
+    let grant = format!("qyvol.dev/allow-net=granted.example.com:{port}");
+    let target = format!("granted.example.com:{port}");
+    // The host's network: only the check stands between the guest and the listener.
+    let out = ctd.run(
+        &["--annotation", &grant],
+        "localhost:5000/hosts:1",
+        "hosts",
+        &["connect", &target, "x"],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).starts_with(&format!(
+            "qyvol: the grant `{target}` names a host, but the container's /etc/hosts is its image's"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(listener.accept().is_err(), "the guest reached the address");
+}
+
+#[test]
 fn a_container_without_an_entrypoint_is_told_what_to_give() {
     let ctd = Containerd::start();
     let dir = tempfile::tempdir().expect("tempdir");
