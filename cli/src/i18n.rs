@@ -109,6 +109,12 @@ pub enum Msg<'a> {
     RegistryFailed,
     Digest(&'a str),
     Pushed(&'a str, &'a str),
+    KeyWritten(&'a str, &'a str),
+    Signed(&'a str, &'a str),
+    Verified(&'a str, &'a str, &'a str),
+    BadKey,
+    Untrusted,
+    BadPolicy,
     LoggedIn(&'a str),
     BuildRunning(&'a str),
     BuildFailed,
@@ -264,6 +270,24 @@ impl Msg<'_> {
             (M::Digest(d), _) => format!("Digest: {d}"),
             (M::Pushed(r, d), Es) => format!("⬆ Publicado {r}\nDigest: {d}"),
             (M::Pushed(r, d), En) => format!("⬆ Pushed {r}\nDigest: {d}"),
+            (M::KeyWritten(k, p), Es) => format!(
+                "🔑 Clave privada: {k} (cifrada; guárdala en secreto)\n🔑 Clave pública: {p} (la que comparten los que verifican)"
+            ),
+            (M::KeyWritten(k, p), En) => format!(
+                "🔑 Private key: {k} (encrypted; keep it secret)\n🔑 Public key: {p} (the one verifiers share)"
+            ),
+            (M::Signed(r, d), Es) => format!("✍ Firmada {r}\nDigest: {d}"),
+            (M::Signed(r, d), En) => format!("✍ Signed {r}\nDigest: {d}"),
+            (M::Verified(r, d, k), Es) => {
+                format!("✔ {r} está firmada con {k}\nDigest: {d}")
+            }
+            (M::Verified(r, d, k), En) => format!("✔ {r} is signed with {k}\nDigest: {d}"),
+            (M::BadKey, Es) => "clave inválida".into(),
+            (M::BadKey, En) => "invalid key".into(),
+            (M::Untrusted, Es) => "imagen no confiable".into(),
+            (M::Untrusted, En) => "untrusted image".into(),
+            (M::BadPolicy, Es) => "política de confianza inválida".into(),
+            (M::BadPolicy, En) => "invalid trust policy".into(),
             (M::LoggedIn(r), Es) => format!("Sesión iniciada en {r}"),
             (M::LoggedIn(r), En) => format!("Logged in to {r}"),
             (M::CacheCleared(size), Es) => format!("Caché vaciada: {size} liberados"),
@@ -437,6 +461,23 @@ pub fn help_es(key: &str) -> Option<&'static str> {
             "La referencia con la que guardarla (por defecto: el nombre que trae el archivo)"
         }
         "push" => "Envía una imagen del almacén local a su registro",
+        "key" => "Crea y gestiona claves de firma",
+        "key.generate" => {
+            "Escribe un par de claves nuevo: PREFIJO.key (cifrada, como la escribe cosign) y PREFIJO.pub"
+        }
+        "key.generate.output" => "Dónde escribir el par (PREFIJO.key y PREFIJO.pub)",
+        "sign" => {
+            "Firma una imagen en su registro, como cosign (la contraseña por stdin o en QYVOL_KEY_PASSWORD)"
+        }
+        "sign.key" => "La clave privada (de `qyvol key generate` o de cosign)",
+        "verify" => "Comprueba que una imagen de su registro está firmada con una de las claves",
+        "verify.key" => "Una clave pública (repetible: basta cualquiera)",
+        "sign.reference" | "verify.reference" => {
+            "La imagen en su registro, p. ej. localhost:5000/hello:1"
+        }
+        "sign.insecure" | "verify.insecure" => {
+            "Permite HTTP sin cifrar con un registro que no está en loopback"
+        }
         "pull" => "Descarga una imagen de su registro al almacén local",
         "login" => "Guarda credenciales de un registro (la contraseña se lee de stdin)",
         "push.reference" | "pull.reference" => "La imagen, p. ej. localhost:5000/hello:1",
@@ -546,6 +587,12 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         ],
         "images" => &["qyvol images", "qyvol images --json"],
         "push" => &["qyvol push localhost:5000/hello:1"],
+        "key" => &[
+            "qyvol key generate",
+            "QYVOL_KEY_PASSWORD=... qyvol key generate -o ~/keys/team",
+        ],
+        "sign" => &["qyvol sign --key qyvol.key localhost:5000/hello:1 < password.txt"],
+        "verify" => &["qyvol verify --key qyvol.pub localhost:5000/hello:1"],
         "pull" => &[
             "qyvol pull localhost:5000/hello:1",
             "qyvol pull --insecure registry.lan:5000/hello:1",

@@ -156,6 +156,8 @@ fn stored_image<E: From<LaunchError>>(
         }
         other => other.map_err(LaunchError::from)?,
     };
+    // The trust policy, for an image stored before it or built here as much as a pulled one.
+    store.admit(reference, &image).map_err(LaunchError::from)?;
     Ok(Arc::new(image))
 }
 

@@ -110,7 +110,11 @@ pub fn sha256_digest(bytes: &[u8]) -> Digest {
     Digest::of(bytes)
 }
 
-fn descriptor(media_type: &str, bytes: &[u8], annotations: BTreeMap<String, String>) -> Descriptor {
+pub(crate) fn descriptor_with(
+    media_type: &str,
+    bytes: &[u8],
+    annotations: BTreeMap<String, String>,
+) -> Descriptor {
     Descriptor {
         media_type: media_type.into(),
         digest: sha256_digest(bytes),
@@ -121,7 +125,7 @@ fn descriptor(media_type: &str, bytes: &[u8], annotations: BTreeMap<String, Stri
 
 /// Writes the bundle to `out` atomically (a temp file renamed into place).
 pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
-    let wasm = descriptor(MEDIA_WASM, parts.wasm, BTreeMap::new());
+    let wasm = descriptor_with(MEDIA_WASM, parts.wasm, BTreeMap::new());
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "wasm",
         "os": parts.os,
@@ -129,11 +133,14 @@ pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
     }))
     .map_err(io::Error::other)?;
     // Each blob with its bytes, for the archive to write them.
-    let config_desc = descriptor(MEDIA_WASM_CONFIG, &config, BTreeMap::new());
+    let config_desc = descriptor_with(MEDIA_WASM_CONFIG, &config, BTreeMap::new());
     let mut blobs: Vec<(Descriptor, &[u8])> = vec![
         (config_desc.clone(), &config),
         (wasm, parts.wasm),
-        (descriptor(MEDIA_QYV, parts.qyv, BTreeMap::new()), parts.qyv),
+        (
+            descriptor_with(MEDIA_QYV, parts.qyv, BTreeMap::new()),
+            parts.qyv,
+        ),
     ];
     if let Some(p) = &parts.precompiled {
         let ann = BTreeMap::from([
@@ -141,7 +148,7 @@ pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
             (ANN_ENGINE.to_string(), p.engine.clone()),
             (ANN_WASMTIME.to_string(), p.wasmtime.clone()),
         ]);
-        blobs.push((descriptor(MEDIA_PRECOMPILED, &p.code, ann), &p.code));
+        blobs.push((descriptor_with(MEDIA_PRECOMPILED, &p.code, ann), &p.code));
     }
     let manifest = ImageManifest {
         schema_version: 2,
@@ -514,7 +521,7 @@ pub fn save_rootfs(
         "aarch64" => "arm64",
         other => other,
     };
-    let layer_desc = descriptor(MEDIA_OCI_LAYER, &layer, BTreeMap::new());
+    let layer_desc = descriptor_with(MEDIA_OCI_LAYER, &layer, BTreeMap::new());
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": arch,
         "os": "linux",
@@ -522,7 +529,7 @@ pub fn save_rootfs(
         "rootfs": { "type": "layers", "diff_ids": [layer_desc.digest] },
     }))
     .map_err(|e| io_err(io::Error::other(e)))?;
-    let config_desc = descriptor(MEDIA_OCI_CONFIG, &config, BTreeMap::new());
+    let config_desc = descriptor_with(MEDIA_OCI_CONFIG, &config, BTreeMap::new());
     let image = ImageManifest {
         schema_version: 2,
         media_type: MEDIA_MANIFEST.into(),

@@ -22,9 +22,12 @@ pub mod bundle;
 pub mod credentials;
 mod registry;
 mod staging;
+pub mod trust;
 
 pub use oci_spec::distribution::Reference;
-pub use registry::{Credentials, DEFAULT_TIMEOUT, Progress, Remote, check_login};
+pub use registry::{
+    Credentials, DEFAULT_TIMEOUT, Progress, Remote, SignatureRecord, check_login, repository,
+};
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANN_CREATED: &str = "org.opencontainers.image.created";
@@ -47,6 +50,11 @@ pub enum StoreError {
     Blob(#[from] BundleError),
     #[error("registry {0}")]
     Registry(String),
+    /// Refused by the trust policy or a signature check.
+    #[error("{0}")]
+    Untrusted(String),
+    #[error("{0}")]
+    Policy(String),
 }
 
 /// Parses a reference with Docker's defaults (`docker.io`, `library/`, `:latest`).

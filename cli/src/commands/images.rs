@@ -25,6 +25,8 @@ impl From<StoreError> for Failure {
                 Failure::new(Code::NotWasm, Msg::BadBundle, e)
             }
             StoreError::Registry(_) => Failure::new(Code::Internal, Msg::RegistryFailed, e),
+            StoreError::Untrusted(_) => Failure::new(Code::Denied, Msg::Untrusted, e),
+            StoreError::Policy(_) => Failure::new(Code::BadManifest, Msg::BadPolicy, e),
             StoreError::Io { .. } => Failure::internal(e),
         }
     }

@@ -10,6 +10,7 @@ pub mod node;
 pub mod registry;
 pub mod run;
 pub mod serve;
+pub mod trust;
 
 use crate::exit::Failure;
 

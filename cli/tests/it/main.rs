@@ -26,6 +26,7 @@ mod node;
 mod registry;
 mod seed;
 mod serve;
+mod signing;
 mod special_files;
 mod store;
 mod trust;

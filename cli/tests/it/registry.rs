@@ -79,10 +79,15 @@ impl Drop for Registry {
     }
 }
 
-fn build_and_push(home: &Path, reference: &str) -> String {
+pub(crate) fn build_and_push(home: &Path, reference: &str) -> String {
+    build_and_push_from(home, &repo_root().join("examples/hello.qyv"), reference)
+}
+
+/// Builds `manifest` as `reference`, pushes it and returns its digest.
+pub(crate) fn build_and_push_from(home: &Path, manifest: &Path, reference: &str) -> String {
     let out = qyvol_in(home)
         .args(["build", "-q", "-t", reference])
-        .arg(repo_root().join("examples/hello.qyv"))
+        .arg(manifest)
         .output()
         .expect("build");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

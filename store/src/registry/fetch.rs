@@ -44,6 +44,9 @@ pub(super) enum FetchError {
     /// The registry answered with an error status.
     #[error("{0}")]
     Status(String),
+    /// The registry has no such manifest or blob (404).
+    #[error("{0}")]
+    NotFound(String),
     #[error(
         "the registry did not send the {what} within {timeout}: it is stalled or too slow (set QYVOL_REGISTRY_TIMEOUT to wait longer)"
     )]
@@ -410,6 +413,8 @@ impl Session {
         let text = format!("the registry answered {status}: {message}");
         Err(if status == reqwest::StatusCode::UNAUTHORIZED {
             FetchError::Unauthorized(text, self.registry.clone())
+        } else if status == reqwest::StatusCode::NOT_FOUND {
+            FetchError::NotFound(text)
         } else {
             FetchError::Status(text)
         })

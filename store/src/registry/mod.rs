@@ -6,6 +6,7 @@
 
 mod fetch;
 mod pace;
+mod signatures;
 mod synthesise;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use oci_client::{Client, RegistryOperation};
 
 pub use fetch::DEFAULT_TIMEOUT;
 use fetch::{FetchError, Session};
+pub use signatures::{SignatureRecord, repository};
 
 use crate::staging::Staged;
 use crate::{Reference, Store, StoreError, canonical};
@@ -112,6 +114,22 @@ impl Remote {
     }
 }
 
+/// Puts an OCI image manifest at `reference` (a tag or digest of its repository).
+async fn push_manifest(
+    client: &Client,
+    reference: &Reference,
+    bytes: Vec<u8>,
+) -> Result<(), String> {
+    let content_type = MEDIA_MANIFEST
+        .parse()
+        .map_err(|e: http::header::InvalidHeaderValue| e.to_string())?;
+    client
+        .push_manifest_raw(reference, bytes, content_type)
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 fn registry_error(reference: &Reference, e: impl std::fmt::Display) -> StoreError {
     let text = e.to_string();
     let hint = if is_unauthorized(&text) {
@@ -196,14 +214,7 @@ impl Store {
                     p.end(id);
                 }
             }
-            let content_type =
-                MEDIA_MANIFEST
-                    .parse()
-                    .map_err(|e: http::header::InvalidHeaderValue| {
-                        StoreError::Registry(e.to_string())
-                    })?;
-            client
-                .push_manifest_raw(reference, image.image_bytes().to_vec(), content_type)
+            push_manifest(&client, reference, image.image_bytes().to_vec())
                 .await
                 .map_err(|e| registry_error(reference, e))?;
             Ok(image.image_digest().to_string())
@@ -213,11 +224,14 @@ impl Store {
     /// Pulls `reference` into the store and returns its manifest digest. A module pushed by
     /// another tool (no Qyvol manifest inside) gets one synthesised.
     pub fn pull(&self, reference: &Reference, remote: &Remote) -> Result<String, StoreError> {
+        let policy = self.policy()?;
         let pulled = runtime()?.block_on(async {
             let session = Session::open(reference, remote)
                 .await
                 .map_err(|e| fetch_error(reference, e))?;
             let head = pull_manifest(&session, reference).await?;
+            // The trust policy, before anything of the image is stored.
+            let signed = signatures::admit(&policy, &session, reference, &head.digest).await?;
             let mut staged = HashMap::new();
             for desc in std::iter::once(&head.manifest.config).chain(&head.manifest.layers) {
                 if staged.contains_key(&desc.digest) || self.blob_path(&desc.digest)?.exists() {
@@ -226,8 +240,9 @@ impl Store {
                 let blob = self.pull_blob(&session, desc, remote, reference).await?;
                 staged.insert(desc.digest.clone(), blob);
             }
-            Ok::<_, StoreError>(Pulled { head, staged })
+            Ok::<_, StoreError>((Pulled { head, staged }, signed))
         })?;
+        let (pulled, signed) = pulled;
         let mut pulled = if pulled
             .head
             .manifest
@@ -245,7 +260,11 @@ impl Store {
                 self.commit(blob)?;
             }
         }
-        self.tag_manifest(&pulled.head.bytes, reference)
+        let digest = self.tag_manifest(&pulled.head.bytes, reference)?;
+        if let Some(record) = signed {
+            self.save_signatures(&digest, &record)?;
+        }
+        Ok(digest)
     }
 
     /// Streams one blob into `tmp/`; it must match its descriptor exactly.

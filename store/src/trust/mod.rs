@@ -1,0 +1,338 @@
+//! Who published an image: keys and signatures in cosign's format, so Qyvol verifies what
+//! cosign and containers/image (skopeo, podman) sign and they verify what Qyvol signs.
+//!
+//! - Keys: ECDSA P-256, the private one encrypted as cosign writes it (scrypt + NaCl secretbox,
+//!   PEM `ENCRYPTED COSIGN PRIVATE KEY`, which every cosign and containers/image reads), the
+//!   public one as PKIX PEM. The cryptography is the `sigstore` crate's.
+//! - A signature signs a "simple signing" payload naming the image's repository and manifest
+//!   digest; it is stored in the image's repository as the layer of a manifest tagged
+//!   `sha256-<hex>.sig`, with the base64 signature in the layer's
+//!   `dev.cosignproject.cosign/signature` annotation (cosign's and containers/image's
+//!   "sigstore attachments").
+//! - [`policy`]: which keys an image needs, by registry or repository prefix.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sigstore::crypto::signing_key::SigStoreKeyPair;
+use sigstore::crypto::signing_key::ecdsa::{ECDSAKeys, EllipticCurve};
+use sigstore::crypto::{CosignVerificationKey, SigStoreSigner, SigningScheme};
+use zeroize::Zeroizing;
+
+pub mod policy;
+
+/// The payload's media type, and the layer's.
+pub const MEDIA_SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer annotation holding the base64 signature.
+pub const ANN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+/// What a payload says it is (containers/image requires exactly this).
+const PAYLOAD_TYPE: &str = "cosign container image signature";
+/// cosign 1.x's label, which cosign 2 and containers/image read too.
+const PRIVATE_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
+const SIGSTORE_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
+/// No payload Qyvol reads is larger, nor a key file.
+pub const MAX_PAYLOAD: u64 = 64 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("cannot read the key `{path}`: {source}")]
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{0}` is not a private key Qyvol or cosign wrote, or the password is wrong")]
+    BadPrivateKey(PathBuf),
+    #[error(
+        "`{0}` is not a public key (a PEM `PUBLIC KEY` block of ECDSA P-256, as `qyvol key generate` or cosign writes)"
+    )]
+    BadPublicKey(PathBuf),
+    #[error("the password is empty: give one on stdin or in QYVOL_KEY_PASSWORD")]
+    EmptyPassword,
+    #[error("cannot make the key: {0}")]
+    Crypto(String),
+}
+
+/// A new key pair: the private key encrypted with `password`, and the public key (both PEM).
+pub fn generate(password: &[u8]) -> Result<(Zeroizing<String>, String), TrustError> {
+    if password.is_empty() {
+        return Err(TrustError::EmptyPassword);
+    }
+    let crypto = |e: sigstore::errors::SigstoreError| TrustError::Crypto(e.to_string());
+    let pair = SigStoreKeyPair::ECDSA(ECDSAKeys::new(EllipticCurve::P256).map_err(crypto)?);
+    let private = pair
+        .private_key_to_encrypted_pem(password)
+        .map_err(crypto)?;
+    // Unix line ends, as cosign writes them.
+    let private = Zeroizing::new(
+        private
+            .replace(SIGSTORE_LABEL, PRIVATE_LABEL)
+            .replace("\r\n", "\n"),
+    );
+    let public = pair
+        .public_key_to_pem()
+        .map_err(crypto)?
+        .replace("\r\n", "\n");
+    Ok((private, public))
+}
+
+/// A private key, decrypted, ready to sign.
+pub struct Signer(SigStoreSigner);
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer")
+    }
+}
+
+impl Signer {
+    /// The private key at `path` (cosign's encrypted format, either label), opened with
+    /// `password`.
+    pub fn load(path: &Path, password: &[u8]) -> Result<Self, TrustError> {
+        let pem = Zeroizing::new(read_small(path)?);
+        let pair = SigStoreKeyPair::from_encrypted_pem(&pem, password)
+            .map_err(|_| TrustError::BadPrivateKey(path.to_path_buf()))?;
+        let signer = pair
+            .to_sigstore_signer(&SigningScheme::ECDSA_P256_SHA256_ASN1)
+            .map_err(|_| TrustError::BadPrivateKey(path.to_path_buf()))?;
+        Ok(Self(signer))
+    }
+
+    /// The base64 signature of `payload`.
+    pub fn sign(&self, payload: &[u8]) -> Result<String, TrustError> {
+        let raw = self
+            .0
+            .sign(payload)
+            .map_err(|e| TrustError::Crypto(e.to_string()))?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+}
+
+/// A public key and where it was read from (named in refusals).
+pub struct PublicKey {
+    key: CosignVerificationKey,
+    pub path: PathBuf,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        let pem = read_small(path)?;
+        let key = CosignVerificationKey::from_pem(&pem, &SigningScheme::ECDSA_P256_SHA256_ASN1)
+            .map_err(|_| TrustError::BadPublicKey(path.to_path_buf()))?;
+        Ok(Self {
+            key,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn verifies(&self, payload: &[u8], signature: &str) -> bool {
+        let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+            return false;
+        };
+        self.key
+            .verify_signature(sigstore::crypto::Signature::Raw(&raw), payload)
+            .is_ok()
+    }
+}
+
+fn read_small(path: &Path) -> Result<Vec<u8>, TrustError> {
+    let read = |path: &Path| -> std::io::Result<Vec<u8>> {
+        let file = std::fs::File::open(path)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_PAYLOAD + 1), &mut bytes)?;
+        if bytes.len() as u64 > MAX_PAYLOAD {
+            return Err(std::io::Error::other("larger than 64 KiB: not a key"));
+        }
+        Ok(bytes)
+    };
+    read(path).map_err(|source| TrustError::ReadKey {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A signature as stored beside an image: the payload it signs and the base64 signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    #[serde(with = "b64")]
+    pub payload: Vec<u8>,
+    pub signature: String,
+}
+
+mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The simple-signing payload for the image `repository` (`registry/name`, no tag) whose
+/// manifest digest is `digest`, as cosign writes it.
+pub fn payload(repository: &str, digest: &str) -> Vec<u8> {
+    let value = serde_json::json!({
+        "critical": {
+            "identity": { "docker-reference": repository },
+            "image": { "docker-manifest-digest": digest },
+            "type": PAYLOAD_TYPE,
+        },
+        "optional": null,
+    });
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    critical: Critical,
+}
+
+#[derive(Deserialize)]
+struct Critical {
+    identity: Identity,
+    image: PayloadImage,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct Identity {
+    #[serde(rename = "docker-reference")]
+    docker_reference: String,
+}
+
+#[derive(Deserialize)]
+struct PayloadImage {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
+/// The tag cosign stores the signatures of the manifest `digest` under.
+pub fn signature_tag(digest: &str) -> String {
+    format!("{}.sig", digest.replacen(':', "-", 1))
+}
+
+/// Why a signature does not vouch for an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// No key of the rule verifies it.
+    NoKey,
+    /// Verified, but it signs something else.
+    OtherImage(String),
+    Malformed(String),
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoKey => f.write_str("made by none of the required keys"),
+            Self::OtherImage(what) => write!(f, "a valid signature for {what}"),
+            Self::Malformed(why) => write!(f, "malformed: {why}"),
+        }
+    }
+}
+
+/// Whether `signature` is made by one of `keys` and signs the image `repository` at `digest`
+/// (the payload's reference may carry a tag or a digest: its repository must be this one, as
+/// containers/image's `matchRepository` and cosign check). Returns the key's index.
+pub fn check(
+    signature: &Signature,
+    keys: &[PublicKey],
+    repository: &str,
+    digest: &str,
+) -> Result<usize, Mismatch> {
+    let key = keys
+        .iter()
+        .position(|k| k.verifies(&signature.payload, &signature.signature))
+        .ok_or(Mismatch::NoKey)?;
+    let payload: Payload = serde_json::from_slice(&signature.payload)
+        .map_err(|e| Mismatch::Malformed(format!("payload: {e}")))?;
+    let c = payload.critical;
+    if c.kind != PAYLOAD_TYPE {
+        return Err(Mismatch::Malformed(format!("payload type `{}`", c.kind)));
+    }
+    let signed_repo = repository_of(&c.identity.docker_reference);
+    if c.image.docker_manifest_digest != digest || signed_repo != repository {
+        return Err(Mismatch::OtherImage(format!(
+            "{signed_repo}@{}",
+            c.image.docker_manifest_digest
+        )));
+    }
+    Ok(key)
+}
+
+/// `registry/name` of a `registry/name[:tag][@digest]` reference as a payload writes it.
+fn repository_of(reference: &str) -> &str {
+    let no_digest = reference.split('@').next().unwrap_or(reference);
+    match no_digest.rfind(':') {
+        // A colon after the last slash is a tag's; before it, a registry's port.
+        Some(i) if !no_digest[i..].contains('/') => &no_digest[..i],
+        _ => no_digest,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_signs_what_its_public_key_verifies_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (private, public) = generate(b"secret").expect("keys");
+        assert!(private.starts_with("-----BEGIN ENCRYPTED COSIGN PRIVATE KEY-----"));
+        std::fs::write(dir.path().join("k.key"), private.as_bytes()).expect("write");
+        std::fs::write(dir.path().join("k.pub"), &public).expect("write");
+        assert!(Signer::load(&dir.path().join("k.key"), b"wrong").is_err());
+        let signer = Signer::load(&dir.path().join("k.key"), b"secret").expect("signer");
+        let key = PublicKey::load(&dir.path().join("k.pub")).expect("public");
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let payload = payload("localhost:5000/app", &digest);
+        let sig = Signature {
+            signature: signer.sign(&payload).expect("sign"),
+            payload,
+        };
+        let keys = [key];
+        assert_eq!(check(&sig, &keys, "localhost:5000/app", &digest), Ok(0));
+        let other = format!("sha256:{}", "b".repeat(64));
+        assert!(matches!(
+            check(&sig, &keys, "localhost:5000/app", &other),
+            Err(Mismatch::OtherImage(_))
+        ));
+        assert!(matches!(
+            check(&sig, &keys, "localhost:5000/other", &digest),
+            Err(Mismatch::OtherImage(_))
+        ));
+        let mut tampered = sig.clone();
+        tampered.payload[10] ^= 1;
+        assert_eq!(
+            check(&tampered, &keys, "localhost:5000/app", &digest),
+            Err(Mismatch::NoKey)
+        );
+    }
+
+    #[test]
+    fn a_payloads_reference_is_compared_by_repository() {
+        assert_eq!(repository_of("localhost:5000/app:1"), "localhost:5000/app");
+        assert_eq!(repository_of("localhost:5000/app"), "localhost:5000/app");
+        assert_eq!(
+            repository_of("localhost:5000/app@sha256:abc"),
+            "localhost:5000/app"
+        );
+        assert_eq!(repository_of("docker.io/a/b:v2"), "docker.io/a/b");
+    }
+}
