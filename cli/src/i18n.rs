@@ -470,6 +470,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
             "Firma una imagen en su registro, como cosign (la contraseña por stdin o en QYVOL_KEY_PASSWORD)"
         }
         "sign.key" => "La clave privada (de `qyvol key generate` o de cosign)",
+        "push.sign" => {
+            "Firma la imagen publicada con esta clave privada, como `qyvol sign` (la contraseña por stdin o en QYVOL_KEY_PASSWORD)"
+        }
         "verify" => "Comprueba que una imagen de su registro está firmada con una de las claves",
         "verify.key" => "Una clave pública (repetible: basta cualquiera)",
         "sign.reference" | "verify.reference" => {
@@ -586,7 +589,10 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
             "qyvol build -t localhost:5000/hello:1 examples/hello.qyv",
         ],
         "images" => &["qyvol images", "qyvol images --json"],
-        "push" => &["qyvol push localhost:5000/hello:1"],
+        "push" => &[
+            "qyvol push localhost:5000/hello:1",
+            "qyvol push --sign qyvol.key localhost:5000/hello:1 < password.txt",
+        ],
         "key" => &[
             "qyvol key generate",
             "QYVOL_KEY_PASSWORD=... qyvol key generate -o ~/keys/team",

@@ -61,14 +61,26 @@ pub struct PushCommand {
     /// Allow plain HTTP to a registry that is not on loopback
     #[arg(long)]
     insecure: bool,
+    /// Sign the pushed image with this private key, as `qyvol sign` does (the password on
+    /// stdin or in QYVOL_KEY_PASSWORD)
+    #[arg(long, value_name = "KEY")]
+    sign: Option<std::path::PathBuf>,
 }
 
 impl PushCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let reference = parse_reference(&self.reference)?;
-        let digest =
-            super::images::store()?.push(&reference, &remote(&reference, self.insecure, false)?)?;
-        out(&Msg::Pushed(&sanitize(&qyvol_store::canonical(&reference)), &digest).text(lang()));
+        // The key first: a wrong password must not leave an unsigned image behind.
+        let signer = self.sign.as_deref().map(super::trust::signer).transpose()?;
+        let store = super::images::store()?;
+        let remote = remote(&reference, self.insecure, false)?;
+        let digest = store.push(&reference, &remote)?;
+        let shown = sanitize(&qyvol_store::canonical(&reference));
+        out(&Msg::Pushed(&shown, &digest).text(lang()));
+        if let Some(signer) = signer {
+            let signed = store.sign(&reference, &signer, &remote)?;
+            out(&Msg::Signed(&shown, &signed).text(lang()));
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -43,6 +43,11 @@ fn password() -> Result<Zeroizing<String>, Failure> {
     ))
 }
 
+/// The private key at `key`, opened with the password (stdin or `QYVOL_KEY_PASSWORD`).
+pub fn signer(key: &Path) -> Result<Signer, Failure> {
+    Ok(Signer::load(key, password()?.as_bytes())?)
+}
+
 /// Make and manage signing keys
 #[derive(Debug, Args)]
 pub struct KeyCommand {
@@ -135,7 +140,7 @@ pub struct SignCommand {
 impl SignCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let reference = parse_reference(&self.reference)?;
-        let signer = Signer::load(&self.key, password()?.as_bytes())?;
+        let signer = signer(&self.key)?;
         let remote = remote(&reference, self.insecure, true)?;
         let digest = super::images::store()?.sign(&reference, &signer, &remote)?;
         out(&Msg::Signed(&sanitize(&qyvol_store::canonical(&reference)), &digest).text(lang()));

@@ -273,3 +273,125 @@ fn a_policy_that_cannot_be_followed_is_refused_with_what_to_fix() {
         assert!(stderr(&out).contains("policy.yaml"), "{}", stderr(&out));
     }
 }
+
+/// `curl` against the registry's API: a manifest read or written by tag.
+fn manifest_at(registry: &Registry, repo: &str, tag: &str, put: Option<&[u8]>) -> Vec<u8> {
+    let url = format!(
+        "http://{}/v2/{repo}/manifests/{tag}",
+        registry.reference("").trim_end_matches('/')
+    );
+    let mut curl = std::process::Command::new("curl");
+    curl.args([
+        "-sf",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+    ]);
+    if let Some(body) = put {
+        let file = tempfile::NamedTempFile::new().expect("temp");
+        std::fs::write(file.path(), body).expect("body");
+        curl.args([
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        ])
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()));
+        let out = curl.arg(&url).output().expect("curl (.ci/run installs it)");
+        assert!(out.status.success(), "PUT {url}");
+        return out.stdout;
+    }
+    let out = curl.arg(&url).output().expect("curl (.ci/run installs it)");
+    assert!(out.status.success(), "GET {url}");
+    out.stdout
+}
+
+#[test]
+fn a_signature_moved_to_another_image_or_altered_is_refused() {
+    let registry = Registry::start(None);
+    let s = Scratch::new();
+    let home = s.path("home");
+    let (key, public) = keys(&home, &s, "team");
+    let signed = build_and_push(&home, &registry.reference("app:1"));
+    sign(&home, &key, &registry.reference("app:1"));
+    // Another module in the same repository, unsigned.
+    s.wat(
+        "two/two.wat",
+        r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+    );
+    std::fs::rename(s.path("two/two.wat"), s.path("two/two.wasm")).expect("rename");
+    let manifest = s.write(
+        "two/two.qyv",
+        "version: 1\nname: two\nentrypoint: two.wasm\nruntime: wasi\n",
+    );
+    let other = build_and_push_from(&home, &manifest, &registry.reference("app:2"));
+    let sig_of = |digest: &str| format!("{}.sig", digest.replacen(':', "-", 1));
+
+    // The first image's signatures put where the second's belong.
+    let moved = manifest_at(&registry, "app", &sig_of(&signed), None);
+    manifest_at(&registry, "app", &sig_of(&other), Some(&moved));
+    let out = verify(&home, &public, &registry.reference("app:2"));
+    assert_eq!(out.status.code(), Some(77));
+    assert!(
+        stderr(&out).contains(&format!(
+            "a valid signature for {}@{signed}",
+            registry.reference("app")
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    // The signature itself altered.
+    let mut altered: serde_json::Value = serde_json::from_slice(&moved).expect("json");
+    altered["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"] =
+        serde_json::Value::from("MEUCIQDsignaturethatisnotone");
+    let altered = serde_json::to_vec(&altered).expect("json");
+    manifest_at(&registry, "app", &sig_of(&signed), Some(&altered));
+    let out = verify(&home, &public, &registry.reference("app:1"));
+    assert_eq!(out.status.code(), Some(77));
+    assert!(
+        stderr(&out).contains("made by none of the required keys"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn push_sign_publishes_a_signed_image_and_a_wrong_password_pushes_nothing() {
+    let registry = Registry::start(None);
+    let s = Scratch::new();
+    let home = s.path("home");
+    let (key, public) = keys(&home, &s, "team");
+    let reference = registry.reference("pushed:1");
+    let out = qyvol_in(&home)
+        .args(["build", "-q", "-t", &reference])
+        .arg(crate::repo_root().join("examples/hello.qyv"))
+        .output()
+        .expect("build");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = qyvol_in(&home)
+        .args(["push", "--sign"])
+        .arg(&key)
+        .arg(&reference)
+        .write_stdin("wrong password\n")
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    let out = verify(&home, &public, &reference);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "nothing was pushed: {}",
+        stderr(&out)
+    );
+    let out = qyvol_in(&home)
+        .args(["push", "--sign"])
+        .arg(&key)
+        .arg(&reference)
+        .write_stdin(format!("{PASSWORD}\n"))
+        .output()
+        .expect("push");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = verify(&home, &public, &reference);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
