@@ -194,6 +194,7 @@ impl Msg<'_> {
                 qyvol_launch::CodeTrust::Ignored => "ignorado: se compila el wasm".into(),
                 qyvol_launch::CodeTrust::BuiltHere => "de confianza: construido en esta máquina".into(),
                 qyvol_launch::CodeTrust::Allowed => "permitido por el operador".into(),
+                qyvol_launch::CodeTrust::Signed => "firmado por una clave cuya regla de la política de confianza lo permite".into(),
                 qyvol_launch::CodeTrust::Untrusted => "no es de confianza (no se construyó aquí): se compila el wasm salvo con `--allow-precompiled`".into(),
             },
             (M::Trust(t), En) => match t {
@@ -201,6 +202,7 @@ impl Msg<'_> {
                 qyvol_launch::CodeTrust::Ignored => "ignored: the wasm is compiled".into(),
                 qyvol_launch::CodeTrust::BuiltHere => "trusted: built on this machine".into(),
                 qyvol_launch::CodeTrust::Allowed => "allowed by the operator".into(),
+                qyvol_launch::CodeTrust::Signed => "signed by a key whose trust policy rule allows it".into(),
                 qyvol_launch::CodeTrust::Untrusted => "not trusted (not built here): the wasm is compiled unless `--allow-precompiled`".into(),
             },
             (M::NotRunnable, Es) => "no es algo que Qyvol ejecute".into(),
@@ -498,6 +500,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
             "No incluir código nativo precompilado (paquete más pequeño y portable)"
         }
         "build.quiet" => "No mostrar las líneas de estado de Qyvol",
+        "build.sign" => {
+            "Firma el manifiesto del paquete con esta clave privada, guardada en el paquete (la contraseña por stdin o en QYVOL_KEY_PASSWORD)"
+        }
         "run.no_cache" => "No usar la caché de compilación (para medir)",
         "run.no_precompiled" | "serve.no_precompiled" => {
             "Nunca ejecuta el código nativo de un paquete, aunque se construyera aquí: compila su wasm"

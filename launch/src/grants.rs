@@ -32,6 +32,10 @@ pub struct Operator {
     pub compile_timeout: DurationSpec,
     /// Whether a bundle's precompiled code may run.
     pub precompiled: PrecompiledPolicy,
+    /// The trust policy `.qyvc` files answer to (`QYVOL_HOME/policy.yaml`); `None` takes any
+    /// bundle (the containerd shim's, staged from an image the cluster admitted). Images in the
+    /// store always answer to the store's.
+    pub policy: Option<std::path::PathBuf>,
 }
 
 impl Default for Operator {
@@ -48,6 +52,7 @@ impl Default for Operator {
             max_module_size: ByteSize(qyvol_runtime::DEFAULT_MAX_MODULE_SIZE),
             compile_timeout: DurationSpec(std::time::Duration::from_secs(300)),
             precompiled: PrecompiledPolicy::default(),
+            policy: None,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct Image {
     pub source: Arc<dyn ImageSource>,
     /// Its module, inspected (read only if it must be compiled, when the cache knows it).
     pub wasm: Wasm,
+    /// Signed by keys of a trust policy rule that allows their precompiled code.
+    pub vouched: bool,
 }
 
 impl std::fmt::Debug for Opened {
@@ -61,20 +63,19 @@ pub fn open<E: From<LaunchError>>(
         allow_outside: op.allow_outside,
         ..LoadOptions::default()
     };
-    let packaged = |source: Arc<dyn ImageSource>| -> Result<Opened, LaunchError> {
-        let image = open_image(source, cache, op.max_module_size.0)?;
-        Ok(Opened {
-            manifest: own_manifest(image.source.as_ref())?,
-            image: Some(image),
-        })
-    };
+    let packaged =
+        |(source, vouched): (Arc<dyn ImageSource>, bool)| -> Result<Opened, LaunchError> {
+            let image = open_image(source, vouched, cache, op.max_module_size.0)?;
+            Ok(Opened {
+                manifest: own_manifest(image.source.as_ref())?,
+                image: Some(image),
+            })
+        };
     if let Some(reference) = image_reference(file) {
-        let source = stored_image(&reference, pull)?;
-        return Ok(packaged(source)?);
+        return Ok(packaged(stored_image(&reference, pull)?)?);
     }
     if qyvol_common::is_bundle_file(file) {
-        let bundle = Bundle::open(file).map_err(LaunchError::from)?;
-        return Ok(packaged(Arc::new(bundle))?);
+        return Ok(packaged(admitted_bundle(file, op)?)?);
     }
     let manifest = if is_wasm_file(file) {
         Manifest::for_wasm(file).map_err(LaunchError::from)?
@@ -84,13 +85,13 @@ pub fn open<E: From<LaunchError>>(
     let image = match &manifest.packaged {
         None => None,
         Some(Packaged::Bundle(path)) => {
-            let bundle = Bundle::open(path).map_err(LaunchError::from)?;
-            Some(open_image(Arc::new(bundle), cache, op.max_module_size.0)?)
+            let (source, vouched) = admitted_bundle(path, op)?;
+            Some(open_image(source, vouched, cache, op.max_module_size.0)?)
         }
         Some(Packaged::Image(text)) => {
             let reference = qyvol_store::parse_reference(text).map_err(LaunchError::from)?;
-            let source = stored_image(&reference, pull)?;
-            Some(open_image(source, cache, op.max_module_size.0)?)
+            let (source, vouched) = stored_image(&reference, pull)?;
+            Some(open_image(source, vouched, cache, op.max_module_size.0)?)
         }
     };
     Ok(Opened { manifest, image })
@@ -107,11 +108,21 @@ pub fn prepare(
     let Opened { manifest, image } = opened;
     let request = grants::request(&manifest, op, args, denials)?;
     let (wasm, code) = match image {
-        Some(Image { source, mut wasm }) => {
+        Some(Image {
+            source,
+            mut wasm,
+            vouched,
+        }) => {
             let config = EngineConfig::for_limits(&request.limits);
+            // A signer the trust policy allows vouches for their code, unless the operator
+            // said otherwise for this run.
+            let precompiled = match op.precompiled {
+                crate::PrecompiledPolicy::BuiltHere if vouched => crate::PrecompiledPolicy::Signed,
+                other => other,
+            };
             let code = match cache {
                 Some(cache) => {
-                    trust::apply(source.as_ref(), &mut wasm, cache, config, op.precompiled)?
+                    trust::apply(source.as_ref(), &mut wasm, cache, config, precompiled)?
                 }
                 // Without a cache nothing is remembered or stored: the layer is not used.
                 None => CodeTrust::Ignored,
@@ -142,11 +153,28 @@ fn image_reference(file: &Path) -> Option<Reference> {
         .flatten()
 }
 
-/// The image `reference` from the local store, fetched by `pull` first if it is not there.
+/// The bundle at `path`, once the operator's trust policy admits it; whether its signers'
+/// precompiled code may run.
+fn admitted_bundle(
+    path: &Path,
+    op: &Operator,
+) -> Result<(Arc<dyn ImageSource>, bool), LaunchError> {
+    let bundle = Bundle::open(path).map_err(LaunchError::from)?;
+    let vouched = match &op.policy {
+        None => false,
+        Some(policy) => {
+            qyvol_store::trust::policy::admit_bundle(policy, &bundle).map_err(LaunchError::from)?
+        }
+    };
+    Ok((Arc::new(bundle), vouched))
+}
+
+/// The image `reference` from the local store, fetched by `pull` first if it is not there,
+/// once the store's trust policy admits it; whether its signers' precompiled code may run.
 fn stored_image<E: From<LaunchError>>(
     reference: &Reference,
     pull: Pull<'_, E>,
-) -> Result<Arc<dyn ImageSource>, E> {
+) -> Result<(Arc<dyn ImageSource>, bool), E> {
     let home = Home::open().map_err(LaunchError::from)?;
     let store = Store::open(&home.store()).map_err(LaunchError::from)?;
     let image = match store.image(reference) {
@@ -157,8 +185,8 @@ fn stored_image<E: From<LaunchError>>(
         other => other.map_err(LaunchError::from)?,
     };
     // The trust policy, for an image stored before it or built here as much as a pulled one.
-    store.admit(reference, &image).map_err(LaunchError::from)?;
-    Ok(Arc::new(image))
+    let vouched = store.admit(reference, &image).map_err(LaunchError::from)?;
+    Ok((Arc::new(image), vouched))
 }
 
 /// The layer of a media type, or an error naming what the image lacks.
@@ -189,6 +217,7 @@ fn own_manifest(source: &dyn ImageSource) -> Result<Manifest, LaunchError> {
 /// unchanged file.
 fn open_image(
     source: Arc<dyn ImageSource>,
+    vouched: bool,
     cache: Option<&Cache>,
     max_module_size: u64,
 ) -> Result<Image, LaunchError> {
@@ -220,7 +249,11 @@ fn open_image(
             wasm
         }
     };
-    Ok(Image { source, wasm })
+    Ok(Image {
+        source,
+        wasm,
+        vouched,
+    })
 }
 
 /// Checks every blob of the image against its digest (but `checked`, just read through its

@@ -26,6 +26,9 @@ pub enum PrecompiledPolicy {
     Allow,
     /// `--no-precompiled`: never use a bundle's layer.
     Ignore,
+    /// A trust policy rule whose keys signed the image allows its signers' code
+    /// (`allowPrecompiled`): like `Allow`, for this image.
+    Signed,
 }
 
 /// What happens to a bundle's precompiled code, as `inspect` shows it.
@@ -39,13 +42,15 @@ pub enum CodeTrust {
     BuiltHere,
     /// The operator allowed it: it runs.
     Allowed,
+    /// Signed by a key whose policy rule allows its precompiled code: it runs.
+    Signed,
     /// Nobody vouches for it: the wasm is compiled instead.
     Untrusted,
 }
 
 impl CodeTrust {
     pub fn runs(self) -> bool {
-        matches!(self, Self::BuiltHere | Self::Allowed)
+        matches!(self, Self::BuiltHere | Self::Allowed | Self::Signed)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +59,7 @@ impl CodeTrust {
             Self::Ignored => "ignored",
             Self::BuiltHere => "built-here",
             Self::Allowed => "allowed",
+            Self::Signed => "signed",
             Self::Untrusted => "untrusted",
         }
     }
@@ -98,6 +104,7 @@ fn judge(
         (Some(_), PrecompiledPolicy::Ignore) => CodeTrust::Ignored,
         (Some(l), _) if built_here(l) => CodeTrust::BuiltHere,
         (Some(_), PrecompiledPolicy::Allow) => CodeTrust::Allowed,
+        (Some(_), PrecompiledPolicy::Signed) => CodeTrust::Signed,
         (Some(_), PrecompiledPolicy::BuiltHere) => CodeTrust::Untrusted,
     }
 }
@@ -123,7 +130,7 @@ pub(crate) fn apply(
     if trust == CodeTrust::BuiltHere && cache.contains(&fingerprint, &digest, kind) {
         return Ok(trust);
     }
-    if trust == CodeTrust::Allowed
+    if matches!(trust, CodeTrust::Allowed | CodeTrust::Signed)
         && let Some(path) = cache.imported_get(&fingerprint, &layer.digest, kind)
     {
         wasm.precompiled = Some(path);

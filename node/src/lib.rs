@@ -563,7 +563,8 @@ impl Node {
 
     /// The blocking half of a deploy: open the target, merge grants, load the module.
     fn open_target(&self, req: DeployRequest) -> Result<Deployable, NodeError> {
-        let op = operator(&req)?;
+        let mut op = operator(&req)?;
+        op.policy = Some(self.0.home.root.join("policy.yaml"));
         let restart = match &req.restart {
             None => RestartPolicy::No,
             Some(text) => text.parse().map_err(NodeError::BadRequest)?,

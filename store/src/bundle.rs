@@ -125,6 +125,16 @@ pub(crate) fn descriptor_with(
 
 /// Writes the bundle to `out` atomically (a temp file renamed into place).
 pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
+    write_signed(out, parts, None)
+}
+
+/// [`write`], and with `signer` a signature of the bundle's manifest kept in the archive's
+/// index (cosign's payload and signature as the manifest descriptor's annotations).
+pub fn write_signed(
+    out: &Path,
+    parts: &BundleParts<'_>,
+    signer: Option<&crate::trust::Signer>,
+) -> io::Result<()> {
     let wasm = descriptor_with(MEDIA_WASM, parts.wasm, BTreeMap::new());
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "wasm",
@@ -158,10 +168,17 @@ pub fn write(out: &Path, parts: &BundleParts<'_>) -> io::Result<()> {
         annotations: BTreeMap::from([(ANN_TITLE.to_string(), parts.name.to_string())]),
     };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(io::Error::other)?;
+    let digest = sha256_digest(&manifest_bytes);
+    let mut index_annotations = BTreeMap::from([(ANN_REF_NAME.to_string(), "latest".to_string())]);
+    if let Some(signer) = signer {
+        let signature =
+            crate::trust::sign_bundle(signer, parts.name, &digest).map_err(io::Error::other)?;
+        index_annotations.extend(signature.annotations());
+    }
     write_archive(
         out,
-        BTreeMap::from([(ANN_REF_NAME.to_string(), "latest".to_string())]),
-        &sha256_digest(&manifest_bytes),
+        index_annotations,
+        &digest,
         &manifest_bytes,
         &blobs.iter().map(|(d, _)| d).collect::<Vec<_>>(),
         &mut |desc| {
@@ -319,6 +336,7 @@ pub struct Bundle {
     name: Option<String>,
     /// Offset and size of each `blobs/sha256/<hex>` file in the tar.
     blobs: HashMap<Digest, (u64, u64)>,
+    signature: Option<crate::trust::Signature>,
 }
 
 impl Bundle {
@@ -391,6 +409,7 @@ impl Bundle {
                 head.manifest.config.media_type
             )));
         }
+        let signature = crate::trust::Signature::from_annotations(&desc.annotations);
         let name = desc
             .annotations
             .get(ANN_CONTAINERD_NAME)
@@ -400,7 +419,17 @@ impl Bundle {
                     .filter(|n| n.contains('/') || n.contains(':'))
             })
             .cloned();
-        Ok(Self { head, blobs, name })
+        Ok(Self {
+            head,
+            blobs,
+            name,
+            signature,
+        })
+    }
+
+    /// The signature `qyvol build --sign` kept in the archive, if any (unchecked).
+    pub fn signature(&self) -> Option<&crate::trust::Signature> {
+        self.signature.as_ref()
     }
 
     /// The image's name as the archive gives it (see [`save`]).

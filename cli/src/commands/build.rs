@@ -36,11 +36,18 @@ pub struct BuildCommand {
     /// Don't print Qyvol's status lines
     #[arg(short, long)]
     quiet: bool,
+
+    /// Sign the bundle's manifest with this private key, kept in the bundle (the password on
+    /// stdin or in QYVOL_KEY_PASSWORD)
+    #[arg(long, value_name = "KEY")]
+    sign: Option<PathBuf>,
 }
 
 impl BuildCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
+        // The key first: a wrong password must not cost a compilation.
+        let signer = self.sign.as_deref().map(super::trust::signer).transpose()?;
         let tags = self
             .tags
             .iter()
@@ -154,7 +161,7 @@ impl BuildCommand {
             },
             precompiled,
         };
-        bundle::write(&out, &parts)
+        bundle::write_signed(&out, &parts, signer.as_ref())
             .map_err(|e| Failure::internal(format!("cannot write `{}`: {e}", out.display())))?;
         if let Some(store) = &store {
             let bundle = qyvol_store::bundle::Bundle::open(&out)?;

@@ -116,6 +116,9 @@ impl GrantArgs {
                 (_, true) => PrecompiledPolicy::Ignore,
                 _ => PrecompiledPolicy::BuiltHere,
             },
+            policy: qyvol_common::Home::open()
+                .ok()
+                .map(|h| h.root.join("policy.yaml")),
         }
     }
 }

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::registry::{Registry, build_and_push, build_and_push_from};
 use crate::{Scratch, qyvol_in, stderr, stdout};
 
-const PASSWORD: &str = "correct horse";
+pub(crate) const PASSWORD: &str = "correct horse";
 
 /// `qyvol key generate -o <dir>/<name>`: the private and public key's paths.
-fn keys(home: &Path, dir: &Scratch, name: &str) -> (PathBuf, PathBuf) {
+pub(crate) fn keys(home: &Path, dir: &Scratch, name: &str) -> (PathBuf, PathBuf) {
     let prefix = dir.path(name);
     let out = qyvol_in(home)
         .env("QYVOL_KEY_PASSWORD", PASSWORD)

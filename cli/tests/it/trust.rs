@@ -459,3 +459,101 @@ fn a_bundles_requested_mount_is_printed_escaped() {
     );
     assert!(err.contains("`/d\\u{1b}[2Jx`"), "{err}");
 }
+
+/// `home`'s trust policy: `.qyvc` files need a signature by `public`; with
+/// `allow_precompiled`, their signers' native code runs.
+fn bundle_policy(home: &Path, public: &Path, allow_precompiled: bool) {
+    std::fs::create_dir_all(home).expect("home");
+    std::fs::write(
+        home.join("policy.yaml"),
+        format!(
+            "bundles:\n  require: signedBy\n  keys: [{}]\n  allowPrecompiled: {allow_precompiled}\n",
+            public.display()
+        ),
+    )
+    .expect("policy");
+}
+
+#[test]
+fn a_bundle_policy_runs_signed_bundles_refuses_others_and_trusts_signers_code_only_when_it_says() {
+    use crate::signing::{PASSWORD, keys};
+    let (s, author, user) = (Scratch::new(), Scratch::new(), Scratch::new());
+    let (key, public) = keys(author.dir.path(), &s, "team");
+    let (stranger, _) = keys(author.dir.path(), &s, "stranger");
+    let signed = s.path("signed.qyvc");
+    let out = qyvol_in(author.dir.path())
+        .args(["build", "-q", "--sign"])
+        .arg(&key)
+        .arg(repo_root().join("examples/hello.qyv"))
+        .arg("-o")
+        .arg(&signed)
+        .write_stdin(format!("{PASSWORD}\n"))
+        .output()
+        .expect("build --sign");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let plain = s.path("plain.qyvc");
+    build(
+        author.dir.path(),
+        &repo_root().join("examples/hello.qyv"),
+        &plain,
+    );
+    // The author's code, patched by someone else and signed with another key.
+    let evil = s.path("evil.qyvc");
+    with_hand_made_code(&signed, &s.path("unsigned-evil.qyvc"));
+    let source = Bundle::open(&s.path("unsigned-evil.qyvc")).expect("bundle");
+    let read = |d: &qyvol_store::bundle::Descriptor| source.read_blob(d).expect("blob");
+    let layer = source.precompiled()[0].clone();
+    qyvol_store::bundle::write_signed(
+        &evil,
+        &BundleParts {
+            name: "hello",
+            qyv: &read(source.layer(MEDIA_QYV).expect("qyv")),
+            wasm: &read(source.layer(MEDIA_WASM).expect("wasm")),
+            os: "wasip1",
+            precompiled: Some(Precompiled {
+                code: read(&layer),
+                platform: layer.annotations[ANN_PLATFORM].clone(),
+                engine: layer.annotations[ANN_ENGINE].clone(),
+                wasmtime: layer.annotations[ANN_WASMTIME].clone(),
+            }),
+        },
+        Some(&qyvol_store::trust::Signer::load(&stranger, PASSWORD.as_bytes()).expect("key")),
+    )
+    .expect("evil bundle");
+
+    let home = user.dir.path();
+    bundle_policy(home, &public, false);
+    for (bundle, why) in [
+        (&plain, "it has no signature"),
+        (&evil, "its signature is made by none of the required keys"),
+    ] {
+        let out = qyvol_in(home).arg("run").arg(bundle).output().expect("run");
+        assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("is refused by the trust policy") && stderr(&out).contains(why),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // Signed: it runs, but its native code is still the author's word, not this host's.
+    let out = logged(home).arg("run").arg(&signed).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), HELLO);
+    assert!(
+        stderr(&out).contains("se compila su wasm"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A rule that trusts the signers' code: it runs without `--allow-precompiled`.
+    bundle_policy(home, &public, true);
+    let out = logged(home).arg("run").arg(&signed).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), HELLO);
+    assert!(
+        stderr(&out).contains("mapped allowed precompiled code")
+            && !stderr(&out).contains("se compila su wasm"),
+        "{}",
+        stderr(&out)
+    );
+}

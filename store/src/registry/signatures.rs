@@ -178,15 +178,16 @@ impl Store {
     /// The trust policy's verdict on the stored image `reference` names, before it runs: an
     /// image under a `signedBy` rule needs signatures checked at its pull (or at `qyvol sign`)
     /// by one of the rule's keys — a locally built or loaded image has none.
+    /// Returns whether the signers' precompiled code may run (their rule's `allowPrecompiled`).
     pub fn admit(
         &self,
         reference: &Reference,
         image: &crate::StoredImage,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let policy = self.policy()?;
         let repo = repository(reference);
         match policy.decide(&repo) {
-            Decision::Accept => Ok(()),
+            Decision::Accept => Ok(false),
             Decision::Reject(rule) => Err(untrusted(
                 reference,
                 &policy,
@@ -203,7 +204,7 @@ impl Store {
                     ),
                     Some(record) => {
                         match Policy::verify(rule, &record.signatures, &repo, &record.digest) {
-                            Ok(_) if record.repository == repo => return Ok(()),
+                            Ok(_) if record.repository == repo => return Ok(rule.allow_precompiled),
                             Ok(_) => format!("its signatures are for `{}`", record.repository),
                             Err(why) => why,
                         }

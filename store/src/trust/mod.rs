@@ -183,6 +183,48 @@ mod b64 {
     }
 }
 
+/// The index annotation holding a bundle signature's payload (base64); the signature is in
+/// [`ANN_SIGNATURE`] beside it.
+pub const ANN_PAYLOAD: &str = "dev.qyvol.signature.payload";
+/// What a bundle's payload names as its "repository": bundles have no registry.
+pub const BUNDLE_IDENTITY: &str = "qyvol.bundle";
+
+/// Signs the manifest `digest` of the bundle named `name`.
+pub fn sign_bundle(signer: &Signer, name: &str, digest: &str) -> Result<Signature, TrustError> {
+    let payload = payload(&format!("{BUNDLE_IDENTITY}/{name}"), digest);
+    Ok(Signature {
+        signature: signer.sign(&payload)?,
+        payload,
+    })
+}
+
+impl Signature {
+    /// As a bundle's index keeps it.
+    pub fn annotations(&self) -> [(String, String); 2] {
+        [
+            (
+                ANN_PAYLOAD.to_string(),
+                base64::engine::general_purpose::STANDARD.encode(&self.payload),
+            ),
+            (ANN_SIGNATURE.to_string(), self.signature.clone()),
+        ]
+    }
+
+    /// From a bundle's index annotations; `None` when absent or not base64.
+    pub fn from_annotations(
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> Option<Self> {
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(annotations.get(ANN_PAYLOAD)?)
+            .ok()
+            .filter(|p| p.len() as u64 <= MAX_PAYLOAD)?;
+        Some(Self {
+            payload,
+            signature: annotations.get(ANN_SIGNATURE)?.clone(),
+        })
+    }
+}
+
 /// The simple-signing payload for the image `repository` (`registry/name`, no tag) whose
 /// manifest digest is `digest`, as cosign writes it.
 pub fn payload(repository: &str, digest: &str) -> Vec<u8> {
@@ -256,6 +298,17 @@ pub fn check(
     repository: &str,
     digest: &str,
 ) -> Result<usize, Mismatch> {
+    check_identity(signature, keys, Some(repository), digest)
+}
+
+/// [`check`], with no repository to compare for a bundle (its payload names the bundle, which
+/// a file has no registry to confirm): the manifest digest is what the signature pins.
+pub fn check_identity(
+    signature: &Signature,
+    keys: &[PublicKey],
+    repository: Option<&str>,
+    digest: &str,
+) -> Result<usize, Mismatch> {
     let key = keys
         .iter()
         .position(|k| k.verifies(&signature.payload, &signature.signature))
@@ -267,7 +320,7 @@ pub fn check(
         return Err(Mismatch::Malformed(format!("payload type `{}`", c.kind)));
     }
     let signed_repo = repository_of(&c.identity.docker_reference);
-    if c.image.docker_manifest_digest != digest || signed_repo != repository {
+    if c.image.docker_manifest_digest != digest || repository.is_some_and(|r| r != signed_repo) {
         return Err(Mismatch::OtherImage(format!(
             "{signed_repo}@{}",
             c.image.docker_manifest_digest

@@ -35,6 +35,19 @@ struct File {
     default: Require,
     #[serde(default)]
     rules: Vec<RuleFile>,
+    /// For `.qyvc` files: `require` and `keys` as a rule's (no scope).
+    #[serde(default)]
+    bundles: Option<BundlesFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundlesFile {
+    require: Require,
+    #[serde(default)]
+    keys: Vec<PathBuf>,
+    #[serde(default, rename = "allowPrecompiled")]
+    allow_precompiled: bool,
 }
 
 fn anything() -> Require {
@@ -48,6 +61,9 @@ struct RuleFile {
     require: Require,
     #[serde(default)]
     keys: Vec<PathBuf>,
+    /// Precompiled code signed by these keys runs without `--allow-precompiled`.
+    #[serde(default, rename = "allowPrecompiled")]
+    allow_precompiled: bool,
 }
 
 /// One rule, its keys loaded.
@@ -56,6 +72,9 @@ pub struct Rule {
     pub scope: String,
     pub require: Require,
     pub keys: Vec<PublicKey>,
+    /// The signers' precompiled code may run (their signature covers the manifest, which
+    /// names the precompiled layer's digest).
+    pub allow_precompiled: bool,
 }
 
 #[derive(Debug)]
@@ -64,6 +83,8 @@ pub struct Policy {
     pub path: Option<PathBuf>,
     pub default: Require,
     pub rules: Vec<Rule>,
+    /// What `.qyvc` files need; accept anything when absent.
+    pub bundles: Option<Rule>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +120,7 @@ impl Policy {
                     path: None,
                     default: Require::Anything,
                     rules: Vec::new(),
+                    bundles: None,
                 });
             }
             Err(source) => {
@@ -119,16 +141,8 @@ impl Policy {
             ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut rules = Vec::new();
-        for r in file.rules {
-            let scope = r.scope.trim_end_matches('/').to_string();
-            if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(invalid(format!(
-                    "a rule's scope `{}` is not a registry or repository (e.g. `localhost:5000/team`)",
-                    qyvol_common::escape_controls(&r.scope)
-                )));
-            }
-            match (r.require, r.keys.is_empty()) {
+        let rule = |scope: String, require: Require, keys: &[PathBuf], allow_precompiled: bool| {
+            match (require, keys.is_empty()) {
                 (Require::SignedBy, true) => {
                     return Err(invalid(format!(
                         "the rule for `{scope}` requires signedBy but lists no keys"
@@ -141,8 +155,12 @@ impl Policy {
                 }
                 _ => {}
             }
-            let keys = r
-                .keys
+            if allow_precompiled && require != Require::SignedBy {
+                return Err(invalid(format!(
+                    "the rule for `{scope}` allows precompiled code but names no signers (signedBy)"
+                )));
+            }
+            let keys = keys
                 .iter()
                 .map(|k| {
                     PublicKey::load(&base.join(k)).map_err(|source| PolicyError::Key {
@@ -151,16 +169,33 @@ impl Policy {
                     })
                 })
                 .collect::<Result<_, _>>()?;
-            rules.push(Rule {
+            Ok(Rule {
                 scope,
-                require: r.require,
+                require,
                 keys,
-            });
+                allow_precompiled,
+            })
+        };
+        let mut rules = Vec::new();
+        for r in file.rules {
+            let scope = r.scope.trim_end_matches('/').to_string();
+            if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(invalid(format!(
+                    "a rule's scope `{}` is not a registry or repository (e.g. `localhost:5000/team`)",
+                    qyvol_common::escape_controls(&r.scope)
+                )));
+            }
+            rules.push(rule(scope, r.require, &r.keys, r.allow_precompiled)?);
         }
+        let bundles = file
+            .bundles
+            .map(|b| rule("bundles".into(), b.require, &b.keys, b.allow_precompiled))
+            .transpose()?;
         Ok(Self {
             path: Some(path.to_path_buf()),
             default: file.default,
             rules,
+            bundles,
         })
     }
 
@@ -189,6 +224,18 @@ impl Policy {
         }
     }
 
+    /// What the policy says of a `.qyvc` file.
+    pub fn decide_bundle(&self) -> Decision<'_> {
+        match &self.bundles {
+            None => Decision::Accept,
+            Some(r) => match r.require {
+                Require::Anything => Decision::Accept,
+                Require::Reject => Decision::Reject(r.scope.clone()),
+                Require::SignedBy => Decision::SignedBy(r),
+            },
+        }
+    }
+
     /// Whether `signatures` satisfy `rule` for the image `repository` at `digest`; the
     /// refusal says what was found.
     pub fn verify(
@@ -214,5 +261,36 @@ impl Policy {
             signatures.len(),
             said.join("; ")
         ))
+    }
+}
+
+/// The verdict of the policy at `path` on `bundle`: refused, or admitted and whether its
+/// signers' precompiled code may run.
+pub fn admit_bundle(
+    path: &Path,
+    bundle: &crate::bundle::Bundle,
+) -> Result<bool, crate::StoreError> {
+    use crate::bundle::ImageSource as _;
+    let policy = Policy::load(path).map_err(|e| crate::StoreError::Policy(e.to_string()))?;
+    let refuse = |why: &str| {
+        crate::StoreError::Untrusted(format!(
+            "the bundle `{}` is refused by the trust policy `{}` (its `bundles` rule): {why}",
+            bundle.location().display(),
+            path.display()
+        ))
+    };
+    match policy.decide_bundle() {
+        Decision::Accept => Ok(false),
+        Decision::Reject(_) => Err(refuse("it rejects every bundle")),
+        Decision::SignedBy(rule) => {
+            let Some(signature) = bundle.signature() else {
+                return Err(refuse(
+                    "it has no signature; build it with `qyvol build --sign KEY` or change the rule",
+                ));
+            };
+            super::check_identity(signature, &rule.keys, None, bundle.image_digest())
+                .map(|_| rule.allow_precompiled)
+                .map_err(|m| refuse(&format!("its signature is {m}")))
+        }
     }
 }
