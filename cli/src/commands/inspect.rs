@@ -166,12 +166,23 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
     let (bundle, info) = (&image.source, &image.wasm.info);
     let config = qyvol_launch::grants::expected_config(manifest);
     let host = qyvol_runtime::host_fingerprint(config)?;
+    // What a run would do: the trust policy may vouch for the signers' code.
+    let vouched = super::home().ok().is_some_and(|h| {
+        qyvol_store::bundle::Bundle::open(path).is_ok_and(|b| {
+            qyvol_store::trust::policy::admit_bundle(&h.root.join("policy.yaml"), &b)
+                .unwrap_or(false)
+        })
+    });
     let trust = qyvol_launch::trust::verdict(
         bundle.as_ref(),
         &image.wasm,
         Some(&cache),
         config,
-        qyvol_launch::PrecompiledPolicy::default(),
+        if vouched {
+            qyvol_launch::PrecompiledPolicy::Signed
+        } else {
+            qyvol_launch::PrecompiledPolicy::default()
+        },
     )?;
     let requested_mounts: Vec<String> = manifest
         .requested

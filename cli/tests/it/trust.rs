@@ -545,8 +545,10 @@ fn a_bundle_policy_runs_signed_bundles_refuses_others_and_trusts_signers_code_on
         stderr(&out)
     );
 
-    // A rule that trusts the signers' code: it runs without `--allow-precompiled`.
+    // A rule that trusts the signers' code: it runs without `--allow-precompiled`, and
+    // `inspect` says so.
     bundle_policy(home, &public, true);
+    assert_eq!(inspect_json(home, &signed)["precompiled_trust"], "signed");
     let out = logged(home).arg("run").arg(&signed).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), HELLO);
