@@ -12,6 +12,7 @@
 //! - [`trust`] decides whether a bundle's precompiled code may run: only when the operator
 //!   allows it or this `QYVOL_HOME` built that exact code; otherwise the wasm is compiled.
 
+pub mod describe;
 pub mod grants;
 mod target;
 pub mod trust;

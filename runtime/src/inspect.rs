@@ -59,6 +59,40 @@ pub struct ModuleInfo {
     pub exports: Vec<Export>,
 }
 
+/// What a module's imports let it ask the host for: a grant only matters for what it can ask.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uses {
+    /// Files and folders (WASI `path_open`…, `wasi:filesystem`).
+    pub filesystem: bool,
+    /// Sockets: connecting, listening, name lookups (`sock_*`, `wasi:sockets`).
+    pub sockets: bool,
+    /// Outgoing HTTP requests (`wasi:http/outgoing-handler`).
+    pub http_outgoing: bool,
+    /// Environment variables (`environ_get`, `wasi:cli/environment`).
+    pub environment: bool,
+}
+
+impl ModuleInfo {
+    /// What the imports reach, by WASI interface (preview 1 functions, 0.2 instances).
+    pub fn uses(&self) -> Uses {
+        let mut uses = Uses::default();
+        for i in &self.imports {
+            let (module, name) = (i.module.as_str(), i.name.as_str());
+            if module.starts_with("wasi_") {
+                uses.filesystem |= name.starts_with("path_") || name == "fd_readdir";
+                uses.sockets |= name.starts_with("sock_");
+                uses.environment |= name.starts_with("environ_");
+            } else {
+                uses.filesystem |= name.starts_with("wasi:filesystem/");
+                uses.sockets |= name.starts_with("wasi:sockets/");
+                uses.http_outgoing |= name.starts_with("wasi:http/outgoing-handler");
+                uses.environment |= name.starts_with("wasi:cli/environment");
+            }
+        }
+        uses
+    }
+}
+
 /// Validates `bytes` and describes them. The error is a one-line reason.
 pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, String> {
     let kind = if Parser::is_component(bytes) {

@@ -20,7 +20,7 @@ pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
 pub use engine::{EngineConfig, WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
 pub use host::Stop;
-pub use inspect::{Export, Import, ModuleInfo, WasiGeneration, WasmKind, inspect};
+pub use inspect::{Export, Import, ModuleInfo, Uses, WasiGeneration, WasmKind, inspect};
 pub use limits::{MemoryGauge, Resource};
 pub use net::{Denial, DenialSink, Refusal};
 pub use run::{

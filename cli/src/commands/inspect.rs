@@ -26,6 +26,11 @@ pub struct InspectCommand {
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
     max_module_size: ByteSize,
 
+    /// What it may do when run as is: its grants under its environment next to what its
+    /// module imports (FILE may also be a bundle or an image reference)
+    #[arg(long)]
+    policy: bool,
+
     #[command(flatten)]
     node: super::node::NodeArgs,
 }
@@ -39,6 +44,9 @@ impl InspectCommand {
             && qyvol_common::AppName::try_from(name.to_string()).is_ok()
         {
             return super::node::inspect_app(name, self.json, &self.node);
+        }
+        if self.policy {
+            return inspect_policy(&self.file, self.json);
         }
         if qyvol_store::bundle::is_bundle_file(&self.file) {
             return inspect_bundle(&self.file, self.json);
@@ -288,6 +296,140 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         for n in &requested_network {
             out(&format!("  - network {}", sanitize(n)));
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inspect --policy`: the grants a plain `qyvol run FILE` would give, beside the imports.
+fn inspect_policy(file: &std::path::Path, json: bool) -> Result<ExitCode, Failure> {
+    use qyvol_launch::describe::Note;
+    let cache = super::cache::open()?;
+    // A plain run's operator: no flags, the home's trust policy.
+    let op = qyvol_launch::Operator {
+        policy: super::home().ok().map(|h| h.root.join("policy.yaml")),
+        ..qyvol_launch::Operator::default()
+    };
+    let ui = crate::ui::Ui { quiet: true };
+    let opened = qyvol_launch::open(file, &op, Some(&cache), &mut |r| {
+        super::registry::pull(r, false, &ui).map(drop)
+    })?;
+    let launch = qyvol_launch::prepare(
+        opened,
+        &op,
+        Some(&cache),
+        Vec::new(),
+        qyvol_runtime::DenialSink::default(),
+    )?;
+    let policy = qyvol_launch::describe::describe(&launch);
+    if json {
+        out(&serde_json::to_string_pretty(&policy).map_err(Failure::internal)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let l = lang();
+    let none = || Msg::PolicyNone.text(l);
+    let list = |items: &[String]| {
+        if items.is_empty() {
+            none()
+        } else {
+            items
+                .iter()
+                .map(|i| sanitize(i))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    out(&Msg::PolicyOf(&sanitize(&policy.name), &policy.environment).text(l));
+    let folders: Vec<String> = policy
+        .folders
+        .iter()
+        .map(|f| {
+            let mode = if f.writable {
+                Msg::PolicyWritable
+            } else {
+                Msg::PolicyReadOnly
+            };
+            format!("{} ({}, {})", f.guest, mode.text(l), f.host)
+        })
+        .collect();
+    out(&format!(
+        "  {}: {}",
+        Msg::PolicyFolders.text(l),
+        list(&folders)
+    ));
+    out(&format!(
+        "  {}: {}",
+        Msg::PolicyConnect.text(l),
+        list(&policy.connect)
+    ));
+    out(&format!(
+        "  {}: {}",
+        Msg::PolicyListen.text(l),
+        list(&policy.listen)
+    ));
+    out(&format!(
+        "  {}: {}",
+        Msg::PolicyVariables.text(l),
+        list(&policy.variables)
+    ));
+    let limits = [
+        policy.memory.map(|m| format!("memory {}", ByteSize(m))),
+        policy.timeout_ms.map(|t| {
+            format!(
+                "time {}",
+                qyvol_common::DurationSpec(std::time::Duration::from_millis(t))
+            )
+        }),
+        policy.fuel.map(|f| format!("fuel {f}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    out(&format!(
+        "  {}: {}",
+        Msg::PolicyLimits.text(l),
+        list(&limits)
+    ));
+    if !policy.requested_folders.is_empty() || !policy.requested_network.is_empty() {
+        let asked: Vec<String> = policy
+            .requested_folders
+            .iter()
+            .chain(&policy.requested_network)
+            .cloned()
+            .collect();
+        out(&format!(
+            "  {}: {}",
+            Msg::PolicyRequested.text(l),
+            list(&asked)
+        ));
+    }
+    let uses = policy.uses;
+    let imports: Vec<String> = [
+        (uses.filesystem, ("sistema de archivos", "filesystem")),
+        (uses.sockets, ("sockets", "sockets")),
+        (uses.http_outgoing, ("HTTP saliente", "outgoing HTTP")),
+        (uses.environment, ("entorno", "environment")),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, (es, en))| match l {
+        crate::i18n::Lang::Es => es.to_string(),
+        crate::i18n::Lang::En => en.to_string(),
+    })
+    .collect();
+    out(&format!(
+        "  {}: {}",
+        Msg::PolicyImports.text(l),
+        list(&imports)
+    ));
+    for note in &policy.notes {
+        let text = match note {
+            Note::NetworkImportedNotGranted => Msg::NoteNetworkImported,
+            Note::NetworkGrantedNotImported => Msg::NoteNetworkGranted,
+            Note::FilesystemImportedNotGranted => Msg::NoteFilesystemImported,
+            Note::FoldersGrantedNotImported => Msg::NoteFoldersGranted,
+            Note::VariablesSetNotImported => Msg::NoteVariablesSet,
+        };
+        out(&format!("  ⚠ {}", text.text(l)));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -89,3 +89,88 @@ fn inspect_of_a_non_wasm_file_fails_clearly() {
     assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
     assert_eq!(stdout(&out), "");
 }
+
+/// A manifest for the p2 probe (it imports files, sockets, HTTP and its environment) with a
+/// read-only folder and a variable, and `extra` lines.
+fn probe_manifest(s: &crate::Scratch, extra: &str) -> std::path::PathBuf {
+    std::fs::copy(guest("probe-p2.wasm"), s.path("probe.wasm")).expect("copy");
+    std::fs::create_dir_all(s.path("data")).expect("data");
+    s.write(
+        "app.qyv",
+        format!(
+            "version: 1\nname: probe\nentrypoint: probe.wasm\nruntime: wasi\nenv:\n  TOKEN: secret\nmounts:\n  - host: data\n    guest: /data\n    readonly: true\n{extra}"
+        ),
+    )
+}
+
+#[test]
+fn inspect_policy_puts_the_grants_beside_what_the_module_imports() {
+    let s = crate::Scratch::new();
+    let app = probe_manifest(&s, "");
+    let out = qyvol()
+        .env("QYVOL_HOME", s.path("home"))
+        .args(["inspect", "--policy"])
+        .arg(&app)
+        .output()
+        .expect("inspect");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let data = s.path("data").canonicalize().expect("data");
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "Lo que puede hacer probe (entorno native):\n  Carpetas: /data (solo lectura, {})\n  Puede conectarse a: nada\n  Puede escuchar en: nada\n  Variables: TOKEN\n  Límites: nada\n  El módulo importa: sistema de archivos, sockets, HTTP saliente, entorno\n  ⚠ importa red (sockets o HTTP) pero no tiene permiso de red: esas llamadas se rechazarán\n",
+            data.display()
+        )
+    );
+    // The variable's value is never shown.
+    assert!(!stdout(&out).contains("secret"));
+
+    let policy = |app: &std::path::Path| {
+        let out = qyvol()
+            .env("QYVOL_HOME", s.path("home"))
+            .args(["inspect", "--policy", "--json"])
+            .arg(app)
+            .output()
+            .expect("inspect");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("json")
+    };
+    let doc = policy(&app);
+    assert_eq!(doc["folders"][0]["guest"], "/data");
+    assert_eq!(doc["folders"][0]["writable"], false);
+    assert_eq!(doc["variables"], serde_json::json!(["TOKEN"]));
+    assert_eq!(
+        doc["notes"],
+        serde_json::json!(["network-imported-not-granted"])
+    );
+
+    // Granted network: the note goes; the environment's limits show.
+    let granted = probe_manifest(
+        &s,
+        "environment: edge\nnetwork:\n  allow:\n    - api.example.com:443\n",
+    );
+    let doc = policy(&granted);
+    assert_eq!(doc["connect"], serde_json::json!(["api.example.com:443"]));
+    assert_eq!(doc["notes"], serde_json::json!([]));
+    assert_eq!(doc["environment"], "edge");
+    assert!(doc["memory"].as_u64().is_some(), "{doc}");
+
+    // A module that cannot use what it is given.
+    std::fs::copy(
+        repo_root().join("examples/hello.wasm"),
+        s.path("hello.wasm"),
+    )
+    .expect("copy");
+    let unused = s.write(
+        "hello.qyv",
+        "version: 1\nname: hello\nentrypoint: hello.wasm\nruntime: wasi\nnetwork:\n  allow:\n    - api.example.com:443\nmounts:\n  - host: data\n    guest: /data\n",
+    );
+    let doc = policy(&unused);
+    assert_eq!(
+        doc["notes"],
+        serde_json::json!([
+            "network-granted-not-imported",
+            "folders-granted-not-imported"
+        ])
+    );
+}

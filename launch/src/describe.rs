@@ -1,0 +1,135 @@
+//! What a launch may do, in plain terms: the grants it runs with (after the operator's flags,
+//! the manifest and its environment's policy are merged) next to what its module's imports can
+//! ask the host for. `qyvol inspect --policy` prints it; the node's dashboard shows the same.
+
+use qyvol_common::GrantKind;
+use qyvol_runtime::Uses;
+use serde::Serialize;
+
+use crate::Launch;
+
+/// One granted folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct Folder {
+    pub guest: String,
+    pub host: String,
+    pub writable: bool,
+}
+
+/// Where grants and imports disagree: something asked for and not granted, or granted and not
+/// usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Note {
+    /// It imports sockets or outgoing HTTP, but no network is granted: those calls are refused.
+    NetworkImportedNotGranted,
+    /// Network is granted, but nothing it imports can use it.
+    NetworkGrantedNotImported,
+    /// It imports the filesystem, but no folder is granted.
+    FilesystemImportedNotGranted,
+    /// Folders are granted, but it imports no filesystem call.
+    FoldersGrantedNotImported,
+    /// Variables are set, but it cannot read its environment.
+    VariablesSetNotImported,
+}
+
+/// A launch's policy, as a person reads it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub environment: String,
+    pub folders: Vec<Folder>,
+    pub connect: Vec<String>,
+    pub listen: Vec<String>,
+    /// Loopback, link-local and private addresses need a grant naming them.
+    pub private_blocked: bool,
+    /// Names of the variables it gets (values may be secrets).
+    pub variables: Vec<String>,
+    pub memory: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub fuel: Option<u64>,
+    /// What a packaged manifest asks for that the operator did not grant.
+    pub requested_folders: Vec<String>,
+    pub requested_network: Vec<String>,
+    pub uses: Uses,
+    pub notes: Vec<Note>,
+}
+
+/// Describes `launch`.
+pub fn describe(launch: &Launch) -> Policy {
+    let request = &launch.request;
+    let manifest = &launch.manifest;
+    let uses = launch.wasm.info.uses();
+    let grants = |kind: GrantKind| -> Vec<String> {
+        request
+            .network
+            .iter()
+            .filter(|g| g.kind == kind)
+            .map(ToString::to_string)
+            .collect()
+    };
+    let (connect, listen) = (grants(GrantKind::Connect), grants(GrantKind::Listen));
+    let folders: Vec<Folder> = request
+        .mounts
+        .iter()
+        .map(|m| Folder {
+            guest: m.guest.clone(),
+            host: m.host.display().to_string(),
+            writable: !m.readonly,
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let reaches_network = uses.sockets || uses.http_outgoing;
+    let network = !request.network.is_empty();
+    if reaches_network && !network {
+        notes.push(Note::NetworkImportedNotGranted);
+    }
+    if network && !reaches_network {
+        notes.push(Note::NetworkGrantedNotImported);
+    }
+    if uses.filesystem && folders.is_empty() {
+        notes.push(Note::FilesystemImportedNotGranted);
+    }
+    if !folders.is_empty() && !uses.filesystem {
+        notes.push(Note::FoldersGrantedNotImported);
+    }
+    if !request.env.is_empty() && !uses.environment {
+        notes.push(Note::VariablesSetNotImported);
+    }
+    Policy {
+        name: manifest.name.to_string(),
+        environment: manifest.environment.as_str().to_string(),
+        folders,
+        connect,
+        listen,
+        private_blocked: request.block_private,
+        variables: request.env.iter().map(|(k, _)| k.clone()).collect(),
+        memory: request.limits.memory,
+        timeout_ms: request
+            .limits
+            .timeout
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        fuel: request.limits.fuel,
+        requested_folders: manifest
+            .requested
+            .mounts
+            .iter()
+            .map(|m| {
+                let mode = if m.readonly == Some(false) {
+                    "rw"
+                } else {
+                    "ro"
+                };
+                format!("{}:{}:{mode}", m.host, m.guest.as_str())
+            })
+            .collect(),
+        requested_network: manifest
+            .requested
+            .network
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        uses,
+        notes,
+    }
+}
