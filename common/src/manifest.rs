@@ -141,6 +141,18 @@ pub struct RequestedMount {
     pub readonly: Option<bool>,
 }
 
+/// As `--mount` writes it: `HOST:GUEST:ro|rw` (read-only unless it asks to write).
+impl std::fmt::Display for RequestedMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = if self.readonly == Some(false) {
+            "rw"
+        } else {
+            "ro"
+        };
+        write!(f, "{}:{}:{mode}", self.host, self.guest.as_str())
+    }
+}
+
 /// What a bundle's or image's own manifest asks of the host. Packaged code is untrusted: its
 /// manifest may limit itself (limits, args, env, route apply) but grants nothing, so these
 /// are requests the operator may grant with flags or a `.qyv` of their own.

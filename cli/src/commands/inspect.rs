@@ -196,14 +196,7 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         .requested
         .mounts
         .iter()
-        .map(|m| {
-            let mode = if m.readonly == Some(false) {
-                "rw"
-            } else {
-                "ro"
-            };
-            format!("{}:{}:{mode}", m.host, m.guest.as_str())
-        })
+        .map(ToString::to_string)
         .collect();
     let requested_network: Vec<String> = manifest
         .requested
