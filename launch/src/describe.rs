@@ -114,14 +114,7 @@ pub fn describe(launch: &Launch) -> Policy {
             .requested
             .mounts
             .iter()
-            .map(|m| {
-                let mode = if m.readonly == Some(false) {
-                    "rw"
-                } else {
-                    "ro"
-                };
-                format!("{}:{}:{mode}", m.host, m.guest.as_str())
-            })
+            .map(ToString::to_string)
             .collect(),
         requested_network: manifest
             .requested
