@@ -55,6 +55,27 @@ pub struct Policy {
     pub notes: Vec<Note>,
 }
 
+/// Where a module's `uses` and its grants (any network, any folder, any variable) disagree.
+pub fn notes(uses: Uses, network: bool, folders: bool, variables: bool) -> Vec<Note> {
+    let reaches_network = uses.sockets || uses.http_outgoing;
+    [
+        (reaches_network && !network, Note::NetworkImportedNotGranted),
+        (network && !reaches_network, Note::NetworkGrantedNotImported),
+        (
+            uses.filesystem && !folders,
+            Note::FilesystemImportedNotGranted,
+        ),
+        (folders && !uses.filesystem, Note::FoldersGrantedNotImported),
+        (
+            variables && !uses.environment,
+            Note::VariablesSetNotImported,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(applies, note)| applies.then_some(note))
+    .collect()
+}
+
 /// Describes `launch`.
 pub fn describe(launch: &Launch) -> Policy {
     let request = &launch.request;
@@ -78,24 +99,12 @@ pub fn describe(launch: &Launch) -> Policy {
             writable: !m.readonly,
         })
         .collect();
-    let mut notes = Vec::new();
-    let reaches_network = uses.sockets || uses.http_outgoing;
-    let network = !request.network.is_empty();
-    if reaches_network && !network {
-        notes.push(Note::NetworkImportedNotGranted);
-    }
-    if network && !reaches_network {
-        notes.push(Note::NetworkGrantedNotImported);
-    }
-    if uses.filesystem && folders.is_empty() {
-        notes.push(Note::FilesystemImportedNotGranted);
-    }
-    if !folders.is_empty() && !uses.filesystem {
-        notes.push(Note::FoldersGrantedNotImported);
-    }
-    if !request.env.is_empty() && !uses.environment {
-        notes.push(Note::VariablesSetNotImported);
-    }
+    let notes = notes(
+        uses,
+        !request.network.is_empty(),
+        !folders.is_empty(),
+        !request.env.is_empty(),
+    );
     Policy {
         name: manifest.name.to_string(),
         environment: manifest.environment.as_str().to_string(),

@@ -618,7 +618,12 @@ impl Node {
             qyvol_launch::grants::DEFAULT_MAX_BODY,
         )
         .0;
-        let spec = spec_of(&request, max_body, launch.wasm.precompiled.clone());
+        let spec = spec_of(
+            &request,
+            max_body,
+            launch.wasm.precompiled.clone(),
+            launch.wasm.info.uses(),
+        );
         let record = AppRecord {
             name,
             source: req.source.clone(),
@@ -1196,7 +1201,12 @@ fn exports_http_handler(wasm: &Wasm) -> bool {
             .any(|e| e.name.starts_with("wasi:http/incoming-handler"))
 }
 
-fn spec_of(req: &RunRequest, max_body: u64, precompiled: Option<PathBuf>) -> state::Spec {
+fn spec_of(
+    req: &RunRequest,
+    max_body: u64,
+    precompiled: Option<PathBuf>,
+    uses: qyvol_runtime::Uses,
+) -> state::Spec {
     let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     state::Spec {
         argv0: req.argv0.clone(),
@@ -1220,6 +1230,7 @@ fn spec_of(req: &RunRequest, max_body: u64, precompiled: Option<PathBuf>) -> sta
         block_private: req.block_private,
         max_body,
         precompiled,
+        uses: Some(uses),
     }
 }
 

@@ -127,6 +127,9 @@ pub struct Spec {
     pub max_body: u64,
     /// Precompiled code the operator allowed, imported into the cache.
     pub precompiled: Option<PathBuf>,
+    /// What the module's imports reach (absent in records of older nodes).
+    #[serde(default)]
+    pub uses: Option<qyvol_runtime::Uses>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -506,3 +506,39 @@ fn an_app_cannot_set_or_clear_the_dashboards_cookies() {
         .collect();
     assert_eq!(set, ["theirs=1; Path=/"], "{head}");
 }
+
+#[test]
+fn the_app_view_shows_what_the_module_imports_beside_its_grants() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    // The p2 probe imports files, sockets, HTTP and its environment; it gets no network.
+    node.ok(&[
+        "deploy",
+        "--name",
+        "wide",
+        &crate::guest("probe-p2.wasm").display().to_string(),
+        "--",
+        "args",
+    ]);
+    let (session, _) = log_in(&node);
+    let (status, _, page) = call(
+        &node,
+        "GET",
+        "/apps/wide",
+        &format!("Cookie: {session}\r\nAccept-Language: en\r\n"),
+        "",
+    );
+    assert_eq!(status, 200);
+    let imports = page
+        .split("id=\"imports\"")
+        .nth(1)
+        .and_then(|r| r.split("</dd>").next())
+        .expect("the imports of the module");
+    for word in ["filesystem", "sockets", "outgoing HTTP", "environment"] {
+        assert!(imports.contains(word), "{word}: {imports}");
+    }
+    assert!(
+        imports.contains("it imports network but is granted none"),
+        "{imports}"
+    );
+}

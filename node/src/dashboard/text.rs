@@ -120,6 +120,17 @@ pub enum T {
     MaxBody,
     NoLimit,
     Precompiled,
+    Imports,
+    UsesFiles,
+    UsesSockets,
+    UsesHttp,
+    UsesEnv,
+    UsesNothing,
+    NoteNetworkImported,
+    NoteNetworkGranted,
+    NoteFilesImported,
+    NoteFoldersGranted,
+    NoteVariablesSet,
     PrecompiledAllowed,
     PrecompiledNo,
     Module,
@@ -239,6 +250,32 @@ impl T {
             Self::MaxBody => ("Cuerpo de petición máximo", "Largest request body"),
             Self::NoLimit => ("sin límite", "no limit"),
             Self::Precompiled => ("Código precompilado", "Precompiled code"),
+            Self::Imports => ("El módulo importa", "The module imports"),
+            Self::UsesFiles => ("sistema de archivos", "filesystem"),
+            Self::UsesSockets => ("sockets", "sockets"),
+            Self::UsesHttp => ("HTTP saliente", "outgoing HTTP"),
+            Self::UsesEnv => ("entorno", "environment"),
+            Self::UsesNothing => ("nada que pida permisos", "nothing that needs a grant"),
+            Self::NoteNetworkImported => (
+                "importa red pero no tiene permiso de red: esas llamadas se rechazarán",
+                "it imports network but is granted none: those calls will be refused",
+            ),
+            Self::NoteNetworkGranted => (
+                "tiene permiso de red pero no importa nada que lo use",
+                "it is granted network but imports nothing that can use it",
+            ),
+            Self::NoteFilesImported => (
+                "importa el sistema de archivos pero no tiene carpetas",
+                "it imports the filesystem but is granted no folder",
+            ),
+            Self::NoteFoldersGranted => (
+                "tiene carpetas pero no importa el sistema de archivos",
+                "it is granted folders but does not import the filesystem",
+            ),
+            Self::NoteVariablesSet => (
+                "recibe variables pero no puede leer su entorno",
+                "it gets variables but cannot read its environment",
+            ),
             Self::PrecompiledAllowed => ("permitido por el operador", "allowed by the operator"),
             Self::PrecompiledNo => (
                 "no: el wasm se compila aquí",
@@ -325,6 +362,19 @@ pub fn state(state: crate::state::State, lang: Lang) -> &'static str {
     match lang {
         Lang::Es => es,
         Lang::En => en,
+    }
+}
+
+impl From<qyvol_launch::describe::Note> for T {
+    fn from(note: qyvol_launch::describe::Note) -> Self {
+        use qyvol_launch::describe::Note;
+        match note {
+            Note::NetworkImportedNotGranted => Self::NoteNetworkImported,
+            Note::NetworkGrantedNotImported => Self::NoteNetworkGranted,
+            Note::FilesystemImportedNotGranted => Self::NoteFilesImported,
+            Note::FoldersGrantedNotImported => Self::NoteFoldersGranted,
+            Note::VariablesSetNotImported => Self::NoteVariablesSet,
+        }
     }
 }
 

@@ -517,6 +517,22 @@ fn policy(ctx: &Ctx, spec: &Spec) -> Markup {
             }
             dt { (ctx.t(T::Precompiled)) }
             dd { @if spec.precompiled.is_some() { (ctx.t(T::PrecompiledAllowed)) } @else { (ctx.t(T::PrecompiledNo)) } }
+            @if let Some(uses) = spec.uses {
+                dt { (ctx.t(T::Imports)) }
+                dd #imports {
+                    @let reached = [
+                        (uses.filesystem, T::UsesFiles),
+                        (uses.sockets, T::UsesSockets),
+                        (uses.http_outgoing, T::UsesHttp),
+                        (uses.environment, T::UsesEnv),
+                    ];
+                    @if !reached.iter().any(|(on, _)| *on) { (ctx.t(T::UsesNothing)) }
+                    @for (on, what) in reached { @if on { span.tag { (ctx.t(what)) } " " } }
+                    @for note in qyvol_launch::describe::notes(uses, !spec.network.is_empty(), !spec.mounts.is_empty(), !spec.env.is_empty()) {
+                        div.warning { "⚠ " (ctx.t(T::from(note))) }
+                    }
+                }
+            }
         }
     }
 }
