@@ -78,7 +78,9 @@ impl PushCommand {
         let shown = sanitize(&qyvol_store::canonical(&reference));
         out(&Msg::Pushed(&shown, &digest).text(lang()));
         if let Some(signer) = signer {
-            let signed = store.sign(&reference, &signer, &remote)?;
+            // What was pushed, by digest: the tag may have moved since.
+            let pushed = reference.clone_with_digest(digest.clone());
+            let signed = store.sign(&pushed, &signer, &remote)?;
             out(&Msg::Signed(&shown, &signed).text(lang()));
         }
         Ok(ExitCode::SUCCESS)

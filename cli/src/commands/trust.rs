@@ -34,8 +34,7 @@ fn password() -> Result<Zeroizing<String>, Failure> {
         return Ok(Zeroizing::new(p));
     }
     let mut line = Zeroizing::new(String::new());
-    std::io::stdin()
-        .lock()
+    std::io::Read::take(std::io::stdin().lock(), 4096)
         .read_line(&mut line)
         .map_err(Failure::internal)?;
     Ok(Zeroizing::new(
@@ -71,7 +70,8 @@ impl KeyCommand {
         let private = with_extension(&output, "key");
         let public = with_extension(&output, "pub");
         for path in [&private, &public] {
-            if path.exists() {
+            // A dangling symlink counts: writing through it would fail halfway.
+            if path.symlink_metadata().is_ok() {
                 return Err(Failure::new(
                     Code::Usage,
                     Msg::BadFlag,

@@ -200,14 +200,23 @@ fn the_policy_runs_signed_images_and_refuses_unsigned_or_wrongly_signed_ones_sto
         .filter_map(|i| i["reference"].as_str())
         .collect();
     assert_eq!(names, [signed.as_str()], "{listed}");
+    // Another spelling of the same registry is the same registry.
+    let port = scope.rsplit(':').next().expect("port");
+    let respelt = format!("localhost:0{port}/unsigned:1");
+    let out = qyvol_in(&user)
+        .args(["run", &respelt])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+
     // Already stored: it runs again on the signatures checked at its pull.
     let out = qyvol_in(&user)
         .args(["run", &signed])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // The same module built here under another name of the signed scope: the signature stored
-    // for these bytes names the repository `signed`, not this one.
+    // The same module built here under another name of the signed scope: the signatures stored
+    // for these bytes are `signed`'s, not this repository's.
     let local = registry.reference("local:1");
     let out = qyvol_in(&user)
         .args(["build", "-q", "-t", &local])
@@ -218,10 +227,7 @@ fn the_policy_runs_signed_images_and_refuses_unsigned_or_wrongly_signed_ones_sto
     let out = qyvol_in(&user).args(["run", &local]).output().expect("run");
     assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!(
-            "a valid signature for {}@",
-            registry.reference("signed")
-        )),
+        stderr(&out).contains("no checked signature is stored for it"),
         "{}",
         stderr(&out)
     );
@@ -261,6 +267,14 @@ fn a_policy_that_cannot_be_followed_is_refused_with_what_to_fix() {
             "missing.pub",
         ),
         ("default: trustMe\n", "trustMe"),
+        (
+            "rules:\n  - scope: https://localhost:5000\n    require: reject\n",
+            "is not a registry or repository",
+        ),
+        (
+            "rules:\n  - scope: localhost:5000\n    require: reject\n  - scope: LOCALHOST:5000/\n    require: insecureAcceptAnything\n",
+            "two rules have the scope `localhost:5000`",
+        ),
         ("default: signedBy\n", "default"),
     ] {
         std::fs::write(home.join("policy.yaml"), policy).expect("policy");
@@ -394,4 +408,30 @@ fn push_sign_publishes_a_signed_image_and_a_wrong_password_pushes_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = verify(&home, &public, &reference);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_policy_naming_a_private_key_as_a_signer_is_refused() {
+    let s = Scratch::new();
+    let home = s.path("home");
+    let (key, _) = keys(&home, &s, "team");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(
+        home.join("policy.yaml"),
+        format!(
+            "rules:\n  - scope: localhost:5000\n    require: signedBy\n    keys: [{}]\n",
+            key.display()
+        ),
+    )
+    .expect("policy");
+    let out = qyvol_in(&home)
+        .args(["pull", "localhost:5000/hello:1"])
+        .output()
+        .expect("pull");
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a public key"),
+        "{}",
+        stderr(&out)
+    );
 }

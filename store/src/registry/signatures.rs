@@ -20,13 +20,10 @@ use crate::{Reference, Remote, Store, StoreError, canonical};
 const MAX_SIGNATURES: usize = 64;
 const MEDIA_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
-/// `registry/name` of a reference: what a signature names.
+/// `registry/name` of a reference, the registry in the one spelling the policy and signatures
+/// compare (lowercase, no default port, Docker Hub as `docker.io`).
 pub fn repository(reference: &Reference) -> String {
-    format!(
-        "{}/{}",
-        reference.resolve_registry(),
-        reference.repository()
-    )
+    crate::trust::policy::normal_repository(reference.registry(), reference.repository())
 }
 
 /// What a signed pull keeps beside the image: the registry's manifest digest the signatures
@@ -81,9 +78,15 @@ impl Store {
             );
             // cosign's way: a new layer beside the signatures already there.
             let mut layers = match session.manifest(&sig_ref).await {
+                // Never replace what is there without reading it: others' signatures live there.
                 Ok((bytes, _)) => serde_json::from_slice::<ImageManifest>(&bytes)
                     .map(|m| m.layers)
-                    .unwrap_or_default(),
+                    .map_err(|e| {
+                        StoreError::Registry(format!(
+                            "`{}` holds a signature manifest Qyvol cannot read ({e}); remove it first",
+                            canonical(&sig_ref)
+                        ))
+                    })?,
                 Err(FetchError::NotFound(_)) => Vec::new(),
                 Err(e) => return Err(fetch_error(reference, e)),
             };
@@ -93,7 +96,8 @@ impl Store {
                 .annotations
                 .insert(ANN_SIGNATURE.to_string(), signature);
             layers.retain(|l| l.digest != layer.digest || l.annotations != layer.annotations);
-            layers.push(layer);
+            // First: a reader stops after 64, and whoever can push may have padded the list.
+            layers.insert(0, layer);
             let config = serde_json::to_vec(&serde_json::json!({
                 "architecture": "",
                 "created": "0001-01-01T00:00:00Z",
@@ -195,9 +199,9 @@ impl Store {
                 "the rule rejects every image there",
             )),
             Decision::SignedBy(rule) => {
-                let why = match self
-                    .stored_signatures(crate::bundle::ImageSource::image_digest(image))
-                {
+                let records =
+                    self.stored_signatures(crate::bundle::ImageSource::image_digest(image));
+                let why = match records.into_iter().find(|r| r.repository == repo) {
                     None => format!(
                         "no checked signature is stored for it: `qyvol pull {}` fetches and checks its signatures (an image built or loaded here must be pushed and signed first)",
                         canonical(reference)
@@ -215,11 +219,16 @@ impl Store {
         }
     }
 
-    /// The signatures stored beside the image whose stored manifest digest is `digest`.
-    pub fn stored_signatures(&self, digest: &str) -> Option<SignatureRecord> {
-        let path = self.signatures_path(digest).ok()?;
-        let bytes = std::fs::read(path).ok()?;
-        serde_json::from_slice(&bytes).ok()
+    /// The signatures stored beside the image whose stored manifest digest is `digest`, one
+    /// record per repository it was pulled from.
+    pub fn stored_signatures(&self, digest: &str) -> Vec<SignatureRecord> {
+        let Ok(path) = self.signatures_path(digest) else {
+            return Vec::new();
+        };
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
     }
 
     fn signatures_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
@@ -243,7 +252,12 @@ impl Store {
         };
         let dir = path.parent().unwrap_or(self.root());
         std::fs::create_dir_all(dir).map_err(io)?;
-        let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Registry(e.to_string()))?;
+        // Beside the records of other repositories holding the same bytes.
+        let mut records = self.stored_signatures(digest);
+        records.retain(|r| r.repository != record.repository);
+        records.push(record.clone());
+        let bytes =
+            serde_json::to_vec(&records).map_err(|e| StoreError::Registry(e.to_string()))?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         std::io::Write::write_all(&mut tmp, &bytes).map_err(io)?;
         tmp.persist(&path).map_err(|e| io(e.error))?;

@@ -125,8 +125,17 @@ impl std::fmt::Debug for PublicKey {
 impl PublicKey {
     pub fn load(path: &Path) -> Result<Self, TrustError> {
         let pem = read_small(path)?;
-        let key = CosignVerificationKey::from_pem(&pem, &SigningScheme::ECDSA_P256_SHA256_ASN1)
-            .map_err(|_| TrustError::BadPublicKey(path.to_path_buf()))?;
+        let bad = || TrustError::BadPublicKey(path.to_path_buf());
+        // A public key, of ECDSA P-256: a private key or another curve is a mistake to say.
+        let text = std::str::from_utf8(&pem).map_err(|_| bad())?;
+        let label = text.trim_start().lines().next().unwrap_or_default().trim();
+        if label != "-----BEGIN PUBLIC KEY-----" {
+            return Err(bad());
+        }
+        let key = match CosignVerificationKey::try_from_pem(&pem) {
+            Ok(k @ CosignVerificationKey::ECDSA_P256_SHA256_ASN1(_)) => k,
+            _ => return Err(bad()),
+        };
         Ok(Self {
             key,
             path: path.to_path_buf(),
@@ -264,6 +273,17 @@ struct PayloadImage {
     docker_manifest_digest: String,
 }
 
+/// Whether a verified signature's payload names a bundle (`qyvol build --sign`), not an image
+/// of a registry: a registry signature does not vouch for a bundle's code.
+pub fn is_bundle_signature(signature: &Signature) -> bool {
+    serde_json::from_slice::<Payload>(&signature.payload).is_ok_and(|p| {
+        p.critical
+            .identity
+            .docker_reference
+            .starts_with(&format!("{BUNDLE_IDENTITY}/"))
+    })
+}
+
 /// The tag cosign stores the signatures of the manifest `digest` under.
 pub fn signature_tag(digest: &str) -> String {
     format!("{}.sig", digest.replacen(':', "-", 1))
@@ -320,7 +340,16 @@ pub fn check_identity(
         return Err(Mismatch::Malformed(format!("payload type `{}`", c.kind)));
     }
     let signed_repo = repository_of(&c.identity.docker_reference);
-    if c.image.docker_manifest_digest != digest || repository.is_some_and(|r| r != signed_repo) {
+    // A reference pinned by digest must pin this one.
+    let pinned = c.identity.docker_reference.split_once('@').map(|(_, d)| d);
+    let signed_repo = match signed_repo.split_once('/') {
+        Some((registry, path)) => policy::normal_repository(registry, path),
+        None => signed_repo.to_string(),
+    };
+    if c.image.docker_manifest_digest != digest
+        || pinned.is_some_and(|p| p != digest)
+        || repository.is_some_and(|r| r != signed_repo)
+    {
         return Err(Mismatch::OtherImage(format!(
             "{signed_repo}@{}",
             c.image.docker_manifest_digest

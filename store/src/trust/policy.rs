@@ -66,6 +66,33 @@ struct RuleFile {
     allow_precompiled: bool,
 }
 
+/// The one spelling of a registry host the policy compares: lowercase, no leading zeros or
+/// HTTPS's default port, and Docker Hub's aliases as `docker.io` (the name its signatures use).
+pub fn normal_registry(registry: &str) -> String {
+    let lower = registry.to_ascii_lowercase();
+    let (host, port) = match lower.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
+            Ok(443) => (h.to_string(), None),
+            Ok(n) => (h.to_string(), Some(n)),
+            Err(_) => (lower.clone(), None),
+        },
+        _ => (lower.clone(), None),
+    };
+    let host = match host.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
+        _ => host,
+    };
+    match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
+}
+
+/// `registry/name` with the registry in its normal spelling.
+pub fn normal_repository(registry: &str, repository: &str) -> String {
+    format!("{}/{repository}", normal_registry(registry))
+}
+
 /// One rule, its keys loaded.
 #[derive(Debug)]
 pub struct Rule {
@@ -176,14 +203,16 @@ impl Policy {
                 allow_precompiled,
             })
         };
-        let mut rules = Vec::new();
+        let mut rules: Vec<Rule> = Vec::new();
         for r in file.rules {
-            let scope = r.scope.trim_end_matches('/').to_string();
-            if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(invalid(format!(
-                    "a rule's scope `{}` is not a registry or repository (e.g. `localhost:5000/team`)",
+            let scope = normal_scope(&r.scope).ok_or_else(|| {
+                invalid(format!(
+                    "a rule's scope `{}` is not a registry or repository (write it like `localhost:5000/team`, without a scheme, tag or digest)",
                     qyvol_common::escape_controls(&r.scope)
-                )));
+                ))
+            })?;
+            if rules.iter().any(|x| x.scope == scope) {
+                return Err(invalid(format!("two rules have the scope `{scope}`")));
             }
             rules.push(rule(scope, r.require, &r.keys, r.allow_precompiled)?);
         }
@@ -264,6 +293,27 @@ impl Policy {
     }
 }
 
+/// A scope as written, in the spelling [`Policy::decide`] compares: a registry, or a registry
+/// and repository path, lowercase; `None` when it cannot be one (a scheme, a tag, a digest).
+fn normal_scope(scope: &str) -> Option<String> {
+    let scope = scope.trim().trim_end_matches('/');
+    let bad = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '@' | '\\');
+    if scope.is_empty() || scope.contains("://") || scope.chars().any(bad) {
+        return None;
+    }
+    let (registry, path) = scope.split_once('/').unwrap_or((scope, ""));
+    // A colon beyond the registry is a tag's.
+    if path.contains(':') || path.contains("//") {
+        return None;
+    }
+    let registry = normal_registry(registry);
+    Some(if path.is_empty() {
+        registry
+    } else {
+        format!("{registry}/{}", path.to_ascii_lowercase())
+    })
+}
+
 /// The verdict of the policy at `path` on `bundle`: refused, or admitted and whether its
 /// signers' precompiled code may run.
 pub fn admit_bundle(
@@ -289,8 +339,49 @@ pub fn admit_bundle(
                 ));
             };
             super::check_identity(signature, &rule.keys, None, bundle.image_digest())
+                .and_then(|k| {
+                    if super::is_bundle_signature(signature) {
+                        Ok(k)
+                    } else {
+                        Err(super::Mismatch::OtherImage(
+                            "an image in a registry, not a bundle".into(),
+                        ))
+                    }
+                })
                 .map(|_| rule.allow_precompiled)
                 .map_err(|m| refuse(&format!("its signature is {m}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_a_registry_is_one_name() {
+        for (written, normal) in [
+            ("LOCALHOST:05000", "localhost:5000"),
+            ("registry.lan:443", "registry.lan"),
+            ("Registry.LAN", "registry.lan"),
+            ("index.docker.io", "docker.io"),
+            ("registry-1.docker.io", "docker.io"),
+            ("[::1]:5000", "[::1]:5000"),
+        ] {
+            assert_eq!(normal_registry(written), normal, "{written}");
+        }
+        assert_eq!(
+            normal_scope("LOCALHOST:05000/Team/").as_deref(),
+            Some("localhost:5000/team")
+        );
+        for wrong in [
+            "https://localhost:5000",
+            "localhost:5000/team:1",
+            "localhost:5000/team@sha256:00",
+            "",
+            "a b",
+        ] {
+            assert_eq!(normal_scope(wrong), None, "{wrong}");
         }
     }
 }
