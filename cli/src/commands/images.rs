@@ -163,6 +163,11 @@ pub struct LoadCommand {
 impl LoadCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let bundle = qyvol_store::bundle::Bundle::open(&self.input)?;
+        // An archive enters the store as a bundle would run: the policy's `bundles` rule first.
+        qyvol_store::trust::policy::admit_bundle(
+            &super::home()?.root.join("policy.yaml"),
+            &bundle,
+        )?;
         let name = match (&self.tag, bundle.name()) {
             (Some(t), _) => t.clone(),
             (None, Some(n)) => n.to_string(),

@@ -535,6 +535,19 @@ fn a_bundle_policy_runs_signed_bundles_refuses_others_and_trusts_signers_code_on
             stderr(&out)
         );
     }
+    // Loaded into the store instead of run: the same rule.
+    let out = qyvol_in(home)
+        .args(["load", "-i"])
+        .arg(&plain)
+        .args(["-t", "localhost:7777/plain:1"])
+        .output()
+        .expect("load");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    let out = qyvol_in(home)
+        .args(["run", "localhost:7777/plain:1"])
+        .output()
+        .expect("run");
+    assert_ne!(out.status.code(), Some(0), "the refused bundle was stored");
     // Signed: it runs, but its native code is still the author's word, not this host's.
     let out = logged(home).arg("run").arg(&signed).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -328,11 +328,21 @@ impl Session {
         &self,
         reference: &Reference,
     ) -> Result<(Vec<u8>, Option<String>), FetchError> {
+        self.manifest_of(reference, &ACCEPTED_MANIFESTS).await
+    }
+
+    /// [`Session::manifest`], accepting the media types `accept` (e.g. indexes too, to see
+    /// whatever a tag holds).
+    pub(super) async fn manifest_of(
+        &self,
+        reference: &Reference,
+        accept: &[&str],
+    ) -> Result<(Vec<u8>, Option<String>), FetchError> {
         let name = reference.digest().or(reference.tag()).unwrap_or("latest");
         let mut pace = Pace::deadline(self.timeout, "manifest");
         let request = self
             .get(&format!("{}/manifests/{name}", self.base))
-            .header(ACCEPT, ACCEPTED_MANIFESTS.join(", "));
+            .header(ACCEPT, accept.join(", "));
         let mut response = self.answer(&mut pace, request.send()).await?;
         if let Some(n) = response.content_length().filter(|&n| n > MAX_MANIFEST) {
             return Err(FetchError::ManifestAnnounced(n));

@@ -77,8 +77,15 @@ impl Store {
                 signature_tag(&digest),
             );
             // cosign's way: a new layer beside the signatures already there.
-            let mut layers = match session.manifest(&sig_ref).await {
-                // Never replace what is there without reading it: others' signatures live there.
+            // Whatever the tag holds, an index too: never replace what is there unread.
+            let any = [
+                MEDIA_MANIFEST,
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.oci.image.index.v1+json",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+            ];
+            let mut layers = match session.manifest_of(&sig_ref, &any).await {
+                // Others' signatures live there.
                 Ok((bytes, _)) => serde_json::from_slice::<ImageManifest>(&bytes)
                     .map(|m| m.layers)
                     .map_err(|e| {

@@ -154,7 +154,8 @@ impl PublicKey {
 
 fn read_small(path: &Path) -> Result<Vec<u8>, TrustError> {
     let read = |path: &Path| -> std::io::Result<Vec<u8>> {
-        let file = std::fs::File::open(path)?;
+        // A regular file only: a FIFO would block the read for good.
+        let (file, _) = qyvol_common::open_regular(path).map_err(std::io::Error::other)?;
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_PAYLOAD + 1), &mut bytes)?;
         if bytes.len() as u64 > MAX_PAYLOAD {

@@ -66,6 +66,51 @@ struct RuleFile {
     allow_precompiled: bool,
 }
 
+/// The policy file's text: a regular file of at most 1 MiB.
+fn read_policy(path: &Path) -> std::io::Result<String> {
+    // Missing is "no policy", told apart from other failures by its kind.
+    std::fs::symlink_metadata(path)?;
+    let (file, _) = qyvol_common::open_regular(path).map_err(std::io::Error::other)?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, (1 << 20) + 1), &mut text)?;
+    if text.len() > 1 << 20 {
+        return Err(std::io::Error::other("larger than 1 MiB"));
+    }
+    Ok(text)
+}
+
+/// An IPv4 literal in any form `inet_aton` takes (`127.1`, `2130706433`, `0x7f.1`), dotted.
+fn ipv4_literal(host: &str) -> Option<String> {
+    let parts: Vec<&str> = host.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let number = |p: &str| -> Option<u64> {
+        if let Some(hex) = p.strip_prefix("0x") {
+            u64::from_str_radix(hex, 16).ok()
+        } else if p.len() > 1 && p.starts_with('0') {
+            u64::from_str_radix(&p[1..], 8).ok()
+        } else {
+            p.parse().ok()
+        }
+    };
+    let values: Vec<u64> = parts.iter().map(|p| number(p)).collect::<Option<_>>()?;
+    let (last, init) = values.split_last()?;
+    let mut addr: u64 = 0;
+    for (i, v) in init.iter().enumerate() {
+        if *v > 255 {
+            return None;
+        }
+        addr |= v << (24 - 8 * i);
+    }
+    let room = 32 - 8 * init.len();
+    if *last >= 1 << room {
+        return None;
+    }
+    addr |= last;
+    Some(std::net::Ipv4Addr::from(u32::try_from(addr).ok()?).to_string())
+}
+
 /// The one spelling of a registry host the policy compares: lowercase, no leading zeros or
 /// HTTPS's default port, and Docker Hub's aliases as `docker.io` (the name its signatures use).
 pub fn normal_registry(registry: &str) -> String {
@@ -80,7 +125,7 @@ pub fn normal_registry(registry: &str) -> String {
     };
     let host = match host.as_str() {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        _ => host,
+        other => ipv4_literal(other).unwrap_or(host),
     };
     match port {
         Some(p) => format!("{host}:{p}"),
@@ -140,7 +185,7 @@ pub enum Decision<'p> {
 impl Policy {
     /// The policy at `path`, or accept-anything when there is no file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_policy(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self {
@@ -297,13 +342,44 @@ impl Policy {
 /// and repository path, lowercase; `None` when it cannot be one (a scheme, a tag, a digest).
 fn normal_scope(scope: &str) -> Option<String> {
     let scope = scope.trim().trim_end_matches('/');
-    let bad = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '@' | '\\');
-    if scope.is_empty() || scope.contains("://") || scope.chars().any(bad) {
-        return None;
-    }
     let (registry, path) = scope.split_once('/').unwrap_or((scope, ""));
-    // A colon beyond the registry is a tag's.
-    if path.contains(':') || path.contains("//") {
+    // A registry first (a name with a dot or a port, `localhost`, an address), as the
+    // references it must match are written; no wildcard, no scheme, no tag or digest.
+    let host_ok = |h: &str| {
+        !h.is_empty()
+            && !h.starts_with(['.', '-'])
+            && !h.ends_with(['.', '-'])
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    };
+    let registry_ok = match registry.rsplit_once(':') {
+        _ if registry.starts_with('[') => registry.split_once(']').is_some_and(|(ip, rest)| {
+            ip[1..].parse::<std::net::Ipv6Addr>().is_ok()
+                && (rest.is_empty()
+                    || rest
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.parse::<u16>().is_ok_and(|n| n > 0)))
+        }),
+        Some((h, p)) => {
+            host_ok(h)
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u16>().is_ok_and(|n| n > 0)
+        }
+        None => {
+            host_ok(registry)
+                && (registry.contains('.') || registry.eq_ignore_ascii_case("localhost"))
+        }
+    };
+    // Repository components as Docker writes them.
+    let path_ok = path.is_empty()
+        || path.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        });
+    if !registry_ok || !path_ok {
         return None;
     }
     let registry = normal_registry(registry);
@@ -374,12 +450,30 @@ mod tests {
             normal_scope("LOCALHOST:05000/Team/").as_deref(),
             Some("localhost:5000/team")
         );
+        for (written, normal) in [
+            ("127.1:5000", "127.0.0.1:5000"),
+            ("2130706433:5000", "127.0.0.1:5000"),
+            ("0x7f.0.0.01:5000", "127.0.0.1:5000"),
+        ] {
+            assert_eq!(normal_registry(written), normal, "{written}");
+        }
         for wrong in [
             "https://localhost:5000",
             "localhost:5000/team:1",
             "localhost:5000/team@sha256:00",
             "",
             "a b",
+            "localhost:5000/team/*",
+            "*.localhost",
+            "team/unsigned",
+            "localhost.:5000",
+            "localhost:99999",
+            "localhost:abc",
+            ":5000",
+            "localhost%3a5000",
+            "ⅼocalhost:5000",
+            "localhost:5000/team/../x",
+            "localhost:5000#x",
         ] {
             assert_eq!(normal_scope(wrong), None, "{wrong}");
         }
