@@ -109,6 +109,32 @@ pub fn open_regular(path: &Path) -> Result<(File, Metadata), FileError> {
     Ok((file, meta))
 }
 
+/// Reads the regular file at `path` whole, refusing one larger than `cap` bytes. A FIFO or
+/// device is refused before it is opened, so the read cannot block on one. Errors keep the
+/// kind of the underlying failure (`NotFound` for a missing file) and name the path.
+pub fn read_regular(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, _) = open_regular(path).map_err(|e| match &e {
+        FileError::Open { source, .. } => io::Error::new(source.kind(), e.to_string()),
+        FileError::NotAFile { .. } => io::Error::new(io::ErrorKind::InvalidInput, e.to_string()),
+    })?;
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read `{}`: {e}", path.display())))?;
+    if bytes.len() as u64 > cap {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "`{}` is larger than {}",
+                path.display(),
+                crate::ByteSize(cap)
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads the first `N` bytes of `path` if it is a regular file at least that long.
 pub fn read_head<const N: usize>(path: &Path) -> Option<[u8; N]> {
     use std::io::Read;

@@ -15,7 +15,7 @@ mod yaml;
 
 pub use digest::{Digest, DigestError};
 pub use error::{ErrorKind, ManifestError};
-pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head};
+pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head, read_regular};
 pub use folder::{Folder, FolderError, open_mount};
 pub use home::{Home, HomeError};
 pub use manifest::{

@@ -207,17 +207,7 @@ pub struct Module {
 impl Module {
     /// The module at `path` in the container (`/app.wasm`), and `app.qyv` beside it if there.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let read = |p: &Path, cap: u64| -> anyhow::Result<Vec<u8>> {
-            let (file, _) = qyvol_common::open_regular(p)?;
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(file, cap + 1), &mut bytes)
-                .with_context(|| format!("cannot read `{}`", p.display()))?;
-            if bytes.len() as u64 > cap {
-                bail!("`{}` is larger than {}", p.display(), ByteSize(cap));
-            }
-            Ok(bytes)
-        };
-        let wasm = read(path, MAX_MODULE)?;
+        let wasm = qyvol_common::read_regular(path, MAX_MODULE)?;
         if !wasm.starts_with(b"\0asm") {
             bail!(
                 "`{}` is not WebAssembly (it does not start with `\\0asm`): the qyvol runtime \
@@ -228,7 +218,7 @@ impl Module {
         let qyv = path.with_extension("qyv");
         let qyv = qyv
             .is_file()
-            .then(|| read(&qyv, image::MAX_TEXT))
+            .then(|| qyvol_common::read_regular(&qyv, image::MAX_TEXT))
             .transpose()?;
         Ok(Self { wasm, qyv })
     }

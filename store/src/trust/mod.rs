@@ -36,7 +36,8 @@ pub const MAX_PAYLOAD: u64 = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error("cannot read the key `{path}`: {source}")]
+    /// `source` names the path.
+    #[error("cannot read the key: {source}")]
     ReadKey {
         path: PathBuf,
         source: std::io::Error,
@@ -153,17 +154,7 @@ impl PublicKey {
 }
 
 fn read_small(path: &Path) -> Result<Vec<u8>, TrustError> {
-    let read = |path: &Path| -> std::io::Result<Vec<u8>> {
-        // A regular file only: a FIFO would block the read for good.
-        let (file, _) = qyvol_common::open_regular(path).map_err(std::io::Error::other)?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_PAYLOAD + 1), &mut bytes)?;
-        if bytes.len() as u64 > MAX_PAYLOAD {
-            return Err(std::io::Error::other("larger than 64 KiB: not a key"));
-        }
-        Ok(bytes)
-    };
-    read(path).map_err(|source| TrustError::ReadKey {
+    qyvol_common::read_regular(path, MAX_PAYLOAD).map_err(|source| TrustError::ReadKey {
         path: path.to_path_buf(),
         source,
     })

@@ -68,15 +68,9 @@ struct RuleFile {
 
 /// The policy file's text: a regular file of at most 1 MiB.
 fn read_policy(path: &Path) -> std::io::Result<String> {
-    // Missing is "no policy", told apart from other failures by its kind.
-    std::fs::symlink_metadata(path)?;
-    let (file, _) = qyvol_common::open_regular(path).map_err(std::io::Error::other)?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, (1 << 20) + 1), &mut text)?;
-    if text.len() > 1 << 20 {
-        return Err(std::io::Error::other("larger than 1 MiB"));
-    }
-    Ok(text)
+    let bytes = qyvol_common::read_regular(path, 1 << 20)?;
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"))
 }
 
 /// An IPv4 literal in any form `inet_aton` takes (`127.1`, `2130706433`, `0x7f.1`), dotted.
@@ -161,7 +155,8 @@ pub struct Policy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read the trust policy `{path}`: {source}")]
+    /// `source` names the path.
+    #[error("cannot read the trust policy: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
