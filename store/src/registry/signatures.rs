@@ -11,8 +11,8 @@ use super::{fetch_error, push_manifest, registry_error, runtime};
 use crate::bundle::{Descriptor, ImageManifest, MEDIA_MANIFEST, sha256_digest};
 use crate::trust::policy::{Decision, Policy};
 use crate::trust::{
-    ANN_SIGNATURE, MAX_PAYLOAD, MEDIA_SIMPLE_SIGNING, PublicKey, Signature, Signer, payload,
-    signature_tag,
+    ANN_SIGNATURE, MAX_PAYLOAD, MEDIA_SIMPLE_SIGNING, PublicKey, Signature, Signer, Subject,
+    payload, signature_tag,
 };
 use crate::{Reference, Remote, Store, StoreError, canonical};
 
@@ -166,23 +166,14 @@ impl Store {
         runtime()?.block_on(async {
             let (session, digest) = open_manifest(reference, remote).await?;
             let signatures = fetch_signatures(&session, reference, &digest).await?;
-            let mut found = Vec::new();
-            for s in &signatures {
-                match crate::trust::check(s, keys, &repository(reference), &digest) {
-                    Ok(k) => return Ok((digest, keys[k].path.clone())),
-                    Err(m) => found.push(m.to_string()),
-                }
+            let repo = repository(reference);
+            match crate::trust::find_valid(&signatures, keys, Subject::Image(&repo), &digest) {
+                Ok(k) => Ok((digest, keys[k].path.clone())),
+                Err(why) => Err(StoreError::Untrusted(format!(
+                    "`{}`: {why}",
+                    canonical(reference)
+                ))),
             }
-            found.dedup();
-            Err(StoreError::Untrusted(if signatures.is_empty() {
-                format!("`{}` has no signature", canonical(reference))
-            } else {
-                format!(
-                    "no signature of `{}` is valid for the key: {}",
-                    canonical(reference),
-                    found.join("; ")
-                )
-            }))
         })
     }
 
@@ -214,9 +205,14 @@ impl Store {
                         canonical(reference)
                     ),
                     Some(record) => {
-                        match Policy::verify(rule, &record.signatures, &repo, &record.digest) {
-                            Ok(_) if record.repository == repo => return Ok(rule.allow_precompiled),
-                            Ok(_) => format!("its signatures are for `{}`", record.repository),
+                        match crate::trust::find_valid(
+                            &record.signatures,
+                            &rule.keys,
+                            Subject::Image(&repo),
+                            &record.digest,
+                        ) {
+                            // The record is this repository's (found by it above).
+                            Ok(_) => return Ok(rule.allow_precompiled),
                             Err(why) => why,
                         }
                     }
@@ -374,7 +370,7 @@ pub(super) async fn admit(
         )),
         Decision::SignedBy(rule) => {
             let signatures = fetch_signatures(session, reference, digest).await?;
-            match Policy::verify(rule, &signatures, &repo, digest) {
+            match crate::trust::find_valid(&signatures, &rule.keys, Subject::Image(&repo), digest) {
                 Ok(_) => Ok(Some(SignatureRecord {
                     repository: repo,
                     digest: digest.to_string(),

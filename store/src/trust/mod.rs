@@ -265,17 +265,6 @@ struct PayloadImage {
     docker_manifest_digest: String,
 }
 
-/// Whether a verified signature's payload names a bundle (`qyvol build --sign`), not an image
-/// of a registry: a registry signature does not vouch for a bundle's code.
-pub fn is_bundle_signature(signature: &Signature) -> bool {
-    serde_json::from_slice::<Payload>(&signature.payload).is_ok_and(|p| {
-        p.critical
-            .identity
-            .docker_reference
-            .starts_with(&format!("{BUNDLE_IDENTITY}/"))
-    })
-}
-
 /// The tag cosign stores the signatures of the manifest `digest` under.
 pub fn signature_tag(digest: &str) -> String {
     format!("{}.sig", digest.replacen(':', "-", 1))
@@ -301,24 +290,23 @@ impl std::fmt::Display for Mismatch {
     }
 }
 
-/// Whether `signature` is made by one of `keys` and signs the image `repository` at `digest`
-/// (the payload's reference may carry a tag or a digest: its repository must be this one, as
-/// containers/image's `matchRepository` and cosign check). Returns the key's index.
+/// What a signature must name besides the manifest digest.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// The image `registry/name` (the payload's reference may carry a tag or a digest: its
+    /// repository must be this one, as containers/image's `matchRepository` and cosign check).
+    Image(&'a str),
+    /// A bundle (`qyvol build --sign`): a file has no registry to confirm its name, so the
+    /// digest is what the signature pins, and a registry image's signature does not count.
+    Bundle,
+}
+
+/// Whether `signature` is made by one of `keys` and signs `subject` at the manifest `digest`.
+/// Returns the key's index.
 pub fn check(
     signature: &Signature,
     keys: &[PublicKey],
-    repository: &str,
-    digest: &str,
-) -> Result<usize, Mismatch> {
-    check_identity(signature, keys, Some(repository), digest)
-}
-
-/// [`check`], with no repository to compare for a bundle (its payload names the bundle, which
-/// a file has no registry to confirm): the manifest digest is what the signature pins.
-pub fn check_identity(
-    signature: &Signature,
-    keys: &[PublicKey],
-    repository: Option<&str>,
+    subject: Subject<'_>,
     digest: &str,
 ) -> Result<usize, Mismatch> {
     let key = keys
@@ -338,16 +326,52 @@ pub fn check_identity(
         Some((registry, path)) => policy::normal_repository(registry, path),
         None => signed_repo.to_string(),
     };
-    if c.image.docker_manifest_digest != digest
-        || pinned.is_some_and(|p| p != digest)
-        || repository.is_some_and(|r| r != signed_repo)
+    let other_repo = matches!(subject, Subject::Image(r) if r != signed_repo);
+    if c.image.docker_manifest_digest != digest || pinned.is_some_and(|p| p != digest) || other_repo
     {
         return Err(Mismatch::OtherImage(format!(
             "{signed_repo}@{}",
             c.image.docker_manifest_digest
         )));
     }
+    if matches!(subject, Subject::Bundle)
+        && !c
+            .identity
+            .docker_reference
+            .starts_with(&format!("{BUNDLE_IDENTITY}/"))
+    {
+        return Err(Mismatch::OtherImage(
+            "an image in a registry, not a bundle".into(),
+        ));
+    }
     Ok(key)
+}
+
+/// The key, among `keys`, of a signature among `signatures` that signs `subject` at `digest`;
+/// the refusal says what was found.
+pub fn find_valid(
+    signatures: &[Signature],
+    keys: &[PublicKey],
+    subject: Subject<'_>,
+    digest: &str,
+) -> Result<usize, String> {
+    if signatures.is_empty() {
+        return Err("it has no signature".into());
+    }
+    let mut found = Vec::new();
+    for s in signatures {
+        match check(s, keys, subject, digest) {
+            Ok(k) => return Ok(k),
+            Err(m) => found.push(m),
+        }
+    }
+    found.dedup();
+    let said: Vec<String> = found.iter().map(Mismatch::to_string).collect();
+    Err(format!(
+        "none of its {} signatures is valid: {}",
+        signatures.len(),
+        said.join("; ")
+    ))
 }
 
 /// `registry/name` of a `registry/name[:tag][@digest]` reference as a payload writes it.
@@ -381,20 +405,28 @@ mod tests {
             payload,
         };
         let keys = [key];
-        assert_eq!(check(&sig, &keys, "localhost:5000/app", &digest), Ok(0));
+        assert_eq!(
+            check(&sig, &keys, Subject::Image("localhost:5000/app"), &digest),
+            Ok(0)
+        );
         let other = format!("sha256:{}", "b".repeat(64));
         assert!(matches!(
-            check(&sig, &keys, "localhost:5000/app", &other),
+            check(&sig, &keys, Subject::Image("localhost:5000/app"), &other),
             Err(Mismatch::OtherImage(_))
         ));
         assert!(matches!(
-            check(&sig, &keys, "localhost:5000/other", &digest),
+            check(&sig, &keys, Subject::Image("localhost:5000/other"), &digest),
             Err(Mismatch::OtherImage(_))
         ));
         let mut tampered = sig.clone();
         tampered.payload[10] ^= 1;
         assert_eq!(
-            check(&tampered, &keys, "localhost:5000/app", &digest),
+            check(
+                &tampered,
+                &keys,
+                Subject::Image("localhost:5000/app"),
+                &digest
+            ),
             Err(Mismatch::NoKey)
         );
     }

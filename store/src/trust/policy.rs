@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Mismatch, PublicKey, Signature, TrustError};
+use super::{PublicKey, TrustError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Require {
@@ -177,6 +177,16 @@ pub enum Decision<'p> {
     SignedBy(&'p Rule),
 }
 
+impl Rule {
+    fn decision(&self) -> Decision<'_> {
+        match self.require {
+            Require::Anything => Decision::Accept,
+            Require::Reject => Decision::Reject(self.scope.clone()),
+            Require::SignedBy => Decision::SignedBy(self),
+        }
+    }
+}
+
 impl Policy {
     /// The policy at `path`, or accept-anything when there is no file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
@@ -283,11 +293,7 @@ impl Policy {
             .filter(|r| covers(&r.scope))
             .max_by_key(|r| r.scope.len());
         match rule {
-            Some(r) => match r.require {
-                Require::Anything => Decision::Accept,
-                Require::Reject => Decision::Reject(r.scope.clone()),
-                Require::SignedBy => Decision::SignedBy(r),
-            },
+            Some(r) => r.decision(),
             None if self.default == Require::Anything => Decision::Accept,
             None => Decision::Reject("default".into()),
         }
@@ -295,41 +301,9 @@ impl Policy {
 
     /// What the policy says of a `.qyvc` file.
     pub fn decide_bundle(&self) -> Decision<'_> {
-        match &self.bundles {
-            None => Decision::Accept,
-            Some(r) => match r.require {
-                Require::Anything => Decision::Accept,
-                Require::Reject => Decision::Reject(r.scope.clone()),
-                Require::SignedBy => Decision::SignedBy(r),
-            },
-        }
-    }
-
-    /// Whether `signatures` satisfy `rule` for the image `repository` at `digest`; the
-    /// refusal says what was found.
-    pub fn verify(
-        rule: &Rule,
-        signatures: &[Signature],
-        repository: &str,
-        digest: &str,
-    ) -> Result<PathBuf, String> {
-        if signatures.is_empty() {
-            return Err("it has no signature".into());
-        }
-        let mut found = Vec::new();
-        for s in signatures {
-            match super::check(s, &rule.keys, repository, digest) {
-                Ok(k) => return Ok(rule.keys[k].path.clone()),
-                Err(m) => found.push(m),
-            }
-        }
-        found.dedup();
-        let said: Vec<String> = found.iter().map(Mismatch::to_string).collect();
-        Err(format!(
-            "none of its {} signatures is valid: {}",
-            signatures.len(),
-            said.join("; ")
-        ))
+        self.bundles
+            .as_ref()
+            .map_or(Decision::Accept, Rule::decision)
     }
 }
 
@@ -409,18 +383,14 @@ pub fn admit_bundle(
                     "it has no signature; build it with `qyvol build --sign KEY` or change the rule",
                 ));
             };
-            super::check_identity(signature, &rule.keys, None, bundle.image_digest())
-                .and_then(|k| {
-                    if super::is_bundle_signature(signature) {
-                        Ok(k)
-                    } else {
-                        Err(super::Mismatch::OtherImage(
-                            "an image in a registry, not a bundle".into(),
-                        ))
-                    }
-                })
-                .map(|_| rule.allow_precompiled)
-                .map_err(|m| refuse(&format!("its signature is {m}")))
+            super::check(
+                signature,
+                &rule.keys,
+                super::Subject::Bundle,
+                bundle.image_digest(),
+            )
+            .map(|_| rule.allow_precompiled)
+            .map_err(|m| refuse(&format!("its signature is {m}")))
         }
     }
 }
