@@ -102,6 +102,7 @@ impl Store {
             layer
                 .annotations
                 .insert(ANN_SIGNATURE.to_string(), signature);
+            let payload_digest = layer.digest.clone();
             layers.retain(|l| l.digest != layer.digest || l.annotations != layer.annotations);
             // First: a reader stops after 64, and whoever can push may have padded the list.
             layers.insert(0, layer);
@@ -132,19 +133,9 @@ impl Store {
                 .auth(&sig_ref, &remote.auth(), RegistryOperation::Push)
                 .await
                 .map_err(|e| registry_error(reference, e))?;
-            for (bytes, desc) in [
-                (
-                    payload.clone(),
-                    crate::bundle::descriptor_with(
-                        MEDIA_SIMPLE_SIGNING,
-                        &payload,
-                        Default::default(),
-                    ),
-                ),
-                (config, config_desc),
-            ] {
+            for (bytes, digest) in [(payload, payload_digest), (config, config_desc.digest)] {
                 client
-                    .push_blob(&sig_ref, bytes, &desc.digest)
+                    .push_blob(&sig_ref, bytes, &digest)
                     .await
                     .map_err(|e| registry_error(reference, e))?;
             }
