@@ -7,6 +7,7 @@
 //! network is granted but what the annotations name. Native code never runs but the pod's
 //! sandbox container ([`instance`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -189,25 +190,29 @@ pub fn run_container(spec: &oci_spec::runtime::Spec, layers: &[Layer]) -> i32 {
         }
     };
     // Qyvol's runtime blocks and starts threads of its own: on a thread of its own too.
-    let ran = std::thread::spawn(move || run(module, args, env, grants, stop))
-        .join()
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the run panicked")));
+    let ran = std::thread::scope(|scope| {
+        scope
+            .spawn(move || run(module, args, env, grants, stop))
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the run panicked")))
+    });
     ran.unwrap_or_else(|e| {
         eprintln!("qyvol: {e:#}");
         125
     })
 }
 
-/// A module and, when the image has one, its own manifest.
-pub struct Module {
-    pub wasm: Vec<u8>,
-    pub qyv: Option<Vec<u8>>,
+/// A module and, when the image has one, its own manifest: read from the container's files,
+/// or borrowed from the artifact's layers (a second copy would count against the pod's memory).
+pub struct Module<'a> {
+    pub wasm: Cow<'a, [u8]>,
+    pub qyv: Option<Cow<'a, [u8]>>,
 }
 
-impl Module {
+impl<'a> Module<'a> {
     /// The module at `path` in the container (`/app.wasm`), and `app.qyv` beside it if there.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let wasm = qyvol_common::read_regular(path, MAX_MODULE)?;
+        let wasm: Cow<'a, [u8]> = Cow::Owned(qyvol_common::read_regular(path, MAX_MODULE)?);
         if !wasm.starts_with(b"\0asm") {
             bail!(
                 "`{}` is not WebAssembly (it does not start with `\\0asm`): the qyvol runtime \
@@ -219,16 +224,17 @@ impl Module {
         let qyv = qyv
             .is_file()
             .then(|| qyvol_common::read_regular(&qyv, image::MAX_TEXT))
-            .transpose()?;
+            .transpose()?
+            .map(Cow::Owned);
         Ok(Self { wasm, qyv })
     }
 
     /// The module among an image's layers, and its manifest if any.
-    pub fn from_layers(layers: &[Layer]) -> anyhow::Result<Self> {
+    pub fn from_layers(layers: &'a [Layer]) -> anyhow::Result<Self> {
         let mut wasm = None;
         let mut qyv = None;
         for layer in layers {
-            let bytes = layer.bytes.clone();
+            let bytes = Cow::Borrowed(layer.bytes.as_slice());
             if layer.media_type == MEDIA_QYV {
                 qyv = Some(bytes);
             } else if wasm.replace(bytes).is_some() {
@@ -247,17 +253,16 @@ impl Module {
 /// the annotations' `grants` as the operator's grants; returns the exit code the container
 /// reports.
 pub fn run(
-    module: Module,
+    module: Module<'_>,
     args: Vec<String>,
     env: Vec<String>,
     grants: PodGrants,
     stop: qyvol_runtime::Stop,
 ) -> anyhow::Result<i32> {
     let component = wasmparser::Parser::is_component(&module.wasm);
-    let qyv = module.qyv.unwrap_or_else(|| {
-        let runtime = "wasi";
-        format!("version: 1\nname: app\nentrypoint: app.wasm\nruntime: {runtime}\n").into_bytes()
-    });
+    let qyv = module.qyv.unwrap_or(Cow::Borrowed(
+        b"version: 1\nname: app\nentrypoint: app.wasm\nruntime: wasi\n",
+    ));
     // The pair as a bundle, so it is opened exactly as any packaged code is.
     let dir = scratch_dir()?;
     let bundle = dir.path().join("app.qyvc");
