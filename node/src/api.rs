@@ -363,7 +363,7 @@ async fn logs(
             return;
         }
         for round in 0u64.. {
-            if round % 5 == 4 && node.view(&name).map(|a| a.created).ok() != Some(created) {
+            if round % 5 == 4 && !node.still_deployed(&name, created) {
                 return;
             }
             tokio::select! {

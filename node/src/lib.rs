@@ -921,6 +921,12 @@ impl Node {
         Ok(())
     }
 
+    /// Whether the app deployed as `name` at `created` is still there (not removed, nor
+    /// replaced by another deploy under its name): a log stream about it ends otherwise.
+    pub fn still_deployed(&self, name: &str, created: u64) -> bool {
+        matches!(self.0.db.get(name), Ok(Some(r)) if r.created == created)
+    }
+
     pub fn view(&self, name: &str) -> Result<AppView, NodeError> {
         let record = self
             .0

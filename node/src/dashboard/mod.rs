@@ -620,7 +620,7 @@ async fn log_stream(
         }
         let mut idle = 0u32;
         for round in 0u64.. {
-            if round % 5 == 4 && node.view(&name).map(|a| a.created).ok() != Some(created) {
+            if round % 5 == 4 && !node.still_deployed(&name, created) {
                 return;
             }
             tokio::select! {
