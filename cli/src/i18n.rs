@@ -99,6 +99,8 @@ pub enum Msg<'a> {
     TooManyConnections(u32),
     Compiling(&'a str),
     CacheHeader,
+    /// A Winch entry whose Cranelift code is being compiled in the background.
+    TierUpgrading,
     ImagesHeader,
     Untagged(&'a str, &'a str),
     Saved(&'a str, &'a str),
@@ -191,8 +193,10 @@ impl Msg<'_> {
             (M::Error(e), _) => format!("error: {e}"),
             (M::Compiling(size), Es) => format!("⚙ Compilando {size} de wasm a código nativo (solo la primera vez)"),
             (M::Compiling(size), En) => format!("⚙ Compiling {size} of wasm to native code (first run only)"),
-            (M::CacheHeader, Es) => format!("{:<14}{:<11}{:>10}  {:<26}{}", "SHA256", "TIPO", "TAMAÑO", "MOTOR", "ÚLTIMO USO"),
-            (M::CacheHeader, En) => format!("{:<14}{:<11}{:>10}  {:<26}{}", "SHA256", "KIND", "SIZE", "ENGINE", "LAST USED"),
+            (M::CacheHeader, Es) => format!("{:<14}{:<11}{:<22}{:>10}  {:<26}{}", "SHA256", "TIPO", "COMPILADOR", "TAMAÑO", "MOTOR", "ÚLTIMO USO"),
+            (M::CacheHeader, En) => format!("{:<14}{:<11}{:<22}{:>10}  {:<26}{}", "SHA256", "KIND", "COMPILER", "SIZE", "ENGINE", "LAST USED"),
+            (M::TierUpgrading, Es) => "winch → cranelift…".into(),
+            (M::TierUpgrading, En) => "winch → cranelift…".into(),
             (M::MountRequested(h, g, flag), Es) => format!("🔒 El paquete pide montar `{h}` en `{g}`: no se concede (un paquete no concede nada al host); concédelo con `{flag}`"),
             (M::MountRequested(h, g, flag), En) => format!("🔒 The package asks to mount `{h}` on `{g}`: not granted (a package grants itself nothing on the host); grant it with `{flag}`"),
             (M::NetworkRequested(n, flag), Es) => format!("🔒 El paquete pide la red `{n}`: no se concede; concédela con `{flag}`"),
@@ -555,6 +559,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
             "Firma el manifiesto del paquete con esta clave privada, guardada en el paquete (la contraseña por stdin o en QYVOL_KEY_PASSWORD)"
         }
         "run.no_cache" => "No usar la caché de compilación (para medir)",
+        "run.compiler" => {
+            "Compilador: auto usa el código de Cranelift de la caché, o arranca un módulo grande con Winch mientras Cranelift lo compila en segundo plano; cranelift o winch compilan solo con ese"
+        }
         "run.no_precompiled" | "serve.no_precompiled" => {
             "Nunca ejecuta el código nativo de un paquete, aunque se construyera aquí: compila su wasm"
         }

@@ -57,6 +57,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if args
+        .nth(1)
+        .is_some_and(|a| a == qyvol_runtime::tier::HELPER_ARG)
+    {
+        return tier_up_helper(&args.collect::<Vec<_>>());
+    }
+    qyvol_runtime::tier::enable_helper();
     init_tracing();
     let matches = match localized_command().try_get_matches() {
         Ok(m) => m,
@@ -129,6 +137,20 @@ fn init_tracing() {
 }
 
 /// The clap command with help in the user's language and examples under each command.
+/// The background half of a tiered first run (`qyvol_runtime::tier`): not a command users type.
+fn tier_up_helper(args: &[std::ffi::OsString]) -> ExitCode {
+    match qyvol_runtime::tier::helper_main(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qyvol {}: {e}", qyvol_runtime::tier::HELPER_ARG);
+            match e {
+                qyvol_runtime::tier::HelperError::Usage => Code::Usage.into(),
+                _ => Code::Internal.into(),
+            }
+        }
+    }
+}
+
 fn localized_command() -> clap::Command {
     let lang = lang();
     let mut cmd = Cli::command();

@@ -775,6 +775,7 @@ impl Node {
                 qyvol_runtime::Compilation {
                     cache: Some(&cache),
                     progress: None,
+                    compiler: qyvol_runtime::Compiler::Cranelift,
                 },
             )
         })

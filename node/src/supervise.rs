@@ -39,6 +39,7 @@ pub(crate) async fn start(
             Compilation {
                 cache: Some(&cache),
                 progress: None,
+                compiler: qyvol_runtime::Compiler::Auto,
             },
         )
     })

@@ -42,5 +42,43 @@ fn trivial(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, trivial);
+/// What `qyvol serve` and the node pay per request: the examples' `wasi:http` component on the
+/// server's pooled engine, a fresh instance and WASI context per request, the handler's call
+/// and its whole response, in process (no sockets, no HTTP parsing).
+fn http_component(c: &mut Criterion) {
+    use qyvol_runtime::serve::{App, ServeOptions, Server};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/http-hello/http-hello.wasm");
+    let bytes = std::fs::read(&path).expect("examples/http-hello/http-hello.wasm");
+    let app = App {
+        name: "http-hello".into(),
+        route: "/hello/...".parse().expect("route"),
+        wasm: Wasm::from_bytes(path, bytes).expect("valid component"),
+        request: RunRequest::default(),
+        max_body: 1 << 20,
+    };
+    let server =
+        Server::new(vec![app], Compilation::default(), ServeOptions::default()).expect("loads");
+    assert!(
+        server.pooling(),
+        "the benchmark measures the pooling allocator"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let request = || {
+        http::Request::builder()
+            .uri("http://localhost/hello/bench")
+            .body(bytes::Bytes::new())
+            .expect("request")
+    };
+    let first = rt.block_on(server.respond(request()));
+    assert_eq!(first.status(), 200, "{:?}", first.body());
+    c.bench_function("instantiate+handle wasi:http component (pooled)", |b| {
+        b.iter(|| rt.block_on(server.respond(request())))
+    });
+}
+
+criterion_group!(benches, trivial, http_component);
 criterion_main!(benches);

@@ -6,6 +6,9 @@
 //! - `compiled/<fingerprint>/<sha256>.<kind>.cwasm` — code Qyvol compiled itself from the wasm
 //!   whose sha256 names it (wasmtime's artifact, as `wasmtime compile` would write it); nothing
 //!   else is ever stored under a wasm's digest, so a lookup by digest only finds Qyvol's code;
+//! - `compiled/<fingerprint>/<sha256>.<kind>.winch.cwasm` — Winch's code for that wasm, kept
+//!   until Cranelift's replaces it (the tiers have different fingerprints: one engine never
+//!   maps the other's code);
 //! - `compiled/<fingerprint>/<sha256>.<kind>.seal` — its length, xxh3 checksum and file
 //!   identity (mtime, ctime, inode), written after it; its own modification time is the entry's last
 //!   use (for LRU eviction);
@@ -42,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use qyvol_common::Digest;
 
+use crate::engine::Tier;
 use crate::inspect::{ModuleInfo, WasmKind};
 
 /// Code Qyvol compiled, by wasm digest (`code/` before the trust boundary was drawn held
@@ -51,6 +55,10 @@ const IMPORTED: &str = "imported";
 const BUILT: &str = "built";
 const VERIFIED: &str = "verified";
 const OLD_CODE: &str = "code";
+
+/// How stale an entry's last-use time may get before a hit records it again: eviction order
+/// needs minutes, not every run's write.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The default cap on the cache's size; the least recently used entries go first.
 pub const DEFAULT_CACHE_MAX: u64 = 2 * 1024 * 1024 * 1024;
@@ -137,6 +145,11 @@ pub struct CacheEntry {
     pub sha256: String,
     pub kind: String,
     pub fingerprint: String,
+    /// The compiler the code came from (`cranelift`, or `winch` for a first run's code).
+    pub tier: Tier,
+    /// Whether Cranelift is compiling this module in the background right now (Winch's
+    /// entries only).
+    pub upgrading: bool,
     /// `compiled` (Qyvol's own code) or `imported` (a bundle's code the operator allowed).
     pub origin: &'static str,
     pub size: u64,
@@ -162,11 +175,19 @@ impl Cache {
         &self.dir
     }
 
-    fn code_path(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> PathBuf {
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    fn code_path(&self, fingerprint: &str, digest: &str, kind: WasmKind, tier: Tier) -> PathBuf {
+        let tier = match tier {
+            Tier::Cranelift => "",
+            Tier::Winch => ".winch",
+        };
         self.dir
             .join(COMPILED)
             .join(fingerprint)
-            .join(format!("{digest}.{}.cwasm", kind_name(kind)))
+            .join(format!("{digest}.{}{tier}.cwasm", kind_name(kind)))
     }
 
     fn imported_path(&self, fingerprint: &str, layer: &Digest, kind: WasmKind) -> PathBuf {
@@ -179,14 +200,21 @@ impl Cache {
 
     /// Code Qyvol compiled from the wasm with this sha256, if present and intact; a damaged
     /// artifact is removed.
-    pub(crate) fn get(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> Option<PathBuf> {
-        self.sealed(self.code_path(fingerprint, digest, kind))
+    pub(crate) fn get(
+        &self,
+        fingerprint: &str,
+        digest: &str,
+        kind: WasmKind,
+        tier: Tier,
+    ) -> Option<PathBuf> {
+        self.sealed(self.code_path(fingerprint, digest, kind, tier))
     }
 
     /// The artifact at `code` if its seal holds; a damaged one is removed.
     fn sealed(&self, code: PathBuf) -> Option<PathBuf> {
         let seal_path = code.with_extension("seal");
-        let seal: Seal = serde_json::from_slice(&read_small(&seal_path)?).ok()?;
+        let (bytes, seal_meta) = read_small_with_meta(&seal_path)?;
+        let seal: Seal = serde_json::from_slice(&bytes).ok()?;
         let meta = fs::metadata(&code).ok()?;
         let verdict = if FileId::of(&meta) == seal.id {
             Ok(true)
@@ -198,11 +226,19 @@ impl Cache {
         };
         match verdict {
             Ok(true) => {
-                // Last use, for eviction; failing to record it is harmless.
-                let _ = fs::File::options()
-                    .write(true)
-                    .open(&seal_path)
-                    .and_then(|f| f.set_modified(SystemTime::now()));
+                // Last use, for eviction, at most once a minute (a warm run writes nothing);
+                // failing to record it is harmless.
+                let stale = seal_meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age > TOUCH_EVERY);
+                if stale {
+                    let _ = fs::File::options()
+                        .write(true)
+                        .open(&seal_path)
+                        .and_then(|f| f.set_modified(SystemTime::now()));
+                }
                 Some(code)
             }
             Ok(false) => {
@@ -220,9 +256,10 @@ impl Cache {
         fingerprint: &str,
         digest: &str,
         kind: WasmKind,
+        tier: Tier,
         code: &[u8],
     ) -> io::Result<PathBuf> {
-        let path = self.code_path(fingerprint, digest, kind);
+        let path = self.code_path(fingerprint, digest, kind, tier);
         write_atomic(&path, code)?;
         // The identity after the rename, which sets the ctime.
         let seal = Seal::new(
@@ -273,7 +310,10 @@ impl Cache {
         kind: WasmKind,
         fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
     ) -> io::Result<()> {
-        self.write_sealed(&self.code_path(fingerprint, wasm, kind), fill)
+        self.write_sealed(
+            &self.code_path(fingerprint, wasm, kind, Tier::Cranelift),
+            fill,
+        )
     }
 
     /// Records that the precompiled layer `layer` is Qyvol's compilation of the wasm with
@@ -363,9 +403,15 @@ impl Cache {
         Ok(())
     }
 
-    /// Whether Qyvol's own code for this wasm and engine is in the cache, intact.
+    /// Whether Qyvol's own Cranelift code for this wasm and engine is in the cache, intact.
     pub fn contains(&self, fingerprint: &str, digest: &str, kind: WasmKind) -> bool {
-        self.get(fingerprint, digest, kind).is_some()
+        self.get(fingerprint, digest, kind, Tier::Cranelift)
+            .is_some()
+    }
+
+    /// Winch's code for this wasm, replaced by Cranelift's (removed, if it is there).
+    pub(crate) fn remove_tier(&self, fingerprint: &str, digest: &str, kind: WasmKind, tier: Tier) {
+        self.remove(&self.code_path(fingerprint, digest, kind, tier));
     }
 
     /// Removes an entry that wasmtime refused (foreign or from another engine build).
@@ -455,7 +501,7 @@ impl Cache {
             for file in fs::read_dir(fp.path())? {
                 let file = file?;
                 let name = file.file_name();
-                let Some((sha256, kind)) = name.to_str().and_then(parse_artifact_name) else {
+                let Some((sha256, kind, tier)) = name.to_str().and_then(parse_artifact_name) else {
                     continue;
                 };
                 let Some(meta) = file.metadata().ok().filter(fs::Metadata::is_file) else {
@@ -465,9 +511,12 @@ impl Cache {
                     .and_then(|m| m.modified())
                     .unwrap_or(SystemTime::UNIX_EPOCH);
                 out.push(CacheEntry {
+                    upgrading: tier == Tier::Winch
+                        && crate::tier::upgrading(self, &fingerprint, sha256, kind),
                     sha256: sha256.into(),
                     kind: kind_name(kind).into(),
                     fingerprint: fingerprint.clone(),
+                    tier,
                     origin: namespace,
                     size: meta.len(),
                     last_used,
@@ -511,15 +560,17 @@ impl Cache {
     }
 }
 
-/// `<sha256>.<kind>.cwasm` → (sha256, kind); anything else is not an artifact.
-fn parse_artifact_name(name: &str) -> Option<(&str, WasmKind)> {
+/// `<sha256>.<kind>[.winch].cwasm` → (sha256, kind, tier); anything else is not an artifact.
+fn parse_artifact_name(name: &str) -> Option<(&str, WasmKind, Tier)> {
     let (sha256, rest) = name.split_once('.')?;
-    let kind = match rest {
-        "module.cwasm" => WasmKind::CoreModule,
-        "component.cwasm" => WasmKind::Component,
+    let (kind, tier) = match rest {
+        "module.cwasm" => (WasmKind::CoreModule, Tier::Cranelift),
+        "component.cwasm" => (WasmKind::Component, Tier::Cranelift),
+        "module.winch.cwasm" => (WasmKind::CoreModule, Tier::Winch),
+        "component.winch.cwasm" => (WasmKind::Component, Tier::Winch),
         _ => return None,
     };
-    is_hex(sha256, 64).then_some((sha256, kind))
+    is_hex(sha256, 64).then_some((sha256, kind, tier))
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
@@ -530,11 +581,15 @@ fn is_hex(s: &str, len: usize) -> bool {
 
 /// A small file of the cache's own (seal, stamp, inspection), if it is a regular file.
 fn read_small(path: &Path) -> Option<Vec<u8>> {
+    read_small_with_meta(path).map(|(bytes, _)| bytes)
+}
+
+fn read_small_with_meta(path: &Path) -> Option<(Vec<u8>, fs::Metadata)> {
     let (file, meta) = qyvol_common::open_regular(path).ok()?;
     let mut bytes = Vec::new();
     // Seals and stamps are well under a megabyte; a bigger file is not one of ours.
     file.take(1 << 20).read_to_end(&mut bytes).ok()?;
-    (bytes.len() as u64 == meta.len()).then_some(bytes)
+    (bytes.len() as u64 == meta.len()).then_some((bytes, meta))
 }
 
 fn built_record(wasm: &str, fingerprint: &str, kind: WasmKind) -> String {

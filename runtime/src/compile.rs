@@ -9,9 +9,43 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+use crate::engine::{Compiler, EngineConfig, Tier};
 use crate::inspect::WasmKind;
 use crate::run::{Compilation, Wasm};
 use crate::{RuntimeError, engine};
+
+/// The compiler whose code `wasm` runs on under `config`: what `how.compiler` names, or for
+/// `Auto` Cranelift's code when the cache has it (or the module is small, or there is no cache
+/// or helper executable to tier up with, or the operator allowed precompiled code, which always wins) and
+/// Winch's otherwise.
+pub(crate) fn tier(
+    wasm: &Wasm,
+    config: EngineConfig,
+    how: Compilation<'_>,
+) -> Result<Tier, RuntimeError> {
+    match how.compiler {
+        Compiler::Cranelift => return Ok(Tier::Cranelift),
+        Compiler::Winch => return Ok(Tier::Winch),
+        Compiler::Auto => {}
+    }
+    let Some(cache) = how.cache else {
+        return Ok(Tier::Cranelift);
+    };
+    if !crate::tier::helper_enabled()
+        || wasm.precompiled.is_some()
+        || wasm.info.size < crate::tier::TIER_MIN_BYTES
+    {
+        return Ok(Tier::Cranelift);
+    }
+    let optimised = engine::fingerprint(&engine::new(config.with(Tier::Cranelift))?);
+    Ok(
+        if cache.contains(&optimised, &wasm.info.sha256, wasm.info.kind) {
+            Tier::Cranelift
+        } else {
+            Tier::Winch
+        },
+    )
+}
 
 /// What the cache stores and maps back: a core module or a component.
 pub(crate) trait Artifact: Sized + Send + Sync + Clone + 'static {
@@ -139,12 +173,37 @@ fn load<A: Artifact>(
             }
         }
     }
+    let tier = engine::tier_of(engine);
+    // Winch's code on an `Auto` run is a stopgap: a helper compiles Cranelift's (see tier.rs).
+    let tier_up = |bytes: Arc<[u8]>| {
+        if let Some(cache) = how.cache
+            && tier == Tier::Winch
+            && how.compiler == Compiler::Auto
+            && crate::tier::helper_enabled()
+        {
+            let config = EngineConfig {
+                fuel: engine.get_consume_fuel(),
+                epoch: engine.get_epoch_interruption(),
+                tier: Tier::Cranelift,
+            };
+            crate::tier::start(cache, config, A::KIND, &wasm.info.sha256, bytes);
+        }
+    };
     if let Some(cache) = how.cache
-        && let Some(path) = cache.get(&fingerprint, &wasm.info.sha256, A::KIND)
+        && let Some(path) = cache.get(&fingerprint, &wasm.info.sha256, A::KIND, tier)
     {
         match A::deserialize_file(engine, &path) {
             Ok(artifact) => {
-                tracing::debug!(path = %path.display(), "mapped precompiled code");
+                tracing::debug!(path = %path.display(), tier = tier.name(), "mapped precompiled code");
+                // A helper that died left Winch's code without Cranelift's: start another.
+                if tier == Tier::Winch
+                    && how.compiler == Compiler::Auto
+                    && let Some(cache) = how.cache
+                    && !crate::tier::upgrading(cache, &fingerprint, &wasm.info.sha256, A::KIND)
+                    && let Ok(bytes) = wasm.bytes()
+                {
+                    tier_up(bytes);
+                }
                 return Ok(artifact);
             }
             Err(e) => {
@@ -154,39 +213,42 @@ fn load<A: Artifact>(
         }
     }
     let bytes = wasm.bytes()?;
-    tracing::debug!(path = %wasm.path.display(), bytes = bytes.len(), "compiling");
+    tracing::debug!(path = %wasm.path.display(), bytes = bytes.len(), tier = tier.name(), "compiling");
     if let Some(p) = how.progress {
         p.started(bytes.len() as u64);
     }
-    let compiled = compile_bounded::<A>(engine, &wasm.path, bytes, limit);
+    let compiled = compile_bounded::<A>(engine, &wasm.path, bytes.clone(), limit);
     if let Some(p) = how.progress {
         p.finished();
     }
     let artifact = compiled?;
+    tier_up(bytes);
     if let Some(cache) = how.cache {
         // Stored while the guest already runs; `finish_cache_writes` waits for it before exit.
         // A cache that cannot be written only costs the next run a compilation.
         let (cache, artifact, digest) = (cache.clone(), artifact.clone(), wasm.info.sha256.clone());
         let store = move || match artifact.serialize() {
             Ok(code) => {
-                if let Err(e) = cache.put(&fingerprint, &digest, A::KIND, &code) {
+                if let Err(e) = cache.put(&fingerprint, &digest, A::KIND, tier, &code) {
                     tracing::warn!(error = %e, "cannot store compiled code in the cache");
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot serialize compiled code"),
         };
-        match std::thread::Builder::new()
-            .name("qyvol-cache-write".into())
-            .spawn(store)
-        {
-            Ok(handle) => PENDING
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(handle),
-            Err(e) => tracing::warn!(error = %e, "cannot start the cache writer"),
-        }
+        beside("qyvol-cache-write", store);
     }
     Ok(artifact)
+}
+
+/// Runs `work` on a thread beside the guest; [`finish_cache_writes`] waits for it before exit.
+pub(crate) fn beside(name: &str, work: impl FnOnce() + Send + 'static) {
+    match std::thread::Builder::new().name(name.into()).spawn(work) {
+        Ok(handle) => PENDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(handle),
+        Err(e) => tracing::warn!(error = %e, thread = name, "cannot start a thread"),
+    }
 }
 
 static PENDING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =

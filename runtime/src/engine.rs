@@ -20,6 +20,39 @@ pub(crate) const TICK: Duration = Duration::from_millis(10);
 pub struct EngineConfig {
     pub fuel: bool,
     pub epoch: bool,
+    /// Which compiler the engine's code comes from.
+    pub tier: Tier,
+}
+
+/// The compiler behind an engine's code: Cranelift optimises (the code every warm run maps),
+/// Winch is wasmtime's baseline compiler (about 4× faster to compile, slower code), used for
+/// the first run of a big module while Cranelift's code is made in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Cranelift,
+    Winch,
+}
+
+impl Tier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tier::Cranelift => "cranelift",
+            Tier::Winch => "winch",
+        }
+    }
+}
+
+/// What a run asks for (`qyvol run --compiler`): one compiler, or `Auto`, which maps
+/// Cranelift's code when the cache has it and otherwise starts a big module on Winch while
+/// Cranelift compiles in the background (see `tier.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compiler {
+    #[default]
+    Auto,
+    Cranelift,
+    Winch,
 }
 
 impl EngineConfig {
@@ -27,7 +60,13 @@ impl EngineConfig {
         Self {
             fuel: limits.fuel.is_some(),
             epoch: limits.timeout.is_some(),
+            tier: Tier::Cranelift,
         }
+    }
+
+    /// The same settings with code from `tier`.
+    pub fn with(self, tier: Tier) -> Self {
+        Self { tier, ..self }
     }
 
     /// For a run: as its limits say, with epochs also on when the run can be stopped.
@@ -41,8 +80,10 @@ impl EngineConfig {
 /// Engines are made once per process and configuration and shared (an `Engine` is a cheap
 /// handle): creating one costs about a millisecond, a third of a warm run.
 pub(crate) fn new(cfg: EngineConfig) -> Result<Engine, RuntimeError> {
-    static ENGINES: [std::sync::OnceLock<Engine>; 4] = [const { std::sync::OnceLock::new() }; 4];
-    let slot = &ENGINES[usize::from(cfg.fuel) * 2 + usize::from(cfg.epoch)];
+    static ENGINES: [std::sync::OnceLock<Engine>; 8] = [const { std::sync::OnceLock::new() }; 8];
+    let slot = &ENGINES[usize::from(cfg.tier == Tier::Winch) * 4
+        + usize::from(cfg.fuel) * 2
+        + usize::from(cfg.epoch)];
     if let Some(engine) = slot.get() {
         return Ok(engine.clone());
     }
@@ -58,6 +99,9 @@ fn config(cfg: EngineConfig) -> Config {
     config.epoch_interruption(cfg.epoch);
     config.consume_fuel(cfg.fuel);
     config.parallel_compilation(true);
+    if cfg.tier == Tier::Winch {
+        config.strategy(wasmtime::Strategy::Winch);
+    }
     // Each instance maps its memory's initial image copy-on-write instead of copying it.
     config.memory_init_cow(true);
     config
@@ -123,7 +167,18 @@ pub fn fingerprint(engine: &Engine) -> String {
     std::env::consts::ARCH.hash(&mut h);
     std::env::consts::OS.hash(&mut h);
     engine.precompile_compatibility_hash().hash(&mut h);
+    // wasmtime refuses to load one compiler's code on the other's engine; the tier is in the
+    // fingerprint too, so the two never share a cache folder.
+    format!("{:?}", engine.get_strategy()).hash(&mut h);
     hex::encode(&h.0.finalize()[..12])
+}
+
+/// The compiler behind `engine`'s code.
+pub(crate) fn tier_of(engine: &Engine) -> Tier {
+    match engine.get_strategy() {
+        Some(wasmtime::Strategy::Winch) => Tier::Winch,
+        _ => Tier::Cranelift,
+    }
 }
 
 /// This host's engine fingerprint for an engine configuration.
@@ -137,7 +192,7 @@ pub fn platform() -> String {
 }
 
 /// The wasmtime release Qyvol embeds (kept equal to the `=` pin in Cargo.toml).
-pub const WASMTIME_VERSION: &str = "48.0.8";
+pub const WASMTIME_VERSION: &str = "49.0.5";
 
 /// Advances the engine's epoch every [`TICK`] until dropped.
 pub(crate) struct EpochTicker {

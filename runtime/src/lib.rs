@@ -14,10 +14,11 @@ mod net;
 mod prepared;
 mod run;
 pub mod serve;
+pub mod tier;
 mod wasi;
 
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
-pub use engine::{EngineConfig, WASMTIME_VERSION, host_fingerprint, platform};
+pub use engine::{Compiler, EngineConfig, Tier, WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
 pub use host::Stop;
 pub use inspect::{Export, Import, ModuleInfo, Uses, WasiGeneration, WasmKind, inspect};

@@ -43,11 +43,16 @@ impl Prepared {
     /// interrupt, and `limits.compile` bounds compilation.
     pub fn new(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Self, RuntimeError> {
         let config = engine::EngineConfig::for_request(req);
-        let engine = engine::new(config)?;
-        let limits = &req.limits;
-        let program = match wasm.info.kind {
-            WasmKind::CoreModule => Program::Core(link_core(&engine, wasm, limits, how)?),
-            WasmKind::Component => Program::Component(link_component(&engine, wasm, limits, how)?),
+        let tier = crate::compile::tier(wasm, config, how)?;
+        let (config, engine, program) = match Self::link(wasm, req, how, config.with(tier)) {
+            // Winch does not compile every proposal (e.g. GC): `Auto` falls back to Cranelift.
+            Err(RuntimeError::Compile { reason, .. })
+                if tier == engine::Tier::Winch && how.compiler == engine::Compiler::Auto =>
+            {
+                tracing::debug!(%reason, "winch cannot compile this module; compiling with cranelift");
+                Self::link(wasm, req, how, config.with(engine::Tier::Cranelift))?
+            }
+            linked => linked?,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -59,6 +64,21 @@ impl Prepared {
             program,
             rt,
         })
+    }
+
+    fn link(
+        wasm: &Wasm,
+        req: &RunRequest,
+        how: Compilation<'_>,
+        config: engine::EngineConfig,
+    ) -> Result<(engine::EngineConfig, Engine, Program), RuntimeError> {
+        let engine = engine::new(config)?;
+        let limits = &req.limits;
+        let program = match wasm.info.kind {
+            WasmKind::CoreModule => Program::Core(link_core(&engine, wasm, limits, how)?),
+            WasmKind::Component => Program::Component(link_component(&engine, wasm, limits, how)?),
+        };
+        Ok((config, engine, program))
     }
 
     /// One run: a fresh store and WASI context from `req`, instantiate, call, outcome.

@@ -99,12 +99,16 @@ impl Wasm {
 pub struct Compilation<'a> {
     pub cache: Option<&'a Cache>,
     pub progress: Option<&'a dyn CompileProgress>,
+    /// Which compiler: `Auto` tiers big modules up through the cache (when there is one and
+    /// the executable answers [`crate::tier::HELPER_ARG`]; Cranelift otherwise).
+    pub compiler: engine::Compiler,
 }
 
 impl std::fmt::Debug for Compilation<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compilation")
             .field("cache", &self.cache)
+            .field("compiler", &self.compiler)
             .finish_non_exhaustive()
     }
 }

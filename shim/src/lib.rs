@@ -313,6 +313,7 @@ pub fn run(
     let how = qyvol_runtime::Compilation {
         cache: None,
         progress: None,
+        compiler: qyvol_runtime::Compiler::Cranelift,
     };
     let outcome = qyvol_runtime::run(&launch.wasm, &request, how)?;
     if let Some(why) = reason(&outcome, request.limits.fuel) {
@@ -359,6 +360,7 @@ fn serve(launch: qyvol_launch::Launch, listen: &str) -> anyhow::Result<i32> {
     let how = qyvol_runtime::Compilation {
         cache: None,
         progress: None,
+        compiler: qyvol_runtime::Compiler::Cranelift,
     };
     let server = Server::new(vec![app], how, ServeOptions::default())?;
     let listener = std::net::TcpListener::bind(listen)

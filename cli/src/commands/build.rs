@@ -108,6 +108,8 @@ impl BuildCommand {
                 progress: spinner
                     .as_ref()
                     .map(|s| s as &dyn qyvol_runtime::CompileProgress),
+                // A bundle carries optimised code.
+                compiler: qyvol_runtime::Compiler::Cranelift,
             };
             let config = qyvol_launch::grants::expected_config(&manifest);
             let (code, engine) = qyvol_runtime::precompile(&wasm, config, how)?;

@@ -52,10 +52,16 @@ impl CacheCommand {
                 out(&Msg::CacheHeader.text(lang()));
                 for e in &entries {
                     let age = e.last_used.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+                    let tier = if e.upgrading {
+                        Msg::TierUpgrading.text(lang())
+                    } else {
+                        e.tier.name().to_string()
+                    };
                     out(&format!(
-                        "{:<14}{:<11}{:>10}  {:<26}{}",
+                        "{:<14}{:<11}{:<22}{:>10}  {:<26}{}",
                         e.sha256.get(..12).unwrap_or(&e.sha256),
                         e.kind,
+                        tier,
                         ByteSize(e.size).to_string(),
                         e.fingerprint,
                         ui::ago(age)

@@ -29,6 +29,11 @@ pub struct RunCommand {
     #[arg(long)]
     no_cache: bool,
 
+    /// Compiler: auto maps Cranelift's cached code, or starts a big module on Winch while
+    /// Cranelift compiles it in the background; cranelift or winch compile with that one only
+    #[arg(long, value_enum, value_name = "NAME", default_value_t = CompilerArg::Auto)]
+    compiler: CompilerArg,
+
     /// Allow plain HTTP to a registry that is not on loopback (when FILE is pulled)
     #[arg(long)]
     insecure: bool,
@@ -44,6 +49,24 @@ pub struct RunCommand {
         allow_hyphen_values = true
     )]
     args: Vec<String>,
+}
+
+/// `--compiler`: which compiler makes the code a run maps.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CompilerArg {
+    Auto,
+    Cranelift,
+    Winch,
+}
+
+impl From<CompilerArg> for qyvol_runtime::Compiler {
+    fn from(c: CompilerArg) -> Self {
+        match c {
+            CompilerArg::Auto => Self::Auto,
+            CompilerArg::Cranelift => Self::Cranelift,
+            CompilerArg::Winch => Self::Winch,
+        }
+    }
 }
 
 /// What the operator grants on the command line, on top of the manifest.
@@ -169,6 +192,7 @@ impl RunCommand {
             progress: spinner
                 .as_ref()
                 .map(|s| s as &dyn qyvol_runtime::CompileProgress),
+            compiler: self.compiler.into(),
         };
         let outcome = qyvol_runtime::run(wasm, &launch.request, how)?;
         Ok(report(&ui, &launch.request.limits, outcome))

@@ -127,6 +127,8 @@ impl ServeCommand {
             progress: spinner
                 .as_ref()
                 .map(|s| s as &dyn qyvol_runtime::CompileProgress),
+            // Servers run Cranelift's code: a handler lives for many requests.
+            compiler: qyvol_runtime::Compiler::Cranelift,
         };
         let server = Server::new(
             apps,

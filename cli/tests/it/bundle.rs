@@ -254,7 +254,7 @@ fn inspect_shows_layers_and_precompiled_platforms() {
         ]
     );
     assert_eq!(doc["precompiled"][0]["matches_this_host"], true);
-    assert_eq!(doc["precompiled"][0]["wasmtime"], "48.0.8");
+    assert_eq!(doc["precompiled"][0]["wasmtime"], "49.0.5");
 }
 
 #[test]

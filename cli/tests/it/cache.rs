@@ -287,6 +287,18 @@ fn the_least_recently_used_entry_is_evicted_not_the_oldest() {
     let old = artifacts(home);
     run_module(home, &probe, None);
     let newer = new_artifact(home, &old);
+    // Last use is recorded at most once a minute: the entries were last used 20 and 10
+    // minutes ago, hello's first.
+    let ago = |path: &Path, minutes: u64| {
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(60 * minutes);
+        std::fs::File::options()
+            .write(true)
+            .open(path.with_extension("seal"))
+            .and_then(|f| f.set_modified(when))
+            .expect("backdate the seal");
+    };
+    ago(&old[0], 20);
+    ago(&newer, 10);
     // The oldest entry is used again; the newer one is not.
     run_module(home, &hello, None);
     // Room for hello and tiny, not for the probe as well.

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::process::Stdio;
 
-use crate::{Scratch, guest, qyvol, repo_root, stderr, stdout};
+use crate::{Scratch, guest, leb, qyvol, repo_root, stderr, stdout};
 
 fn assert_no_panic(out: &std::process::Output) {
     let err = stderr(out);
@@ -99,19 +99,6 @@ fn a_module_with_a_million_functions_is_refused_by_validation() {
     let out = qyvol().arg("run").arg(&path).output().expect("run");
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
-}
-
-fn leb(mut n: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (n & 0x7f) as u8;
-        n >>= 7;
-        if n == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 #[test]

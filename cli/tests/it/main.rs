@@ -30,6 +30,7 @@ mod serve;
 mod signing;
 mod special_files;
 mod store;
+mod tiering;
 mod trust;
 
 use std::path::{Path, PathBuf};
@@ -141,6 +142,20 @@ impl Scratch {
 
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).expect("read scratch file")
+    }
+}
+
+/// Unsigned LEB128, as wasm encodes sizes and counts (for tests that write binaries by hand).
+pub fn leb(mut n: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
     }
 }
 

@@ -209,12 +209,10 @@ fn a_port_past_65535_is_refused_not_checked_as_port_80() {
     let manifest = probe_manifest(&scratch, "native", &["127.0.0.1:80".into()]);
     let out = probe(&manifest, None, &["get", "http://127.0.0.1:65616/"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert_eq!(stdout(&out), "error: ErrorCode::HttpRequestUriInvalid\n");
-    assert!(
-        stderr(&out).contains("🚫 Petición HTTP denegada: `127.0.0.1:65616` no es"),
-        "{}",
-        stderr(&out)
-    );
+    // Since wasmtime 49, wasi:http refuses the authority when the guest sets it, before the
+    // request exists: it never reaches Qyvol's check, let alone port 80.
+    assert_eq!(stdout(&out), "error: bad request\n");
+    assert!(!stderr(&out).contains("127.0.0.1:80"), "{}", stderr(&out));
 }
 
 /// Starts the probe's `udp-recv ADDR` and returns it with the port it bound.

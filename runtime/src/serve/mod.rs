@@ -240,6 +240,7 @@ impl Router {
         let config = self.fixed.unwrap_or(engine::EngineConfig {
             fuel: limits.fuel.is_some(),
             epoch: true,
+            tier: engine::Tier::Cranelift,
         });
         let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rt) = engines.iter().find(|rt| rt.config == config) {
@@ -289,6 +290,15 @@ impl Router {
             handler,
             rt,
         })))
+    }
+
+    /// The app whose route matches `path` most specifically.
+    fn route(&self, path: &str) -> Option<Arc<Loaded>> {
+        let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .filter_map(|a| a.route.score(path).map(|s| (s, a)))
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, a)| a.clone())
     }
 
     /// Starts routing requests to `app`; refused when another app has its name or route.
@@ -448,7 +458,11 @@ impl Server {
             .map(|a| a.request.limits.memory)
             .try_fold(0u64, |m, l| l.map(|l| m.max(l)));
         let router = Router {
-            fixed: Some(engine::EngineConfig { fuel, epoch }),
+            fixed: Some(engine::EngineConfig {
+                fuel,
+                epoch,
+                tier: engine::Tier::Cranelift,
+            }),
             largest_memory,
             ..Router::new(options)
         };
@@ -466,6 +480,30 @@ impl Server {
     /// Whether instances come from the pooling allocator.
     pub fn pooling(&self) -> bool {
         self.router.pooling()
+    }
+
+    /// Answers one request in this process, as a connection would once it has read it: the
+    /// app routed for its path, a fresh instance, the whole response. For embedders, and for
+    /// `benches/instantiate.rs`, which measures what one request costs without sockets.
+    pub async fn respond(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let path = req.uri().path().to_string();
+        let app = self.router.route(&path);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 0));
+        let response = match &app {
+            None => Err(RequestFailure::NoRoute),
+            Some(app) => match &app.handler {
+                Handler::Component(t) => t.handle(&app.rt, app, req).await,
+                Handler::Cgi(t) => t.handle(&app.rt, app, req, peer).await,
+            },
+        }
+        .unwrap_or_else(|f| error_response(&f));
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Response::from_parts(parts, body)
     }
 
     /// Serves on `listener` until SIGINT or SIGTERM, then stops accepting, lets in-flight
@@ -586,13 +624,7 @@ impl Shared {
         let start = Instant::now();
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let app = {
-            let apps = self.router.apps.read().unwrap_or_else(|p| p.into_inner());
-            apps.iter()
-                .filter_map(|a| a.route.score(&path).map(|s| (s, a)))
-                .max_by_key(|(s, _)| *s)
-                .map(|(_, a)| a.clone())
-        };
+        let app = self.router.route(&path);
         /// Counts the request while it is handled, also if the client goes away mid-way.
         struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for InFlight<'_> {

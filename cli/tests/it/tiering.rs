@@ -1,0 +1,234 @@
+//! Tiered first runs: a big module's first run on Winch, Cranelift's code compiled by a detached
+//! helper after the run exits, `--compiler`, the precompiled layer winning, and the helper
+//! refusing bytes that are not the module it was named for.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::{Scratch, leb, qyvol_in, qyvol_logged, repo_root, stderr, stdout};
+
+const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
+/// What `QYVOL_LOG=qyvol_runtime=debug` prints when a module is compiled rather than mapped.
+const COMPILING: &str = "qyvol_runtime::compile: compiling";
+
+/// examples/hello.wasm grown past the tiering threshold (1 MiB) by a custom section: the same
+/// program, big enough that `auto` starts it on Winch.
+fn big_hello(s: &Scratch) -> PathBuf {
+    let mut wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello.wasm");
+    let name = b"padding";
+    let mut body = leb(name.len() as u32);
+    body.extend_from_slice(name);
+    body.resize(body.len() + 1200 * 1024, 0);
+    wasm.push(0);
+    wasm.extend(leb(body.len() as u32));
+    wasm.extend(body);
+    s.write("big.wasm", wasm)
+}
+
+fn entries(home: &Path) -> Vec<serde_json::Value> {
+    let ls = qyvol_in(home)
+        .args(["cache", "ls", "--json"])
+        .output()
+        .expect("ls");
+    assert_eq!(ls.status.code(), Some(0), "{}", stderr(&ls));
+    serde_json::from_slice::<serde_json::Value>(&ls.stdout)
+        .expect("json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn tiers(home: &Path) -> Vec<String> {
+    let mut t: Vec<String> = entries(home)
+        .iter()
+        .map(|e| e["tier"].as_str().unwrap_or("?").to_string())
+        .collect();
+    t.sort();
+    t
+}
+
+/// Waits for the background helper to leave Cranelift's code as the only entry: the helper
+/// runs at idle priority, so this polls the cache's state (never a fixed sleep) with a
+/// generous deadline for a loaded machine.
+fn await_cranelift(home: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let now = tiers(home);
+        if now == ["cranelift"] {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the helper never replaced Winch's code: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn run_big(home: &Path, big: &Path, flags: &[&str]) -> String {
+    let out = qyvol_logged(home)
+        .args(["run", "-q"])
+        .args(flags)
+        .arg(big)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), HELLO);
+    stderr(&out)
+}
+
+#[test]
+fn a_big_modules_first_run_is_on_winch_and_a_helper_leaves_cranelift_code_after_it_exits() {
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let big = big_hello(&s);
+    let first = run_big(home.dir.path(), &big, &[]);
+    assert!(
+        first.contains(COMPILING) && first.contains("tier=\"winch\""),
+        "{first}"
+    );
+    assert!(
+        first.contains("compiling with cranelift in the background"),
+        "{first}"
+    );
+    // The run has exited; the helper goes on without it.
+    await_cranelift(home.dir.path());
+    let second = run_big(home.dir.path(), &big, &[]);
+    assert!(!second.contains(COMPILING), "{second}");
+    assert!(
+        second.contains("mapped precompiled code") && second.contains("tier=\"cranelift\""),
+        "{second}"
+    );
+}
+
+#[test]
+fn compiler_cranelift_stores_optimised_code_before_the_run_exits() {
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let big = big_hello(&s);
+    let log = run_big(home.dir.path(), &big, &["--compiler", "cranelift"]);
+    assert!(log.contains("tier=\"cranelift\""), "{log}");
+    assert!(!log.contains("in the background"), "{log}");
+    assert_eq!(tiers(home.dir.path()), ["cranelift"]);
+}
+
+#[test]
+fn winch_code_left_without_a_helper_is_tiered_up_by_the_next_auto_run() {
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let big = big_hello(&s);
+    let log = run_big(home.dir.path(), &big, &["--compiler", "winch"]);
+    assert!(
+        log.contains(COMPILING) && log.contains("tier=\"winch\""),
+        "{log}"
+    );
+    assert!(!log.contains("in the background"), "{log}");
+    let ls = qyvol_in(home.dir.path())
+        .env("QYVOL_LANG", "en")
+        .args(["cache", "ls"])
+        .output()
+        .expect("ls");
+    let text = stdout(&ls);
+    assert!(
+        text.lines().next().is_some_and(|h| h.contains("COMPILER")),
+        "{text}"
+    );
+    assert!(
+        text.lines().nth(1).is_some_and(|l| l.contains(" winch ")),
+        "{text}"
+    );
+    assert_eq!(entries(home.dir.path())[0]["upgrading"], false);
+
+    // `auto` maps Winch's code at once and starts the helper the winch run never did.
+    let next = run_big(home.dir.path(), &big, &[]);
+    assert!(!next.contains(COMPILING), "{next}");
+    assert!(
+        next.contains("mapped precompiled code") && next.contains("tier=\"winch\""),
+        "{next}"
+    );
+    assert!(next.contains("in the background"), "{next}");
+    await_cranelift(home.dir.path());
+}
+
+#[test]
+fn small_modules_compile_on_cranelift_without_a_helper() {
+    let home = Scratch::new();
+    let out = qyvol_logged(home.dir.path())
+        .args(["run", "-q"])
+        .arg(repo_root().join("examples/hello.wasm"))
+        .output()
+        .expect("run");
+    assert_eq!(stdout(&out), HELLO);
+    let log = stderr(&out);
+    assert!(
+        log.contains(COMPILING) && log.contains("tier=\"cranelift\""),
+        "{log}"
+    );
+    assert!(!log.contains("in the background"), "{log}");
+    assert_eq!(tiers(home.dir.path()), ["cranelift"]);
+}
+
+#[test]
+fn a_bundles_precompiled_code_wins_over_both_tiers() {
+    let (home, s) = (Scratch::new(), Scratch::new());
+    big_hello(&s);
+    let manifest = s.write(
+        "big.qyv",
+        "name: big\nentrypoint: big.wasm\nruntime: wasi\n",
+    );
+    let built = qyvol_in(home.dir.path())
+        .arg("build")
+        .arg(&manifest)
+        .output()
+        .expect("build");
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let cleared = qyvol_in(home.dir.path())
+        .args(["cache", "clear"])
+        .output()
+        .expect("clear");
+    assert_eq!(cleared.status.code(), Some(0));
+    let log = run_big(home.dir.path(), &s.path("big.qyvc"), &[]);
+    assert!(!log.contains(COMPILING), "{log}");
+    assert!(!log.contains("tier=\"winch\""), "{log}");
+    assert_eq!(tiers(home.dir.path()), ["cranelift"]);
+}
+
+#[test]
+fn the_helper_refuses_bytes_that_are_not_the_module_it_was_named_for() {
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let big = big_hello(&s);
+    let cache = home.path("cache");
+    let out = qyvol_in(home.dir.path())
+        .arg("__tier-up")
+        .arg(&cache)
+        .arg("1000000000")
+        .arg("module")
+        .arg("ab".repeat(32))
+        .args(["-", "-"])
+        .write_stdin(std::fs::read(&big).expect("read"))
+        .output()
+        .expect("helper");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("sha256"), "{}", stderr(&out));
+    assert!(entries(home.dir.path()).is_empty());
+
+    let usage = qyvol_in(home.dir.path())
+        .args(["__tier-up", "only-one"])
+        .output()
+        .expect("helper");
+    assert_eq!(usage.status.code(), Some(2), "{}", stderr(&usage));
+    assert!(stderr(&usage).contains("usage:"), "{}", stderr(&usage));
+}
+
+#[test]
+fn an_unknown_compiler_is_a_usage_error_naming_the_choices() {
+    let out = crate::qyvol()
+        .args(["run", "--compiler", "llvm"])
+        .arg(repo_root().join("examples/hello.wasm"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("auto") && err.contains("cranelift") && err.contains("winch"),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+}

@@ -1,0 +1,256 @@
+//! Tiered compilation: the first run of a big module runs Winch's code (wasmtime's baseline
+//! compiler: quick to compile, slower code) while a detached helper process compiles Cranelift's
+//! optimised code into the cache, so every later run maps that code and starts warm.
+//!
+//! The helper is the running executable again (`qyvol __tier-up …`, see [`HELPER_ARG`]),
+//! given the wasm bytes on its standard input as a sealed memfd. It:
+//! - leaves the user's session (`setsid`), so closing the terminal or Ctrl-C on the run does not
+//!   end it;
+//! - runs under `SCHED_IDLE` at nice 19: it takes only cycles no other task wants, so it never
+//!   slows the user's command beyond the cores both share;
+//! - is bounded: `RLIMIT_CPU` ends a compilation that runs away, and one helper compiles at a
+//!   time per cache (`tiering/slot.lock`); one per module (`tiering/<key>.lock`) decides who
+//!   does the work when runs race;
+//! - checks the bytes against the sha256 it was told, so it only stores code under the digest
+//!   of the wasm it compiled;
+//! - stores Cranelift's code with the usual seal and removes Winch's.
+//!
+//! When the helper dies (killed, rebooted), the next run finds Winch's code without a helper
+//! holding the module's lock and starts one again.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::engine::{self, EngineConfig, Tier};
+use crate::inspect::WasmKind;
+
+/// The first argument that makes the executable a tier-up helper instead of the CLI.
+pub const HELPER_ARG: &str = "__tier-up";
+
+/// Modules at least this big start on Winch when the cache has no code for them: below it,
+/// Cranelift compiles in well under a second and a helper process is not worth its start.
+pub const TIER_MIN_BYTES: u64 = 1024 * 1024;
+
+/// CPU time a helper may spend: several times what Cranelift needs for a 256 MiB module here.
+const HELPER_CPU: Duration = Duration::from_secs(30 * 60);
+
+static HELPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Declares that this executable runs [`helper_main`] when started with [`HELPER_ARG`] (the
+/// `qyvol` binary does, first thing in `main`): until then nothing tiers up, since another
+/// embedder's executable would not know the argument.
+pub fn enable_helper() {
+    HELPER.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) fn helper_enabled() -> bool {
+    HELPER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn lock_path(cache: &Cache, winch_fingerprint: &str, sha256: &str, kind: WasmKind) -> PathBuf {
+    cache.dir().join("tiering").join(format!(
+        "{sha256}.{}.{winch_fingerprint}.lock",
+        kind_arg(kind)
+    ))
+}
+
+/// Whether a helper is compiling Cranelift's code for the Winch entry with this fingerprint.
+pub(crate) fn upgrading(
+    cache: &Cache,
+    winch_fingerprint: &str,
+    sha256: &str,
+    kind: WasmKind,
+) -> bool {
+    let Ok(file) = File::open(lock_path(cache, winch_fingerprint, sha256, kind)) else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+fn kind_arg(kind: WasmKind) -> &'static str {
+    match kind {
+        WasmKind::CoreModule => "module",
+        WasmKind::Component => "component",
+    }
+}
+
+/// Starts a helper that compiles `bytes` (the wasm with sha256 `sha256`) with Cranelift for
+/// engines like `config`, unless one already is. Failing to start one only costs the next run
+/// Winch's code again.
+/// The helper is started beside the guest (copying a big module into the memfd takes a few
+/// milliseconds); the run waits for that before it exits, never for the compilation.
+pub(crate) fn start(
+    cache: &Cache,
+    config: EngineConfig,
+    kind: WasmKind,
+    sha256: &str,
+    bytes: Arc<[u8]>,
+) {
+    let (cache, sha256) = (cache.clone(), sha256.to_owned());
+    crate::compile::beside("qyvol-tier-up", move || {
+        let winch = match engine::new(config.with(Tier::Winch)) {
+            Ok(e) => engine::fingerprint(&e),
+            Err(_) => return,
+        };
+        if upgrading(&cache, &winch, &sha256, kind) {
+            return;
+        }
+        if let Err(e) = spawn(&cache, config, kind, &sha256, &bytes) {
+            tracing::warn!(error = %e, "cannot start the background compilation; the next run tries again");
+        }
+    });
+}
+
+fn spawn(
+    cache: &Cache,
+    config: EngineConfig,
+    kind: WasmKind,
+    sha256: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(
+        "qyvol-tier-up",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut wasm = File::from(fd);
+    wasm.write_all(bytes)?;
+    wasm.rewind()?;
+    rustix::fs::fcntl_add_seals(
+        &wasm,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )?;
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg(HELPER_ARG)
+        .arg(cache.dir())
+        .arg(cache.max_bytes().to_string())
+        .arg(kind_arg(kind))
+        .arg(sha256)
+        .arg(if config.fuel { "fuel" } else { "-" })
+        .arg(if config.epoch { "epoch" } else { "-" })
+        .stdin(Stdio::from(wasm))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    tracing::debug!(
+        pid = child.id(),
+        "compiling with cranelift in the background"
+    );
+    // A long-lived process (the node) reaps it; a `qyvol run` exits first and leaves it to init.
+    let _ = std::thread::Builder::new()
+        .name("qyvol-tier-up-wait".into())
+        .spawn(move || child.wait());
+    Ok(())
+}
+
+/// Why a helper stopped without storing code.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error(
+        "usage: {HELPER_ARG} CACHE_DIR MAX_BYTES module|component SHA256 fuel|- epoch|- < WASM"
+    )]
+    Usage,
+    #[error("the wasm on standard input does not have the sha256 it was given")]
+    Digest,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Runtime(#[from] crate::RuntimeError),
+}
+
+/// The helper's whole life, from its arguments (after [`HELPER_ARG`]). `Ok` also when there was
+/// nothing to do (another helper has the module, or its code is already stored).
+pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
+    let [dir, max, kind, sha256, fuel, epoch] = args else {
+        return Err(HelperError::Usage);
+    };
+    let arg = |a: &std::ffi::OsString| a.to_str().map(str::to_owned).ok_or(HelperError::Usage);
+    let max: u64 = arg(max)?.parse().map_err(|_| HelperError::Usage)?;
+    let kind = match arg(kind)?.as_str() {
+        "module" => WasmKind::CoreModule,
+        "component" => WasmKind::Component,
+        _ => return Err(HelperError::Usage),
+    };
+    let sha256 = arg(sha256)?;
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(HelperError::Usage);
+    }
+    let config = EngineConfig {
+        fuel: arg(fuel)? == "fuel",
+        epoch: arg(epoch)? == "epoch",
+        tier: Tier::Cranelift,
+    };
+    detach();
+    let cache = Cache::new(PathBuf::from(dir), max);
+    let winch = engine::fingerprint(&engine::new(config.with(Tier::Winch))?);
+    let lock = lock_path(&cache, &winch, &sha256, kind);
+    qyvol_common::create_private_dir(lock.parent().unwrap_or(Path::new(".")))?;
+    let mine = File::create(&lock)?;
+    if mine.try_lock().is_err() {
+        return Ok(()); // another helper has this module
+    }
+    // One compilation at a time per cache: Cranelift already uses every core.
+    let slot = File::create(cache.dir().join("tiering").join("slot.lock"))?;
+    slot.lock()?;
+    let engine = engine::new(config)?;
+    let fingerprint = engine::fingerprint(&engine);
+    if cache.contains(&fingerprint, &sha256, kind) {
+        cache.remove_tier(&winch, &sha256, kind, Tier::Winch);
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(crate::DEFAULT_MAX_MODULE_SIZE + 1)
+        .read_to_end(&mut bytes)?;
+    if crate::inspect::sha256_hex(&bytes) != sha256 {
+        return Err(HelperError::Digest);
+    }
+    let code = match kind {
+        WasmKind::CoreModule => {
+            wasmtime::Module::from_binary(&engine, &bytes).and_then(|m| m.serialize())
+        }
+        WasmKind::Component => {
+            wasmtime::component::Component::from_binary(&engine, &bytes).and_then(|c| c.serialize())
+        }
+    }
+    .map_err(crate::RuntimeError::engine)?;
+    cache.put(&fingerprint, &sha256, kind, Tier::Cranelift, &code)?;
+    cache.remove_tier(&winch, &sha256, kind, Tier::Winch);
+    let _ = std::fs::remove_file(&lock);
+    Ok(())
+}
+
+/// Out of the user's session and behind every other task on the CPU, with bounded CPU time.
+fn detach() {
+    use rustix::process::{Resource, Rlimit};
+    let _ = rustix::process::setsid();
+    let _ = rustix::process::setpriority_process(None, 19);
+    let secs = HELPER_CPU.as_secs();
+    let _ = rustix::process::setrlimit(
+        Resource::Cpu,
+        Rlimit {
+            current: Some(secs),
+            maximum: Some(secs + 10),
+        },
+    );
+    idle_scheduling();
+}
+
+#[expect(
+    unsafe_code,
+    reason = "sched_setscheduler has no safe wrapper in rustix or std"
+)]
+fn idle_scheduling() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is this thread (the only one yet), `param` is a valid sched_param, and
+    // SCHED_IDLE takes priority 0; a failure leaves the nice level above in place.
+    unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+    }
+}
