@@ -2,7 +2,7 @@
 # installing what a machine lacks, and the wasmtime CLI to compare with.
 ROOT=$PWD
 WORK=$ROOT/bench/work
-WASMTIME_VERSION=48.0.8
+WASMTIME_VERSION=49.0.5
 
 need() { command -v "$1" >/dev/null 2>&1; }
 apt_install() {
@@ -36,4 +36,15 @@ p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 print(f"{label}\t{rnd}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}")
 PY
+}
+
+# wasmer-cli 7.4.2 with its Cranelift backend (without that feature it has no compiler), in
+# bench/work/tools; sets WASMER to its path. Its cache lives in $WASMER_DIR (set by the caller).
+WASMER_VERSION=7.4.2
+ensure_wasmer() {
+  WASMER=$WORK/tools/bin/wasmer
+  if ! [ -x "$WASMER" ] || ! "$WASMER" --version | grep -q "$WASMER_VERSION"; then
+    echo "installing wasmer-cli $WASMER_VERSION (once; takes a while)"
+    cargo install --quiet wasmer-cli --version "$WASMER_VERSION" --locked --features cranelift --root "$WORK/tools"
+  fi
 }

