@@ -78,7 +78,47 @@ fn http_component(c: &mut Criterion) {
     c.bench_function("instantiate+handle wasi:http component (pooled)", |b| {
         b.iter(|| rt.block_on(server.respond(request())))
     });
+    assert!(
+        rt.block_on(server.instantiate("/hello/bench"))
+            .expect("instantiates")
+    );
+    c.bench_function("instantiate wasi:http component (pooled)", |b| {
+        b.iter(|| rt.block_on(server.instantiate("/hello/bench")))
+    });
 }
 
-criterion_group!(benches, trivial, http_component);
+/// The same for a WASI preview 1 core module served CGI-style (examples/cgi-hello): one
+/// instance per request on the pooled engine.
+fn cgi_module(c: &mut Criterion) {
+    use qyvol_runtime::serve::{App, ServeOptions, Server};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/cgi-hello/cgi-hello.wasm");
+    let bytes = std::fs::read(&path).expect("examples/cgi-hello/cgi-hello.wasm");
+    let app = App {
+        name: "cgi-hello".into(),
+        route: "/cgi/...".parse().expect("route"),
+        wasm: Wasm::from_bytes(path, bytes).expect("valid module"),
+        request: RunRequest::default(),
+        max_body: 1 << 20,
+    };
+    let server =
+        Server::new(vec![app], Compilation::default(), ServeOptions::default()).expect("loads");
+    assert!(
+        server.pooling(),
+        "the benchmark measures the pooling allocator"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    assert!(
+        rt.block_on(server.instantiate("/cgi/bench"))
+            .expect("instantiates")
+    );
+    c.bench_function("instantiate CGI core module (pooled)", |b| {
+        b.iter(|| rt.block_on(server.instantiate("/cgi/bench")))
+    });
+}
+
+criterion_group!(benches, trivial, http_component, cgi_module);
 criterion_main!(benches);

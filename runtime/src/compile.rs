@@ -181,12 +181,7 @@ fn load<A: Artifact>(
             && how.compiler == Compiler::Auto
             && crate::tier::helper_enabled()
         {
-            let config = EngineConfig {
-                fuel: engine.get_consume_fuel(),
-                epoch: engine.get_epoch_interruption(),
-                tier: Tier::Cranelift,
-            };
-            crate::tier::start(cache, config, A::KIND, &wasm.info.sha256, bytes);
+            crate::tier::start(cache, cranelift(engine), A::KIND, &wasm.info.sha256, bytes);
         }
     };
     if let Some(cache) = how.cache
@@ -227,10 +222,19 @@ fn load<A: Artifact>(
         // Stored while the guest already runs; `finish_cache_writes` waits for it before exit.
         // A cache that cannot be written only costs the next run a compilation.
         let (cache, artifact, digest) = (cache.clone(), artifact.clone(), wasm.info.sha256.clone());
+        let optimised = (tier == Tier::Winch)
+            .then(|| engine::new(cranelift(engine)).ok())
+            .flatten();
         let store = move || match artifact.serialize() {
             Ok(code) => {
                 if let Err(e) = cache.put(&fingerprint, &digest, A::KIND, tier, &code) {
                     tracing::warn!(error = %e, "cannot store compiled code in the cache");
+                }
+                // A helper that finished meanwhile left Cranelift's code: Winch's is not needed.
+                if let Some(optimised) = optimised
+                    && cache.contains(&engine::fingerprint(&optimised), &digest, A::KIND)
+                {
+                    cache.remove_tier(&fingerprint, &digest, A::KIND, tier);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot serialize compiled code"),
@@ -248,6 +252,15 @@ pub(crate) fn beside(name: &str, work: impl FnOnce() + Send + 'static) {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(handle),
         Err(e) => tracing::warn!(error = %e, thread = name, "cannot start a thread"),
+    }
+}
+
+/// The Cranelift settings matching `engine`'s (the engine a Winch run's code is upgraded for).
+fn cranelift(engine: &Engine) -> EngineConfig {
+    EngineConfig {
+        fuel: engine.get_consume_fuel(),
+        epoch: engine.get_epoch_interruption(),
+        tier: Tier::Cranelift,
     }
 }
 

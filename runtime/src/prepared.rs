@@ -52,6 +52,15 @@ impl Prepared {
                 tracing::debug!(%reason, "winch cannot compile this module; compiling with cranelift");
                 Self::link(wasm, req, how, config.with(engine::Tier::Cranelift))?
             }
+            Err(RuntimeError::Compile { path, reason }) if tier == engine::Tier::Winch => {
+                return Err(RuntimeError::Compile {
+                    path,
+                    reason: format!(
+                        "Winch cannot compile this module ({}); Cranelift can: choose the `auto` or `cranelift` compiler",
+                        reason.lines().next().unwrap_or_default()
+                    ),
+                });
+            }
             linked => linked?,
         };
         let rt = tokio::runtime::Builder::new_current_thread()

@@ -4,13 +4,19 @@
 //!
 //! The helper is the running executable again (`qyvol __tier-up …`, see [`HELPER_ARG`]),
 //! given the wasm bytes on its standard input as a sealed memfd. It:
-//! - leaves the user's session (`setsid`), so closing the terminal or Ctrl-C on the run does not
-//!   end it;
+//! - keeps nothing of its parent but the memfd: no other file descriptor (a pipe or lock the
+//!   caller holds would otherwise stay open until the helper ends), no environment, `/` as its
+//!   folder; it leaves the user's session (`setsid`), so closing the terminal or Ctrl-C on the
+//!   run does not end it;
 //! - runs under `SCHED_IDLE` at nice 19: it takes only cycles no other task wants, so it never
 //!   slows the user's command beyond the cores both share;
-//! - is bounded: `RLIMIT_CPU` ends a compilation that runs away, and one helper compiles at a
-//!   time per cache (`tiering/slot.lock`); one per module (`tiering/<key>.lock`) decides who
-//!   does the work when runs race;
+//! - is bounded: `RLIMIT_CPU` ends a compilation that runs away, `RLIMIT_AS` one that would
+//!   take the machine's memory (Cranelift can need gigabytes for a hostile 2 MB module), and
+//!   the OOM killer picks it first; a module whose helper died [`MAX_ATTEMPTS`] times is not
+//!   tried again (its runs keep Winch's code);
+//! - one helper compiles at a time per cache (`tiering/slot.lock`), at most [`QUEUE`] more
+//!   wait for their turn (the rest exit: a later run tries again), and one per module
+//!   (`tiering/<key>.lock`) decides who does the work when runs race;
 //! - checks the bytes against the sha256 it was told, so it only stores code under the digest
 //!   of the wasm it compiled;
 //! - stores Cranelift's code with the usual seal and removes Winch's.
@@ -20,6 +26,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -38,6 +45,18 @@ pub const TIER_MIN_BYTES: u64 = 1024 * 1024;
 
 /// CPU time a helper may spend: several times what Cranelift needs for a 256 MiB module here.
 const HELPER_CPU: Duration = Duration::from_secs(30 * 60);
+
+/// Address space a helper may map, per byte of wasm (yosys: 69 MB of wasm, under 2 GB of
+/// compiler memory), and its floor and ceiling.
+const HELPER_MEMORY_PER_BYTE: u64 = 64;
+const HELPER_MEMORY_MIN: u64 = 2 << 30;
+const HELPER_MEMORY_MAX: u64 = 16 << 30;
+
+/// Helpers that may wait for the compilation slot.
+const QUEUE: usize = 4;
+
+/// Helpers a module gets before it is left on Winch's code.
+pub const MAX_ATTEMPTS: u32 = 3;
 
 static HELPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -66,10 +85,39 @@ pub(crate) fn upgrading(
     sha256: &str,
     kind: WasmKind,
 ) -> bool {
-    let Ok(file) = File::open(lock_path(cache, winch_fingerprint, sha256, kind)) else {
+    let Ok(file) = open_lock(&lock_path(cache, winch_fingerprint, sha256, kind), false) else {
         return false;
     };
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+/// Opens (or creates, 0600) a lock file of the cache's own: never through a symlink, never a
+/// FIFO or device that could block or a file that is not the user's, never truncated.
+fn open_lock(path: &Path, create: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.uid() != rustix::process::geteuid().as_raw() {
+        return Err(std::io::Error::other(format!(
+            "`{}` is not a lock file of this user's",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// How many helpers a module has had (`tiering/<key>.attempts`).
+fn attempts(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn kind_arg(kind: WasmKind) -> &'static str {
@@ -97,7 +145,10 @@ pub(crate) fn start(
             Ok(e) => engine::fingerprint(&e),
             Err(_) => return,
         };
-        if upgrading(&cache, &winch, &sha256, kind) {
+        let lock = lock_path(&cache, &winch, &sha256, kind);
+        if upgrading(&cache, &winch, &sha256, kind)
+            || attempts(&lock.with_extension("attempts")) >= MAX_ATTEMPTS
+        {
             return;
         }
         if let Err(e) = spawn(&cache, config, kind, &sha256, &bytes) {
@@ -125,7 +176,9 @@ fn spawn(
         &wasm,
         SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
     )?;
-    let mut child = Command::new(std::env::current_exe()?)
+    // This very executable, even if its file was replaced or removed since it started.
+    let mut child = Command::new("/proc/self/exe")
+        .arg0("qyvol")
         .arg(HELPER_ARG)
         .arg(cache.dir())
         .arg(cache.max_bytes().to_string())
@@ -133,6 +186,8 @@ fn spawn(
         .arg(sha256)
         .arg(if config.fuel { "fuel" } else { "-" })
         .arg(if config.epoch { "epoch" } else { "-" })
+        .env_clear()
+        .current_dir("/")
         .stdin(Stdio::from(wasm))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -144,7 +199,13 @@ fn spawn(
     // A long-lived process (the node) reaps it; a `qyvol run` exits first and leaves it to init.
     let _ = std::thread::Builder::new()
         .name("qyvol-tier-up-wait".into())
-        .spawn(move || child.wait());
+        .spawn(move || {
+            if let Ok(status) = child.wait()
+                && !status.success()
+            {
+                tracing::warn!(%status, "the background compilation failed; runs keep Winch's code");
+            }
+        });
     Ok(())
 }
 
@@ -166,6 +227,8 @@ pub enum HelperError {
 /// The helper's whole life, from its arguments (after [`HELPER_ARG`]). `Ok` also when there was
 /// nothing to do (another helper has the module, or its code is already stored).
 pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
+    // First: nothing of the parent's but the memfd on stdin.
+    close_inherited();
     let [dir, max, kind, sha256, fuel, epoch] = args else {
         return Err(HelperError::Usage);
     };
@@ -177,26 +240,58 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
         _ => return Err(HelperError::Usage),
     };
     let sha256 = arg(sha256)?;
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(HelperError::Usage);
     }
+    let flag = |a: &std::ffi::OsString, name: &str| match arg(a)?.as_str() {
+        "-" => Ok(false),
+        s if s == name => Ok(true),
+        _ => Err(HelperError::Usage),
+    };
     let config = EngineConfig {
-        fuel: arg(fuel)? == "fuel",
-        epoch: arg(epoch)? == "epoch",
+        fuel: flag(fuel, "fuel")?,
+        epoch: flag(epoch, "epoch")?,
         tier: Tier::Cranelift,
     };
-    detach();
+    detach(stdin_len());
     let cache = Cache::new(PathBuf::from(dir), max);
     let winch = engine::fingerprint(&engine::new(config.with(Tier::Winch))?);
     let lock = lock_path(&cache, &winch, &sha256, kind);
-    qyvol_common::create_private_dir(lock.parent().unwrap_or(Path::new(".")))?;
-    let mine = File::create(&lock)?;
+    let tiering = lock.parent().unwrap_or(Path::new(".")).to_path_buf();
+    qyvol_common::create_private_dir(&tiering)?;
+    let mine = open_lock(&lock, true)?;
     if mine.try_lock().is_err() {
         return Ok(()); // another helper has this module
     }
+    // A helper that dies (the memory or CPU limit, the OOM killer) cannot say so: each one
+    // counts itself first, and a module past the limit stays on Winch's code.
+    let tries = lock.with_extension("attempts");
+    let tried = attempts(&tries);
+    if tried >= MAX_ATTEMPTS {
+        return Ok(());
+    }
+    crate::cache::write_atomic(&tries, (tried + 1).to_string().as_bytes())?;
+    // A place in the queue, or leave it to a later run.
+    let mut queued = None;
+    for i in 0..QUEUE {
+        let place = open_lock(&tiering.join(format!("queue-{i}.lock")), true)?;
+        if place.try_lock().is_ok() {
+            queued = Some(place);
+            break;
+        }
+    }
+    if queued.is_none() {
+        crate::cache::write_atomic(&tries, tried.to_string().as_bytes())?;
+        return Ok(());
+    }
     // One compilation at a time per cache: Cranelift already uses every core.
-    let slot = File::create(cache.dir().join("tiering").join("slot.lock"))?;
+    let slot = open_lock(&tiering.join("slot.lock"), true)?;
     slot.lock()?;
+    drop(queued);
     let engine = engine::new(config)?;
     let fingerprint = engine::fingerprint(&engine);
     if cache.contains(&fingerprint, &sha256, kind) {
@@ -222,12 +317,20 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
     .map_err(crate::RuntimeError::engine)?;
     cache.put(&fingerprint, &sha256, kind, Tier::Cranelift, &code)?;
     cache.remove_tier(&winch, &sha256, kind, Tier::Winch);
+    let _ = std::fs::remove_file(&tries);
     let _ = std::fs::remove_file(&lock);
     Ok(())
 }
 
-/// Out of the user's session and behind every other task on the CPU, with bounded CPU time.
-fn detach() {
+/// The size of the memfd the helper was given (0 if stdin is not a file).
+fn stdin_len() -> u64 {
+    use std::os::fd::AsFd;
+    rustix::fs::fstat(std::io::stdin().as_fd()).map_or(0, |s| u64::try_from(s.st_size).unwrap_or(0))
+}
+
+/// Out of the user's session and behind every other task on the CPU, with bounded CPU time
+/// and memory (for a module of `wasm_size` bytes), first in line for the OOM killer.
+fn detach(wasm_size: u64) {
     use rustix::process::{Resource, Rlimit};
     let _ = rustix::process::setsid();
     let _ = rustix::process::setpriority_process(None, 19);
@@ -239,7 +342,30 @@ fn detach() {
             maximum: Some(secs + 10),
         },
     );
+    let memory = wasm_size
+        .saturating_mul(HELPER_MEMORY_PER_BYTE)
+        .clamp(HELPER_MEMORY_MIN, HELPER_MEMORY_MAX);
+    let _ = rustix::process::setrlimit(
+        Resource::As,
+        Rlimit {
+            current: Some(memory),
+            maximum: Some(memory),
+        },
+    );
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
     idle_scheduling();
+}
+
+#[expect(
+    unsafe_code,
+    reason = "close_range has no safe wrapper in rustix or std"
+)]
+fn close_inherited() {
+    // SAFETY: nothing in this process has opened a descriptor above 2 yet (the helper starts
+    // here, before any file, thread or engine), so no owner is left holding a closed fd.
+    unsafe {
+        libc::close_range(3, libc::c_uint::MAX, 0);
+    }
 }
 
 #[expect(

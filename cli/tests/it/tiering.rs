@@ -232,3 +232,103 @@ fn an_unknown_compiler_is_a_usage_error_naming_the_choices() {
     );
     assert!(stdout(&out).is_empty());
 }
+
+/// What `tiering/` holds for `big` in `home` once a run made its Winch entry: the lock and
+/// attempts paths of the module's helper.
+fn helper_files(home: &Path) -> (PathBuf, PathBuf) {
+    let winch = entries(home)
+        .into_iter()
+        .find(|e| e["tier"] == "winch")
+        .expect("a winch entry");
+    let key = format!(
+        "{}.module.{}",
+        winch["sha256"].as_str().expect("sha256"),
+        winch["fingerprint"].as_str().expect("fingerprint")
+    );
+    let tiering = home.join("cache/tiering");
+    (
+        tiering.join(format!("{key}.lock")),
+        tiering.join(format!("{key}.attempts")),
+    )
+}
+
+#[test]
+fn a_module_whose_helpers_died_three_times_stays_on_winch_without_a_new_helper() {
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let big = big_hello(&s);
+    run_big(home.dir.path(), &big, &["--compiler", "winch"]);
+    let (_, attempts) = helper_files(home.dir.path());
+    // Three helpers counted themselves and never finished (killed by their memory limit, say).
+    std::fs::create_dir_all(attempts.parent().expect("tiering")).expect("mkdir");
+    std::fs::write(&attempts, "3").expect("write attempts");
+    let log = run_big(home.dir.path(), &big, &[]);
+    assert!(log.contains("tier=\"winch\""), "{log}");
+    assert!(!log.contains("in the background"), "{log}");
+    assert_eq!(tiers(home.dir.path()), ["winch"]);
+}
+
+#[test]
+fn the_helper_follows_no_symlink_planted_for_its_locks() {
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let big = big_hello(&s);
+    let victim = s.write("victim.txt", "keep me\n");
+    let tiering = home.path("cache/tiering");
+    std::fs::create_dir_all(&tiering).expect("mkdir");
+    std::os::unix::fs::symlink(&victim, tiering.join("slot.lock")).expect("symlink");
+    let wasm = std::fs::read(&big).expect("read");
+    let sha256 = crate::inspect_json(home.dir.path(), &big)["sha256"]
+        .as_str()
+        .expect("sha256")
+        .to_string();
+    let out = qyvol_in(home.dir.path())
+        .arg("__tier-up")
+        .arg(home.path("cache"))
+        .arg("1000000000")
+        .arg("module")
+        .arg(&sha256)
+        .args(["-", "-"])
+        .write_stdin(wasm)
+        .output()
+        .expect("helper");
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep me\n");
+    assert!(entries(home.dir.path()).is_empty());
+}
+
+#[test]
+fn a_pipe_the_caller_passed_in_closes_when_the_run_exits_not_when_its_helper_does() {
+    use std::io::Read;
+    let (home, s) = (Scratch::new(), Scratch::new());
+    let big = big_hello(&s);
+    // Holding the compilation slot keeps the helper waiting until this test lets it go.
+    let tiering = home.path("cache/tiering");
+    std::fs::create_dir_all(&tiering).expect("mkdir");
+    let slot = std::fs::File::create(tiering.join("slot.lock")).expect("slot");
+    slot.lock().expect("lock the slot");
+    // fd 9 is a copy of the shell's stdout (our pipe), inherited by qyvol without CLOEXEC.
+    let mut shell = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("\"$QYVOL\" run -q \"$1\" 9>&1 >/dev/null 2>&1; echo done")
+        .arg("bash")
+        .arg(&big)
+        .env("QYVOL", env!("CARGO_BIN_EXE_qyvol"))
+        .env("QYVOL_HOME", home.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash");
+    let mut pipe = shell.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let text = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the pipe stayed open after qyvol exited: its helper kept fd 9");
+    assert_eq!(text, "done\n");
+    shell.wait().expect("wait");
+    assert_eq!(tiers(home.dir.path()), ["winch"]);
+    drop(slot);
+    await_cranelift(home.dir.path());
+}

@@ -34,6 +34,15 @@ impl Template {
             .map(Self)
     }
 
+    /// Instantiates the module once in a fresh store with the app's WASI context, without
+    /// running it: the part of a request that is instantiation.
+    pub(crate) async fn instantiate(&self, rt: &Runtime, app: &Loaded) -> wasmtime::Result<()> {
+        let mut b = wasi::builder(&app.request, &app.mounts, &app.network)?;
+        let mut store =
+            new_store(rt, app, b.build_p1()).map_err(|f| wasmtime::format_err!("{f:?}"))?;
+        self.0.instantiate_async(&mut store).await.map(drop)
+    }
+
     pub(crate) async fn handle(
         &self,
         rt: &Runtime,

@@ -30,6 +30,15 @@ impl Template {
         })
     }
 
+    /// Instantiates the template once in a fresh store with the app's WASI context, without
+    /// calling it: the part of a request that is instantiation.
+    pub(crate) async fn instantiate(&self, rt: &Runtime, app: &Loaded) -> wasmtime::Result<()> {
+        let mut b = wasi::builder(&app.request, &app.mounts, &app.network)?;
+        let mut store =
+            new_store(rt, app, b.build()).map_err(|f| wasmtime::format_err!("{f:?}"))?;
+        self.0.instantiate_async(&mut store).await.map(drop)
+    }
+
     /// Instantiates the template for one request and returns the response once the handler
     /// sets it; the body streams from the instance as it writes it. The instance lives until
     /// it returns or its time limit passes.

@@ -482,6 +482,21 @@ impl Server {
         self.router.pooling()
     }
 
+    /// Instantiates the app routed for `path` once, in a fresh store with its grants, and drops
+    /// the instance without calling it: a check that it instantiates, and what instantiation
+    /// alone costs a request (`benches/instantiate.rs`). `false` when no app has the route.
+    pub async fn instantiate(&self, path: &str) -> Result<bool, RuntimeError> {
+        let Some(app) = self.router.route(path) else {
+            return Ok(false);
+        };
+        match &app.handler {
+            Handler::Component(t) => t.instantiate(&app.rt, &app).await,
+            Handler::Cgi(t) => t.instantiate(&app.rt, &app).await,
+        }
+        .map_err(RuntimeError::engine)?;
+        Ok(true)
+    }
+
     /// Answers one request in this process, as a connection would once it has read it: the
     /// app routed for its path, a fresh instance, the whole response. For embedders, and for
     /// `benches/instantiate.rs`, which measures what one request costs without sockets.
