@@ -1,6 +1,7 @@
-//! In-process cost of one run of an already compiled command: a fresh store and WASI context,
-//! instantiation and the call of `_start` (the work a server does per request). Target: under
-//! 50 µs for a trivial guest. Run with `cargo bench -p qyvol-runtime`.
+//! In-process cost of one run of an already compiled command (a fresh store and WASI context,
+//! instantiation and the call of `_start`), and of a served request and its instantiation on
+//! the pooled engine `qyvol serve` and the node use. Target (issue 10): an instantiation of a
+//! small module or component at 5 µs or less. Run with `cargo bench -p qyvol-runtime`.
 
 #![expect(
     clippy::expect_used,
@@ -8,6 +9,7 @@
 )]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use qyvol_runtime::serve::{App, ServeOptions, Server};
 use qyvol_runtime::{Compilation, Limits, Outcome, Prepared, RunRequest, Wasm};
 
 fn trivial(c: &mut Criterion) {
@@ -42,18 +44,17 @@ fn trivial(c: &mut Criterion) {
     });
 }
 
-/// What `qyvol serve` and the node pay per request: the examples' `wasi:http` component on the
-/// server's pooled engine, a fresh instance and WASI context per request, the handler's call
-/// and its whole response, in process (no sockets, no HTTP parsing).
-fn http_component(c: &mut Criterion) {
-    use qyvol_runtime::serve::{App, ServeOptions, Server};
+/// A server (the pooled engine `qyvol serve` and the node use) for the example at `file`,
+/// routed at `route`, and a runtime to drive it.
+fn example_server(file: &str, route: &str) -> (Server, tokio::runtime::Runtime) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/http-hello/http-hello.wasm");
-    let bytes = std::fs::read(&path).expect("examples/http-hello/http-hello.wasm");
+        .join("../examples")
+        .join(file);
+    let bytes = std::fs::read(&path).expect("the example's wasm");
     let app = App {
-        name: "http-hello".into(),
-        route: "/hello/...".parse().expect("route"),
-        wasm: Wasm::from_bytes(path, bytes).expect("valid component"),
+        name: "bench".into(),
+        route: route.parse().expect("route"),
+        wasm: Wasm::from_bytes(path, bytes).expect("valid wasm"),
         request: RunRequest::default(),
         max_body: 1 << 20,
     };
@@ -67,6 +68,14 @@ fn http_component(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
+    (server, rt)
+}
+
+/// What `qyvol serve` and the node pay per request of a `wasi:http` component: a fresh
+/// instance and WASI context, the handler's call and its whole response, in process (no
+/// sockets, no HTTP parsing); and the instantiation alone.
+fn http_component(c: &mut Criterion) {
+    let (server, rt) = example_server("http-hello/http-hello.wasm", "/hello/...");
     let request = || {
         http::Request::builder()
             .uri("http://localhost/hello/bench")
@@ -78,46 +87,36 @@ fn http_component(c: &mut Criterion) {
     c.bench_function("instantiate+handle wasi:http component (pooled)", |b| {
         b.iter(|| rt.block_on(server.respond(request())))
     });
-    assert!(
-        rt.block_on(server.instantiate("/hello/bench"))
-            .expect("instantiates")
+    instantiation(
+        c,
+        &server,
+        &rt,
+        "/hello/bench",
+        "instantiate wasi:http component (pooled)",
     );
-    c.bench_function("instantiate wasi:http component (pooled)", |b| {
-        b.iter(|| rt.block_on(server.instantiate("/hello/bench")))
-    });
 }
 
-/// The same for a WASI preview 1 core module served CGI-style (examples/cgi-hello): one
-/// instance per request on the pooled engine.
+/// The instantiation alone of a WASI preview 1 core module served CGI-style.
 fn cgi_module(c: &mut Criterion) {
-    use qyvol_runtime::serve::{App, ServeOptions, Server};
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/cgi-hello/cgi-hello.wasm");
-    let bytes = std::fs::read(&path).expect("examples/cgi-hello/cgi-hello.wasm");
-    let app = App {
-        name: "cgi-hello".into(),
-        route: "/cgi/...".parse().expect("route"),
-        wasm: Wasm::from_bytes(path, bytes).expect("valid module"),
-        request: RunRequest::default(),
-        max_body: 1 << 20,
-    };
-    let server =
-        Server::new(vec![app], Compilation::default(), ServeOptions::default()).expect("loads");
-    assert!(
-        server.pooling(),
-        "the benchmark measures the pooling allocator"
+    let (server, rt) = example_server("cgi-hello/cgi-hello.wasm", "/cgi/...");
+    instantiation(
+        c,
+        &server,
+        &rt,
+        "/cgi/bench",
+        "instantiate CGI core module (pooled)",
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
-    assert!(
-        rt.block_on(server.instantiate("/cgi/bench"))
-            .expect("instantiates")
-    );
-    c.bench_function("instantiate CGI core module (pooled)", |b| {
-        b.iter(|| rt.block_on(server.instantiate("/cgi/bench")))
-    });
+}
+
+fn instantiation(
+    c: &mut Criterion,
+    server: &Server,
+    rt: &tokio::runtime::Runtime,
+    path: &str,
+    name: &str,
+) {
+    assert!(rt.block_on(server.instantiate(path)).expect("instantiates"));
+    c.bench_function(name, |b| b.iter(|| rt.block_on(server.instantiate(path))));
 }
 
 criterion_group!(benches, trivial, http_component, cgi_module);
