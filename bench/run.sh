@@ -89,13 +89,14 @@ bench cpu "$RUNS" -- "${CPU[@]}"
 # after it; every prepare ends leftover helpers so no run shares the cores with one), the second
 # run right after a first (Winch's code mapped while the helper compiles), then warm runs.
 YHOME=$WORK/home-cold
-CLEAN="pkill -f [_]_tier-up || true; rm -rf $YHOME $WASMER_DIR"
-bench yosys-cold "$SLOW_RUNS" --prepare "$CLEAN" -- \
+# hyperfine -N runs prepare commands without a shell too.
+CLEAN="pkill -f [_]_tier-up; rm -rf $YHOME $WASMER_DIR; true"
+bench yosys-cold "$SLOW_RUNS" --prepare "sh -c '$CLEAN'" -- \
   "wasmtime run (no cache)" "$W run -C cache=n $WORK/yosys.wasm -p help" \
   "wasmer run (empty cache)" "$WASMER run $WORK/yosys.wasm -- -p help" \
   "qyvol run (empty cache, auto: Winch now, Cranelift in the background)" "env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help" \
   "qyvol run --compiler cranelift (empty cache)" "env QYVOL_HOME=$YHOME $Q run -q --compiler cranelift $WORK/yosys.qyv -p help"
-bench yosys-second "$SLOW_RUNS" --prepare "$CLEAN; env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help >/dev/null" -- \
+bench yosys-second "$SLOW_RUNS" --prepare "sh -c '$CLEAN; env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help >/dev/null'" -- \
   "qyvol run (second run, right after the first)" "env QYVOL_HOME=$YHOME $Q run -q $WORK/yosys.qyv -p help"
 pkill -f "[_]_tier-up" || true
 "$Q" run -q "$WORK/yosys.qyv" -p help >/dev/null
