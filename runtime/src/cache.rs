@@ -548,6 +548,7 @@ impl Cache {
     }
 
     fn evict(&self) {
+        self.sweep_abandoned();
         let Ok(entries) = self.entries() else { return };
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         for e in entries.iter().rev() {
@@ -559,6 +560,39 @@ impl Cache {
         }
     }
 }
+
+impl Cache {
+    /// Removes the temp files of writes that never finished (a process killed between writing
+    /// an artifact and renaming it into place): an hour old, no writer is coming back for them.
+    fn sweep_abandoned(&self) {
+        for namespace in [COMPILED, IMPORTED] {
+            let Ok(folders) = fs::read_dir(self.dir.join(namespace)) else {
+                continue;
+            };
+            for folder in folders.flatten() {
+                let Ok(files) = fs::read_dir(folder.path()) else {
+                    continue;
+                };
+                for file in files.flatten() {
+                    let abandoned = file.file_name().as_encoded_bytes().starts_with(b".tmp")
+                        && file
+                            .metadata()
+                            .ok()
+                            .filter(fs::Metadata::is_file)
+                            .and_then(|m| m.modified().ok())
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age > ABANDONED);
+                    if abandoned {
+                        let _ = fs::remove_file(file.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How old a temp file in the cache must be to count as left by a killed writer.
+const ABANDONED: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `<sha256>.<kind>[.winch].cwasm` → (sha256, kind, tier); anything else is not an artifact.
 fn parse_artifact_name(name: &str) -> Option<(&str, WasmKind, Tier)> {

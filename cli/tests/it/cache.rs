@@ -470,3 +470,37 @@ fn cache_clear_removes_stray_files_where_folders_belong() {
     run_hello(home.dir.path());
     assert_eq!(artifacts(home.dir.path()).len(), 1);
 }
+
+#[test]
+fn a_temp_file_a_killed_writer_left_an_hour_ago_is_swept_when_code_is_stored() {
+    let home = Scratch::new();
+    run_hello(home.dir.path());
+    let folder = artifacts(home.dir.path())[0]
+        .parent()
+        .expect("fingerprint folder")
+        .to_path_buf();
+    let old = folder.join(".tmpKILLED");
+    let fresh = folder.join(".tmpWRITING");
+    for f in [&old, &fresh] {
+        std::fs::write(f, vec![0u8; 4096]).expect("write");
+    }
+    let hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .and_then(|f| f.set_modified(hours_ago))
+        .expect("backdate");
+    // Storing the probe's code is what sweeps.
+    let out = qyvol_in(home.dir.path())
+        .args(["run", "-q"])
+        .arg(guest("probe-p1.wasm"))
+        .args(["exit", "0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!old.exists(), "the abandoned temp file is removed");
+    assert!(
+        fresh.exists(),
+        "a temp file a writer may still rename is kept"
+    );
+}
