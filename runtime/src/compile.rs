@@ -190,11 +190,12 @@ fn load<A: Artifact>(
         match A::deserialize_file(engine, &path) {
             Ok(artifact) => {
                 tracing::debug!(path = %path.display(), tier = tier.name(), "mapped precompiled code");
-                // A helper that died left Winch's code without Cranelift's: start another.
+                // A helper that died left Winch's code without Cranelift's: start another (the
+                // wasm is read only then).
                 if tier == Tier::Winch
                     && how.compiler == Compiler::Auto
                     && let Some(cache) = how.cache
-                    && !crate::tier::upgrading(cache, &fingerprint, &wasm.info.sha256, A::KIND)
+                    && crate::tier::wanted(cache, &fingerprint, &wasm.info.sha256, A::KIND)
                     && let Ok(bytes) = wasm.bytes()
                 {
                     tier_up(bytes);

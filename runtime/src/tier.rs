@@ -91,6 +91,14 @@ pub(crate) fn upgrading(
     matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
 }
 
+/// Whether a helper should start for the Winch entry with this fingerprint: none is at work on
+/// it and fewer than [`MAX_ATTEMPTS`] died trying.
+pub(crate) fn wanted(cache: &Cache, winch_fingerprint: &str, sha256: &str, kind: WasmKind) -> bool {
+    let lock = lock_path(cache, winch_fingerprint, sha256, kind);
+    !upgrading(cache, winch_fingerprint, sha256, kind)
+        && attempts(&lock.with_extension("attempts")) < MAX_ATTEMPTS
+}
+
 /// Opens (or creates, 0600) a lock file of the cache's own: never through a symlink, never a
 /// FIFO or device that could block or a file that is not the user's, never truncated.
 fn open_lock(path: &Path, create: bool) -> std::io::Result<File> {
@@ -145,10 +153,7 @@ pub(crate) fn start(
             Ok(e) => engine::fingerprint(&e),
             Err(_) => return,
         };
-        let lock = lock_path(&cache, &winch, &sha256, kind);
-        if upgrading(&cache, &winch, &sha256, kind)
-            || attempts(&lock.with_extension("attempts")) >= MAX_ATTEMPTS
-        {
+        if !wanted(&cache, &winch, &sha256, kind) {
             return;
         }
         if let Err(e) = spawn(&cache, config, kind, &sha256, &bytes) {
