@@ -14,7 +14,7 @@ use qyvol_store::bundle::{
 };
 use serde_json::{Value, json};
 
-use crate::{Scratch, guest, qyvol_in, qyvol_std, repo_root, stderr, stdout};
+use crate::{Scratch, guest, padded_hello, qyvol_in, qyvol_std, repo_root, stderr, stdout};
 
 const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
 
@@ -90,27 +90,6 @@ fn hand_made_bundle(
 
 fn hello_wasm() -> Vec<u8> {
     std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello.wasm")
-}
-
-/// hello.wasm with a custom section of `pad` zero bytes appended: still a valid module.
-fn padded_hello(pad: usize) -> Vec<u8> {
-    let mut wasm = hello_wasm();
-    let mut len = pad + 2;
-    let mut leb = Vec::new();
-    loop {
-        let byte = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            leb.push(byte);
-            break;
-        }
-        leb.push(byte | 0x80);
-    }
-    wasm.push(0);
-    wasm.extend(leb);
-    wasm.extend([1, b'x']);
-    wasm.resize(wasm.len() + pad, 0);
-    wasm
 }
 
 const HELLO_QYV: &[u8] = b"name: hello\nentrypoint: x.wasm\nruntime: wasi\n";

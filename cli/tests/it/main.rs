@@ -145,6 +145,18 @@ impl Scratch {
     }
 }
 
+/// examples/hello.wasm with a custom section of `pad` zero bytes appended: the same program,
+/// as big as a test needs.
+pub fn padded_hello(pad: usize) -> Vec<u8> {
+    let mut wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello.wasm");
+    let size = u32::try_from(pad + 2).expect("a section under 4 GiB");
+    wasm.push(0);
+    wasm.extend(leb(size));
+    wasm.extend([1, b'x']);
+    wasm.resize(wasm.len() + pad, 0);
+    wasm
+}
+
 /// Unsigned LEB128, as wasm encodes sizes and counts (for tests that write binaries by hand).
 pub fn leb(mut n: u32) -> Vec<u8> {
     let mut out = Vec::new();

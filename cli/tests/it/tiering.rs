@@ -5,24 +5,30 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::{Scratch, leb, qyvol_in, qyvol_logged, repo_root, stderr, stdout};
+use crate::{Scratch, padded_hello, qyvol_in, qyvol_logged, repo_root, stderr, stdout};
 
 const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
 /// What `QYVOL_LOG=qyvol_runtime=debug` prints when a module is compiled rather than mapped.
 const COMPILING: &str = "qyvol_runtime::compile: compiling";
 
-/// examples/hello.wasm grown past the tiering threshold (1 MiB) by a custom section: the same
-/// program, big enough that `auto` starts it on Winch.
+/// examples/hello.wasm grown past the tiering threshold (1 MiB): the same program, big enough
+/// that `auto` starts it on Winch.
 fn big_hello(s: &Scratch) -> PathBuf {
-    let mut wasm = std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello.wasm");
-    let name = b"padding";
-    let mut body = leb(name.len() as u32);
-    body.extend_from_slice(name);
-    body.resize(body.len() + 1200 * 1024, 0);
-    wasm.push(0);
-    wasm.extend(leb(body.len() as u32));
-    wasm.extend(body);
-    s.write("big.wasm", wasm)
+    s.write("big.wasm", padded_hello(1200 * 1024))
+}
+
+/// `qyvol __tier-up` run by hand on `home`'s cache for a module named by `sha256`, given `wasm`.
+fn helper(home: &Path, sha256: &str, wasm: Vec<u8>) -> std::process::Output {
+    qyvol_in(home)
+        .arg("__tier-up")
+        .arg(home.join("cache"))
+        .arg("1000000000")
+        .arg("module")
+        .arg(sha256)
+        .args(["-", "-"])
+        .write_stdin(wasm)
+        .output()
+        .expect("helper")
 }
 
 fn entries(home: &Path) -> Vec<serde_json::Value> {
@@ -194,17 +200,11 @@ fn a_bundles_precompiled_code_wins_over_both_tiers() {
 fn the_helper_refuses_bytes_that_are_not_the_module_it_was_named_for() {
     let (home, s) = (Scratch::new(), Scratch::new());
     let big = big_hello(&s);
-    let cache = home.path("cache");
-    let out = qyvol_in(home.dir.path())
-        .arg("__tier-up")
-        .arg(&cache)
-        .arg("1000000000")
-        .arg("module")
-        .arg("ab".repeat(32))
-        .args(["-", "-"])
-        .write_stdin(std::fs::read(&big).expect("read"))
-        .output()
-        .expect("helper");
+    let out = helper(
+        home.dir.path(),
+        &"ab".repeat(32),
+        std::fs::read(&big).expect("read"),
+    );
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("sha256"), "{}", stderr(&out));
     assert!(entries(home.dir.path()).is_empty());
@@ -233,23 +233,17 @@ fn an_unknown_compiler_is_a_usage_error_naming_the_choices() {
     assert!(stdout(&out).is_empty());
 }
 
-/// What `tiering/` holds for `big` in `home` once a run made its Winch entry: the lock and
-/// attempts paths of the module's helper.
-fn helper_files(home: &Path) -> (PathBuf, PathBuf) {
+/// Where the helpers of the module behind `home`'s Winch entry count their tries.
+fn attempts_file(home: &Path) -> PathBuf {
     let winch = entries(home)
         .into_iter()
         .find(|e| e["tier"] == "winch")
         .expect("a winch entry");
-    let key = format!(
-        "{}.module.{}",
+    home.join("cache/tiering").join(format!(
+        "{}.module.{}.attempts",
         winch["sha256"].as_str().expect("sha256"),
         winch["fingerprint"].as_str().expect("fingerprint")
-    );
-    let tiering = home.join("cache/tiering");
-    (
-        tiering.join(format!("{key}.lock")),
-        tiering.join(format!("{key}.attempts")),
-    )
+    ))
 }
 
 #[test]
@@ -257,7 +251,7 @@ fn a_module_whose_helpers_died_three_times_stays_on_winch_without_a_new_helper()
     let (home, s) = (Scratch::new(), Scratch::new());
     let big = big_hello(&s);
     run_big(home.dir.path(), &big, &["--compiler", "winch"]);
-    let (_, attempts) = helper_files(home.dir.path());
+    let attempts = attempts_file(home.dir.path());
     // Three helpers counted themselves and never finished (killed by their memory limit, say).
     std::fs::create_dir_all(attempts.parent().expect("tiering")).expect("mkdir");
     std::fs::write(&attempts, "3").expect("write attempts");
@@ -280,16 +274,7 @@ fn the_helper_follows_no_symlink_planted_for_its_locks() {
         .as_str()
         .expect("sha256")
         .to_string();
-    let out = qyvol_in(home.dir.path())
-        .arg("__tier-up")
-        .arg(home.path("cache"))
-        .arg("1000000000")
-        .arg("module")
-        .arg(&sha256)
-        .args(["-", "-"])
-        .write_stdin(wasm)
-        .output()
-        .expect("helper");
+    let out = helper(home.dir.path(), &sha256, wasm);
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep me\n");
     assert!(entries(home.dir.path()).is_empty());
