@@ -181,7 +181,14 @@ fn load<A: Artifact>(
             && how.compiler == Compiler::Auto
             && crate::tier::helper_enabled()
         {
-            crate::tier::start(cache, cranelift(engine), A::KIND, &wasm.info.sha256, bytes);
+            crate::tier::start(
+                cache,
+                cranelift(engine),
+                &fingerprint,
+                A::KIND,
+                &wasm.info.sha256,
+                bytes,
+            );
         }
     };
     if let Some(cache) = how.cache

@@ -140,19 +140,17 @@ fn kind_arg(kind: WasmKind) -> &'static str {
 /// Winch's code again.
 /// The helper is started beside the guest (copying a big module into the memfd takes a few
 /// milliseconds); the run waits for that before it exits, never for the compilation.
+/// `winch` is the fingerprint of the Winch engine the run's code came from.
 pub(crate) fn start(
     cache: &Cache,
     config: EngineConfig,
+    winch: &str,
     kind: WasmKind,
     sha256: &str,
     bytes: Arc<[u8]>,
 ) {
-    let (cache, sha256) = (cache.clone(), sha256.to_owned());
+    let (cache, winch, sha256) = (cache.clone(), winch.to_owned(), sha256.to_owned());
     crate::compile::beside("qyvol-tier-up", move || {
-        let winch = match engine::new(config.with(Tier::Winch)) {
-            Ok(e) => engine::fingerprint(&e),
-            Err(_) => return,
-        };
         if !wanted(&cache, &winch, &sha256, kind) {
             return;
         }
