@@ -179,6 +179,7 @@ impl From<qyvol_node::client::ClientError> for Failure {
                 format!("{e} (pass the node's token with `--token` or QYVOL_TOKEN)"),
             ),
             ClientError::Api { .. } => Failure::new(Code::Refused, Msg::NodeRefused, e),
+            ClientError::Impostor { .. } => Failure::new(Code::Denied, Msg::NotTheNode, e),
             ClientError::Protocol(_) => Failure::internal(e),
         }
     }

@@ -79,9 +79,11 @@ pub enum Msg<'a> {
     // the node and its verbs
     NoNode,
     NodeRefused,
+    NotTheNode,
     NodeUp(&'a str, &'a str),
     NodeDetached(&'a str, &'a str),
-    Dashboard(&'a str, &'a str),
+    Dashboard(&'a str),
+    LoginLink(u64),
     NodeStopping,
     NodeGone,
     Deployed(&'a str, &'a str),
@@ -249,6 +251,8 @@ impl Msg<'_> {
             (M::NoNode, En) => "No node".into(),
             (M::NodeRefused, Es) => "El nodo lo rechazó".into(),
             (M::NodeRefused, En) => "The node refused it".into(),
+            (M::NotTheNode, Es) => "Ese servidor no es tu nodo".into(),
+            (M::NotTheNode, En) => "That server is not your node".into(),
             (M::NodeUp(sock, http), Es) => {
                 format!("🟢 Nodo en marcha: API en {sock}, apps en http://{http}")
             }
@@ -261,12 +265,18 @@ impl Msg<'_> {
             (M::NodeDetached(pid, log), En) => {
                 format!("🟢 Node running in the background (pid {pid}); its log: {log}")
             }
-            (M::Dashboard(url, token), Es) => {
-                format!("🖥  Panel web: {url} (entra con el token de {token})")
+            (M::Dashboard(url), Es) => {
+                format!("🖥  Panel web: {url} (para entrar: qyvol dashboard)")
             }
-            (M::Dashboard(url, token), En) => {
-                format!("🖥  Web dashboard: {url} (log in with the token in {token})")
+            (M::Dashboard(url), En) => {
+                format!("🖥  Web dashboard: {url} (to log in: qyvol dashboard)")
             }
+            (M::LoginLink(minutes), Es) => format!(
+                "🔑 Abre este enlace en tu navegador para entrar al panel (vale una vez, durante {minutes} min):"
+            ),
+            (M::LoginLink(minutes), En) => format!(
+                "🔑 Open this link in your browser to log in to the dashboard (once, within {minutes} min):"
+            ),
             (M::NodeStopping, Es) => "⏹ Deteniendo el nodo...".into(),
             (M::NodeStopping, En) => "⏹ Stopping the node...".into(),
             (M::NodeGone, Es) => "✅ Nodo detenido".into(),
@@ -481,7 +491,10 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "node.detach" => "Pasa a segundo plano (pid y registro en QYVOL_HOME/node/)",
         "node.http" => "Dirección donde se sirven las apps HTTP desplegadas",
         "node.api" => {
-            "Sirve la API y el panel web por TCP en esta dirección (exige el token), u `off` [por defecto: 127.0.0.1:7373, u otro puerto libre si está ocupado]"
+            "Sirve la API y el panel web por TCP en esta dirección (exige el token), u `off`; en loopback, también el mismo puerto de [::1] [por defecto: 127.0.0.1:7373]"
+        }
+        "dashboard" => {
+            "Imprime un enlace de un solo uso que abre una sesión del panel web del nodo en el navegador"
         }
         "node.api_host" => "Otro nombre de host al que responde la API por TCP",
         "node.log_max" => "Tamaño de registro por app antes de rotarlo",
@@ -605,7 +618,12 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "help" => "Muestra la ayuda de un comando",
         "deploy.name" => "Nombre de la app (por defecto, el del manifiesto)",
         "deploy.restart" => "Política de reinicio: no, on-failure[:MAX], always, unless-stopped",
-        "deploy.env" => "Define una variable de entorno para la app (K=V)",
+        "deploy.env" => {
+            "Define una variable de entorno para la app (K=V), o copia K del entorno de esta shell (así un secreto no va en la línea de órdenes)"
+        }
+        "deploy.env_file" => {
+            "Lee variables de un archivo: K=V o K por línea, comentarios con # (como `docker run --env-file`)"
+        }
         "deploy.mount" => "Monta una carpeta del anfitrión: HOST:GUEST[:ro|:rw]",
         "deploy.allow_net" => "Deja que la app conecte con (o escuche en) HOST:PUERTO",
         "deploy.allow_precompiled" => {
@@ -701,7 +719,12 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         "deploy" => &[
             "qyvol deploy examples/http-hello/http-hello.qyv",
             "qyvol deploy --name worker --restart on-failure:3 -e QUEUE=jobs app.wasm",
+            "API_KEY=... qyvol deploy -e API_KEY --env-file app.env app.wasm",
             "qyvol deploy --mount /srv/data:/data:ro localhost:5000/app:1",
+        ],
+        "dashboard" => &[
+            "qyvol dashboard",
+            "QYVOL_TOKEN=... qyvol dashboard --node http://10.0.0.5:7373",
         ],
         "ps" => &["qyvol ps", "qyvol ps -a --json"],
         "logs" => &[

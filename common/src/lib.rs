@@ -24,7 +24,9 @@ pub use manifest::{
 };
 pub use network::{GrantKind, HostPattern, NetworkGrant, Route, is_private};
 pub use policy::{Environment, Policy, PolicyViolation};
-pub use types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_pair};
+pub use types::{
+    AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_file, parse_env_pair,
+};
 
 /// The bytes every WebAssembly binary (core module or component) starts with.
 pub const WASM_MAGIC: &[u8; 4] = b"\0asm";

@@ -275,9 +275,42 @@ pub fn parse_env_pair(s: &str) -> Result<(String, Option<String>), String> {
     }
 }
 
+/// The variables of an env file, as Docker reads one (`--env-file`): a `K=V` or `K` per line
+/// (`K` alone: take it from the caller's environment), blank lines and lines starting with `#`
+/// skipped, nothing unquoted or trimmed in a value. Errors name the line.
+pub fn parse_env_file(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| {
+            parse_env_pair(l.trim_start().trim_end_matches('\r'))
+                .map_err(|e| format!("line {}: {e}", i + 1))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_files_read_as_docker_reads_them() {
+        let vars =
+            parse_env_file("# a comment\n\nA=1\n  B=two words \nC\nD=x=y\r\n").expect("valid");
+        assert_eq!(
+            vars,
+            [
+                ("A".into(), Some("1".into())),
+                ("B".into(), Some("two words ".into())),
+                ("C".into(), None),
+                ("D".into(), Some("x=y".into())),
+            ]
+        );
+        assert_eq!(
+            parse_env_file("A=1\n=oops\n").unwrap_err(),
+            "line 2: `` is not a valid environment variable name"
+        );
+    }
 
     #[test]
     fn sizes_parse_with_binary_and_decimal_units() {

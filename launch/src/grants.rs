@@ -89,6 +89,16 @@ impl std::str::FromStr for MountFlag {
     }
 }
 
+/// The value of variable `key` in this process's environment, for `--env K` (`run`) and
+/// `deploy -e K`/`--env-file` (the CLI sends the value: the node never copies its own).
+pub fn from_caller(key: &str) -> Result<String, LaunchError> {
+    std::env::var(key).map_err(|_| {
+        LaunchError::Usage(format!(
+            "`--env {key}` copies `{key}` from the host, but it is not set there"
+        ))
+    })
+}
+
 /// The guest's arguments, environment, folders, network and limits. Refused connections and
 /// binds are reported to `denials`.
 pub fn request(
@@ -109,11 +119,7 @@ pub fn request(
     for (key, value) in &op.env {
         let value = match value {
             Some(v) => v.clone(),
-            None => std::env::var(key).map_err(|_| {
-                LaunchError::Usage(format!(
-                    "`--env {key}` copies `{key}` from the host, but it is not set there"
-                ))
-            })?,
+            None => from_caller(key)?,
         };
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value));

@@ -89,6 +89,8 @@ fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
         .route("/api/v1/events", get(events))
         .route("/api/v1/node", get(info))
         .route("/api/v1/node/stop", post(shutdown))
+        .route(crate::access::PROOF_PATH, get(proof))
+        .route("/api/v1/dashboard/login", post(login_link))
         .with_state(api.clone());
     let router = match dashboard {
         Some(d) => router.merge(d),
@@ -146,7 +148,8 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
             );
         }
         // The dashboard's own pages let a browser in with its session (see `dashboard`).
-        if path != "/healthz" && !crate::dashboard::owns(&path) {
+        if path != "/healthz" && path != crate::access::PROOF_PATH && !crate::dashboard::owns(&path)
+        {
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok())
@@ -327,6 +330,34 @@ async fn shutdown(State(api): State<Api>) -> Response {
 }
 
 #[derive(Deserialize)]
+struct ProofQuery {
+    nonce: String,
+}
+
+/// The node's proof that it holds the token, for a client about to send it (see `access`).
+async fn proof(State(api): State<Api>, Query(q): Query<ProofQuery>) -> Response {
+    if !crate::access::is_nonce(&q.nonce) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "`nonce` must be 64 lowercase hex digits",
+        );
+    }
+    Json(serde_json::json!({ "proof": crate::access::proof(api.node.token(), &q.nonce) }))
+        .into_response()
+}
+
+/// A one-time link that opens a dashboard session.
+async fn login_link(State(api): State<Api>) -> Result<Response, NodeError> {
+    let url = api.node.login_link()?;
+    Ok(Json(serde_json::json!({
+        "url": url,
+        "expires_in_s": crate::access::LOGIN_LINK_TIME.as_secs(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
 struct LogsQuery {
     #[serde(default)]
     follow: bool,
@@ -444,7 +475,9 @@ fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
 pub struct Listeners {
     pub http: tokio::net::TcpListener,
     pub unix: tokio::net::UnixListener,
-    pub api: Option<tokio::net::TcpListener>,
+    /// The TCP API: the address asked for and, on loopback, the same port on the other
+    /// loopback family (see [`bind_api`]).
+    pub api: Vec<tokio::net::TcpListener>,
 }
 
 /// Binds the app port, the socket (0600; a stale one left by a killed node is replaced: the
@@ -471,26 +504,13 @@ pub async fn bind(node: &Node) -> Result<Listeners, NodeError> {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
         .map_err(NodeError::internal)?;
     let api = match opts.api {
-        None => None,
-        Some(addr) => Some(match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => l,
-            // The default address is taken (another node, another program): any free port.
-            Err(_) if opts.api_any_port => {
-                tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0))
-                    .await
-                    .map_err(NodeError::internal)?
-            }
-            Err(e) => {
-                return Err(NodeError::BadRequest(format!(
-                    "cannot listen for the API on {addr}: {e}; choose another address with `--api`"
-                )));
-            }
-        }),
+        None => Vec::new(),
+        Some(addr) => bind_api(addr).await?,
     };
-    if let Some(addr) = api.as_ref().and_then(|l| l.local_addr().ok()) {
+    if let Some(addr) = api.first().and_then(|l| l.local_addr().ok()) {
         // On loopback (or every address) the dashboard is `localhost`, a host of its own for
-        // the browser, apart from the apps on `127.0.0.1`: cookies are kept by host, not by
-        // port, so an app's page cannot set or flood the dashboard's cookies.
+        // the browser, apart from the apps on `127.0.0.1`; `bind_api` holds every loopback
+        // address the name leads a browser to.
         let url = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
             format!("http://localhost:{}/", addr.port())
         } else {
@@ -499,6 +519,71 @@ pub async fn bind(node: &Node) -> Result<Listeners, NodeError> {
         node.set_dashboard(url);
     }
     Ok(Listeners { http, unix, api })
+}
+
+/// The loopback address of the other family that `localhost` may lead a client to at the
+/// same port: browsers try `[::1]` as readily as `127.0.0.1`.
+fn loopback_twin(addr: SocketAddr) -> Option<SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_loopback() || ip.is_unspecified() => {
+            Some(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_loopback() => {
+            Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()))
+        }
+        _ => None,
+    }
+}
+
+/// Binds the TCP API at `addr` and, when the dashboard is printed as `localhost`, at the same
+/// port of the other loopback family, so the printed URL can lead only to this node: a port
+/// left free there is one another local user could listen on and proxy, capturing what the
+/// browser sends. A port taken on either is an error that says so; port 0 picks a port free
+/// on both. A host without IPv6 (or IPv4) loopback has nothing there to take.
+async fn bind_api(addr: SocketAddr) -> Result<Vec<tokio::net::TcpListener>, NodeError> {
+    let taken = |at: SocketAddr, e: std::io::Error| {
+        let why = if e.kind() != std::io::ErrorKind::AddrInUse {
+            String::new()
+        } else if at == addr {
+            "; another program holds that port: stop it".into()
+        } else {
+            "; another program holds that port on the other loopback address, where browsers \
+             reach `localhost` too: stop it"
+                .into()
+        };
+        NodeError::BadRequest(format!(
+            "cannot listen for the API and dashboard on {at}: {e}{why}, or choose another port \
+             with `--api`"
+        ))
+    };
+    for _ in 0..16 {
+        let first = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| taken(addr, e))?;
+        let Some(twin) = loopback_twin(addr) else {
+            return Ok(vec![first]);
+        };
+        let port = first.local_addr().map_err(NodeError::internal)?.port();
+        let twin = SocketAddr::new(twin.ip(), port);
+        match tokio::net::TcpListener::bind(twin).await {
+            Ok(second) => return Ok(vec![first, second]),
+            Err(e) if not_here(&e) => return Ok(vec![first]),
+            // Port 0 chose a port someone holds on the other family: choose again.
+            Err(_) if addr.port() == 0 => continue,
+            Err(e) => return Err(taken(twin, e)),
+        }
+    }
+    Err(NodeError::Internal(
+        "no port was free on both loopback addresses".into(),
+    ))
+}
+
+/// Whether a bind failed because this host has no such address (no IPv6 loopback, say).
+fn not_here(e: &std::io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(rustix::io::Errno::ADDRNOTAVAIL.raw_os_error())
+        || code == Some(rustix::io::Errno::AFNOSUPPORT.raw_os_error())
 }
 
 /// The host names a TCP API bound to `addr` answers to.
@@ -523,13 +608,21 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     let apps = tokio::spawn(router.serve(listeners.http, events, apps_stopping));
     let unix = routes(node.clone(), None);
     let unix_task = tokio::spawn(accept(listeners.unix, unix));
-    let tcp_task = listeners.api.map(|l| {
+    // One router (and so one set of dashboard sessions) for every address of the TCP API.
+    let tcp = listeners.api.first().map(|l| {
         let addr = l
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let hosts = allowed_hosts(addr, &node.options().api_hosts);
-        tokio::spawn(accept(l, routes(node.clone(), Some(hosts))))
+        routes(
+            node.clone(),
+            Some(allowed_hosts(addr, &node.options().api_hosts)),
+        )
     });
+    let tcp_tasks: Vec<_> = listeners
+        .api
+        .into_iter()
+        .filter_map(|l| Some(tokio::spawn(accept(l, tcp.clone()?))))
+        .collect();
     // One sample a second of every app's load, for the dashboard's charts.
     let sampler = {
         let node = node.clone();
@@ -552,7 +645,7 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     tracing::info!("the node is stopping");
     sampler.abort();
     unix_task.abort();
-    if let Some(t) = tcp_task {
+    for t in tcp_tasks {
         t.abort();
     }
     let _ = stop_apps.send(()).await;

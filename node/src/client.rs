@@ -67,6 +67,13 @@ pub enum ClientError {
         code: String,
         message: String,
     },
+    /// The server at the endpoint did not prove it holds the node's token, so the token was
+    /// not sent: another program may be listening on that port.
+    #[error(
+        "the server at {endpoint} is not the node whose token you hold ({reason}); the token was \
+         not sent: check the address, and that the node is running there"
+    )]
+    Impostor { endpoint: String, reason: String },
     #[error("{0}")]
     Protocol(String),
 }
@@ -122,31 +129,23 @@ impl Client {
         let req = req
             .body(Full::new(bytes))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        macro_rules! over {
-            ($io:expr) => {{
-                let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new($io))
-                        .await
-                        .map_err(|e| unreachable(e.to_string()))?;
-                tokio::spawn(conn);
-                sender
-                    .send_request(req)
-                    .await
-                    .map_err(|e| unreachable(e.to_string()))
-            }};
-        }
         match &self.endpoint {
             Endpoint::Unix(path) => {
                 let io = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|e| unreachable(e.to_string()))?;
-                over!(io)
+                exchange(io, None, req)
+                    .await
+                    .map_err(|e| e.at(&self.endpoint))
             }
-            Endpoint::Tcp { authority, .. } => {
+            Endpoint::Tcp { authority, token } => {
                 let io = tokio::net::TcpStream::connect(authority.as_str())
                     .await
                     .map_err(|e| unreachable(e.to_string()))?;
-                over!(io)
+                let proof = token.as_deref().map(|t| (t, authority.as_str()));
+                exchange(io, proof, req)
+                    .await
+                    .map_err(|e| e.at(&self.endpoint))
             }
         }
     }
@@ -216,6 +215,78 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// What went wrong on a connection, before the endpoint is named.
+enum Fault {
+    Io(String),
+    Impostor(String),
+}
+
+impl Fault {
+    fn at(self, endpoint: &Endpoint) -> ClientError {
+        match self {
+            Self::Io(reason) => ClientError::Unreachable {
+                endpoint: endpoint.to_string(),
+                reason,
+            },
+            Self::Impostor(reason) => ClientError::Impostor {
+                endpoint: endpoint.to_string(),
+                reason,
+            },
+        }
+    }
+}
+
+/// Sends `req` on a new connection. With `proof` (the token and the `Host` to ask), the server
+/// must first prove on this same connection that it holds the token (see `access`): only then
+/// does `req`, which carries the token, go out.
+async fn exchange<IO>(
+    io: IO,
+    proof: Option<(&str, &str)>,
+    req: Request<Full<Bytes>>,
+) -> Result<hyper::Response<hyper::body::Incoming>, Fault>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| Fault::Io(e.to_string()))?;
+    tokio::spawn(conn);
+    if let Some((token, host)) = proof {
+        let nonce = crate::access::nonce().map_err(|e| Fault::Io(e.to_string()))?;
+        let ask = Request::builder()
+            .uri(format!("{}?nonce={nonce}", crate::access::PROOF_PATH))
+            .header(hyper::header::HOST, host)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| Fault::Io(e.to_string()))?;
+        let answer = sender
+            .send_request(ask)
+            .await
+            .map_err(|e| Fault::Io(e.to_string()))?;
+        let status = answer.status();
+        // A proof is 64 hex digits in a small JSON object: read no more than a few KiB.
+        let body = http_body_util::Limited::new(answer.into_body(), 4096)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let given: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let given = given["proof"].as_str().unwrap_or_default();
+        if !status.is_success() || !crate::access::verify(token, &nonce, given) {
+            return Err(Fault::Impostor(if status.is_success() {
+                "its proof of the token is wrong".into()
+            } else {
+                format!("it answered {status} when asked to prove it holds the token")
+            }));
+        }
+        sender.ready().await.map_err(|e| Fault::Io(e.to_string()))?;
+    }
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| Fault::Io(e.to_string()))
 }
 
 fn check(status: StatusCode, bytes: &[u8]) -> Result<(), ClientError> {

@@ -11,6 +11,7 @@
 //! - The API ([`api`]) is JSON over HTTP on a Unix socket (0600) and, when asked, on TCP with a
 //!   token.
 
+pub mod access;
 pub mod api;
 pub mod client;
 mod dashboard;
@@ -102,6 +103,10 @@ impl Paths {
     fn modules(&self) -> PathBuf {
         self.dir.join("modules")
     }
+    /// The dashboard's uploads while they are read and deployed.
+    pub(crate) fn uploads(&self) -> PathBuf {
+        self.dir.join("uploads")
+    }
     fn lock(&self) -> PathBuf {
         self.dir.join("node.lock")
     }
@@ -114,9 +119,6 @@ pub struct NodeOptions {
     pub http: SocketAddr,
     /// The API and the dashboard on TCP too (token required), when set.
     pub api: Option<SocketAddr>,
-    /// `api` is the default address, not one the operator chose: if it is taken, the node
-    /// listens on another free port of the same address instead of failing.
-    pub api_any_port: bool,
     /// Host names (besides loopback and the bound address) the TCP API answers to.
     pub api_hosts: Vec<String>,
     /// Each app's log is rotated past this many bytes (two files are kept).
@@ -130,7 +132,6 @@ impl Default for NodeOptions {
         Self {
             http: SocketAddr::from(([127, 0, 0, 1], 8080)),
             api: None,
-            api_any_port: false,
             api_hosts: Vec::new(),
             log_max: 10 * 1024 * 1024,
             max_concurrency: 1000,
@@ -253,6 +254,7 @@ pub(crate) struct Inner {
     options: NodeOptions,
     started: u64,
     dashboard: std::sync::OnceLock<String>,
+    logins: access::Logins,
 }
 
 /// The node: cheap to clone, shared by the API and the supervisors.
@@ -352,6 +354,7 @@ impl Node {
             options,
             started: state::now_ms(),
             dashboard: std::sync::OnceLock::new(),
+            logins: access::Logins::default(),
         })))
     }
 
@@ -366,6 +369,22 @@ impl Node {
 
     pub(crate) fn set_dashboard(&self, url: String) {
         let _ = self.0.dashboard.set(url);
+    }
+
+    /// A one-time link that opens a dashboard session (`qyvol dashboard`), good for
+    /// [`access::LOGIN_LINK_TIME`].
+    pub fn login_link(&self) -> Result<String, NodeError> {
+        let url = self.dashboard().ok_or_else(|| {
+            NodeError::Conflict(
+                "this node serves no dashboard: it was started with `--api off`".into(),
+            )
+        })?;
+        let code = self.0.logins.issue().map_err(NodeError::internal)?;
+        Ok(format!("{url}login/{code}"))
+    }
+
+    pub(crate) fn logins(&self) -> &access::Logins {
+        &self.0.logins
     }
 
     pub fn token(&self) -> &str {
@@ -424,8 +443,14 @@ impl Node {
     }
 
     /// Starts every app that should run, as the state says: after a restart or a crash, what
-    /// was running runs again. Modules no record names (a deploy cut short) are removed.
+    /// was running runs again. Modules no record names (a deploy cut short) are removed, and
+    /// so are uploads a killed node left half-read (none is in flight before the node serves).
     pub async fn reconcile(&self) -> Result<(), NodeError> {
+        if let Ok(left) = std::fs::read_dir(self.0.paths.uploads()) {
+            for entry in left.flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let mut records = self.0.db.list()?;
         // A damaged record's module is unknown: then nothing is swept.
         if !self.0.db.has_damage() {
@@ -1146,7 +1171,9 @@ fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
             qyvol_common::parse_env_pair(pair).map_err(|e| bad(format!("`-e {pair}`: {e}")))?;
         let v = v.ok_or_else(|| {
             bad(format!(
-                "`-e {pair}` has no value: the node does not copy its own environment; write `-e {pair}=VALUE`"
+                "`-e {pair}` has no value: the node does not copy its own environment; give \
+                 `-e {pair}=VALUE`, or `-e {pair}` to `qyvol deploy`, which sends the value of \
+                 its own environment"
             ))
         })?;
         op.env.push((k, Some(v)));

@@ -67,8 +67,8 @@ pub struct NodeCommand {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
 
-    /// Serve the API and the web dashboard on TCP at this address (token required), or `off`
-    /// [default: 127.0.0.1:7373, or another free port there if it is taken]
+    /// Serve the API and the web dashboard on TCP at this address (token required), or `off`;
+    /// on loopback, the same port of [::1] too [default: 127.0.0.1:7373]
     #[arg(long, value_name = "ADDR|off", value_parser = parse_api)]
     api: Option<ApiListen>,
 
@@ -156,15 +156,14 @@ impl NodeCommand {
         init_node_log(&self.log_format);
         let lock = qyvol_node::NodeLock::take(&paths)?;
         std::fs::write(paths.pid(), std::process::id().to_string()).map_err(Failure::internal)?;
-        let (api, api_any_port) = match self.api {
-            None => (Some(DEFAULT_API), true),
-            Some(ApiListen::At(addr)) => (Some(addr), false),
-            Some(ApiListen::Off) => (None, false),
+        let api = match self.api {
+            None => Some(DEFAULT_API),
+            Some(ApiListen::At(addr)) => Some(addr),
+            Some(ApiListen::Off) => None,
         };
         let options = NodeOptions {
             http: self.http,
             api,
-            api_any_port,
             api_hosts: self.api_host.clone(),
             log_max: self.log_max.0.max(4096),
             ..NodeOptions::default()
@@ -188,10 +187,7 @@ impl NodeCommand {
                 &http,
             ));
             if let Some(url) = node.dashboard() {
-                ui.status(Msg::Dashboard(
-                    url,
-                    &node.paths().token().display().to_string(),
-                ));
+                ui.status(Msg::Dashboard(url));
             }
             qyvol_node::api::serve(node, listeners).await?;
             Ok::<_, Failure>(())
@@ -258,7 +254,7 @@ impl NodeCommand {
                     let info: Option<qyvol_node::NodeInfo> =
                         client.json(Method::GET, "/api/v1/node", None).await.ok();
                     if let Some(url) = info.and_then(|i| i.dashboard) {
-                        ui.status(Msg::Dashboard(&url, &paths.token().display().to_string()));
+                        ui.status(Msg::Dashboard(&url));
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -295,9 +291,14 @@ pub struct DeployCommand {
     #[arg(long, value_name = "POLICY", default_value = "no")]
     restart: String,
 
-    /// Set an environment variable for the app (K=V)
-    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    /// Set an environment variable for the app (K=V), or copy K from this shell's environment
+    /// (so a secret need not be on the command line)
+    #[arg(short = 'e', long = "env", value_name = "K=V|K")]
     env: Vec<String>,
+
+    /// Read variables from a file: K=V or K per line, # comments (as `docker run --env-file`)
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<std::path::PathBuf>,
 
     /// Mount a host folder: HOST:GUEST[:ro|:rw]
     #[arg(long, value_name = "HOST:GUEST[:ro]")]
@@ -348,7 +349,53 @@ fn absolute(path: &str) -> String {
     std::path::absolute(path).map_or_else(|_| path.to_string(), |p| p.display().to_string())
 }
 
+/// The most an env file may hold (a deploy request is at most 1 MiB).
+const MAX_ENV_FILE: u64 = 512 * 1024;
+
 impl DeployCommand {
+    /// `K=V` for each `--env-file` line then each `-e`, a bare `K` taken from this process's
+    /// environment here: the node never copies its own, and a value read from a file or the
+    /// environment is not on the command line, where other users see it (`/proc/PID/cmdline`).
+    fn env(&self) -> Result<Vec<String>, Failure> {
+        let usage = |e: String| Failure::new(Code::Usage, Msg::BadFlag, e);
+        let mut pairs = Vec::new();
+        for file in &self.env_file {
+            use std::io::Read;
+            let shown = file.display();
+            let mut text = String::new();
+            std::fs::File::open(file)
+                .and_then(|f| f.take(MAX_ENV_FILE + 1).read_to_string(&mut text))
+                .map_err(|e| usage(format!("`--env-file {shown}`: {e}")))?;
+            if text.len() as u64 > MAX_ENV_FILE {
+                return Err(usage(format!(
+                    "`--env-file {shown}` is larger than {MAX_ENV_FILE} bytes"
+                )));
+            }
+            pairs.extend(
+                qyvol_common::parse_env_file(&text)
+                    .map_err(|e| usage(format!("`--env-file {shown}`, {e}")))?,
+            );
+        }
+        for pair in &self.env {
+            pairs.push(
+                qyvol_common::parse_env_pair(pair)
+                    .map_err(|e| usage(format!("`-e {pair}`: {e}")))?,
+            );
+        }
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Some(v) => v,
+                    None => {
+                        qyvol_launch::grants::from_caller(&k).map_err(|e| usage(e.to_string()))?
+                    }
+                };
+                Ok(format!("{k}={v}"))
+            })
+            .collect()
+    }
+
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.json };
         let source = if std::path::Path::new(&self.source)
@@ -371,7 +418,7 @@ impl DeployCommand {
             source,
             name: self.name.clone(),
             restart: Some(self.restart.clone()),
-            env: self.env.clone(),
+            env: self.env()?,
             mounts,
             allow_net: self.allow_net.clone(),
             allow_precompiled: self.allow_precompiled,
@@ -393,6 +440,36 @@ impl DeployCommand {
         } else {
             ui.status(Msg::Deployed(&app.name, app.state.as_str()));
         }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Print a one-time link that logs this browser into the node's web dashboard
+#[derive(Debug, Args)]
+pub struct DashboardCommand {
+    #[command(flatten)]
+    target: NodeArgs,
+}
+
+impl DashboardCommand {
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        #[derive(serde::Deserialize)]
+        struct Link {
+            url: String,
+            expires_in_s: u64,
+        }
+        let client = self.target.client()?;
+        let link: Link = block(async {
+            Ok(client
+                .json(
+                    Method::POST,
+                    "/api/v1/dashboard/login",
+                    Some(&serde_json::json!({})),
+                )
+                .await?)
+        })?;
+        Ui { quiet: false }.status(Msg::LoginLink(link.expires_in_s / 60));
+        out(&sanitize(&link.url));
         Ok(ExitCode::SUCCESS)
     }
 }

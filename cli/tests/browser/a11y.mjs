@@ -1,6 +1,6 @@
 // Every view, light and dark, passes axe-core; at a phone's width nothing runs off the side;
 // the keyboard alone gets from the top of a page to an app.
-import { assert, env, url, launch, open, login, axe, noProblems, step } from "./lib.mjs";
+import { assert, env, url, at, launch, open, login, axe, noProblems, step } from "./lib.mjs";
 
 const app = env("QYVOL_APP");
 const views = ["/", "/apps", `/apps/${app}`, "/images", "/deploy"];
@@ -18,7 +18,7 @@ try {
     await page.emulateMedia({ colorScheme: scheme });
     for (const view of views) {
       step(`axe: ${view} (${scheme})`);
-      await page.goto(url(view));
+      await page.goto(at(page, view));
       await page.waitForLoadState("networkidle").catch(() => {});
       if (view.startsWith("/apps/")) await page.waitForSelector("#charts figure");
       assert.deepEqual(await axe(page), [], `${view} in ${scheme}`);
@@ -28,14 +28,14 @@ try {
   step("a phone's width: no page is wider than the screen");
   await page.setViewportSize({ width: 390, height: 844 });
   for (const view of views) {
-    await page.goto(url(view));
+    await page.goto(at(page, view));
     const [scroll, inner] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
     assert.ok(scroll <= inner, `${view} is ${scroll}px wide on a ${inner}px screen`);
   }
   await page.setViewportSize({ width: 1280, height: 900 });
 
   step("the keyboard: skip link first, then through the menu to an app");
-  await page.goto(url("/apps"));
+  await page.goto(at(page, "/apps"));
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement.className), "skip");
   let reached = false;

@@ -1,13 +1,13 @@
 // The images view: pull by reference from a real registry with its progress, see the image in
 // the store, deploy it from there, and remove it after confirming.
-import { assert, env, url, launch, open, login, until, noProblems, step } from "./lib.mjs";
+import { assert, env, at, launch, open, login, until, noProblems, step } from "./lib.mjs";
 
 const reference = env("QYVOL_IMAGE_REF");
 const browser = await launch();
 try {
   const { page } = await open(browser);
   await login(page);
-  await page.goto(url("/images"));
+  await page.goto(at(page, "/images"));
   assert.equal(await page.textContent("#images p.empty"), "El almacén local está vacío.");
 
   step("a reference that does not parse says what is wrong");
@@ -41,14 +41,14 @@ try {
   await page.waitForSelector("#status .badge[data-state=exited]");
 
   step("a second deploy of the same name is refused, in the form");
-  await page.goto(url(`/deploy?image=${encodeURIComponent(reference)}`));
+  await page.goto(at(page, `/deploy?image=${encodeURIComponent(reference)}`));
   await page.fill("#name", "from-store");
   await page.click("form.deploy button[type=submit]");
   await page.waitForSelector("#deploy-result p.error");
   assert.match(await page.textContent("#deploy-result"), /from-store/);
 
   step("remove the image after confirming");
-  await page.goto(url("/images"));
+  await page.goto(at(page, "/images"));
   page.once("dialog", (d) => d.accept());
   await row.locator("button.danger").click();
   await until(async () => (await row.count()) === 0, "the row to go");

@@ -4,6 +4,7 @@
 import { chromium } from "playwright-core";
 import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
 
 export { assert };
@@ -14,7 +15,11 @@ export const env = (name) => {
   return v;
 };
 
+/// A page of the dashboard outside any session (the login page, say).
 export const url = (path) => new URL(path, env("QYVOL_DASHBOARD")).toString();
+
+/// A page of `page`'s session (its path starts `/s/<session>`), on the host it logged in at.
+export const at = (page, path) => new URL(page.base + path, page.url()).toString();
 
 export async function launch() {
   return chromium.launch({
@@ -47,12 +52,20 @@ export async function open(browser, options = {}) {
   return { context, page };
 }
 
-export async function login(page, token = env("QYVOL_TOKEN")) {
-  await page.goto(url("/"));
-  await page.waitForURL(/\/login$/);
-  await page.fill("#token", token);
-  await page.click("button[type=submit]");
-  await page.waitForURL((u) => !u.pathname.startsWith("/login"));
+/// A one-time login link, from the real `qyvol dashboard` of the node under test.
+export function loginLink() {
+  const out = execFileSync(env("QYVOL_BIN"), ["dashboard"], { encoding: "utf8" });
+  const link = out.trim().split("\n").pop();
+  assert.match(link, /^http:\/\/localhost:\d+\/login\/[0-9a-f]{64}$/, out);
+  return link;
+}
+
+/// Logs `page` in with a link from `qyvol dashboard`, as the README says; `page.base` is then
+/// where its session's pages are.
+export async function login(page) {
+  await page.goto(loginLink());
+  await page.waitForURL(/\/s\/[0-9a-f]{64}\/$/);
+  page.base = new URL(page.url()).pathname.replace(/\/$/, "");
 }
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");

@@ -2,7 +2,7 @@
 // its .qyvc, find it in the apps table, open it, watch its log and request chart move as
 // requests arrive, pause and search the log, stop it, start it, remove it. Takes the
 // screenshots in docs/screenshots/ on the way.
-import { assert, env, url, launch, open, login, until, get, noProblems, step } from "./lib.mjs";
+import { assert, env, url, at, launch, open, loginLink, until, get, noProblems, step } from "./lib.mjs";
 import { join } from "node:path";
 
 const browser = await launch();
@@ -10,19 +10,26 @@ try {
   const { page } = await open(browser);
   const shots = env("QYVOL_SCREENSHOTS");
 
-  step("a wrong token is refused on the login page");
+  step("the login page asks for no token: it says how to get a link");
   await page.goto(url("/login"));
-  await page.fill("#token", "0".repeat(64));
-  const refused = await Promise.all([
-    page.waitForResponse((r) => r.url().endsWith("/login") && r.request().method() === "POST"),
-    page.click("button[type=submit]"),
-  ]);
-  assert.equal(refused[0].status(), 401);
-  assert.equal(await page.textContent("p.error"), "Ese token no es el de este nodo.");
+  assert.equal(await page.locator("input").count(), 0);
+  assert.equal(await page.textContent("pre code"), "qyvol dashboard");
 
-  step("the node's token logs in");
-  await login(page);
+  step("a link from qyvol dashboard logs in, and only once");
+  const link = loginLink();
+  await page.goto(link);
+  await page.waitForURL(/\/s\/[0-9a-f]{64}\/$/);
+  page.base = new URL(page.url()).pathname.replace(/\/$/, "");
   assert.equal(await page.textContent("h1"), "Resumen");
+  const again = await open(browser);
+  const used = await again.page.goto(link);
+  assert.equal(used.status(), 401);
+  assert.equal(await again.page.textContent("p.error"), "Ese enlace ya se usó o caducó: pide otro con qyvol dashboard.");
+  await again.context.close();
+
+  step("nothing a browser sends to other local ports opens the session: it keeps no cookie for it");
+  const kept = (await page.context().cookies()).map((c) => c.name);
+  assert.ok(!kept.includes("qyvol_session"), JSON.stringify(kept));
 
   step("deploy by uploading http-hello.qyvc");
   await page.click("nav >> text=Desplegar");
@@ -101,7 +108,7 @@ try {
   await page.emulateMedia({ colorScheme: "light" });
   load = false;
   await loader;
-  await page.goto(url("/apps/hello-web"));
+  await page.goto(at(page, "/apps/hello-web"));
   await until(async () => (await lines.allTextContents()).includes("GET /hello/dash-3"), "the log to load again");
 
   step("pause holds new lines back; resume shows them");

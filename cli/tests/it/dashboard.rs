@@ -4,11 +4,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use crate::node::{Node, exchange, probe, wait_for};
 use crate::registry::Registry;
-use crate::{Scratch, qyvol_in, qyvol_std, repo_root, stderr, stdout};
+use crate::{Scratch, Squatter, qyvol_in, qyvol_std, repo_root, stderr, stdout};
 
 fn browser_dir() -> PathBuf {
     repo_root().join("cli/tests/browser")
@@ -35,7 +35,8 @@ fn scenario(script: &str, node: &Node, env: &[(&str, String)]) {
         .arg(dir.join(script))
         .current_dir(&dir)
         .env("QYVOL_DASHBOARD", format!("http://{api}/"))
-        .env("QYVOL_TOKEN", token(node))
+        .env("QYVOL_BIN", env!("CARGO_BIN_EXE_qyvol"))
+        .env("QYVOL_HOME", &node.home)
         .env("QYVOL_APPS", format!("http://{}", node.http))
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
@@ -174,68 +175,91 @@ fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Logs in; returns the session cookie (`qyvol_session=...`) and the page's CSRF token.
+/// A one-time login link from `qyvol dashboard`, as its path (`/login/<code>`).
+fn login_link(node: &Node) -> String {
+    let out = node.ok(&["dashboard"]);
+    let link = out.trim().to_string();
+    let port = node.api.expect("api").port();
+    link.strip_prefix(&format!("http://localhost:{port}"))
+        .filter(|p| p.starts_with("/login/"))
+        .unwrap_or_else(|| panic!("a link to this node's dashboard: {out}"))
+        .to_string()
+}
+
+/// Logs in with a link from `qyvol dashboard`; returns where the session's pages are
+/// (`/s/<session>`) and the page's CSRF token.
 fn log_in(node: &Node) -> (String, String) {
-    let form = format!("token={}", token(node));
-    let (status, head, _) = call(
-        node,
-        "POST",
-        "/login",
-        "Content-Type: application/x-www-form-urlencoded\r\n",
-        &form,
-    );
+    let (status, head, _) = call(node, "GET", &login_link(node), "", "");
     assert_eq!(status, 303, "{head}");
-    let cookie = header(&head, "set-cookie")[0];
-    let session = cookie.split(';').next().expect("pair").to_string();
-    let (_, _, page) = call(node, "GET", "/", &format!("Cookie: {session}\r\n"), "");
+    let to = header(&head, "location")[0];
+    let base = to
+        .strip_suffix('/')
+        .expect("the session's overview")
+        .to_string();
+    let (_, _, page) = call(node, "GET", to, "", "");
     let csrf = page
         .split("X-Csrf-Token&quot;:&quot;")
         .nth(1)
         .and_then(|r| r.split("&quot;").next())
         .expect("the page carries its CSRF token")
         .to_string();
-    (session, csrf)
+    (base, csrf)
 }
 
+/// HOSTILE.md rows 40 and 41: the browser is never asked for the token (a page on a port
+/// someone else holds could ask for it), and nothing it sends to other local ports — cookies
+/// go to every port of a host — opens a session.
 #[test]
-fn login_sets_an_httponly_samesite_strict_cookie_and_pages_have_a_strict_csp() {
+fn a_one_time_link_opens_a_session_that_rides_in_the_path_not_a_cookie_and_pages_have_a_strict_csp()
+{
     let s = Scratch::new();
     let node = Node::with_api(&s.path("home"));
     let (status, head, _) = call(&node, "GET", "/", "", "");
     assert_eq!(status, 303, "no session: to the login page");
     assert_eq!(header(&head, "location"), ["/login"]);
-
-    let (status, head, _) = call(
-        &node,
-        "POST",
-        "/login",
-        "Content-Type: application/x-www-form-urlencoded\r\n",
-        &format!("token={}", "0".repeat(64)),
+    let (status, _, body) = call(&node, "GET", "/login", "", "");
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("<input"),
+        "the login page asks for nothing: {body}"
     );
-    assert_eq!(status, 401);
-    assert!(header(&head, "set-cookie").is_empty(), "{head}");
-
+    assert!(body.contains("<code>qyvol dashboard</code>"), "{body}");
+    // The token is not a way in any more, even posted as the old form did.
     let form = format!("token={}", token(&node));
-    let (_, head, _) = call(
+    let (status, _, _) = call(
         &node,
         "POST",
         "/login",
         "Content-Type: application/x-www-form-urlencoded\r\n",
         &form,
     );
-    let cookie = header(&head, "set-cookie")[0];
-    assert!(cookie.starts_with("qyvol_session="), "{cookie}");
-    assert!(cookie.contains("; HttpOnly"), "{cookie}");
-    assert!(cookie.contains("; SameSite=Strict"), "{cookie}");
-    assert!(
-        !cookie.contains(&token(&node)),
-        "the cookie is not the token"
-    );
+    assert_eq!(status, 405);
 
-    let session = cookie.split(';').next().expect("pair");
-    let (status, head, body) = call(&node, "GET", "/", &format!("Cookie: {session}\r\n"), "");
+    let link = login_link(&node);
+    let (status, head, _) = call(&node, "GET", &link, "", "");
+    assert_eq!(status, 303, "{head}");
+    assert!(header(&head, "set-cookie").is_empty(), "no cookie: {head}");
+    let to = header(&head, "location")[0].to_string();
+    let id = to
+        .strip_prefix("/s/")
+        .and_then(|r| r.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("the session's overview: {to}"));
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a 256-bit session: {id}"
+    );
+    assert!(!id.contains(&token(&node)), "the session is not the token");
+    let (status, _, body) = call(&node, "GET", &link, "", "");
+    assert_eq!(status, 401, "a link works once: {body}");
+    assert!(body.contains("Ese enlace ya se usó o caducó"), "{body}");
+
+    let (status, head, body) = call(&node, "GET", &to, "", "");
     assert_eq!(status, 200);
     assert!(body.contains("<h1>Resumen</h1>"), "{body}");
+    assert!(
+        body.contains(&format!("href=\"/s/{id}/apps\"")),
+        "links stay in the session"
+    );
     let csp = header(&head, "content-security-policy");
     assert_eq!(csp.len(), 1, "{head}");
     assert!(csp[0].contains("script-src 'self'"), "{}", csp[0]);
@@ -244,16 +268,29 @@ fn login_sets_an_httponly_samesite_strict_cookie_and_pages_have_a_strict_csp() {
     assert!(!body.contains("<script>"), "no inline script");
     assert!(!body.contains(" style="), "no inline style");
     assert_eq!(header(&head, "x-content-type-options"), ["nosniff"]);
+    // Links to other origins (an app's port) carry no path of the session.
+    assert_eq!(header(&head, "referrer-policy"), ["same-origin"]);
 
-    // The API still wants the token itself, not the dashboard's cookie.
-    let (status, _, _) = call(
-        &node,
-        "GET",
-        "/api/v1/apps",
-        &format!("Cookie: {session}\r\n"),
-        "",
-    );
+    // What another local server could have received from the browser opens nothing: the
+    // session's id as a cookie (the way sessions used to ride) is not a session.
+    for path in ["/", "/apps"] {
+        let (status, head, _) = call(
+            &node,
+            "GET",
+            path,
+            &format!("Cookie: qyvol_session={id}\r\n"),
+            "",
+        );
+        assert_eq!(status, 303, "{path}: {head}");
+        assert_eq!(header(&head, "location"), ["/login"]);
+    }
+    let (status, _, _) = call(&node, "GET", "/s/not-a-session/apps", "", "");
+    assert_eq!(status, 303);
+    // The API still wants the token itself, not the dashboard's session.
+    let (status, _, _) = call(&node, "GET", "/api/v1/apps", "", "");
     assert_eq!(status, 401);
+    let (status, _, _) = call(&node, "GET", &format!("/s/{id}/api/v1/apps"), "", "");
+    assert_ne!(status, 200, "the session is no way into the API");
 }
 
 #[test]
@@ -261,32 +298,27 @@ fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
     let s = Scratch::new();
     let node = Node::with_api(&s.path("home"));
     node.ok(&["deploy", "--name", "busy", &probe(), "--", "spin"]);
-    let (session, csrf) = log_in(&node);
-    let cookie = format!("Cookie: {session}\r\n");
-    let stop = "/ui/apps/busy/stop";
+    let (base, csrf) = log_in(&node);
+    let stop = &format!("{base}/ui/apps/busy/stop");
 
-    let (status, _, body) = call(&node, "POST", stop, &cookie, "");
+    let (status, _, body) = call(&node, "POST", stop, "", "");
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("CSRF"), "{body}");
-    let wrong = format!("{cookie}X-Csrf-Token: {}\r\n", "f".repeat(64));
+    let wrong = format!("X-Csrf-Token: {}\r\n", "f".repeat(64));
     assert_eq!(call(&node, "POST", stop, &wrong, "").0, 403);
-    let other_site = format!("{cookie}X-Csrf-Token: {csrf}\r\nOrigin: http://evil.example\r\n");
+    let other_site = format!("X-Csrf-Token: {csrf}\r\nOrigin: http://evil.example\r\n");
     assert_eq!(call(&node, "POST", stop, &other_site, "").0, 403);
     // Another port of this host is another origin (an app's page, say).
-    let other_port = format!("{cookie}X-Csrf-Token: {csrf}\r\nOrigin: http://127.0.0.1:9\r\n");
+    let other_port = format!("X-Csrf-Token: {csrf}\r\nOrigin: http://127.0.0.1:9\r\n");
     assert_eq!(call(&node, "POST", stop, &other_port, "").0, 403);
-    let login_from_other_port =
-        "Content-Type: application/x-www-form-urlencoded\r\nOrigin: http://127.0.0.1:9\r\n";
-    let form = format!("token={}", token(&node));
-    assert_eq!(
-        call(&node, "POST", "/login", login_from_other_port, &form).0,
-        403
-    );
     let no_session = format!("X-Csrf-Token: {csrf}\r\n");
-    assert_eq!(call(&node, "POST", stop, &no_session, "").0, 401);
+    assert_eq!(
+        call(&node, "POST", "/ui/apps/busy/stop", &no_session, "").0,
+        401
+    );
     assert_eq!(node.app("busy").expect("busy")["state"], "running");
 
-    let right = format!("{cookie}X-Csrf-Token: {csrf}\r\n");
+    let right = format!("X-Csrf-Token: {csrf}\r\n");
     let (status, head, _) = call(&node, "POST", stop, &right, "");
     assert_eq!(status, 204, "{head}");
     assert_eq!(node.app("busy").expect("busy")["state"], "stopped");
@@ -304,56 +336,189 @@ fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
     // The API's body limit holds for the dashboard's forms too.
     let big = "x".repeat(2 * 1024 * 1024);
     let form = format!("{right}Content-Type: application/x-www-form-urlencoded\r\n");
-    assert_eq!(call(&node, "POST", "/ui/images/pull", &form, &big).0, 413);
+    let pull = format!("{base}/ui/images/pull");
+    assert_eq!(call(&node, "POST", &pull, &form, &big).0, 413);
     // Logging out ends the session.
-    assert_eq!(call(&node, "POST", "/logout", &right, "").0, 204);
-    assert_eq!(call(&node, "GET", "/ui/apps", &cookie, "").0, 401);
+    assert_eq!(
+        call(&node, "POST", &format!("{base}/logout"), &right, "").0,
+        204
+    );
+    assert_eq!(
+        call(&node, "GET", &format!("{base}/ui/apps"), "", "").0,
+        401
+    );
 }
 
-#[test]
-fn qyvol_node_prints_its_dashboard_url_and_takes_another_port_when_the_default_is_taken() {
-    let s = Scratch::new();
-    // Hold the default port, as another program might.
-    let taken = std::net::TcpListener::bind("127.0.0.1:7373");
+/// Starts `qyvol node` with `args` (English), and returns it with the dashboard URL it
+/// printed, or its exit status and what it printed if it stopped first.
+fn node_printing_url(home: &std::path::Path, args: &[&str]) -> Result<(Child, String), String> {
     let http = crate::node::free_port().to_string();
     let mut child = qyvol_std()
-        .env("QYVOL_HOME", s.path("home"))
+        .env("QYVOL_HOME", home)
         .env("QYVOL_LANG", "en")
         .args(["node", "--http", &http])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("node");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("the node prints its dashboard")
-            .expect("line");
+    let mut said = String::new();
+    for line in BufReader::new(child.stderr.take().expect("stderr")).lines() {
+        let line = line.expect("line");
         if let Some(rest) = line.strip_prefix("🖥  Web dashboard: ") {
-            break rest.split(' ').next().expect("url").to_string();
+            return Ok((child, rest.split(' ').next().expect("url").to_string()));
         }
-    };
-    // `localhost`: another host than the apps' 127.0.0.1 for the browser's cookies.
-    let port: u16 = url
-        .strip_prefix("http://localhost:")
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let status = child.wait().expect("the node's exit");
+    Err(format!("{status}: {said}"))
+}
+
+/// The port of a printed `http://localhost:PORT/`.
+fn localhost_port(url: &str) -> u16 {
+    url.strip_prefix("http://localhost:")
         .and_then(|p| p.strip_suffix('/'))
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("a localhost URL: {url}"));
-    if taken.is_ok() {
-        assert_ne!(port, 7373, "the default port was taken");
+        .unwrap_or_else(|| panic!("a localhost URL: {url}"))
+}
+
+/// HOSTILE.md row 40: browsers take `localhost` to `[::1]` as readily as to `127.0.0.1`, so the
+/// node holds the printed port on both, and another user can take neither.
+#[test]
+fn the_printed_dashboard_url_leads_to_this_node_on_both_loopback_addresses_and_no_one_else_can_listen_there()
+ {
+    let s = Scratch::new();
+    let (mut child, url) =
+        node_printing_url(&s.path("home"), &["--api", "127.0.0.1:0"]).expect("the node starts");
+    let port = localhost_port(&url);
+    for ip in [
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    ] {
+        let (status, _, body) = exchange(
+            std::net::SocketAddr::new(ip, port),
+            &format!("GET /login HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 200, "{ip}");
+        assert!(
+            body.contains("<code>qyvol dashboard</code>"),
+            "{ip}: {body}"
+        );
     }
-    // The printed URL is this node's login page.
-    let (status, _, body) = exchange(
-        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        &format!("GET /login HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"),
-    );
+    let v6 = Squatter::listen(std::net::SocketAddr::from((
+        std::net::Ipv6Addr::LOCALHOST,
+        port,
+    )));
+    let v4 = Squatter::listen(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(status, 200);
+    for (family, tried) in [("[::1]", v6), ("127.0.0.1", v4)] {
+        let Err(why) = tried else {
+            panic!("another user listens on {family}:{port} beside the node")
+        };
+        assert!(why.contains("Address already in use"), "{family}: {why}");
+    }
+}
+
+/// HOSTILE.md row 40: another user who took the port on `[::1]` first would receive what a
+/// browser sends to the printed `localhost` URL; the node says so and does not start.
+#[test]
+fn a_port_another_user_holds_on_the_other_loopback_address_keeps_the_node_from_starting() {
+    let s = Scratch::new();
+    let (port, squatter) = (0..20)
+        .find_map(|_| {
+            let port = crate::node::free_port().port();
+            let at = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+            Squatter::listen(at).ok().map(|sq| (port, sq))
+        })
+        .expect("another user listens on [::1]");
+    let api = format!("127.0.0.1:{port}");
+    let Err(said) = node_printing_url(&s.path("home"), &["--api", &api]) else {
+        panic!("the node started beside another user's listener on [::1]:{port}")
+    };
+    drop(squatter);
+    assert!(!said.starts_with("exit status: 0"), "{said}");
+    assert!(said.contains(&format!("[::1]:{port}")), "{said}");
+    assert!(said.contains("other loopback address"), "{said}");
+    assert!(said.contains("--api"), "{said}");
+    // Nothing is left listening on the port the node refused.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+}
+
+/// HOSTILE.md row 40: the default port taken is an error, not a silent move to a port a
+/// bookmark does not name.
+#[test]
+fn the_default_port_taken_stops_the_node_with_a_clear_error_instead_of_moving() {
+    let s = Scratch::new();
+    // Hold the default port, as another user's program might (if something else holds it
+    // already, the node must refuse all the same).
+    let _held = Squatter::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 7373)));
+    let Err(said) = node_printing_url(&s.path("home"), &[]) else {
+        panic!("the node started with its default port taken")
+    };
+    assert!(!said.starts_with("exit status: 0"), "{said}");
+    assert!(said.contains("7373"), "{said}");
+    assert!(said.contains("--api"), "{said}");
+}
+
+/// HOSTILE.md row 40: a client with the token sends it only to a server that first proves,
+/// on the same connection, that it holds it — not to whoever listens at the address.
+#[test]
+fn the_cli_sends_its_token_only_to_a_server_that_proves_it_holds_it() {
+    use std::io::{Read, Write};
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let at = impostor.local_addr().expect("addr");
+    // Answers every request as a node would, with a made-up proof; keeps what it was sent.
+    let heard = std::thread::spawn(move || {
+        let mut heard = String::new();
+        impostor.set_nonblocking(false).expect("blocking");
+        while let Ok((mut conn, _)) = impostor.accept() {
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .expect("timeout");
+            let mut buf = [0u8; 65536];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            if buf[..n].starts_with(b"DONE") {
+                break;
+            }
+            heard.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let body = format!("{{\"proof\":\"{}\"}}", "ab".repeat(32));
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let mut more = [0u8; 65536];
+            let n = conn.read(&mut more).unwrap_or(0);
+            heard.push_str(&String::from_utf8_lossy(&more[..n]));
+        }
+        heard
+    });
+    let secret = "f00d".repeat(16);
+    let node = format!("http://{at}");
+    for verb in [&["ps"][..], &["dashboard"], &["stop", "web"]] {
+        let out = qyvol_std()
+            .env("QYVOL_LANG", "en")
+            .env("QYVOL_TOKEN", &secret)
+            .env("QYVOL_NODE", &node)
+            .args(verb)
+            .output()
+            .expect("qyvol");
+        assert_eq!(out.status.code(), Some(77), "{verb:?}: {}", stderr(&out));
+        let said = stderr(&out);
+        assert!(said.contains("That server is not your node"), "{said}");
+        assert!(said.contains("the token was not sent"), "{said}");
+    }
+    std::net::TcpStream::connect(at)
+        .and_then(|mut c| c.write_all(b"DONE"))
+        .expect("end the impostor");
+    let heard = heard.join().expect("the impostor's thread");
+    assert!(heard.contains("/api/v1/proof?nonce="), "{heard}");
     assert!(
-        body.contains("<form class=\"card login\" method=\"post\" action=\"/login\">"),
-        "{body}"
+        !heard.contains(&secret),
+        "the token reached the impostor: {heard}"
     );
 }
 
@@ -367,7 +532,7 @@ fn an_app_on_the_node_never_sees_the_dashboards_cookies() {
         "version: 1\nname: cgi\nentrypoint: cgi-probe.wasm\nruntime: wasi-http\nhttp:\n  route: /cgi/...\n",
     );
     node.ok(&["deploy", &manifest.display().to_string()]);
-    let (session, _) = log_in(&node);
+    let session = "qyvol_session=0123";
     // A browser sends the host's cookies to every port: the app's too.
     let (status, _, body) = exchange(
         node.http,
@@ -400,7 +565,7 @@ fn a_log_stream_ends_when_its_app_is_removed() {
         || node.app("ghost").is_some_and(|a| a["state"] == "exited"),
         "the guest to print",
     );
-    let (session, _) = log_in(&node);
+    let (base, _) = log_in(&node);
     let api = node.api.expect("api");
     let mut stream = std::net::TcpStream::connect(api).expect("connect");
     stream
@@ -409,7 +574,7 @@ fn a_log_stream_ends_when_its_app_is_removed() {
     std::io::Write::write_all(
         &mut stream,
         format!(
-            "GET /ui/apps/ghost/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nCookie: {session}\r\n\r\n",
+            "GET {base}/ui/apps/ghost/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
             api.port()
         )
         .as_bytes(),
@@ -434,6 +599,53 @@ fn a_log_stream_ends_when_its_app_is_removed() {
         .expect("the stream ended after the removal");
 }
 
+/// Issue 12 item 9: a live log stream ends with its session (here, at logout), so a page left
+/// open, or whoever held its address, does not keep reading the app's output.
+#[test]
+fn a_log_stream_ends_when_its_session_is_logged_out() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    node.ok(&["deploy", "--name", "chatty", &probe(), "--", "args", "said-once"]);
+    wait_for(
+        || node.app("chatty").is_some_and(|a| a["state"] == "exited"),
+        "the guest to print",
+    );
+    let (base, csrf) = log_in(&node);
+    let api = node.api.expect("api");
+    let mut stream = std::net::TcpStream::connect(api).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .expect("timeout");
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "GET {base}/ui/apps/chatty/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            api.port()
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut seen = String::new();
+    while !seen.contains(r#""text":"said-once""#) {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .expect("the stream sends the app's line");
+        assert!(n > 0, "the stream ended before the app's line: {seen}");
+        seen.push_str(&line);
+    }
+    let logout = format!("{base}/logout");
+    let csrf = format!("X-Csrf-Token: {csrf}\r\n");
+    assert_eq!(call(&node, "POST", &logout, &csrf, "").0, 204);
+    // The app is still deployed: only the session's end can end the stream (a read timeout
+    // here would fail the test).
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest)
+        .expect("the stream ended after the logout");
+    assert!(node.app("chatty").is_some());
+}
+
 /// A multipart form of text fields, as a browser sends it.
 fn multipart(fields: &[(&str, &str)]) -> (String, String) {
     let boundary = "qyvoltestboundary";
@@ -454,14 +666,14 @@ fn multipart(fields: &[(&str, &str)]) -> (String, String) {
 fn the_deploy_form_takes_only_images_of_the_store_and_short_fields() {
     let s = Scratch::new();
     let node = Node::with_api(&s.path("home"));
-    let (session, csrf) = log_in(&node);
-    let auth = format!("Cookie: {session}\r\nX-Csrf-Token: {csrf}\r\n");
+    let (base, csrf) = log_in(&node);
+    let deploy = &format!("{base}/ui/deploy");
+    let auth = format!("X-Csrf-Token: {csrf}\r\n");
     // A path on the node's machine is not an image: its manifest's grants would count.
     let manifest = repo_root().join("examples/hello.qyv").display().to_string();
     for source in [manifest.as_str(), "/etc/passwd", "localhost:9/not-pulled:1"] {
         let (kind, body) = multipart(&[("image", source), ("name", "sneaky")]);
-        let (status, _, answer) =
-            call(&node, "POST", "/ui/deploy", &format!("{auth}{kind}"), &body);
+        let (status, _, answer) = call(&node, "POST", deploy, &format!("{auth}{kind}"), &body);
         assert_eq!(status, 422, "{answer}");
         assert!(
             answer.contains(&format!("`{source}` is not an image in the node's store")),
@@ -470,7 +682,7 @@ fn the_deploy_form_takes_only_images_of_the_store_and_short_fields() {
     }
     let long = "a".repeat(64 * 1024);
     let (kind, body) = multipart(&[("name", &long)]);
-    let (status, _, answer) = call(&node, "POST", "/ui/deploy", &format!("{auth}{kind}"), &body);
+    let (status, _, answer) = call(&node, "POST", deploy, &format!("{auth}{kind}"), &body);
     assert_eq!(status, 422, "{answer}");
     assert!(answer.contains("at most 4096 bytes"), "{answer}");
     assert!(node.app("sneaky").is_none());
@@ -520,12 +732,12 @@ fn the_app_view_shows_what_the_module_imports_beside_its_grants() {
         "--",
         "args",
     ]);
-    let (session, _) = log_in(&node);
+    let (base, _) = log_in(&node);
     let (status, _, page) = call(
         &node,
         "GET",
-        "/apps/wide",
-        &format!("Cookie: {session}\r\nAccept-Language: en\r\n"),
+        &format!("{base}/apps/wide"),
+        "Accept-Language: en\r\n",
         "",
     );
     assert_eq!(status, 200);

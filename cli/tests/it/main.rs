@@ -171,6 +171,69 @@ pub fn leb(mut n: u32) -> Vec<u8> {
     }
 }
 
+/// `program` run as another local user (`nobody`, 65534) when the tests run as root, as CI
+/// does: the attacker of the tests about a machine shared with other users. Not root, it runs
+/// as this user, which the kernel's port and file rules treat the same way in those tests.
+pub fn another_user(program: &str) -> std::process::Command {
+    if rustix::process::geteuid().is_root() {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            program,
+        ]);
+        cmd
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+/// Another local user listening on `addr` (a Python one-liner), until dropped; `Err` with what
+/// it printed if it could not.
+pub struct Squatter(std::process::Child);
+
+impl Squatter {
+    pub fn listen(addr: std::net::SocketAddr) -> Result<Self, String> {
+        use std::io::BufRead;
+        let family = if addr.is_ipv6() {
+            "AF_INET6"
+        } else {
+            "AF_INET"
+        };
+        let script = format!(
+            "import socket,sys\ns=socket.socket(socket.{family})\ns.bind(('{}',{}))\ns.listen()\n\
+             print('listening',flush=True)\nsys.stdin.read()\n",
+            addr.ip(),
+            addr.port()
+        );
+        let mut child = another_user("/usr/bin/python3")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (Debian's, at /usr/bin/python3)");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("stdout");
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+        if line.trim() == "listening" {
+            return Ok(Self(child));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("the squatter's output");
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl Drop for Squatter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -869,3 +869,86 @@ fn the_node_reports_its_version_apps_by_state_and_requests() {
         "{info}"
     );
 }
+
+/// Issue 12 item 9: a secret given as `-e K` (from the caller's environment) or in an
+/// `--env-file` reaches the app without being on any command line, where other local users
+/// read it (`/proc/PID/cmdline`).
+#[test]
+fn deploy_takes_variables_from_the_callers_environment_and_an_env_file_not_the_command_line() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let file = s.write(
+        "app.env",
+        "# the app's settings\nFROM_FILE=file value\nALSO_FROM_SHELL\n",
+    );
+    let out = qyvol_std()
+        .env("QYVOL_HOME", &node.home)
+        .env("QYVOL_LANG", "en")
+        .env("API_KEY", "s3cr3t-from-the-shell")
+        .env("ALSO_FROM_SHELL", "shell value")
+        .args(["deploy", "--name", "vars", "-e", "API_KEY", "--env-file"])
+        .arg(&file)
+        .args([&probe(), "--", "env"])
+        .output()
+        .expect("deploy");
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for(
+        || node.app("vars").is_some_and(|a| a["state"] == "exited"),
+        "the app to print its environment",
+    );
+    let printed = node.ok(&["logs", "vars"]);
+    for line in [
+        "API_KEY=s3cr3t-from-the-shell",
+        "FROM_FILE=file value",
+        "ALSO_FROM_SHELL=shell value",
+    ] {
+        assert!(printed.lines().any(|l| l == line), "{line}: {printed}");
+    }
+
+    // A name not set anywhere is an error that names it; nothing is deployed.
+    let out = qyvol_std()
+        .env("QYVOL_HOME", &node.home)
+        .env("QYVOL_LANG", "en")
+        .env_remove("NOT_SET_ANYWHERE")
+        .args([
+            "deploy",
+            "--name",
+            "unset",
+            "-e",
+            "NOT_SET_ANYWHERE",
+            &probe(),
+        ])
+        .output()
+        .expect("deploy");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`NOT_SET_ANYWHERE`"),
+        "{}",
+        stderr(&out)
+    );
+    let bad = s.write("bad.env", "OK=1\n=no name\n");
+    let out = node.cli(&["deploy", "--env-file", &bad.display().to_string(), &probe()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert_eq!(node.ps().len(), 1, "only the first app is deployed");
+}
+
+/// Issue 12 item 9: an upload the dashboard was reading when the node was killed is swept when
+/// the node starts again, instead of staying in `node/uploads/` forever.
+#[test]
+fn uploads_a_killed_node_left_behind_are_swept_at_start() {
+    let s = Scratch::new();
+    let mut node = Node::start(&s.path("home"), &[]);
+    node.kill();
+    let uploads = node.home.join("node/uploads");
+    std::fs::create_dir_all(&uploads).expect("uploads");
+    let left = uploads.join("upload-half.qyvc");
+    std::fs::write(&left, vec![0u8; 4096]).expect("a half-read upload");
+    node.spawn();
+    assert!(!left.exists(), "the half-read upload is still there");
+    assert_eq!(
+        std::fs::read_dir(&uploads).expect("uploads").count(),
+        0,
+        "nothing is left in node/uploads/"
+    );
+}

@@ -2,11 +2,14 @@
 //! here (maud), refreshed in place by htmx, live logs by server-sent events, charts drawn as
 //! SVG on the server. Its assets are compiled into the binary.
 //!
-//! As safe as the API: the node's token logs a browser in and gets it an HttpOnly,
-//! SameSite=Strict session cookie; every request that changes state must carry the session's
-//! CSRF token in a header (htmx sends it); the API's guards (Host allow-list, cross-site
-//! refusal, body limits) run first; every page has a Content-Security-Policy that allows only
-//! the node's own scripts and styles, and guest text is escaped before it reaches the page.
+//! As safe as the API: a one-time link from `qyvol dashboard` (never the token, which the
+//! browser is never asked for) opens a session that rides in the path (`/s/<session>/...`),
+//! never in a cookie: a browser sends a host's cookies to every port of it, so any local server
+//! the owner visits would receive a cookie. Every request that changes state must also carry
+//! the session's CSRF token in a header (htmx sends it); the API's guards (Host allow-list,
+//! cross-site refusal, body limits) run first; every page has a Content-Security-Policy that
+//! allows only the node's own scripts and styles, and guest text is escaped before it reaches
+//! the page.
 
 mod text;
 mod views;
@@ -40,8 +43,6 @@ const MAX_PULLS: usize = 32;
 const PULLS_AT_ONCE: usize = 4;
 /// Log streams open at once (each reads its app's log when it starts).
 const STREAMS_AT_ONCE: usize = 64;
-/// The login form: a token and little else.
-const MAX_LOGIN: usize = 4096;
 /// A text field of the deploy form (an image reference, a name, a policy).
 const MAX_FIELD: usize = 4096;
 /// The largest upload: the largest module Qyvol runs, plus room for a bundle's other layers.
@@ -119,10 +120,19 @@ type Dash = Arc<Dashboard>;
 /// The session a request was let in with.
 #[derive(Clone)]
 struct Sess {
+    id: String,
     csrf: String,
 }
 
-/// The dashboard's routes, for the node's TCP listener.
+impl Sess {
+    /// Where the session's pages are.
+    fn base(&self) -> String {
+        format!("/s/{}", self.id)
+    }
+}
+
+/// The dashboard, for the node's TCP listener: every path the API does not own. The gate
+/// wraps the router, so it can take the session out of the path before the routes are matched.
 pub(crate) fn routes(node: Node) -> axum::Router {
     let dash = Arc::new(Dashboard {
         node,
@@ -132,14 +142,10 @@ pub(crate) fn routes(node: Node) -> axum::Router {
         pulls: Mutex::default(),
         next_pull: AtomicU64::new(1),
     });
-    axum::Router::new()
+    let router = axum::Router::new()
         .route("/", get(overview_page))
-        .route(
-            "/login",
-            get(login_page)
-                .post(login)
-                .layer(DefaultBodyLimit::max(MAX_LOGIN)),
-        )
+        .route("/login", get(login_page))
+        .route("/login/{code}", get(login))
         .route("/logout", post(logout))
         .route("/apps", get(apps_page))
         .route("/apps/{name}", get(app_page))
@@ -160,8 +166,9 @@ pub(crate) fn routes(node: Node) -> axum::Router {
             "/ui/deploy",
             post(deploy).layer(DefaultBodyLimit::max(MAX_UPLOAD)),
         )
-        .layer(axum::middleware::from_fn_with_state(dash.clone(), gate))
-        .with_state(dash)
+        .with_state(dash.clone());
+    let gated = axum::middleware::from_fn_with_state(dash, gate);
+    axum::Router::new().fallback_service(tower_layer::Layer::layer(&gated, router))
 }
 
 /// Whether `path` is the dashboard's (the API keeps `/api/`, `/metrics` and `/healthz`).
@@ -172,24 +179,17 @@ pub(crate) fn owns(path: &str) -> bool {
 /// The dashboard's cookies, which the app port hides from guests.
 pub(crate) const COOKIES: [&str; 2] = ["qyvol_session", "qyvol_lang"];
 
-/// Every value of cookie `name` (a browser may hold several, e.g. one another port set with a
-/// narrower path, which it sends first).
-fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
+/// The first value of cookie `name`.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .flat_map(|h| h.split(';'))
-        .filter_map(|kv| {
+        .find_map(|kv| {
             let (k, v) = kv.trim().split_once('=')?;
             (k == name).then(|| v.to_string())
         })
-        .collect()
-}
-
-/// The first value of cookie `name`.
-pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    cookies(headers, name).into_iter().next()
 }
 
 fn random_hex() -> Result<String, NodeError> {
@@ -199,24 +199,20 @@ fn random_hex() -> Result<String, NodeError> {
 }
 
 impl Dashboard {
-    /// The session of the first `qyvol_session` cookie that names a live one.
-    fn session(&self, headers: &HeaderMap) -> Option<Sess> {
+    /// The live session `id` names.
+    fn session(&self, id: &str) -> Option<Sess> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         let now = std::time::Instant::now();
         sessions.retain(|_, s| s.expires > now);
-        cookies(headers, "qyvol_session")
-            .iter()
-            .find_map(|id| sessions.get(id))
-            .map(|s| Sess {
-                csrf: s.csrf.clone(),
-            })
+        sessions.get(id).map(|s| Sess {
+            id: id.to_string(),
+            csrf: s.csrf.clone(),
+        })
     }
 
-    fn end_sessions(&self, headers: &HeaderMap) {
+    fn end_session(&self, id: &str) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        for id in cookies(headers, "qyvol_session") {
-            sessions.remove(&id);
-        }
+        sessions.remove(id);
     }
 
     fn open_session(&self) -> Result<String, NodeError> {
@@ -242,42 +238,61 @@ impl Dashboard {
     }
 }
 
-/// Lets in a request with a session (and, if it changes state, the session's CSRF token);
-/// sends others to the login page. Adds the security headers to every answer.
+/// Lets in a request whose path starts with a live session (`/s/<session>/...`; and, if it
+/// changes state, carries the session's CSRF token), taking the session out of the path for the
+/// routes; sends others to the login page. Adds the security headers to every answer.
 async fn gate(State(dash): State<Dash>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let open = path == "/login" || path.starts_with("/assets/");
-    let mut response = if open {
-        next.run(req).await
-    } else {
-        match dash.session(req.headers()) {
-            None if req.method() == Method::GET && !path.starts_with("/ui/") => {
-                Redirect::to("/login").into_response()
+    let open = path == "/login" || path.starts_with("/login/") || path.starts_with("/assets/");
+    let in_session = path
+        .strip_prefix("/s/")
+        .map(|rest| match rest.split_once('/') {
+            Some((id, within)) => (id.to_string(), format!("/{within}")),
+            None => (rest.to_string(), "/".to_string()),
+        });
+    let session = in_session
+        .as_ref()
+        .and_then(|(id, within)| Some((dash.session(id)?, within.clone())));
+    let mut response = match session {
+        _ if open => next.run(req).await,
+        Some((sess, within)) => {
+            let given = req
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default();
+            if req.method() != Method::GET
+                && req.method() != Method::HEAD
+                && !crate::api::same(given.as_bytes(), sess.csrf.as_bytes())
+            {
+                text_error(
+                    StatusCode::FORBIDDEN,
+                    "this request lacks the page's CSRF token: reload the page",
+                )
+            } else {
+                let uri = match req.uri().query() {
+                    Some(q) => format!("{within}?{q}"),
+                    None => within,
+                };
+                match uri.parse() {
+                    Ok(uri) => {
+                        *req.uri_mut() = uri;
+                        req.extensions_mut().insert(sess);
+                        next.run(req).await
+                    }
+                    Err(_) => text_error(StatusCode::BAD_REQUEST, "not a path of the dashboard"),
+                }
             }
-            None => {
+        }
+        None => {
+            let fragment = in_session.is_some_and(|(_, w)| w.starts_with("/ui/"));
+            if req.method() == Method::GET && !fragment {
+                Redirect::to("/login").into_response()
+            } else {
                 let mut r = text_error(StatusCode::UNAUTHORIZED, "log in again: the session ended");
                 r.headers_mut()
                     .insert("hx-redirect", HeaderValue::from_static("/login"));
                 r
-            }
-            Some(sess) => {
-                let given = req
-                    .headers()
-                    .get("x-csrf-token")
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or_default();
-                if req.method() != Method::GET
-                    && req.method() != Method::HEAD
-                    && !crate::api::same(given.as_bytes(), sess.csrf.as_bytes())
-                {
-                    text_error(
-                        StatusCode::FORBIDDEN,
-                        "this request lacks the page's CSRF token: reload the page",
-                    )
-                } else {
-                    req.extensions_mut().insert(sess);
-                    next.run(req).await
-                }
             }
         }
     };
@@ -354,11 +369,13 @@ impl axum::extract::FromRequestParts<Dash> for Page {
         // The toggle links back here: never to another host (`//host`).
         let path = parts.uri.path();
         let path = if path.starts_with("//") { "/" } else { path };
+        let sess = parts.extensions.get::<Sess>();
         Ok(Self {
             ctx: Ctx {
                 lang,
-                csrf: parts.extensions.get::<Sess>().map(|s| s.csrf.clone()),
+                csrf: sess.map(|s| s.csrf.clone()),
                 path: path.to_string(),
+                base: sess.map(Sess::base).unwrap_or_default(),
             },
             set_lang,
         })
@@ -431,10 +448,7 @@ async fn asset(Path(file): Path<String>) -> Response {
     }
 }
 
-async fn login_page(State(dash): State<Dash>, headers: HeaderMap, page: Page) -> Response {
-    if dash.session(&headers).is_some() {
-        return Redirect::to("/").into_response();
-    }
+async fn login_page(page: Page) -> Response {
     page.full(
         page.t(T::LogIn),
         Nav::None,
@@ -442,23 +456,9 @@ async fn login_page(State(dash): State<Dash>, headers: HeaderMap, page: Page) ->
     )
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-}
-
-async fn login(
-    State(dash): State<Dash>,
-    headers: HeaderMap,
-    page: Page,
-    form: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
-    let given = match read_form(form) {
-        Ok(f) => f.token,
-        Err(FormFault::TooLarge) => return too_large(),
-        Err(FormFault::Unreadable) => String::new(),
-    };
-    if !crate::api::same(given.trim().as_bytes(), dash.node.token().as_bytes()) {
+/// A one-time link from `qyvol dashboard`: opens a session and goes to its overview.
+async fn login(State(dash): State<Dash>, Path(code): Path<String>, page: Page) -> Response {
+    if !dash.node.logins().redeem(&code) {
         let mut r = page.full(
             page.t(T::LogIn),
             Nav::None,
@@ -467,29 +467,18 @@ async fn login(
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return r;
     }
-    // A browser logging in again leaves no older session of its own behind.
-    dash.end_sessions(&headers);
-    let id = match dash.open_session() {
-        Ok(id) => id,
-        Err(e) => return failed(e),
-    };
-    let mut r = Redirect::to("/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "qyvol_session={id}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
-        SESSION_TIME.as_secs()
-    )) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
+    match dash.open_session() {
+        Ok(id) => Redirect::to(&format!("/s/{id}/")).into_response(),
+        Err(e) => failed(e),
     }
-    r
 }
 
-async fn logout(State(dash): State<Dash>, headers: HeaderMap) -> Response {
-    dash.end_sessions(&headers);
+async fn logout(
+    State(dash): State<Dash>,
+    axum::Extension(sess): axum::Extension<Sess>,
+) -> Response {
+    dash.end_session(&sess.id);
     let mut r = StatusCode::NO_CONTENT.into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("qyvol_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"),
-    );
     r.headers_mut()
         .insert("hx-redirect", HeaderValue::from_static("/login"));
     r
@@ -574,6 +563,7 @@ async fn charts_part(State(dash): State<Dash>, page: Page, Path(name): Path<Stri
 async fn log_stream(
     State(dash): State<Dash>,
     Path(name): Path<String>,
+    axum::Extension(sess): axum::Extension<Sess>,
     headers: HeaderMap,
 ) -> Response {
     // The app this stream is about: one removed and deployed again under its name is another.
@@ -603,6 +593,7 @@ async fn log_stream(
         );
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let dash = dash.clone();
     tokio::spawn(async move {
         let _permit = permit;
         let event = |l: &crate::LogLine| {
@@ -620,7 +611,10 @@ async fn log_stream(
         }
         let mut idle = 0u32;
         for round in 0u64.. {
-            if round % 5 == 4 && !node.still_deployed(&name, created) {
+            // Ends with its app, and with its session (logged out, or expired).
+            if round % 5 == 4
+                && (!node.still_deployed(&name, created) || dash.session(&sess.id).is_none())
+            {
                 return;
             }
             tokio::select! {
@@ -656,7 +650,11 @@ async fn log_stream(
         .into_response()
 }
 
-async fn act(State(dash): State<Dash>, Path((name, action)): Path<(String, String)>) -> Response {
+async fn act(
+    State(dash): State<Dash>,
+    Path((name, action)): Path<(String, String)>,
+    page: Page,
+) -> Response {
     let node = &dash.node;
     let done = match action.as_str() {
         "start" => node.start(&name).await.map(drop),
@@ -670,11 +668,13 @@ async fn act(State(dash): State<Dash>, Path((name, action)): Path<(String, Strin
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     let (k, v) = if action == "remove" {
-        ("hx-redirect", "/apps")
+        ("hx-redirect", page.ctx.to("/apps"))
     } else {
-        ("hx-trigger", "qyvol-changed")
+        ("hx-trigger", "qyvol-changed".to_string())
     };
-    r.headers_mut().insert(k, HeaderValue::from_static(v));
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        r.headers_mut().insert(k, v);
+    }
     r
 }
 
@@ -908,7 +908,8 @@ async fn deploy(State(dash): State<Dash>, page: Page, mut form: Multipart) -> Re
     match result {
         Ok(view) => {
             let mut r = StatusCode::CREATED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("/apps/{}", views::encode(&view.name))) {
+            let to = page.ctx.to(&format!("/apps/{}", views::encode(&view.name)));
+            if let Ok(v) = HeaderValue::from_str(&to) {
                 r.headers_mut().insert("hx-redirect", v);
             }
             r
@@ -941,7 +942,7 @@ async fn save_upload(
     ext: &str,
 ) -> Result<tempfile::NamedTempFile, String> {
     use std::io::Write;
-    let dir = dash.node.paths().dir.join("uploads");
+    let dir = dash.node.paths().uploads();
     qyvol_common::create_private_dir(&dir).map_err(|e| e.to_string())?;
     let mut tmp = tempfile::Builder::new()
         .prefix("upload-")

@@ -14,13 +14,21 @@ pub struct Ctx {
     pub lang: Lang,
     /// The session's CSRF token: sent by htmx on every request that changes state.
     pub csrf: Option<String>,
-    /// The page's path, for the language toggle.
+    /// The page's path within the session, for the language toggle.
     pub path: String,
+    /// Where the session's pages are (`/s/<session>`; empty without a session): the session
+    /// rides in the path, never in a cookie, which a browser would send to every local port.
+    pub base: String,
 }
 
 impl Ctx {
     pub fn t(&self, t: T) -> &'static str {
         t.text(self.lang)
+    }
+
+    /// `path` (absolute within the dashboard) under the session's base.
+    pub fn to(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 }
 
@@ -66,23 +74,23 @@ pub fn page(ctx: &Ctx, title: &str, nav: Nav, body: Markup) -> Markup {
             body hx-headers=[headers] {
                 a.skip href="#main" { (ctx.t(T::SkipToContent)) }
                 header.top {
-                    a.brand href="/" { "Qyvol" }
+                    a.brand href=(ctx.to("/")) { "Qyvol" }
                     @if ctx.csrf.is_some() {
                         nav aria-label=(ctx.t(T::Main)) {
                             ul {
-                                (link(Nav::Overview, "/", T::Overview))
-                                (link(Nav::Apps, "/apps", T::Apps))
-                                (link(Nav::Images, "/images", T::Images))
-                                (link(Nav::Deploy, "/deploy", T::Deploy))
+                                (link(Nav::Overview, &ctx.to("/"), T::Overview))
+                                (link(Nav::Apps, &ctx.to("/apps"), T::Apps))
+                                (link(Nav::Images, &ctx.to("/images"), T::Images))
+                                (link(Nav::Deploy, &ctx.to("/deploy"), T::Deploy))
                             }
                         }
                     }
                     div.tools {
-                        a href={ (ctx.path) "?lang=" (ctx.lang.other().code()) } lang=(ctx.lang.other().code()) {
+                        a href={ (ctx.to(&ctx.path)) "?lang=" (ctx.lang.other().code()) } lang=(ctx.lang.other().code()) {
                             (ctx.t(T::SwitchTo))
                         }
                         @if ctx.csrf.is_some() {
-                            button.link type="button" hx-post="/logout" { (ctx.t(T::LogOut)) }
+                            button.link type="button" hx-post=(ctx.to("/logout")) { (ctx.t(T::LogOut)) }
                         }
                     }
                 }
@@ -96,17 +104,15 @@ pub fn page(ctx: &Ctx, title: &str, nav: Nav, body: Markup) -> Markup {
     }
 }
 
-pub fn login(ctx: &Ctx, wrong: bool) -> Markup {
+pub fn login(ctx: &Ctx, used_link: bool) -> Markup {
     html! {
-        form.card.login method="post" action="/login" {
-            label for="token" { (ctx.t(T::Token)) }
-            input #token name="token" type="password" autocomplete="current-password" required autofocus
-                aria-describedby="token-hint";
-            p #token-hint .hint { (ctx.t(T::TokenHint)) }
-            @if wrong {
-                p.error role="alert" { (ctx.t(T::WrongToken)) }
+        div.card.login {
+            @if used_link {
+                p.error role="alert" { (ctx.t(T::LinkUsed)) }
             }
-            button type="submit" { (ctx.t(T::Enter)) }
+            p { (ctx.t(T::LoginHowTo)) }
+            pre { code { "qyvol dashboard" } }
+            p.hint { (ctx.t(T::NeverTheToken)) }
         }
     }
 }
@@ -187,7 +193,7 @@ pub fn overview(
 ) -> Markup {
     let last = samples.last().copied().unwrap_or_default();
     html! {
-        div #overview hx-get="/ui/overview" hx-trigger="every 2s" hx-swap="outerHTML" {
+        div #overview hx-get=(ctx.to("/ui/overview")) hx-trigger="every 2s" hx-swap="outerHTML" {
             dl.cards {
                 div.card { dt { (ctx.t(T::Version)) } dd #version { (info.version) } }
                 div.card { dt { (ctx.t(T::Uptime)) } dd { (ago(now.saturating_sub(info.started))) } }
@@ -203,7 +209,7 @@ pub fn overview(
                     } @else {
                         ul.states {
                             @for (state, n) in &info.apps {
-                                li { a #{ "state-" (state) } href={ "/apps?state=" (state) } { span.count { (n) } " " (state_label(ctx, state)) } }
+                                li { a #{ "state-" (state) } href={ (ctx.base) "/apps?state=" (state) } { span.count { (n) } " " (state_label(ctx, state)) } }
                             }
                         }
                     }
@@ -240,7 +246,7 @@ fn event_list(ctx: &Ctx, events: &[Event], with_app: bool) -> Markup {
                     li {
                         time datetime=(e.time) { (e.time.get(11..19).unwrap_or(&e.time)) }
                         " "
-                        @if with_app { a href={ "/apps/" (e.app) } { (e.app) } " " }
+                        @if with_app { a href={ (ctx.base) "/apps/" (e.app) } { (e.app) } " " }
                         strong { (e.action) }
                         @if let Some(d) = &e.detail { " " span.detail { (qyvol_common::escape_controls(d)) } }
                     }
@@ -332,7 +338,7 @@ pub fn apps_page(ctx: &Ctx, q: &AppsQuery, table: Markup) -> Markup {
         State::Failed,
     ];
     html! {
-        form.filters #apps-filter hx-get="/ui/apps" hx-target="#apps" hx-swap="outerHTML"
+        form.filters #apps-filter hx-get=(ctx.to("/ui/apps")) hx-target="#apps" hx-swap="outerHTML"
             hx-trigger="input changed delay:250ms from:#q, change from:#state, submit" role="search" {
             label.visually-hidden for="q" { (ctx.t(T::Filter)) }
             input #q type="search" name="q" value=(q.q) placeholder=(ctx.t(T::Filter));
@@ -362,12 +368,12 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
         };
         html! {
             th scope="col" aria-sort=[sort] {
-                a #{ "sort-" (key) } href={ "/apps" (q.url(key, next)) } { (ctx.t(t)) @if current { @if desc { " ↓" } @else { " ↑" } } }
+                a #{ "sort-" (key) } href={ (ctx.base) "/apps" (q.url(key, next)) } { (ctx.t(t)) @if current { @if desc { " ↓" } @else { " ↑" } } }
             }
         }
     };
     html! {
-        div #apps hx-get={ "/ui/apps" (q.url(&q.sort, &q.dir)) } hx-trigger="every 2s" hx-swap="outerHTML" {
+        div #apps hx-get={ (ctx.base) "/ui/apps" (q.url(&q.sort, &q.dir)) } hx-trigger="every 2s" hx-swap="outerHTML" {
             @if apps.is_empty() {
                 p.empty { @if any { (ctx.t(T::NoMatch)) } @else { (ctx.t(T::NoApps)) } }
             } @else {
@@ -382,7 +388,7 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
                             @for a in apps {
                                 tr data-app=(a.name) {
                                     // A stable id: htmx gives focus back to it after each refresh.
-                                    th scope="row" { a #{ "app-" (a.name) } href={ "/apps/" (a.name) } { (a.name) } }
+                                    th scope="row" { a #{ "app-" (a.name) } href={ (ctx.base) "/apps/" (a.name) } { (a.name) } }
                                     td { (kind(ctx, a.kind)) }
                                     td { (state_badge(ctx, a)) }
                                     td.num { (a.restarts) }
@@ -404,12 +410,12 @@ pub fn app_page(ctx: &Ctx, app: &AppView, status: Markup) -> Markup {
     let name = &app.name;
     let spec = app.spec.as_ref();
     html! {
-        p { a href="/apps" { "← " (ctx.t(T::Back)) } }
+        p { a href=(ctx.to("/apps")) { "← " (ctx.t(T::Back)) } }
         div.actions role="group" aria-label=(name) {
-            button type="button" hx-post={ "/ui/apps/" (name) "/start" } hx-swap="none" { (ctx.t(T::Start)) }
-            button type="button" hx-post={ "/ui/apps/" (name) "/stop" } hx-swap="none" { (ctx.t(T::Stop)) }
-            button type="button" hx-post={ "/ui/apps/" (name) "/restart" } hx-swap="none" { (ctx.t(T::Restart)) }
-            button.danger type="button" hx-post={ "/ui/apps/" (name) "/remove" } hx-swap="none"
+            button type="button" hx-post={ (ctx.base) "/ui/apps/" (name) "/start" } hx-swap="none" { (ctx.t(T::Start)) }
+            button type="button" hx-post={ (ctx.base) "/ui/apps/" (name) "/stop" } hx-swap="none" { (ctx.t(T::Stop)) }
+            button type="button" hx-post={ (ctx.base) "/ui/apps/" (name) "/restart" } hx-swap="none" { (ctx.t(T::Restart)) }
+            button.danger type="button" hx-post={ (ctx.base) "/ui/apps/" (name) "/remove" } hx-swap="none"
                 hx-confirm=(ctx.t(T::ConfirmRemove)) { (ctx.t(T::Remove)) }
         }
         (status)
@@ -419,7 +425,7 @@ pub fn app_page(ctx: &Ctx, app: &AppView, status: Markup) -> Markup {
         }
         section aria-labelledby="charts-h" {
             h2 #charts-h { (ctx.t(T::Charts)) }
-            div #charts hx-get={ "/ui/apps/" (name) "/charts" } hx-trigger="load, every 2s" {}
+            div #charts hx-get={ (ctx.base) "/ui/apps/" (name) "/charts" } hx-trigger="load, every 2s" {}
         }
         section aria-labelledby="logs-h" {
             h2 #logs-h { (ctx.t(T::Logs)) }
@@ -438,7 +444,7 @@ pub fn app_page(ctx: &Ctx, app: &AppView, status: Markup) -> Markup {
                 span #log-held .hint aria-live="polite" data-text=(ctx.t(T::NewLines)) {}
             }
             div #log .log role="log" tabindex="0" aria-label=(ctx.t(T::GuestOutput))
-                data-src={ "/ui/apps/" (name) "/logs" } {}
+                data-src={ (ctx.base) "/ui/apps/" (name) "/logs" } {}
         }
     }
 }
@@ -447,7 +453,7 @@ pub fn app_page(ctx: &Ctx, app: &AppView, status: Markup) -> Markup {
 pub fn app_status(ctx: &Ctx, app: &AppView, events: &[Event], now: u64) -> Markup {
     let dash = || "—".to_string();
     html! {
-        div #status hx-get={ "/ui/apps/" (app.name) "/status" } hx-trigger="every 2s, qyvol-changed from:body" hx-swap="outerHTML" {
+        div #status hx-get={ (ctx.base) "/ui/apps/" (app.name) "/status" } hx-trigger="every 2s, qyvol-changed from:body" hx-swap="outerHTML" {
             section aria-labelledby="status-h" {
                 h2 #status-h { (ctx.t(T::Status)) " " (state_badge(ctx, app)) }
                 dl.facts {
@@ -650,7 +656,7 @@ fn fmt_num(v: f64) -> String {
 
 pub fn images_page(ctx: &Ctx, table: Markup) -> Markup {
     html! {
-        form.inline hx-post="/ui/images/pull" hx-target="#pulls" hx-swap="afterbegin" {
+        form.inline hx-post=(ctx.to("/ui/images/pull")) hx-target="#pulls" hx-swap="afterbegin" {
             label for="pull-ref" { (ctx.t(T::PullRef)) }
             div.row {
                 input #pull-ref name="reference" required autocomplete="off" spellcheck="false";
@@ -664,7 +670,7 @@ pub fn images_page(ctx: &Ctx, table: Markup) -> Markup {
 
 pub fn images_table(ctx: &Ctx, images: &[qyvol_store::ImageEntry]) -> Markup {
     html! {
-        div #images hx-get="/ui/images" hx-trigger="every 5s, qyvol-images from:body" hx-swap="outerHTML" {
+        div #images hx-get=(ctx.to("/ui/images")) hx-trigger="every 5s, qyvol-images from:body" hx-swap="outerHTML" {
             @if images.is_empty() {
                 p.empty { (ctx.t(T::NoImages)) }
             } @else {
@@ -684,9 +690,9 @@ pub fn images_table(ctx: &Ctx, images: &[qyvol_store::ImageEntry]) -> Markup {
                                 td.num { (bytes(i.size)) }
                                 td { (time_of(i.created * 1000)) }
                                 td.actions {
-                                    a.button #{ "deploy-" (i.reference) } href={ "/deploy?image=" (encode(&i.reference)) } { (ctx.t(T::DeployThis)) }
+                                    a.button #{ "deploy-" (i.reference) } href={ (ctx.base) "/deploy?image=" (encode(&i.reference)) } { (ctx.t(T::DeployThis)) }
                                     " "
-                                    button.danger #{ "remove-" (i.reference) } type="button" hx-post="/ui/images/remove" hx-swap="none"
+                                    button.danger #{ "remove-" (i.reference) } type="button" hx-post=(ctx.to("/ui/images/remove")) hx-swap="none"
                                         hx-vals=(serde_json::json!({ "reference": i.reference }).to_string())
                                         hx-confirm=(ctx.t(T::ConfirmRemoveImage)) { (ctx.t(T::Remove)) }
                                 }
@@ -708,7 +714,7 @@ pub fn pull(ctx: &Ctx, id: u64, reference: &str, progress: &super::PullView) -> 
     };
     html! {
         div.pull #{ "pull-" (id) } data-done=(done)
-            hx-get=[(!done).then(|| format!("/ui/pulls/{id}"))] hx-trigger=[(!done).then_some("every 300ms")] hx-swap="outerHTML" {
+            hx-get=[(!done).then(|| ctx.to(&format!("/ui/pulls/{id}")))] hx-trigger=[(!done).then_some("every 300ms")] hx-swap="outerHTML" {
             strong { (label) } " " code { (reference) } " "
             progress max=(progress.total.max(1)) value=(progress.done.min(progress.total.max(1))) aria-label=(label) {}
             " " (bytes(progress.done)) " / " (bytes(progress.total))
@@ -721,7 +727,7 @@ pub fn pull(ctx: &Ctx, id: u64, reference: &str, progress: &super::PullView) -> 
 pub fn deploy_page(ctx: &Ctx, images: &[qyvol_store::ImageEntry], chosen: &str) -> Markup {
     let policies = ["no", "on-failure", "always", "unless-stopped"];
     html! {
-        form.card.deploy hx-post="/ui/deploy" hx-encoding="multipart/form-data" hx-target="#deploy-result" {
+        form.card.deploy hx-post=(ctx.to("/ui/deploy")) hx-encoding="multipart/form-data" hx-target="#deploy-result" {
             fieldset {
                 legend { (ctx.t(T::FromImage)) }
                 label.visually-hidden for="image" { (ctx.t(T::FromImage)) }
