@@ -258,7 +258,11 @@ impl<'de> Deserialize<'de> for GuestPath {
 
 /// Checks one environment variable: a non-empty name without `=` or NUL, a value without NUL.
 pub fn check_env(key: &str, value: &str) -> Result<(), String> {
-    if key.is_empty() || key.contains('=') || key.contains('\0') {
+    if key.is_empty()
+        || key.contains('=')
+        || key.contains('\0')
+        || key.contains(char::is_whitespace)
+    {
         return Err(format!("`{key}` is not a valid environment variable name"));
     }
     if value.contains('\0') {
@@ -310,6 +314,9 @@ mod tests {
             parse_env_file("A=1\n=oops\n").unwrap_err(),
             "line 2: `` is not a valid environment variable name"
         );
+        // As Docker: no white space in a name (`export K=V` is a shell's line, not a name).
+        assert!(parse_env_file("C = 3\n").is_err());
+        assert!(parse_env_file("export D=4\n").is_err());
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //!
 //! A TCP port is not an identity: when the node is not running (or, before it bound both
 //! loopback families, on `[::1]`), another local user can listen on the printed port. So a
-//! client never sends the token first: it sends a random nonce, and the server must answer
-//! with an HMAC of it keyed by the token, which only the real node can compute. A browser
+//! client first sends a random nonce, and the server must answer with an HMAC of it keyed by
+//! the token, which only the real node can compute, and a one-time challenge. A server that
+//! merely relays to the real node could pass that check, so the client never sends the token
+//! at all: each request carries an HMAC, keyed by the token, of the challenge, the method, the
+//! path and the body's digest (`Authorization: Qyvol-Proof challenge=…, mac=…`), which the node
+//! accepts once. A relay can forward the request it was given, never forge another. A browser
 //! cannot run such a check on a page the server itself serves, so the dashboard never asks
 //! for the token at all: `qyvol dashboard` asks the node (through its Unix socket, or over TCP
 //! after the proof) for a one-time link that opens a session.
@@ -21,6 +25,11 @@ pub const PROOF_PATH: &str = "/api/v1/proof";
 /// How long a login link works, and how many may be pending at once.
 pub const LOGIN_LINK_TIME: Duration = Duration::from_secs(300);
 const PENDING_LINKS: usize = 16;
+/// How long a request challenge works, and how many may be pending at once.
+const CHALLENGE_TIME: Duration = Duration::from_secs(60);
+const PENDING_CHALLENGES: usize = 1024;
+/// The `Authorization` scheme of a signed request.
+pub const SIGNED: &str = "Qyvol-Proof";
 
 /// A proof's nonce: 32 random bytes, hex.
 pub fn nonce() -> Result<String, getrandom::Error> {
@@ -54,18 +63,96 @@ pub fn verify(token: &str, nonce: &str, answer: &str) -> bool {
     crate::api::same(proof(token, nonce).as_bytes(), answer.trim().as_bytes())
 }
 
-/// One-time login codes, each good for one session within [`LOGIN_LINK_TIME`].
-#[derive(Default)]
-pub struct Logins(Mutex<HashMap<String, Instant>>);
+/// The `Authorization` value of a request signed for `challenge`: an HMAC keyed by the token
+/// of the challenge, the method, the path with its query and the body's SHA-256.
+pub fn sign(token: &str, challenge: &str, method: &str, path: &str, body: &[u8]) -> String {
+    format!(
+        "{SIGNED} challenge={challenge}, mac={}",
+        request_mac(token, challenge, method, path, body)
+    )
+}
 
-impl Logins {
-    /// A new code (the oldest pending one is dropped past [`PENDING_LINKS`]).
+fn request_mac(token: &str, challenge: &str, method: &str, path: &str, body: &[u8]) -> String {
+    use sha2::Digest;
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(token.as_bytes()) else {
+        return String::new();
+    };
+    for part in [
+        "qyvol request v1",
+        challenge,
+        method,
+        path,
+        &hex::encode(Sha256::digest(body)),
+    ] {
+        mac.update(part.as_bytes());
+        mac.update(b"\n");
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The challenge and MAC of a `Qyvol-Proof` authorization (after the scheme).
+pub fn parse_signed(params: &str) -> Option<(&str, &str)> {
+    let mut challenge = None;
+    let mut mac = None;
+    for kv in params.split(',') {
+        match kv.trim().split_once('=')? {
+            ("challenge", v) => challenge = Some(v),
+            ("mac", v) => mac = Some(v),
+            _ => return None,
+        }
+    }
+    Some((challenge?, mac?))
+}
+
+/// Whether `mac` signs this request for `challenge`, and `challenge` was pending (it is used
+/// up either way).
+pub fn verify_signed(
+    challenges: &OneTime,
+    token: &str,
+    (challenge, mac): (&str, &str),
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> bool {
+    challenges.redeem(challenge)
+        && crate::api::same(
+            request_mac(token, challenge, method, path, body).as_bytes(),
+            mac.as_bytes(),
+        )
+}
+
+/// Random one-time codes: login links (good for one session within [`LOGIN_LINK_TIME`]) and
+/// request challenges.
+pub struct OneTime {
+    codes: Mutex<HashMap<String, Instant>>,
+    lifetime: Duration,
+    most: usize,
+}
+
+impl OneTime {
+    pub fn logins() -> Self {
+        Self::new(LOGIN_LINK_TIME, PENDING_LINKS)
+    }
+
+    pub fn challenges() -> Self {
+        Self::new(CHALLENGE_TIME, PENDING_CHALLENGES)
+    }
+
+    fn new(lifetime: Duration, most: usize) -> Self {
+        Self {
+            codes: Mutex::default(),
+            lifetime,
+            most,
+        }
+    }
+
+    /// A new code (the oldest pending one is dropped past the most pending).
     pub fn issue(&self) -> Result<String, getrandom::Error> {
         let code = nonce()?;
-        let mut codes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         codes.retain(|_, expires| *expires > now);
-        if codes.len() >= PENDING_LINKS
+        if codes.len() >= self.most
             && let Some(oldest) = codes
                 .iter()
                 .min_by_key(|(_, e)| **e)
@@ -73,13 +160,13 @@ impl Logins {
         {
             codes.remove(&oldest);
         }
-        codes.insert(code.clone(), now + LOGIN_LINK_TIME);
+        codes.insert(code.clone(), now + self.lifetime);
         Ok(code)
     }
 
     /// Whether `code` was pending and unexpired; it is used up either way.
     pub fn redeem(&self, code: &str) -> bool {
-        let mut codes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
         codes
             .remove(code)
             .is_some_and(|expires| expires > Instant::now())
@@ -101,8 +188,57 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_request_verifies_once_and_only_as_signed() {
+        let challenges = OneTime::challenges();
+        let c = challenges.issue().expect("challenge");
+        let header = sign("tok", &c, "POST", "/api/v1/apps", b"{}");
+        let params = header.strip_prefix("Qyvol-Proof ").expect("scheme");
+        let signed = parse_signed(params).expect("parses");
+        let check = |method, path, body: &[u8]| {
+            let c2 = challenges.issue().expect("challenge");
+            let h = sign("tok", &c2, "POST", "/api/v1/apps", b"{}");
+            let p = parse_signed(h.strip_prefix("Qyvol-Proof ").expect("scheme")).expect("parses");
+            verify_signed(&challenges, "tok", p, method, path, body)
+        };
+        assert!(!check("DELETE", "/api/v1/apps", b"{}"), "another method");
+        assert!(!check("POST", "/api/v1/node/stop", b"{}"), "another path");
+        assert!(!check("POST", "/api/v1/apps", b"{\"x\":1}"), "another body");
+        assert!(!verify_signed(
+            &challenges,
+            "other",
+            signed,
+            "POST",
+            "/api/v1/apps",
+            b"{}"
+        ));
+        assert!(
+            !verify_signed(&challenges, "tok", signed, "POST", "/api/v1/apps", b"{}"),
+            "the challenge was used up by the failed try"
+        );
+        let c = challenges.issue().expect("challenge");
+        let header = sign("tok", &c, "GET", "/api/v1/apps?all=true", b"");
+        let signed = parse_signed(header.strip_prefix("Qyvol-Proof ").expect("s")).expect("p");
+        assert!(verify_signed(
+            &challenges,
+            "tok",
+            signed,
+            "GET",
+            "/api/v1/apps?all=true",
+            b""
+        ));
+        assert!(!verify_signed(
+            &challenges,
+            "tok",
+            signed,
+            "GET",
+            "/api/v1/apps?all=true",
+            b""
+        ));
+    }
+
+    #[test]
     fn a_login_code_opens_one_session_only() {
-        let logins = Logins::default();
+        let logins = OneTime::logins();
         let code = logins.issue().expect("code");
         assert!(!logins.redeem("not-a-code"));
         assert!(logins.redeem(&code));

@@ -132,11 +132,11 @@ fn host_name(authority: &str) -> String {
     })
 }
 
-async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
+async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    let headers = req.headers();
     if let Some(hosts) = &api.tcp_hosts {
-        let host = headers
+        let host = req
+            .headers()
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .map(host_name);
@@ -150,31 +150,13 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
         // The dashboard's own pages let a browser in with its session (see `dashboard`).
         if path != "/healthz" && path != crate::access::PROOF_PATH && !crate::dashboard::owns(&path)
         {
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|h| h.to_str().ok())
-                .and_then(|h| {
-                    // The scheme is case-insensitive (RFC 9110).
-                    let (scheme, token) = h.split_once(' ')?;
-                    scheme
-                        .eq_ignore_ascii_case("bearer")
-                        .then_some(token.trim())
-                })
-                .unwrap_or_default();
-            if !same(given.as_bytes(), api.node.token().as_bytes()) {
-                let mut r = refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "a valid token is required: `Authorization: Bearer <QYVOL_HOME/node/token>`",
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Bearer"),
-                );
-                return r;
-            }
+            req = match authorized(&api.node, req).await {
+                Ok(req) => req,
+                Err(refused) => return refused,
+            };
         }
     }
+    let headers = req.headers();
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(why) = cross_site(headers, api.tcp_hosts.as_deref()) {
             return refuse(StatusCode::FORBIDDEN, "cross-site", why);
@@ -212,6 +194,69 @@ async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
             "timeout",
             "the call took too long and was abandoned",
         ),
+    }
+}
+
+/// `req` if it carries the node's token (`Authorization: Bearer`, for scripts) or is signed
+/// with it for a pending challenge (`Qyvol-Proof`, the CLI's way: the token itself never
+/// travels), else the 401 (413 for a signed body over the limit).
+async fn authorized(node: &Node, req: Request) -> Result<Request, Response> {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.split_once(' '))
+        .map(|(scheme, rest)| (scheme.to_string(), rest.trim().to_string()));
+    let unauthorized = || {
+        let mut r = refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid token is required: `Authorization: Bearer <QYVOL_HOME/node/token>`",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+        r
+    };
+    match given {
+        // The scheme is case-insensitive (RFC 9110).
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer")
+                && same(token.as_bytes(), node.token().as_bytes()) =>
+        {
+            Ok(req)
+        }
+        Some((scheme, params)) if scheme.eq_ignore_ascii_case(crate::access::SIGNED) => {
+            let Some(signed) = crate::access::parse_signed(&params) else {
+                return Err(unauthorized());
+            };
+            let (parts, body) = req.into_parts();
+            let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+                return Err(refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    &format!("a signed request's body may be at most {MAX_BODY} bytes"),
+                ));
+            };
+            let path = parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path(), |p| p.as_str());
+            if crate::access::verify_signed(
+                node.challenges(),
+                node.token(),
+                signed,
+                parts.method.as_str(),
+                path,
+                &body,
+            ) {
+                Ok(Request::from_parts(parts, axum::body::Body::from(body)))
+            } else {
+                Err(unauthorized())
+            }
+        }
+        _ => Err(unauthorized()),
     }
 }
 
@@ -343,8 +388,14 @@ async fn proof(State(api): State<Api>, Query(q): Query<ProofQuery>) -> Response 
             "`nonce` must be 64 lowercase hex digits",
         );
     }
-    Json(serde_json::json!({ "proof": crate::access::proof(api.node.token(), &q.nonce) }))
-        .into_response()
+    match api.node.challenges().issue() {
+        Ok(challenge) => Json(serde_json::json!({
+            "proof": crate::access::proof(api.node.token(), &q.nonce),
+            "challenge": challenge,
+        }))
+        .into_response(),
+        Err(e) => NodeError::internal(e).into_response(),
+    }
 }
 
 /// A one-time link that opens a dashboard session.
@@ -508,17 +559,34 @@ pub async fn bind(node: &Node) -> Result<Listeners, NodeError> {
         Some(addr) => bind_api(addr).await?,
     };
     if let Some(addr) = api.first().and_then(|l| l.local_addr().ok()) {
-        // On loopback (or every address) the dashboard is `localhost`, a host of its own for
-        // the browser, apart from the apps on `127.0.0.1`; `bind_api` holds every loopback
-        // address the name leads a browser to.
-        let url = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
-            format!("http://localhost:{}/", addr.port())
-        } else {
-            format!("http://{addr}/")
-        };
-        node.set_dashboard(url);
+        node.set_dashboard(dashboard_url(addr, api.len() > 1));
     }
     Ok(Listeners { http, unix, api })
+}
+
+/// The dashboard's URL for a TCP API bound at `addr` (and, with `twin`, at the other loopback
+/// family too). `localhost` — a host of its own for the browser, apart from the apps on
+/// `127.0.0.1` — only where the node holds every address the name leads a client to:
+/// `127.0.0.1` (itself or within `0.0.0.0`) and `[::1]`. Anything else is printed as the
+/// address itself (`127.0.0.2`, `[::]` as `[::1]`, a LAN address), which leads only there.
+fn dashboard_url(addr: SocketAddr, twin: bool) -> String {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let port = addr.port();
+    match addr.ip() {
+        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST || ip.is_unspecified() => {
+            if twin {
+                format!("http://localhost:{port}/")
+            } else {
+                // No IPv6 loopback on this host: nothing there to lead a browser astray.
+                format!("http://127.0.0.1:{port}/")
+            }
+        }
+        IpAddr::V6(ip) if ip.is_loopback() && twin => format!("http://localhost:{port}/"),
+        IpAddr::V6(ip) if ip.is_loopback() || ip.is_unspecified() => {
+            format!("http://[{}]:{port}/", Ipv6Addr::LOCALHOST)
+        }
+        _ => format!("http://{addr}/"),
+    }
 }
 
 /// The loopback address of the other family that `localhost` may lead a client to at the
@@ -526,7 +594,7 @@ pub async fn bind(node: &Node) -> Result<Listeners, NodeError> {
 fn loopback_twin(addr: SocketAddr) -> Option<SocketAddr> {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     match addr.ip() {
-        IpAddr::V4(ip) if ip.is_loopback() || ip.is_unspecified() => {
+        IpAddr::V4(ip) if ip == Ipv4Addr::LOCALHOST || ip.is_unspecified() => {
             Some(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port()))
         }
         IpAddr::V6(ip) if ip.is_loopback() => {
@@ -713,6 +781,36 @@ mod tests {
         assert_eq!(host_name("[::1]:7373"), "::1");
         assert_eq!(host_name("evil.example"), "evil.example");
         assert_eq!(host_name("[::1]evil"), "");
+    }
+
+    #[test]
+    fn the_dashboard_is_localhost_only_where_the_node_holds_every_address_of_the_name() {
+        let at = |s: &str| s.parse::<SocketAddr>().expect("addr");
+        assert_eq!(
+            dashboard_url(at("127.0.0.1:7373"), true),
+            "http://localhost:7373/"
+        );
+        assert_eq!(
+            dashboard_url(at("0.0.0.0:7373"), true),
+            "http://localhost:7373/"
+        );
+        assert_eq!(
+            dashboard_url(at("[::1]:7373"), true),
+            "http://localhost:7373/"
+        );
+        assert_eq!(
+            dashboard_url(at("127.0.0.1:7373"), false),
+            "http://127.0.0.1:7373/"
+        );
+        assert_eq!(
+            dashboard_url(at("127.0.0.2:7373"), false),
+            "http://127.0.0.2:7373/"
+        );
+        assert_eq!(dashboard_url(at("[::]:7373"), false), "http://[::1]:7373/");
+        assert_eq!(
+            dashboard_url(at("10.0.0.5:7373"), false),
+            "http://10.0.0.5:7373/"
+        );
     }
 
     #[test]

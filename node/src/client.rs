@@ -70,8 +70,9 @@ pub enum ClientError {
     /// The server at the endpoint did not prove it holds the node's token, so the token was
     /// not sent: another program may be listening on that port.
     #[error(
-        "the server at {endpoint} is not the node whose token you hold ({reason}); the token was \
-         not sent: check the address, and that the node is running there"
+        "the server at {endpoint} did not prove it holds your token ({reason}); the token was not \
+         sent: check the token, the address, and that the node is running there (another \
+         program may be listening on that port)"
     )]
     Impostor { endpoint: String, reason: String },
     #[error("{0}")]
@@ -106,17 +107,14 @@ impl Client {
             endpoint: self.endpoint.to_string(),
             reason,
         };
-        let (host, token) = match &self.endpoint {
-            Endpoint::Unix(_) => ("localhost".to_string(), None),
-            Endpoint::Tcp { authority, token } => (authority.clone(), token.clone()),
+        let host = match &self.endpoint {
+            Endpoint::Unix(_) => "localhost".to_string(),
+            Endpoint::Tcp { authority, .. } => authority.clone(),
         };
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, host);
-        if let Some(t) = token {
-            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
-        }
         let bytes = match body {
             Some(v) => {
                 req = req.header(hyper::header::CONTENT_TYPE, "application/json");
@@ -127,7 +125,7 @@ impl Client {
             None => Bytes::new(),
         };
         let req = req
-            .body(Full::new(bytes))
+            .body(Full::new(bytes.clone()))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         match &self.endpoint {
             Endpoint::Unix(path) => {
@@ -142,7 +140,7 @@ impl Client {
                 let io = tokio::net::TcpStream::connect(authority.as_str())
                     .await
                     .map_err(|e| unreachable(e.to_string()))?;
-                let proof = token.as_deref().map(|t| (t, authority.as_str()));
+                let proof = token.as_deref().map(|t| (t, authority.as_str(), &bytes));
                 exchange(io, proof, req)
                     .await
                     .map_err(|e| e.at(&self.endpoint))
@@ -221,6 +219,8 @@ impl Client {
 enum Fault {
     Io(String),
     Impostor(String),
+    /// The node refused to give a proof (a Host it does not answer to, say).
+    Refused(ClientError),
 }
 
 impl Fault {
@@ -234,17 +234,21 @@ impl Fault {
                 endpoint: endpoint.to_string(),
                 reason,
             },
+            Self::Refused(e) => e,
         }
     }
 }
 
-/// Sends `req` on a new connection. With `proof` (the token and the `Host` to ask), the server
-/// must first prove on this same connection that it holds the token (see `access`): only then
-/// does `req`, which carries the token, go out.
+/// How long a server may take to prove itself.
+const PROOF_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sends `req` on a new connection. With `proof` (the token, the `Host` to ask and the body),
+/// the server must first prove on this same connection that it holds the token (see
+/// `access`); then `req` goes out signed for the challenge it gave. The token never does.
 async fn exchange<IO>(
     io: IO,
-    proof: Option<(&str, &str)>,
-    req: Request<Full<Bytes>>,
+    proof: Option<(&str, &str, &Bytes)>,
+    mut req: Request<Full<Bytes>>,
 ) -> Result<hyper::Response<hyper::body::Incoming>, Fault>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -254,39 +258,73 @@ where
             .await
             .map_err(|e| Fault::Io(e.to_string()))?;
     tokio::spawn(conn);
-    if let Some((token, host)) = proof {
-        let nonce = crate::access::nonce().map_err(|e| Fault::Io(e.to_string()))?;
-        let ask = Request::builder()
-            .uri(format!("{}?nonce={nonce}", crate::access::PROOF_PATH))
-            .header(hyper::header::HOST, host)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| Fault::Io(e.to_string()))?;
-        let answer = sender
-            .send_request(ask)
+    if let Some((token, host, body)) = proof {
+        let challenge = tokio::time::timeout(PROOF_TIME, prove(&mut sender, token, host))
             .await
-            .map_err(|e| Fault::Io(e.to_string()))?;
-        let status = answer.status();
-        // A proof is 64 hex digits in a small JSON object: read no more than a few KiB.
-        let body = http_body_util::Limited::new(answer.into_body(), 4096)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let given: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let given = given["proof"].as_str().unwrap_or_default();
-        if !status.is_success() || !crate::access::verify(token, &nonce, given) {
-            return Err(Fault::Impostor(if status.is_success() {
-                "its proof of the token is wrong".into()
-            } else {
-                format!("it answered {status} when asked to prove it holds the token")
-            }));
-        }
+            .map_err(|_| {
+                Fault::Impostor(format!(
+                    "it gave no proof within {} s",
+                    PROOF_TIME.as_secs()
+                ))
+            })??;
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_string(), |p| p.to_string());
+        let signed = crate::access::sign(token, &challenge, req.method().as_str(), &path, body);
+        let signed =
+            hyper::header::HeaderValue::from_str(&signed).map_err(|e| Fault::Io(e.to_string()))?;
+        req.headers_mut()
+            .insert(hyper::header::AUTHORIZATION, signed);
         sender.ready().await.map_err(|e| Fault::Io(e.to_string()))?;
     }
     sender
         .send_request(req)
         .await
         .map_err(|e| Fault::Io(e.to_string()))
+}
+
+/// Asks the server to prove it holds `token`; the challenge it gave with a right proof.
+async fn prove(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    token: &str,
+    host: &str,
+) -> Result<String, Fault> {
+    let nonce = crate::access::nonce().map_err(|e| Fault::Io(e.to_string()))?;
+    let ask = Request::builder()
+        .uri(format!("{}?nonce={nonce}", crate::access::PROOF_PATH))
+        .header(hyper::header::HOST, host)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| Fault::Io(e.to_string()))?;
+    let answer = sender
+        .send_request(ask)
+        .await
+        .map_err(|e| Fault::Io(e.to_string()))?;
+    let status = answer.status();
+    // A proof is a small JSON object: read no more than a few KiB.
+    let body = http_body_util::Limited::new(answer.into_body(), 4096)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let given: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if !status.is_success() {
+        // The node's own refusal of a Host it does not answer to says what to fix.
+        if given["code"].as_str() == Some("bad-host")
+            && let Err(e) = check(status, &body)
+        {
+            return Err(Fault::Refused(e));
+        }
+        return Err(Fault::Impostor(format!(
+            "it answered {status} when asked to prove it holds the token"
+        )));
+    }
+    let proof = given["proof"].as_str().unwrap_or_default();
+    let challenge = given["challenge"].as_str().unwrap_or_default();
+    if !crate::access::verify(token, &nonce, proof) || !crate::access::is_nonce(challenge) {
+        return Err(Fault::Impostor("its proof of the token is wrong".into()));
+    }
+    Ok(challenge.to_string())
 }
 
 fn check(status: StatusCode, bytes: &[u8]) -> Result<(), ClientError> {

@@ -254,7 +254,8 @@ pub(crate) struct Inner {
     options: NodeOptions,
     started: u64,
     dashboard: std::sync::OnceLock<String>,
-    logins: access::Logins,
+    logins: access::OneTime,
+    challenges: access::OneTime,
 }
 
 /// The node: cheap to clone, shared by the API and the supervisors.
@@ -354,7 +355,8 @@ impl Node {
             options,
             started: state::now_ms(),
             dashboard: std::sync::OnceLock::new(),
-            logins: access::Logins::default(),
+            logins: access::OneTime::logins(),
+            challenges: access::OneTime::challenges(),
         })))
     }
 
@@ -383,8 +385,12 @@ impl Node {
         Ok(format!("{url}login/{code}"))
     }
 
-    pub(crate) fn logins(&self) -> &access::Logins {
+    pub(crate) fn logins(&self) -> &access::OneTime {
         &self.0.logins
+    }
+
+    pub(crate) fn challenges(&self) -> &access::OneTime {
+        &self.0.challenges
     }
 
     pub fn token(&self) -> &str {

@@ -349,6 +349,88 @@ fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
     );
 }
 
+/// HOSTILE.md row 40: a server that relays to the real node (say, on the port the node used to
+/// have) passes the proof, so what crosses it must not reveal the token: the CLI signs each
+/// request for a one-time challenge instead of sending the token, and a captured request
+/// cannot be replayed.
+#[test]
+fn a_relay_to_the_real_node_sees_no_token_and_cannot_replay_what_it_saw() {
+    use std::io::{Read, Write};
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    node.ok(&["deploy", "--name", "kept", &probe(), "--", "args", "hi"]);
+    let api = node.api.expect("api");
+    let relay = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let at = relay.local_addr().expect("addr");
+    // Forwards each connection to the node, both ways, keeping what the client sent.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for client in relay.incoming().flatten() {
+                let Ok(upstream) = std::net::TcpStream::connect(api) else {
+                    return;
+                };
+                let (mut c_in, mut u_out) = (
+                    client.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                );
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 || u_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        seen.lock().expect("seen").extend_from_slice(&buf[..n]);
+                    }
+                    let _ = u_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut u_in, mut c_out) = (upstream, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+    }
+    let out = qyvol_std()
+        .env("QYVOL_LANG", "en")
+        .env("QYVOL_TOKEN", token(&node))
+        .env("QYVOL_NODE", format!("http://{at}"))
+        .args(["ps", "-a"])
+        .output()
+        .expect("qyvol ps");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("kept"),
+        "the relayed call worked: {}",
+        stdout(&out)
+    );
+    let seen = String::from_utf8_lossy(&seen.lock().expect("seen")).into_owned();
+    assert!(seen.contains("Qyvol-Proof challenge="), "{seen}");
+    assert!(
+        !seen.contains(&token(&node)),
+        "the token crossed the relay: {seen}"
+    );
+    // What the relay saw, sent again (or changed to another call), is refused.
+    let signed = seen
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("authorization: qyvol-proof")
+        })
+        .expect("the signed request's authorization")
+        .to_string();
+    let replay = format!("{signed}\r\n");
+    for path in ["/api/v1/apps?all=true", "/api/v1/apps?all=false"] {
+        assert_eq!(call(&node, "GET", path, &replay, "").0, 401, "{path}");
+    }
+    let stop = format!("{replay}Content-Type: application/json\r\n");
+    assert_eq!(call(&node, "POST", "/api/v1/node/stop", &stop, "{}").0, 401);
+    assert!(node.app("kept").is_some(), "the node still runs");
+}
+
 /// Starts `qyvol node` with `args` (English), and returns it with the dashboard URL it
 /// printed, or its exit status and what it printed if it stopped first.
 fn node_printing_url(home: &std::path::Path, args: &[&str]) -> Result<(Child, String), String> {
@@ -605,7 +687,15 @@ fn a_log_stream_ends_when_its_app_is_removed() {
 fn a_log_stream_ends_when_its_session_is_logged_out() {
     let s = Scratch::new();
     let node = Node::with_api(&s.path("home"));
-    node.ok(&["deploy", "--name", "chatty", &probe(), "--", "args", "said-once"]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "chatty",
+        &probe(),
+        "--",
+        "args",
+        "said-once",
+    ]);
     wait_for(
         || node.app("chatty").is_some_and(|a| a["state"] == "exited"),
         "the guest to print",
