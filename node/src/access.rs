@@ -187,51 +187,59 @@ mod tests {
         assert!(!verify("token-a", &n, ""));
     }
 
+    /// A `Qyvol-Proof` header's value, signed by `token` for a new challenge of `challenges`.
+    fn signed_for(
+        challenges: &OneTime,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> String {
+        let challenge = challenges.issue().expect("challenge");
+        sign(token, &challenge, method, path, body)
+    }
+
+    fn params(header: &str) -> (&str, &str) {
+        parse_signed(header.strip_prefix("Qyvol-Proof ").expect("scheme")).expect("parses")
+    }
+
     #[test]
     fn a_signed_request_verifies_once_and_only_as_signed() {
         let challenges = OneTime::challenges();
-        let c = challenges.issue().expect("challenge");
-        let header = sign("tok", &c, "POST", "/api/v1/apps", b"{}");
-        let params = header.strip_prefix("Qyvol-Proof ").expect("scheme");
-        let signed = parse_signed(params).expect("parses");
-        let check = |method, path, body: &[u8]| {
-            let c2 = challenges.issue().expect("challenge");
-            let h = sign("tok", &c2, "POST", "/api/v1/apps", b"{}");
-            let p = parse_signed(h.strip_prefix("Qyvol-Proof ").expect("scheme")).expect("parses");
-            verify_signed(&challenges, "tok", p, method, path, body)
-        };
-        assert!(!check("DELETE", "/api/v1/apps", b"{}"), "another method");
-        assert!(!check("POST", "/api/v1/node/stop", b"{}"), "another path");
-        assert!(!check("POST", "/api/v1/apps", b"{\"x\":1}"), "another body");
-        assert!(!verify_signed(
-            &challenges,
-            "other",
-            signed,
-            "POST",
-            "/api/v1/apps",
-            b"{}"
-        ));
-        assert!(
-            !verify_signed(&challenges, "tok", signed, "POST", "/api/v1/apps", b"{}"),
-            "the challenge was used up by the failed try"
-        );
-        let c = challenges.issue().expect("challenge");
-        let header = sign("tok", &c, "GET", "/api/v1/apps?all=true", b"");
-        let signed = parse_signed(header.strip_prefix("Qyvol-Proof ").expect("s")).expect("p");
+        let (get, apps) = ("GET", "/api/v1/apps?all=true");
+        let header = signed_for(&challenges, "tok", get, apps, b"");
         assert!(verify_signed(
             &challenges,
             "tok",
-            signed,
-            "GET",
-            "/api/v1/apps?all=true",
+            params(&header),
+            get,
+            apps,
             b""
         ));
+        assert!(
+            !verify_signed(&challenges, "tok", params(&header), get, apps, b""),
+            "a replay"
+        );
+        for (token, method, path, body) in [
+            ("other", get, apps, &b""[..]),
+            ("tok", "DELETE", apps, b""),
+            ("tok", get, "/api/v1/node", b""),
+            ("tok", get, apps, b"{}"),
+        ] {
+            let header = signed_for(&challenges, "tok", get, apps, b"");
+            assert!(
+                !verify_signed(&challenges, token, params(&header), method, path, body),
+                "{token} {method} {path} {body:?}"
+            );
+        }
+        // An unknown challenge, however well signed, is refused.
+        let header = sign("tok", &nonce().expect("nonce"), get, apps, b"");
         assert!(!verify_signed(
             &challenges,
             "tok",
-            signed,
-            "GET",
-            "/api/v1/apps?all=true",
+            params(&header),
+            get,
+            apps,
             b""
         ));
     }
