@@ -30,7 +30,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// How long a call may take to be answered (a deploy may pull and compile).
 const CALL_TIME: Duration = Duration::from_secs(30);
 const DEPLOY_TIME: Duration = Duration::from_secs(600);
-/// Connections open at once on each API listener.
+/// Connections open at once on the Unix socket, and on the TCP API (all its addresses together).
 const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Clone)]
@@ -675,8 +675,10 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     let events = std::sync::Arc::new(crate::AppEvents(node.clone()));
     let apps = tokio::spawn(router.serve(listeners.http, events, apps_stopping));
     let unix = routes(node.clone(), None);
-    let unix_task = tokio::spawn(accept(listeners.unix, unix));
-    // One router (and so one set of dashboard sessions) for every address of the TCP API.
+    let unix_task = tokio::spawn(accept(listeners.unix, unix, connection_cap()));
+    // One router (and so one set of dashboard sessions) and one connection cap for every
+    // address of the TCP API.
+    let tcp_cap = connection_cap();
     let tcp = listeners.api.first().map(|l| {
         let addr = l
             .local_addr()
@@ -689,7 +691,7 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     let tcp_tasks: Vec<_> = listeners
         .api
         .into_iter()
-        .filter_map(|l| Some(tokio::spawn(accept(l, tcp.clone()?))))
+        .filter_map(|l| Some(tokio::spawn(accept(l, tcp.clone()?, tcp_cap.clone()))))
         .collect();
     // One sample a second of every app's load, for the dashboard's charts.
     let sampler = {
@@ -743,9 +745,18 @@ impl Listen for tokio::net::UnixListener {
     }
 }
 
-/// Serves `app` on each connection: heads bounded in size and time, connections bounded.
-async fn accept<L: Listen>(listener: L, app: axum::Router) {
-    let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+/// The connections one listener (or the TCP API's addresses together) may have open at once.
+fn connection_cap() -> std::sync::Arc<tokio::sync::Semaphore> {
+    std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS))
+}
+
+/// Serves `app` on each connection: heads bounded in size and time, connections bounded by
+/// `connections`.
+async fn accept<L: Listen>(
+    listener: L,
+    app: axum::Router,
+    connections: std::sync::Arc<tokio::sync::Semaphore>,
+) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(5))
