@@ -1,44 +1,49 @@
 //! Who may reach the node over TCP, beyond its token: the proof a node gives before a client
-//! sends it the token, and the one-time login links that open a dashboard session.
+//! uses the token, the signatures that stand in for the token on each request and answer, and
+//! the one-time login links that open a dashboard session.
 //!
 //! A TCP port is not an identity: when the node is not running (or, before it bound both
 //! loopback families, on `[::1]`), another local user can listen on the printed port. So a
 //! client first sends a random nonce, and the server must answer with an HMAC of it keyed by
-//! the token, which only the real node can compute, and a one-time challenge. A server that
-//! merely relays to the real node could pass that check, so the client never sends the token
-//! at all: each request carries an HMAC, keyed by the token, of the challenge, the method, the
-//! path and the body's digest (`Authorization: Qyvol-Proof challenge=…, mac=…`), which the node
-//! accepts once. A relay can forward the request it was given, never forge another. A browser
-//! cannot run such a check on a page the server itself serves, so the dashboard never asks
-//! for the token at all: `qyvol dashboard` asks the node (through its Unix socket, or over TCP
-//! after the proof) for a one-time link that opens a session.
+//! the token, which only the real node can compute, and a challenge kept by that connection.
+//! A server that merely relays to the real node could pass that check, so the client never
+//! sends the token at all: its request carries an HMAC, keyed by the token, of the challenge,
+//! the method, the path and the body's digest (`Authorization: Qyvol-Proof challenge=…,
+//! mac=…`), which the node accepts once, on that connection; the node's answer carries an
+//! HMAC of the challenge, its status and its body (`Qyvol-Proof-Answer`), which the client
+//! checks. A relay can pass on what it was given, and read it (plain HTTP), never forge,
+//! change or replay it. A browser cannot run such a check on a page the server itself serves,
+//! so the dashboard never asks for the token: `qyvol dashboard` asks the node (through its
+//! Unix socket, or over TCP after the proof) for a one-time link, which opens a session only
+//! with a verifier that never crossed the wire (the request carries its digest).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// The proof's path on the TCP API (answered without the token).
 pub const PROOF_PATH: &str = "/api/v1/proof";
 /// How long a login link works, and how many may be pending at once.
 pub const LOGIN_LINK_TIME: Duration = Duration::from_secs(300);
 const PENDING_LINKS: usize = 16;
-/// How long a request challenge works, and how many may be pending at once.
+/// How long a connection's challenge works.
 const CHALLENGE_TIME: Duration = Duration::from_secs(60);
-const PENDING_CHALLENGES: usize = 1024;
 /// The `Authorization` scheme of a signed request.
 pub const SIGNED: &str = "Qyvol-Proof";
+/// The header of a signed answer.
+pub const ANSWER_HEADER: &str = "qyvol-proof-answer";
 
-/// A proof's nonce: 32 random bytes, hex.
+/// 32 random bytes, hex: a nonce, a challenge, a login code, a verifier.
 pub fn nonce() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
     Ok(hex::encode(bytes))
 }
 
-/// Whether `nonce` has the shape a client sends (64 lowercase hex digits): the node computes
+/// Whether `nonce` has the shape [`nonce`] gives (64 lowercase hex digits): the node computes
 /// proofs for nothing else.
 pub fn is_nonce(nonce: &str) -> bool {
     nonce.len() == 64
@@ -47,15 +52,28 @@ pub fn is_nonce(nonce: &str) -> bool {
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// HMAC-SHA256 keyed by the token over a fixed label and the nonce, hex.
-pub fn proof(token: &str, nonce: &str) -> String {
+/// SHA-256 of `bytes`, hex.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// HMAC-SHA256 keyed by the token of `label` and each part, hex.
+fn mac(token: &str, label: &str, parts: &[&str]) -> String {
     // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(token.as_bytes()) else {
         return String::new();
     };
-    mac.update(b"qyvol node proof v1\n");
-    mac.update(nonce.as_bytes());
+    mac.update(label.as_bytes());
+    for part in parts {
+        mac.update(b"\n");
+        mac.update(part.as_bytes());
+    }
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The node's proof that it holds `token`, for a client's `nonce`.
+pub fn proof(token: &str, nonce: &str) -> String {
+    mac(token, "qyvol node proof v1", &[nonce])
 }
 
 /// Whether `answer` is the proof of `nonce` for `token` (in constant time).
@@ -73,21 +91,11 @@ pub fn sign(token: &str, challenge: &str, method: &str, path: &str, body: &[u8])
 }
 
 fn request_mac(token: &str, challenge: &str, method: &str, path: &str, body: &[u8]) -> String {
-    use sha2::Digest;
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(token.as_bytes()) else {
-        return String::new();
-    };
-    for part in [
+    mac(
+        token,
         "qyvol request v1",
-        challenge,
-        method,
-        path,
-        &hex::encode(Sha256::digest(body)),
-    ] {
-        mac.update(part.as_bytes());
-        mac.update(b"\n");
-    }
-    hex::encode(mac.finalize().into_bytes())
+        &[challenge, method, path, &digest(body)],
+    )
 }
 
 /// The challenge and MAC of a `Qyvol-Proof` authorization (after the scheme).
@@ -104,72 +112,112 @@ pub fn parse_signed(params: &str) -> Option<(&str, &str)> {
     Some((challenge?, mac?))
 }
 
-/// Whether `mac` signs this request for `challenge`, and `challenge` was pending (it is used
-/// up either way).
+/// The node's signature of its answer to a request signed for `challenge`.
+pub fn sign_answer(token: &str, challenge: &str, status: u16, body: &[u8]) -> String {
+    mac(
+        token,
+        "qyvol answer v1",
+        &[challenge, &status.to_string(), &digest(body)],
+    )
+}
+
+/// Whether `given` signs this answer (in constant time).
+pub fn verify_answer(token: &str, challenge: &str, status: u16, body: &[u8], given: &str) -> bool {
+    crate::api::same(
+        sign_answer(token, challenge, status, body).as_bytes(),
+        given.as_bytes(),
+    )
+}
+
+/// The challenge a connection's last proof gave, until a request uses it: a request is
+/// accepted only on the connection that asked for the proof, once, so a challenge cannot be
+/// replayed elsewhere or crowded out by other clients.
+#[derive(Clone, Default)]
+pub struct Pending(Arc<Mutex<Option<(String, Instant)>>>);
+
+impl Pending {
+    /// A new challenge for this connection (replacing one not used).
+    pub fn issue(&self) -> Result<String, getrandom::Error> {
+        let challenge = nonce()?;
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((challenge.clone(), Instant::now() + CHALLENGE_TIME));
+        Ok(challenge)
+    }
+
+    /// Whether `challenge` is this connection's, unexpired (it is kept for [`Pending::take`]).
+    pub fn holds(&self, challenge: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|(c, expires)| {
+                *expires > Instant::now() && crate::api::same(c.as_bytes(), challenge.as_bytes())
+            })
+    }
+
+    /// This connection's challenge, used up.
+    pub fn take(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(c, _)| c)
+    }
+}
+
+/// Whether `mac` signs this request for `challenge`, which must be `pending`'s (it is used up
+/// either way).
 pub fn verify_signed(
-    challenges: &OneTime,
+    pending: &Pending,
     token: &str,
     (challenge, mac): (&str, &str),
     method: &str,
     path: &str,
     body: &[u8],
 ) -> bool {
-    challenges.redeem(challenge)
+    pending
+        .take()
+        .is_some_and(|c| crate::api::same(c.as_bytes(), challenge.as_bytes()))
         && crate::api::same(
             request_mac(token, challenge, method, path, body).as_bytes(),
             mac.as_bytes(),
         )
 }
 
-/// Random one-time codes: login links (good for one session within [`LOGIN_LINK_TIME`]) and
-/// request challenges.
-pub struct OneTime {
-    codes: Mutex<HashMap<String, Instant>>,
-    lifetime: Duration,
-    most: usize,
-}
+/// One-time login codes, each good for one session within [`LOGIN_LINK_TIME`], and only with
+/// the verifier whose digest the link's request carried.
+#[derive(Default)]
+pub struct Logins(Mutex<HashMap<String, (Instant, String)>>);
 
-impl OneTime {
-    pub fn logins() -> Self {
-        Self::new(LOGIN_LINK_TIME, PENDING_LINKS)
-    }
-
-    pub fn challenges() -> Self {
-        Self::new(CHALLENGE_TIME, PENDING_CHALLENGES)
-    }
-
-    fn new(lifetime: Duration, most: usize) -> Self {
-        Self {
-            codes: Mutex::default(),
-            lifetime,
-            most,
-        }
-    }
-
-    /// A new code (the oldest pending one is dropped past the most pending).
-    pub fn issue(&self) -> Result<String, getrandom::Error> {
+impl Logins {
+    /// A new code for the verifier of digest `verifier` (the oldest pending code is dropped
+    /// past [`PENDING_LINKS`]).
+    pub fn issue(&self, verifier: &str) -> Result<String, getrandom::Error> {
         let code = nonce()?;
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut codes = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        codes.retain(|_, expires| *expires > now);
-        if codes.len() >= self.most
+        codes.retain(|_, (expires, _)| *expires > now);
+        if codes.len() >= PENDING_LINKS
             && let Some(oldest) = codes
                 .iter()
-                .min_by_key(|(_, e)| **e)
+                .min_by_key(|(_, (e, _))| *e)
                 .map(|(c, _)| c.clone())
         {
             codes.remove(&oldest);
         }
-        codes.insert(code.clone(), now + self.lifetime);
+        codes.insert(code.clone(), (now + LOGIN_LINK_TIME, verifier.to_string()));
         Ok(code)
     }
 
-    /// Whether `code` was pending and unexpired; it is used up either way.
-    pub fn redeem(&self, code: &str) -> bool {
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
-        codes
-            .remove(code)
-            .is_some_and(|expires| expires > Instant::now())
+    /// Whether `code` was pending, unexpired and issued for `verifier` (whose digest the link's
+    /// request carried); it is used up either way.
+    pub fn redeem(&self, code: &str, verifier: &str) -> bool {
+        let mut codes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        codes.remove(code).is_some_and(|(expires, wanted)| {
+            expires > Instant::now()
+                && crate::api::same(digest(verifier.as_bytes()).as_bytes(), wanted.as_bytes())
+        })
     }
 }
 
@@ -187,37 +235,18 @@ mod tests {
         assert!(!verify("token-a", &n, ""));
     }
 
-    /// A `Qyvol-Proof` header's value, signed by `token` for a new challenge of `challenges`.
-    fn signed_for(
-        challenges: &OneTime,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> String {
-        let challenge = challenges.issue().expect("challenge");
-        sign(token, &challenge, method, path, body)
-    }
-
     fn params(header: &str) -> (&str, &str) {
         parse_signed(header.strip_prefix("Qyvol-Proof ").expect("scheme")).expect("parses")
     }
 
     #[test]
-    fn a_signed_request_verifies_once_and_only_as_signed() {
-        let challenges = OneTime::challenges();
+    fn a_signed_request_verifies_once_on_its_connection_and_only_as_signed() {
         let (get, apps) = ("GET", "/api/v1/apps?all=true");
-        let header = signed_for(&challenges, "tok", get, apps, b"");
-        assert!(verify_signed(
-            &challenges,
-            "tok",
-            params(&header),
-            get,
-            apps,
-            b""
-        ));
+        let conn = Pending::default();
+        let header = sign("tok", &conn.issue().expect("challenge"), get, apps, b"");
+        assert!(verify_signed(&conn, "tok", params(&header), get, apps, b""));
         assert!(
-            !verify_signed(&challenges, "tok", params(&header), get, apps, b""),
+            !verify_signed(&conn, "tok", params(&header), get, apps, b""),
             "a replay"
         );
         for (token, method, path, body) in [
@@ -226,16 +255,18 @@ mod tests {
             ("tok", get, "/api/v1/node", b""),
             ("tok", get, apps, b"{}"),
         ] {
-            let header = signed_for(&challenges, "tok", get, apps, b"");
+            let header = sign("tok", &conn.issue().expect("challenge"), get, apps, b"");
             assert!(
-                !verify_signed(&challenges, token, params(&header), method, path, body),
+                !verify_signed(&conn, token, params(&header), method, path, body),
                 "{token} {method} {path} {body:?}"
             );
         }
-        // An unknown challenge, however well signed, is refused.
-        let header = sign("tok", &nonce().expect("nonce"), get, apps, b"");
+        // Another connection's challenge, however well signed, is refused here.
+        let other = Pending::default();
+        let header = sign("tok", &other.issue().expect("challenge"), get, apps, b"");
+        conn.issue().expect("challenge");
         assert!(!verify_signed(
-            &challenges,
+            &conn,
             "tok",
             params(&header),
             get,
@@ -245,12 +276,26 @@ mod tests {
     }
 
     #[test]
-    fn a_login_code_opens_one_session_only() {
-        let logins = OneTime::logins();
-        let code = logins.issue().expect("code");
-        assert!(!logins.redeem("not-a-code"));
-        assert!(logins.redeem(&code));
-        assert!(!logins.redeem(&code), "used up");
+    fn an_answer_verifies_only_as_signed() {
+        let s = sign_answer("tok", "c", 200, b"[]");
+        assert!(verify_answer("tok", "c", 200, b"[]", &s));
+        assert!(!verify_answer("tok", "c", 201, b"[]", &s));
+        assert!(!verify_answer("tok", "c", 200, b"[{}]", &s));
+        assert!(!verify_answer("tok", "d", 200, b"[]", &s));
+        assert!(!verify_answer("other", "c", 200, b"[]", &s));
+    }
+
+    #[test]
+    fn a_login_code_opens_one_session_only_with_its_verifier() {
+        let logins = Logins::default();
+        let verifier = nonce().expect("verifier");
+        let code = logins.issue(&digest(verifier.as_bytes())).expect("code");
+        assert!(!logins.redeem("not-a-code", &verifier));
+        assert!(!logins.redeem(&code, "not-the-verifier"), "wrong verifier");
+        assert!(!logins.redeem(&code, &verifier), "used up by the wrong try");
+        let code = logins.issue(&digest(verifier.as_bytes())).expect("code");
+        assert!(logins.redeem(&code, &verifier));
+        assert!(!logins.redeem(&code, &verifier), "used up");
     }
 
     #[test]

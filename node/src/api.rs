@@ -134,6 +134,8 @@ fn host_name(authority: &str) -> String {
 
 async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    // The challenge a signed request used: its answer is signed for it.
+    let mut signed = None;
     if let Some(hosts) = &api.tcp_hosts {
         let host = req
             .headers()
@@ -150,8 +152,8 @@ async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Response
         // The dashboard's own pages let a browser in with its session (see `dashboard`).
         if path != "/healthz" && path != crate::access::PROOF_PATH && !crate::dashboard::owns(&path)
         {
-            req = match authorized(&api.node, req).await {
-                Ok(req) => req,
+            (req, signed) = match authorized(&api.node, req).await {
+                Ok(allowed) => allowed,
                 Err(refused) => return refused,
             };
         }
@@ -187,20 +189,60 @@ async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Response
     } else {
         CALL_TIME
     };
-    match tokio::time::timeout(limit, next.run(req)).await {
+    let answer = match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             "the call took too long and was abandoned",
         ),
+    };
+    match signed {
+        Some(challenge) => sign_answer(api.node.token(), &challenge, answer).await,
+        None => answer,
     }
 }
 
-/// `req` if it carries the node's token (`Authorization: Bearer`, for scripts) or is signed
-/// with it for a pending challenge (`Qyvol-Proof`, the CLI's way: the token itself never
-/// travels), else the 401 (413 for a signed body over the limit).
-async fn authorized(node: &Node, req: Request) -> Result<Request, Response> {
+/// The most of an answer that is signed whole (a list of apps, metrics); streams (logs,
+/// events) are not signed.
+const MAX_SIGNED_ANSWER: usize = 64 * 1024 * 1024;
+
+/// `answer` with its signature for `challenge` (see `access`), unless it is a stream.
+async fn sign_answer(token: &str, challenge: &str, answer: Response) -> Response {
+    let streamed = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|t| t.to_str().ok())
+        .is_some_and(|t| {
+            t.starts_with("application/x-ndjson") || t.starts_with("text/event-stream")
+        });
+    if streamed {
+        return answer;
+    }
+    let (mut parts, body) = answer.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_SIGNED_ANSWER).await else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the answer could not be read to be signed",
+        );
+    };
+    let mac = crate::access::sign_answer(token, challenge, parts.status.as_u16(), &body);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&mac) {
+        parts.headers.insert(crate::access::ANSWER_HEADER, v);
+    }
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// How long a signed request's body may take to arrive.
+const SIGNED_BODY_TIME: Duration = Duration::from_secs(10);
+
+/// `req` if it carries the node's token (`Authorization: Bearer`, for scripts), or is signed
+/// with it for its connection's challenge (`Qyvol-Proof`, the CLI's way: the token itself
+/// never travels), with that challenge; else the 401 (413 for a signed body over the limit).
+/// A signed body is read only for a challenge the connection holds, and within
+/// [`SIGNED_BODY_TIME`].
+async fn authorized(node: &Node, req: Request) -> Result<(Request, Option<String>), Response> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -225,33 +267,52 @@ async fn authorized(node: &Node, req: Request) -> Result<Request, Response> {
             if scheme.eq_ignore_ascii_case("bearer")
                 && same(token.as_bytes(), node.token().as_bytes()) =>
         {
-            Ok(req)
+            Ok((req, None))
         }
         Some((scheme, params)) if scheme.eq_ignore_ascii_case(crate::access::SIGNED) => {
+            let pending = req
+                .extensions()
+                .get::<crate::access::Pending>()
+                .cloned()
+                .unwrap_or_default();
             let Some(signed) = crate::access::parse_signed(&params) else {
                 return Err(unauthorized());
             };
+            if !pending.holds(signed.0) {
+                return Err(unauthorized());
+            }
             let (parts, body) = req.into_parts();
-            let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-                return Err(refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too-large",
-                    &format!("a signed request's body may be at most {MAX_BODY} bytes"),
-                ));
-            };
+            let body =
+                match tokio::time::timeout(SIGNED_BODY_TIME, axum::body::to_bytes(body, MAX_BODY))
+                    .await
+                {
+                    Ok(Ok(body)) => body,
+                    Ok(Err(_)) => {
+                        return Err(refuse(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "too-large",
+                            &format!("a signed request's body may be at most {MAX_BODY} bytes"),
+                        ));
+                    }
+                    Err(_) => return Err(unauthorized()),
+                };
             let path = parts
                 .uri
                 .path_and_query()
                 .map_or_else(|| parts.uri.path(), |p| p.as_str());
             if crate::access::verify_signed(
-                node.challenges(),
+                &pending,
                 node.token(),
                 signed,
                 parts.method.as_str(),
                 path,
                 &body,
             ) {
-                Ok(Request::from_parts(parts, axum::body::Body::from(body)))
+                let challenge = signed.0.to_string();
+                Ok((
+                    Request::from_parts(parts, axum::body::Body::from(body)),
+                    Some(challenge),
+                ))
             } else {
                 Err(unauthorized())
             }
@@ -379,8 +440,13 @@ struct ProofQuery {
     nonce: String,
 }
 
-/// The node's proof that it holds the token, for a client about to send it (see `access`).
-async fn proof(State(api): State<Api>, Query(q): Query<ProofQuery>) -> Response {
+/// The node's proof that it holds the token, with a challenge for this connection's next
+/// request (see `access`).
+async fn proof(
+    State(api): State<Api>,
+    pending: Option<axum::Extension<crate::access::Pending>>,
+    Query(q): Query<ProofQuery>,
+) -> Response {
     if !crate::access::is_nonce(&q.nonce) {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -388,7 +454,8 @@ async fn proof(State(api): State<Api>, Query(q): Query<ProofQuery>) -> Response 
             "`nonce` must be 64 lowercase hex digits",
         );
     }
-    match api.node.challenges().issue() {
+    let pending = pending.map(|p| p.0).unwrap_or_default();
+    match pending.issue() {
         Ok(challenge) => Json(serde_json::json!({
             "proof": crate::access::proof(api.node.token(), &q.nonce),
             "challenge": challenge,
@@ -398,9 +465,21 @@ async fn proof(State(api): State<Api>, Query(q): Query<ProofQuery>) -> Response 
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    /// The SHA-256 of the value the link is opened with (`?v=`).
+    verifier: String,
+}
+
 /// A one-time link that opens a dashboard session.
-async fn login_link(State(api): State<Api>) -> Result<Response, NodeError> {
-    let url = api.node.login_link()?;
+async fn login_link(
+    State(api): State<Api>,
+    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, NodeError> {
+    let Json(req) =
+        body.map_err(|e| NodeError::BadRequest(format!("the link request: {}", e.body_text())))?;
+    let url = api.node.login_link(&req.verifier)?;
     Ok(Json(serde_json::json!({
         "url": url,
         "expires_in_s": crate::access::LOGIN_LINK_TIME.as_secs(),
@@ -773,7 +852,12 @@ async fn accept<L: Listen>(
         let Ok(open) = connections.clone().try_acquire_owned() else {
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Each connection keeps its own challenge (see `access::Pending`).
+        let app = tower_layer::Layer::layer(
+            &axum::Extension(crate::access::Pending::default()),
+            app.clone(),
+        );
+        let service = hyper_util::service::TowerToHyperService::new(app);
         let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
         tokio::spawn(async move {
             let _ = conn.await;

@@ -97,12 +97,14 @@ impl Client {
         &self.endpoint
     }
 
+    /// Sends one request; the answer, with the challenge it was signed for over TCP (its
+    /// answer must then be signed for it too).
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, Option<String>), ClientError> {
         let unreachable = |reason: String| ClientError::Unreachable {
             endpoint: self.endpoint.to_string(),
             reason,
@@ -155,14 +157,35 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Answer, ClientError> {
-        let response = self.send(method, path, body).await?;
+        let (response, challenge) = self.send(method, path, body).await?;
         let status = response.status();
+        let signature = response
+            .headers()
+            .get(crate::access::ANSWER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         let bytes = response
             .into_body()
             .collect()
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?
             .to_bytes();
+        // Over TCP, an answer counts only signed by the node for this request's challenge: a
+        // relay cannot make up or change one.
+        if let (
+            Some(challenge),
+            Endpoint::Tcp {
+                token: Some(token), ..
+            },
+        ) = (challenge, &self.endpoint)
+            && !crate::access::verify_answer(token, &challenge, status.as_u16(), &bytes, &signature)
+        {
+            return Err(ClientError::Impostor {
+                endpoint: self.endpoint.to_string(),
+                reason: "its answer is not signed by the node".into(),
+            });
+        }
         check(status, &bytes)?;
         Ok((status, bytes))
     }
@@ -186,7 +209,8 @@ impl Client {
         path: &str,
         mut each: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), ClientError> {
-        let response = self.send(Method::GET, path, None).await?;
+        // Streams are not signed (see `access`): lines as the server sends them.
+        let (response, _) = self.send(Method::GET, path, None).await?;
         let status = response.status();
         let mut body = response.into_body();
         if !status.is_success() {
@@ -249,7 +273,7 @@ async fn exchange<IO>(
     io: IO,
     proof: Option<(&str, &str, &Bytes)>,
     mut req: Request<Full<Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, Fault>
+) -> Result<(hyper::Response<hyper::body::Incoming>, Option<String>), Fault>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -258,6 +282,7 @@ where
             .await
             .map_err(|e| Fault::Io(e.to_string()))?;
     tokio::spawn(conn);
+    let mut signed_for = None;
     if let Some((token, host, body)) = proof {
         let challenge = tokio::time::timeout(PROOF_TIME, prove(&mut sender, token, host))
             .await
@@ -277,11 +302,13 @@ where
         req.headers_mut()
             .insert(hyper::header::AUTHORIZATION, signed);
         sender.ready().await.map_err(|e| Fault::Io(e.to_string()))?;
+        signed_for = Some(challenge);
     }
-    sender
+    let answer = sender
         .send_request(req)
         .await
-        .map_err(|e| Fault::Io(e.to_string()))
+        .map_err(|e| Fault::Io(e.to_string()))?;
+    Ok((answer, signed_for))
 }
 
 /// Asks the server to prove it holds `token`; the challenge it gave with a right proof.

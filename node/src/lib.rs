@@ -254,8 +254,7 @@ pub(crate) struct Inner {
     options: NodeOptions,
     started: u64,
     dashboard: std::sync::OnceLock<String>,
-    logins: access::OneTime,
-    challenges: access::OneTime,
+    logins: access::Logins,
 }
 
 /// The node: cheap to clone, shared by the API and the supervisors.
@@ -355,8 +354,7 @@ impl Node {
             options,
             started: state::now_ms(),
             dashboard: std::sync::OnceLock::new(),
-            logins: access::OneTime::logins(),
-            challenges: access::OneTime::challenges(),
+            logins: access::Logins::default(),
         })))
     }
 
@@ -374,23 +372,27 @@ impl Node {
     }
 
     /// A one-time link that opens a dashboard session (`qyvol dashboard`), good for
-    /// [`access::LOGIN_LINK_TIME`].
-    pub fn login_link(&self) -> Result<String, NodeError> {
+    /// [`access::LOGIN_LINK_TIME`] and only with the verifier whose SHA-256 is `verifier`
+    /// (`?v=VERIFIER`, which the caller adds: it never reaches the node before the browser).
+    pub fn login_link(&self, verifier: &str) -> Result<String, NodeError> {
+        if !access::is_nonce(verifier) {
+            return Err(NodeError::BadRequest(
+                "`verifier` must be the SHA-256 (64 lowercase hex digits) of a random value the \
+                 link is then opened with (`?v=VALUE`)"
+                    .into(),
+            ));
+        }
         let url = self.dashboard().ok_or_else(|| {
             NodeError::Conflict(
                 "this node serves no dashboard: it was started with `--api off`".into(),
             )
         })?;
-        let code = self.0.logins.issue().map_err(NodeError::internal)?;
+        let code = self.0.logins.issue(verifier).map_err(NodeError::internal)?;
         Ok(format!("{url}login/{code}"))
     }
 
-    pub(crate) fn logins(&self) -> &access::OneTime {
+    pub(crate) fn logins(&self) -> &access::Logins {
         &self.0.logins
-    }
-
-    pub(crate) fn challenges(&self) -> &access::OneTime {
-        &self.0.challenges
     }
 
     pub fn token(&self) -> &str {

@@ -459,17 +459,21 @@ impl DashboardCommand {
             expires_in_s: u64,
         }
         let client = self.target.client()?;
+        // The link opens a session only with this value, of which the node (and whatever the
+        // request crosses) sees only the digest.
+        let verifier = qyvol_node::access::nonce().map_err(Failure::internal)?;
+        let digest = qyvol_node::access::digest(verifier.as_bytes());
         let link: Link = block(async {
             Ok(client
                 .json(
                     Method::POST,
                     "/api/v1/dashboard/login",
-                    Some(&serde_json::json!({})),
+                    Some(&serde_json::json!({ "verifier": digest })),
                 )
                 .await?)
         })?;
         Ui { quiet: false }.status(Msg::LoginLink(link.expires_in_s / 60));
-        out(&sanitize(&link.url));
+        out(&sanitize(&format!("{}?v={verifier}", link.url)));
         Ok(ExitCode::SUCCESS)
     }
 }

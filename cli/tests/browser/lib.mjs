@@ -56,7 +56,7 @@ export async function open(browser, options = {}) {
 export function loginLink() {
   const out = execFileSync(env("QYVOL_BIN"), ["dashboard"], { encoding: "utf8" });
   const link = out.trim().split("\n").pop();
-  assert.match(link, /^http:\/\/localhost:\d+\/login\/[0-9a-f]{64}$/, out);
+  assert.match(link, /^http:\/\/localhost:\d+\/login\/[0-9a-f]{64}\?v=[0-9a-f]{64}$/, out);
   return link;
 }
 

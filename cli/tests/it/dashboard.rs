@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crate::node::{Node, exchange, probe, wait_for};
 use crate::registry::Registry;
@@ -175,7 +176,7 @@ fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// A one-time login link from `qyvol dashboard`, as its path (`/login/<code>`).
+/// A one-time login link from `qyvol dashboard`, as its path (`/login/<code>?v=<verifier>`).
 fn login_link(node: &Node) -> String {
     let out = node.ok(&["dashboard"]);
     let link = out.trim().to_string();
@@ -252,6 +253,12 @@ fn a_one_time_link_opens_a_session_that_rides_in_the_path_not_a_cookie_and_pages
     let (status, _, body) = call(&node, "GET", &link, "", "");
     assert_eq!(status, 401, "a link works once: {body}");
     assert!(body.contains("Ese enlace ya se usó o caducó"), "{body}");
+    // The code alone (what crosses the wire to the node and back) opens nothing, and whoever
+    // tries it uses it up.
+    let other = login_link(&node);
+    let code_only = other.split('?').next().expect("the code");
+    assert_eq!(call(&node, "GET", code_only, "", "").0, 401);
+    assert_eq!(call(&node, "GET", &other, "", "").0, 401, "used up");
 
     let (status, head, body) = call(&node, "GET", &to, "", "");
     assert_eq!(status, 200);
@@ -349,72 +356,107 @@ fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
     );
 }
 
-/// HOSTILE.md row 40: a server that relays to the real node (say, on the port the node used to
-/// have) passes the proof, so what crosses it must not reveal the token: the CLI signs each
-/// request for a one-time challenge instead of sending the token, and a captured request
-/// cannot be replayed.
-#[test]
-fn a_relay_to_the_real_node_sees_no_token_and_cannot_replay_what_it_saw() {
+/// What crossed a relay one way.
+type Seen = Arc<Mutex<Vec<u8>>>;
+
+/// A relay on a port of its own to `to`, as another local user on the port a node used to
+/// have might run: it passes bytes both ways, keeps what crosses each way, and replaces
+/// `rewrite.0` with `rewrite.1` (of the same length) in what the node answers.
+fn relay(
+    to: std::net::SocketAddr,
+    rewrite: Option<(&'static [u8], &'static [u8])>,
+) -> (std::net::SocketAddr, Seen, Seen) {
     use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let (asked, answered) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let pipe = move |mut from: std::net::TcpStream,
+                     mut into: std::net::TcpStream,
+                     seen: Seen,
+                     rewrite: Option<(&'static [u8], &'static [u8])>| {
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut chunk = buf[..n].to_vec();
+                if let Some((from, to)) = rewrite {
+                    while let Some(i) = chunk.windows(from.len()).position(|w| w == from) {
+                        chunk[i..i + to.len()].copy_from_slice(to);
+                    }
+                }
+                seen.lock().expect("seen").extend_from_slice(&chunk);
+                if into.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = into.shutdown(std::net::Shutdown::Write);
+        });
+    };
+    let (a, b) = (asked.clone(), answered.clone());
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(node) = std::net::TcpStream::connect(to) else {
+                return;
+            };
+            let (c2, n2) = (
+                client.try_clone().expect("clone"),
+                node.try_clone().expect("clone"),
+            );
+            pipe(client, node, a.clone(), None);
+            pipe(n2, c2, b.clone(), rewrite);
+        }
+    });
+    (at, asked, answered)
+}
+
+fn text(seen: &Seen) -> String {
+    String::from_utf8_lossy(&seen.lock().expect("seen")).into_owned()
+}
+
+/// HOSTILE.md row 40: a server that relays to the real node (say, on the port the node used to
+/// have) passes the proof, so what crosses it must be worth nothing on its own: the CLI signs
+/// each request for its connection's challenge instead of sending the token, and a captured
+/// request cannot be replayed; the node signs its answers, so a relay cannot change them; a
+/// login link opens a session only with a verifier that never crossed.
+#[test]
+fn a_relay_to_the_real_node_gets_no_token_no_session_and_cannot_replay_or_change_answers() {
     let s = Scratch::new();
     let node = Node::with_api(&s.path("home"));
     node.ok(&["deploy", "--name", "kept", &probe(), "--", "args", "hi"]);
     let api = node.api.expect("api");
-    let relay = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let at = relay.local_addr().expect("addr");
-    // Forwards each connection to the node, both ways, keeping what the client sent.
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            for client in relay.incoming().flatten() {
-                let Ok(upstream) = std::net::TcpStream::connect(api) else {
-                    return;
-                };
-                let (mut c_in, mut u_out) = (
-                    client.try_clone().expect("clone"),
-                    upstream.try_clone().expect("clone"),
-                );
-                let seen = seen.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16384];
-                    while let Ok(n) = c_in.read(&mut buf) {
-                        if n == 0 || u_out.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                        seen.lock().expect("seen").extend_from_slice(&buf[..n]);
-                    }
-                    let _ = u_out.shutdown(std::net::Shutdown::Write);
-                });
-                let (mut u_in, mut c_out) = (upstream, client);
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut u_in, &mut c_out);
-                    let _ = c_out.shutdown(std::net::Shutdown::Write);
-                });
-            }
-        });
-    }
-    let out = qyvol_std()
-        .env("QYVOL_LANG", "en")
-        .env("QYVOL_TOKEN", token(&node))
-        .env("QYVOL_NODE", format!("http://{at}"))
-        .args(["ps", "-a"])
-        .output()
-        .expect("qyvol ps");
+    let through = |at: std::net::SocketAddr, args: &[&str]| {
+        qyvol_std()
+            .env("QYVOL_LANG", "en")
+            .env("QYVOL_TOKEN", token(&node))
+            .env("QYVOL_NODE", format!("http://{at}"))
+            .args(args)
+            .output()
+            .expect("qyvol")
+    };
+    let (at, asked, answered) = relay(api, None);
+    let out = through(at, &["ps", "-a"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("kept"),
         "the relayed call worked: {}",
         stdout(&out)
     );
-    let seen = String::from_utf8_lossy(&seen.lock().expect("seen")).into_owned();
-    assert!(seen.contains("Qyvol-Proof challenge="), "{seen}");
+    let link = through(at, &["dashboard"]);
+    assert!(link.status.success(), "{}", stderr(&link));
+    let (asked, answered) = (text(&asked), text(&answered));
+    assert!(asked.contains("Qyvol-Proof challenge="), "{asked}");
     assert!(
-        !seen.contains(&token(&node)),
-        "the token crossed the relay: {seen}"
+        !asked.contains(&token(&node)),
+        "the token crossed the relay: {asked}"
     );
+
     // What the relay saw, sent again (or changed to another call), is refused.
-    let signed = seen
+    let signed = asked
         .lines()
         .find(|l| {
             l.to_ascii_lowercase()
@@ -428,7 +470,66 @@ fn a_relay_to_the_real_node_sees_no_token_and_cannot_replay_what_it_saw() {
     }
     let stop = format!("{replay}Content-Type: application/json\r\n");
     assert_eq!(call(&node, "POST", "/api/v1/node/stop", &stop, "{}").0, 401);
+
+    // The login code in the node's answer, without the verifier only the CLI had, opens
+    // nothing; the link the CLI printed does.
+    let code = answered
+        .split("/login/")
+        .nth(1)
+        .map(|r| r.chars().take(64).collect::<String>())
+        .expect("the link in the node's answer");
+    assert!(!answered.contains("?v="), "the verifier crossed the relay");
+    let printed = stdout(&link).trim().to_string();
+    assert!(printed.contains(&code), "{printed}");
+    let path = &printed[printed.find("/login/").expect("a link")..];
+    assert_eq!(call(&node, "GET", &format!("/login/{code}"), "", "").0, 401);
+    assert_eq!(
+        call(&node, "GET", path, "", "").0,
+        401,
+        "used up by the relay's try"
+    );
+    let fresh = login_link(&node);
+    assert_eq!(call(&node, "GET", &fresh, "", "").0, 303);
+
+    // A relay that changes an answer (here, where the link leads) is caught.
+    let (at, _, _) = relay(api, Some((b"localhost", b"attack.er")));
+    let out = through(at, &["dashboard"]);
+    assert_eq!(out.status.code(), Some(77), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("not signed by the node"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("attack.er"), "{}", stdout(&out));
     assert!(node.app("kept").is_some(), "the node still runs");
+}
+
+/// The slow-body hold found in review: a request claiming a signature the connection was never
+/// given a challenge for is refused from its head, without waiting for its body.
+#[test]
+fn a_signed_request_without_its_connections_challenge_is_refused_before_its_body() {
+    use std::io::{Read, Write};
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let api = node.api.expect("api");
+    let mut conn = std::net::TcpStream::connect(api).expect("connect");
+    // Shorter than the node's wait for a signed body: only an answer from the head arrives.
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    conn.write_all(
+        format!(
+            "POST /api/v1/apps HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nAuthorization: Qyvol-Proof challenge={}, mac={}\r\nContent-Length: 1048576\r\n\r\n",
+            api.port(),
+            "a".repeat(64),
+            "b".repeat(64)
+        )
+        .as_bytes(),
+    )
+    .expect("send the head");
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head)
+        .expect("an answer before the body is sent");
+    assert_eq!(&head, b"HTTP/1.1 401");
 }
 
 /// Starts `qyvol node` with `args` (English), and returns it with the dashboard URL it

@@ -456,9 +456,21 @@ async fn login_page(page: Page) -> Response {
     )
 }
 
-/// A one-time link from `qyvol dashboard`: opens a session and goes to its overview.
-async fn login(State(dash): State<Dash>, Path(code): Path<String>, page: Page) -> Response {
-    if !dash.node.logins().redeem(&code) {
+#[derive(Deserialize)]
+struct LinkQuery {
+    #[serde(default)]
+    v: String,
+}
+
+/// A one-time link from `qyvol dashboard` (`/login/CODE?v=VERIFIER`): opens a session and goes
+/// to its overview.
+async fn login(
+    State(dash): State<Dash>,
+    Path(code): Path<String>,
+    Query(link): Query<LinkQuery>,
+    page: Page,
+) -> Response {
+    if !dash.node.logins().redeem(&code, &link.v) {
         let mut r = page.full(
             page.t(T::LogIn),
             Nav::None,
