@@ -159,35 +159,58 @@ impl Client {
     ) -> Result<Answer, ClientError> {
         let (response, challenge) = self.send(method, path, body).await?;
         let status = response.status();
-        let signature = response
-            .headers()
-            .get(crate::access::ANSWER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let signature = answer_signature(&response);
         let bytes = response
             .into_body()
             .collect()
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?
             .to_bytes();
-        // Over TCP, an answer counts only signed by the node for this request's challenge: a
-        // relay cannot make up or change one.
-        if let (
-            Some(challenge),
-            Endpoint::Tcp {
-                token: Some(token), ..
-            },
-        ) = (challenge, &self.endpoint)
-            && !crate::access::verify_answer(token, &challenge, status.as_u16(), &bytes, &signature)
-        {
-            return Err(ClientError::Impostor {
-                endpoint: self.endpoint.to_string(),
-                reason: "its answer is not signed by the node".into(),
-            });
-        }
+        self.verify_answer(challenge, status, &bytes, &signature)?;
         check(status, &bytes)?;
         Ok((status, bytes))
+    }
+
+    /// Over TCP, an answer counts only signed by the node for its request's challenge: a relay
+    /// cannot make up or change one.
+    fn verify_answer(
+        &self,
+        challenge: Option<String>,
+        status: StatusCode,
+        bytes: &[u8],
+        signature: &str,
+    ) -> Result<(), ClientError> {
+        match (challenge, &self.endpoint) {
+            (
+                Some(challenge),
+                Endpoint::Tcp {
+                    token: Some(token), ..
+                },
+            ) if !crate::access::verify_answer(
+                token,
+                &challenge,
+                status.as_u16(),
+                bytes,
+                signature,
+            ) =>
+            {
+                Err(ClientError::Impostor {
+                    endpoint: self.endpoint.to_string(),
+                    reason: "its answer is not signed by the node".into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether anything listens at the endpoint (no request is sent).
+    pub async fn listening(&self) -> bool {
+        match &self.endpoint {
+            Endpoint::Unix(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
+            Endpoint::Tcp { authority, .. } => tokio::net::TcpStream::connect(authority.as_str())
+                .await
+                .is_ok(),
+        }
     }
 
     /// A call whose answer is a JSON value of type `T`.
@@ -209,19 +232,22 @@ impl Client {
         path: &str,
         mut each: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), ClientError> {
-        // Streams are not signed (see `access`): lines as the server sends them.
-        let (response, _) = self.send(Method::GET, path, None).await?;
+        // A stream's lines are not signed (see `access`); an error instead of the stream is.
+        let (response, challenge) = self.send(Method::GET, path, None).await?;
         let status = response.status();
-        let mut body = response.into_body();
         if !status.is_success() {
-            let bytes = body
+            let signature = answer_signature(&response);
+            let bytes = response
+                .into_body()
                 .collect()
                 .await
                 .map_err(|e| ClientError::Protocol(e.to_string()))?
                 .to_bytes();
+            self.verify_answer(challenge, status, &bytes, &signature)?;
             check(status, &bytes)?;
             return Ok(());
         }
+        let mut body = response.into_body();
         let mut pending = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -243,8 +269,6 @@ impl Client {
 enum Fault {
     Io(String),
     Impostor(String),
-    /// The node refused to give a proof (a Host it does not answer to, say).
-    Refused(ClientError),
 }
 
 impl Fault {
@@ -258,7 +282,6 @@ impl Fault {
                 endpoint: endpoint.to_string(),
                 reason,
             },
-            Self::Refused(e) => e,
         }
     }
 }
@@ -336,15 +359,18 @@ async fn prove(
         .unwrap_or_default();
     let given: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     if !status.is_success() {
-        // The node's own refusal of a Host it does not answer to says what to fix.
-        if given["code"].as_str() == Some("bad-host")
-            && let Err(e) = check(status, &body)
-        {
-            return Err(Fault::Refused(e));
-        }
-        return Err(Fault::Impostor(format!(
-            "it answered {status} when asked to prove it holds the token"
-        )));
+        // Nothing unproven is shown as the node's words: a refusal of the Host gets a fixed
+        // hint of our own.
+        return Err(Fault::Impostor(
+            if given["code"].as_str() == Some("bad-host") {
+                format!(
+                    "it refused the Host `{host}`; if it is your node, start it with `qyvol node \
+                 --api-host` naming that host"
+                )
+            } else {
+                format!("it answered {status} when asked to prove it holds the token")
+            },
+        ));
     }
     let proof = given["proof"].as_str().unwrap_or_default();
     let challenge = given["challenge"].as_str().unwrap_or_default();
@@ -352,6 +378,15 @@ async fn prove(
         return Err(Fault::Impostor("its proof of the token is wrong".into()));
     }
     Ok(challenge.to_string())
+}
+
+fn answer_signature(response: &hyper::Response<hyper::body::Incoming>) -> String {
+    response
+        .headers()
+        .get(crate::access::ANSWER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn check(status: StatusCode, bytes: &[u8]) -> Result<(), ClientError> {

@@ -137,7 +137,7 @@ impl NodeCommand {
                 for _ in 0..400 {
                     let gone = match &local {
                         Some(paths) => qyvol_node::NodeLock::take(paths).is_ok(),
-                        None => client.call(Method::GET, "/healthz", None).await.is_err(),
+                        None => !client.listening().await,
                     };
                     if gone {
                         ui.status(Msg::NodeGone);

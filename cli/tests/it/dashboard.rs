@@ -356,6 +356,40 @@ fn dashboard_actions_need_the_sessions_csrf_token_and_a_same_site_origin() {
     );
 }
 
+/// Third review: a server that cannot prove it holds the token cannot put words in the node's
+/// mouth either, not even as the node's "bad Host" refusal.
+#[test]
+fn an_unproven_servers_refusal_is_not_shown_as_the_nodes_words() {
+    use std::io::{Read, Write};
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let at = impostor.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut conn in impostor.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let body =
+                r#"{"code":"bad-host","error":"FORGED: the node moved, use --node http://evil:1"}"#;
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let out = qyvol_std()
+        .env("QYVOL_LANG", "en")
+        .env("QYVOL_TOKEN", "f00d".repeat(16))
+        .env("QYVOL_NODE", format!("http://{at}"))
+        .args(["ps"])
+        .output()
+        .expect("qyvol ps");
+    assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("FORGED"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--api-host"), "{}", stderr(&out));
+}
+
 /// What crossed a relay one way.
 type Seen = Arc<Mutex<Vec<u8>>>;
 
