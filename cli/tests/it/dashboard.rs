@@ -765,24 +765,20 @@ fn an_app_on_the_node_never_sees_the_dashboards_cookies() {
     assert_eq!(cookie, ["HTTP_COOKIE=theirs=1"], "{body}");
 }
 
-#[test]
-fn a_log_stream_ends_when_its_app_is_removed() {
-    let s = Scratch::new();
-    let node = Node::with_api(&s.path("home"));
-    node.ok(&[
-        "deploy",
-        "--name",
-        "ghost",
-        &probe(),
-        "--",
-        "args",
-        "first-life",
-    ]);
+/// Deploys a probe named `name` that prints `said` and exits, logs in, and opens its live log
+/// in the dashboard, read up to that line (so the stream is open and following); returns the
+/// session's base, its CSRF token and the stream.
+fn following_log(
+    node: &Node,
+    name: &str,
+    said: &str,
+) -> (String, String, BufReader<std::net::TcpStream>) {
+    node.ok(&["deploy", "--name", name, &probe(), "--", "args", said]);
     wait_for(
-        || node.app("ghost").is_some_and(|a| a["state"] == "exited"),
+        || node.app(name).is_some_and(|a| a["state"] == "exited"),
         "the guest to print",
     );
-    let (base, _) = log_in(&node);
+    let (base, csrf) = log_in(node);
     let api = node.api.expect("api");
     let mut stream = std::net::TcpStream::connect(api).expect("connect");
     stream
@@ -791,16 +787,15 @@ fn a_log_stream_ends_when_its_app_is_removed() {
     std::io::Write::write_all(
         &mut stream,
         format!(
-            "GET {base}/ui/apps/ghost/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            "GET {base}/ui/apps/{name}/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
             api.port()
         )
         .as_bytes(),
     )
     .expect("send");
-    // The app's line first (the stream is open and following), then the removal.
     let mut reader = BufReader::new(stream);
     let mut seen = String::new();
-    while !seen.contains(r#""text":"first-life""#) {
+    while !seen.contains(&format!(r#""text":"{said}""#)) {
         let mut line = String::new();
         let n = reader
             .read_line(&mut line)
@@ -809,6 +804,14 @@ fn a_log_stream_ends_when_its_app_is_removed() {
         seen.push_str(&line);
     }
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    (base, csrf, reader)
+}
+
+#[test]
+fn a_log_stream_ends_when_its_app_is_removed() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let (_, _, mut reader) = following_log(&node, "ghost", "first-life");
     node.ok(&["rm", "ghost"]);
     // Then it ends (a read timeout here would fail the test).
     let mut rest = String::new();
@@ -822,44 +825,7 @@ fn a_log_stream_ends_when_its_app_is_removed() {
 fn a_log_stream_ends_when_its_session_is_logged_out() {
     let s = Scratch::new();
     let node = Node::with_api(&s.path("home"));
-    node.ok(&[
-        "deploy",
-        "--name",
-        "chatty",
-        &probe(),
-        "--",
-        "args",
-        "said-once",
-    ]);
-    wait_for(
-        || node.app("chatty").is_some_and(|a| a["state"] == "exited"),
-        "the guest to print",
-    );
-    let (base, csrf) = log_in(&node);
-    let api = node.api.expect("api");
-    let mut stream = std::net::TcpStream::connect(api).expect("connect");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
-        .expect("timeout");
-    std::io::Write::write_all(
-        &mut stream,
-        format!(
-            "GET {base}/ui/apps/chatty/logs HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            api.port()
-        )
-        .as_bytes(),
-    )
-    .expect("send");
-    let mut reader = BufReader::new(stream);
-    let mut seen = String::new();
-    while !seen.contains(r#""text":"said-once""#) {
-        let mut line = String::new();
-        let n = reader
-            .read_line(&mut line)
-            .expect("the stream sends the app's line");
-        assert!(n > 0, "the stream ended before the app's line: {seen}");
-        seen.push_str(&line);
-    }
+    let (base, csrf, mut reader) = following_log(&node, "chatty", "said-once");
     let logout = format!("{base}/logout");
     let csrf = format!("X-Csrf-Token: {csrf}\r\n");
     assert_eq!(call(&node, "POST", &logout, &csrf, "").0, 204);
