@@ -245,6 +245,7 @@ impl Executor for QyvolExecutor {
         if is_pod_sandbox(spec) {
             return DefaultExecutor {}.exec(spec);
         }
+        crate::release_inherited_fds();
         std::process::exit(crate::run_container(spec, &self.layers))
     }
 

@@ -146,6 +146,30 @@ impl PodGrants {
 /// module from the artifact's `layers` or at the entrypoint's path in the filesystem, the
 /// process's arguments and variables, the annotations' grants. Returns the exit code; what
 /// keeps the guest from running is said on the container's stderr, with 125.
+/// Points every descriptor above the standard streams at `/dev/null`. The container's process
+/// is a fork of the shim and keeps what the shim had open (its log, its sockets to containerd,
+/// a procfs handle), which libcontainer marks close-on-exec; but a WebAssembly container is
+/// never exec'd, it runs in this process. They are not closed, so a number something of the
+/// shim's still holds never comes to name a file the guest's runtime opens next.
+pub fn release_inherited_fds() {
+    let Ok(null) = std::fs::File::open("/dev/null") else {
+        return;
+    };
+    let null_fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds.into_iter().filter(|fd| *fd > 2 && *fd != null_fd) {
+        // (The folder listing's own descriptor, closed by now, just becomes one more /dev/null.)
+        let _ = nix::unistd::dup2(null_fd, fd);
+    }
+}
+
 pub fn run_container(spec: &oci_spec::runtime::Spec, layers: &[Layer]) -> i32 {
     // First of all: a SIGTERM that arrives before the shim listens is lost.
     let stop = stop_on_signal();
@@ -354,6 +378,7 @@ fn serve(launch: qyvol_launch::Launch, listen: &str) -> anyhow::Result<i32> {
             qyvol_launch::grants::DEFAULT_MAX_BODY,
         )
         .0,
+        concurrency: None,
         wasm: launch.wasm,
         request: launch.request,
     };

@@ -1004,3 +1004,74 @@ fn an_http_app_answers_on_its_port_and_sigterm_ends_it_cleanly() {
     };
     assert_eq!(status.code(), Some(0), "a drained server exits 0");
 }
+
+/// What each descriptor of process `pid` above the standard streams names (`socket:[123]`,
+/// `pipe:[456]`, a path), leaving out `/dev/null` and anonymous inodes (one inode is shared by
+/// every eventfd and epoll of the machine, so their names tell nothing apart).
+fn open_files(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's descriptors")
+        .flatten()
+        .filter(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) > Some(2))
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|t| t.display().to_string())
+        .filter(|t| t != "/dev/null" && !t.starts_with("anon_inode:"))
+        .collect()
+}
+
+/// HOSTILE row 50: the container's process holds none of the shim's descriptors (its log,
+/// its sockets, a procfs handle were seen before): a fork that is never exec'd keeps them all.
+#[test]
+fn a_containers_process_inherits_no_descriptor_of_the_shim() {
+    let ctd = Containerd::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let probe = probe(&ctd, dir.path());
+    let out = ctd.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        "io.containerd.qyvol.v1",
+        probe,
+        "holder",
+        "/app.wasm",
+        "sleep",
+        "600000",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid: u32 = loop {
+        let tasks = text(&ctd.ctr(&["task", "ls"]).stdout);
+        if let Some(pid) = tasks
+            .lines()
+            .find(|l| l.starts_with("holder") && l.ends_with("RUNNING"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the guest never ran: {tasks}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let shim: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("the container's parent");
+    let comm = std::fs::read_to_string(format!("/proc/{shim}/comm")).unwrap_or_default();
+    assert!(
+        comm.starts_with("containerd-shim"),
+        "the parent is the shim: {comm}"
+    );
+    let shims = open_files(shim);
+    assert!(!shims.is_empty(), "the shim holds descriptors of its own");
+    let shared: Vec<String> = open_files(pid)
+        .into_iter()
+        .filter(|f| shims.contains(f))
+        .collect();
+    assert_eq!(
+        shared,
+        Vec::<String>::new(),
+        "descriptors the container shares with the shim"
+    );
+    let _ = ctd.ctr(&["task", "kill", "-s", "SIGKILL", "holder"]);
+}
