@@ -99,6 +99,10 @@ pub enum Msg<'a> {
     BodyTimeout(&'a str, u64),
     BodyTooSlow(u64, u64, &'a str),
     TooManyConnections(u32),
+    /// An app's requests in progress reached its `--concurrency`.
+    AppBusy(u32),
+    /// The memory of the app's (`true`) or every app's instances together reached its bound.
+    SharedMemoryExceeded(&'a str, bool),
     Compiling(&'a str),
     CacheHeader,
     /// A Winch entry whose Cranelift code is being compiled in the background.
@@ -419,6 +423,12 @@ impl Msg<'_> {
             (M::BodyTooSlow(rate, got, after), En) => format!("the body arrives slower than {rate} bytes/s ({got} bytes in {after})"),
             (M::TooManyConnections(n), Es) => format!("demasiadas conexiones abiertas (más de {n}; sube `--max-connections`)"),
             (M::TooManyConnections(n), En) => format!("too many open connections (over {n}; raise `--max-connections`)"),
+            (M::AppBusy(n), Es) => format!("la app ya atiende {n} peticiones a la vez (sube `--concurrency` al desplegarla)"),
+            (M::AppBusy(n), En) => format!("the app is already answering {n} requests at once (raise `--concurrency` when deploying it)"),
+            (M::SharedMemoryExceeded(l, true), Es) => format!("las instancias de la app juntas llegaron a su memoria máxima de {l} (sube `--memory-total` al desplegarla)"),
+            (M::SharedMemoryExceeded(l, true), En) => format!("the app's instances together reached their memory total of {l} (raise `--memory-total` when deploying it)"),
+            (M::SharedMemoryExceeded(l, false), Es) => format!("las instancias de todas las apps juntas llegaron a la memoria máxima del nodo, {l} (sube `qyvol node --memory-total`)"),
+            (M::SharedMemoryExceeded(l, false), En) => format!("the instances of all apps together reached the node's memory total of {l} (raise `qyvol node --memory-total`)"),
             (M::Field(f), Es) => field_es(f).into(),
             (M::Field("precompiled"), En) => "precompiled code".into(),
             (M::Field(f), En) => (*f).into(),
@@ -498,6 +508,15 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         }
         "node.api_host" => "Otro nombre de host al que responde la API por TCP",
         "node.log_max" => "Tamaño de registro por app antes de rotarlo",
+        "node.max_concurrency" => {
+            "Peticiones que atiende a la vez el puerto de las apps (las demás esperan turno)"
+        }
+        "node.max_connections" => {
+            "Conexiones abiertas a la vez en el puerto de las apps (503 a una más); menos si el límite de archivos abiertos es bajo. Las peticiones de una app pueden ocupar como mucho la mitad, salvo que se despliegue con `--concurrency`"
+        }
+        "node.memory_total" => {
+            "La memoria máxima de todas las instancias de las apps juntas [por defecto: la mitad de la de la máquina]"
+        }
         "node.log_format" => "Formato del registro del propio nodo: text o json",
         "deploy" => "Despliega un manifiesto, paquete, módulo o imagen en el nodo",
         "ps" => "Lista las apps del nodo",
@@ -631,6 +650,12 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         }
         "deploy.source" => "Qué desplegar: manifiesto .qyv, paquete .qyvc, .wasm o referencia",
         "deploy.args" => "Argumentos para la app",
+        "deploy.memory_total" => {
+            "La memoria máxima de todas las instancias de la app juntas (sus peticiones simultáneas), p. ej. 512MiB; a una petición más allá se le responde 503"
+        }
+        "deploy.concurrency" => {
+            "Peticiones en curso a la vez de una app HTTP (503 después) [por defecto: la mitad de las conexiones del nodo]"
+        }
         "ps.all" => "También las apps que no están en marcha",
         "ps.json" | "deploy.json" | "events.json" => "Salida en JSON para scripts",
         "logs.follow" => "Sigue mostrando las líneas nuevas",

@@ -67,6 +67,9 @@ fn main() -> ExitCode {
     }
     qyvol_runtime::tier::enable_helper();
     init_tracing();
+    if let Err(e) = qyvol_runtime::raise_open_files() {
+        tracing::debug!(error = %e, "the limit on open descriptors stays as it was");
+    }
     let matches = match localized_command().try_get_matches() {
         Ok(m) => m,
         Err(e) => {

@@ -205,6 +205,8 @@ pub fn limits(manifest: &Manifest, op: &Operator) -> Limits {
             .map(|d| d.0),
         fuel: op.fuel.or(manifest.limits.fuel),
         compile: Some(op.compile_timeout.0),
+        // Set by the node for its apps (`deploy --memory-total`); a single run has one instance.
+        memory_total: None,
     }
 }
 

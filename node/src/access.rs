@@ -4,15 +4,18 @@
 //!
 //! A TCP port is not an identity: when the node is not running (or, before it bound both
 //! loopback families, on `[::1]`), another local user can listen on the printed port. So a
-//! client first sends a random nonce, and the server must answer with an HMAC of it keyed by
-//! the token, which only the real node can compute, and a challenge kept by that connection.
+//! client first sends a random nonce, and the server must answer with a challenge kept by that
+//! connection and an HMAC of both keyed by the token, which only the real node can compute (the
+//! challenge is in it, so a relay cannot swap in one it recorded earlier, with its answers).
 //! A server that merely relays to the real node could pass that check, so the client never
 //! sends the token at all: its request carries an HMAC, keyed by the token, of the challenge,
 //! the method, the path and the body's digest (`Authorization: Qyvol-Proof challenge=…,
 //! mac=…`), which the node accepts once, on that connection; the node's answer carries an
 //! HMAC of the challenge, its status and its body (`Qyvol-Proof-Answer`), which the client
-//! checks. A relay can pass on what it was given, and read it (plain HTTP), never forge,
-//! change or replay it. A browser cannot run such a check on a page the server itself serves,
+//! checks; each line of a streamed answer (logs, events) carries an HMAC of the challenge, its
+//! number and its digest, and the stream's end is signed too. A relay can pass on what it was
+//! given, and read it (plain HTTP), never forge, change, reorder or replay it, nor cut a stream
+//! short unnoticed. A browser cannot run such a check on a page the server itself serves,
 //! so the dashboard never asks for the token: `qyvol dashboard` asks the node (through its
 //! Unix socket, or over TCP after the proof) for a one-time link, which opens a session only
 //! with a verifier that never crossed the wire (the request carries its digest).
@@ -71,14 +74,20 @@ fn mac(token: &str, label: &str, parts: &[&str]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The node's proof that it holds `token`, for a client's `nonce`.
-pub fn proof(token: &str, nonce: &str) -> String {
-    mac(token, "qyvol node proof v1", &[nonce])
+/// The node's proof that it holds `token`, for a client's `nonce` and the `challenge` it gives
+/// with it: so the challenge, which every later signature of the exchange covers, is bound to
+/// the client's fresh nonce, and a relay cannot hand the client a challenge it recorded before
+/// (and then the answers it recorded for it).
+pub fn proof(token: &str, nonce: &str, challenge: &str) -> String {
+    mac(token, "qyvol node proof v2", &[nonce, challenge])
 }
 
-/// Whether `answer` is the proof of `nonce` for `token` (in constant time).
-pub fn verify(token: &str, nonce: &str, answer: &str) -> bool {
-    crate::api::same(proof(token, nonce).as_bytes(), answer.trim().as_bytes())
+/// Whether `answer` is the proof of `nonce` and `challenge` for `token` (in constant time).
+pub fn verify(token: &str, nonce: &str, challenge: &str, answer: &str) -> bool {
+    crate::api::same(
+        proof(token, nonce, challenge).as_bytes(),
+        answer.trim().as_bytes(),
+    )
 }
 
 /// The `Authorization` value of a request signed for `challenge`: an HMAC keyed by the token
@@ -121,6 +130,32 @@ pub fn sign_answer(token: &str, challenge: &str, status: u16, body: &[u8]) -> St
     )
 }
 
+/// The node's signature of line `seq` (from 0) of a stream answering a request signed for
+/// `challenge`; `None` is the stream's end, which the node signs too, so a stream cut short by
+/// a relay is told from one the node ended.
+pub fn sign_line(token: &str, challenge: &str, seq: u64, line: Option<&[u8]>) -> String {
+    let what = line.map_or_else(|| "end".to_string(), |l| format!("line {}", digest(l)));
+    mac(
+        token,
+        "qyvol stream v1",
+        &[challenge, &seq.to_string(), &what],
+    )
+}
+
+/// Whether `given` signs line `seq` (or the end) of that stream (in constant time).
+pub fn verify_line(
+    token: &str,
+    challenge: &str,
+    seq: u64,
+    line: Option<&[u8]>,
+    given: &str,
+) -> bool {
+    crate::api::same(
+        sign_line(token, challenge, seq, line).as_bytes(),
+        given.as_bytes(),
+    )
+}
+
 /// Whether `given` signs this answer (in constant time).
 pub fn verify_answer(token: &str, challenge: &str, status: u16, body: &[u8], given: &str) -> bool {
     crate::api::same(
@@ -131,11 +166,25 @@ pub fn verify_answer(token: &str, challenge: &str, status: u16, body: &[u8], giv
 
 /// The challenge a connection's last proof gave, until a request uses it: a request is
 /// accepted only on the connection that asked for the proof, once, so a challenge cannot be
-/// replayed elsewhere or crowded out by other clients.
+/// replayed elsewhere or crowded out by other clients. Also tells the connection's keeper when
+/// a request on it proved it is the owner's (see `api::Strangers`).
 #[derive(Clone, Default)]
-pub struct Pending(Arc<Mutex<Option<(String, Instant)>>>);
+pub struct Pending(
+    Arc<Mutex<Option<(String, Instant)>>>,
+    Arc<tokio::sync::Notify>,
+);
 
 impl Pending {
+    /// A request on this connection carried the token, a valid signature or a live session.
+    pub fn trust(&self) {
+        self.1.notify_one();
+    }
+
+    /// Resolves once [`Pending::trust`] was called.
+    pub async fn trusted(&self) {
+        self.1.notified().await;
+    }
+
     /// A new challenge for this connection (replacing one not used).
     pub fn issue(&self) -> Result<String, getrandom::Error> {
         let challenge = nonce()?;
@@ -226,13 +275,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_proof_verifies_only_for_its_token_and_nonce() {
-        let n = nonce().expect("nonce");
-        let p = proof("token-a", &n);
-        assert!(verify("token-a", &n, &p));
-        assert!(!verify("token-b", &n, &p));
-        assert!(!verify("token-a", &nonce().expect("nonce"), &p));
-        assert!(!verify("token-a", &n, ""));
+    fn a_proof_verifies_only_for_its_token_nonce_and_challenge() {
+        let (n, c) = (nonce().expect("nonce"), nonce().expect("challenge"));
+        let p = proof("token-a", &n, &c);
+        assert!(verify("token-a", &n, &c, &p));
+        assert!(!verify("token-b", &n, &c, &p));
+        assert!(!verify("token-a", &nonce().expect("nonce"), &c, &p));
+        assert!(!verify(
+            "token-a",
+            &n,
+            &nonce().expect("another challenge"),
+            &p
+        ));
+        assert!(!verify("token-a", &n, &c, ""));
     }
 
     fn params(header: &str) -> (&str, &str) {

@@ -25,8 +25,10 @@ use crate::{DeployRequest, Node, NodeError};
 
 /// The most a request body may be (a deploy request is a few KiB).
 const MAX_BODY: usize = 1024 * 1024;
-/// The most a request's head may be.
-const MAX_HEAD: usize = 64 * 1024;
+/// The most a request's head may be: with the cookies a browser sends, which any other local
+/// server (an app among them) may have set for the host, up to Chromium's ~720 KiB; so no
+/// such server can lock the owner out of the dashboard (HOSTILE row 42).
+const MAX_HEAD: usize = 1024 * 1024;
 /// How long a call may take to be answered (a deploy may pull and compile).
 const CALL_TIME: Duration = Duration::from_secs(30);
 const DEPLOY_TIME: Duration = Duration::from_secs(600);
@@ -183,12 +185,7 @@ async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Response
             );
         }
     }
-    let limit = if (path == "/api/v1/apps" || path == "/ui/deploy") && req.method() == Method::POST
-    {
-        DEPLOY_TIME
-    } else {
-        CALL_TIME
-    };
+    let limit = call_time(req.method(), &path);
     let answer = match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => refuse(
@@ -203,21 +200,41 @@ async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Response
     }
 }
 
+/// How long a call may take to be answered: a deploy may pull and compile.
+pub(crate) fn call_time(method: &Method, path: &str) -> Duration {
+    if (path == "/api/v1/apps" || path == "/ui/deploy") && method == Method::POST {
+        DEPLOY_TIME
+    } else {
+        CALL_TIME
+    }
+}
+
 /// The most of an answer that is signed whole (a list of apps, metrics); streams (logs,
-/// events) are not signed.
+/// events) are signed line by line.
 const MAX_SIGNED_ANSWER: usize = 64 * 1024 * 1024;
 
-/// `answer` with its signature for `challenge` (see `access`), unless it is a stream.
+/// `answer` with its signature for `challenge` (see `access`): whole, or a stream's each line.
 async fn sign_answer(token: &str, challenge: &str, answer: Response) -> Response {
-    let streamed = answer
+    let content_type = answer
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|t| t.to_str().ok())
-        .is_some_and(|t| {
-            t.starts_with("application/x-ndjson") || t.starts_with("text/event-stream")
-        });
-    if streamed {
+        .unwrap_or_default();
+    if content_type.starts_with("text/event-stream") {
+        // The dashboard's, for a browser in a session: never asked for with a signature.
         return answer;
+    }
+    if content_type.starts_with("application/x-ndjson") && answer.status().is_success() {
+        let (parts, body) = answer.into_parts();
+        let signed = SignedLines {
+            body,
+            token: token.to_string(),
+            challenge: challenge.to_string(),
+            seq: 0,
+            pending: Vec::new(),
+            ended: false,
+        };
+        return Response::from_parts(parts, axum::body::Body::new(signed));
     }
     let (mut parts, body) = answer.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_SIGNED_ANSWER).await else {
@@ -232,6 +249,76 @@ async fn sign_answer(token: &str, challenge: &str, answer: Response) -> Response
         parts.headers.insert(crate::access::ANSWER_HEADER, v);
     }
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// A streamed answer with each line as `MAC LINE` (see `access::sign_line`), and a last line
+/// `MAC` that signs its end.
+struct SignedLines {
+    body: axum::body::Body,
+    token: String,
+    challenge: String,
+    seq: u64,
+    /// Bytes of a line not yet complete.
+    pending: Vec<u8>,
+    ended: bool,
+}
+
+impl SignedLines {
+    fn signed(&mut self, line: Option<&[u8]>, out: &mut Vec<u8>) {
+        let mac = crate::access::sign_line(&self.token, &self.challenge, self.seq, line);
+        self.seq += 1;
+        out.extend_from_slice(mac.as_bytes());
+        if let Some(line) = line {
+            out.push(b' ');
+            out.extend_from_slice(line);
+        }
+        out.push(b'\n');
+    }
+}
+
+impl http_body::Body for SignedLines {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        loop {
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(frame) => frame,
+            };
+            let mut out = Vec::new();
+            match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    self.pending.extend_from_slice(&data);
+                    while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = self.pending.drain(..=i).take(i).collect();
+                        self.signed(Some(&line), &mut out);
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => {
+                    let rest = std::mem::take(&mut self.pending);
+                    if !rest.is_empty() {
+                        self.signed(Some(&rest), &mut out);
+                    }
+                    self.signed(None, &mut out);
+                    self.ended = true;
+                }
+            }
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(out)))));
+            }
+        }
+    }
 }
 
 /// How long a signed request's body may take to arrive.
@@ -267,6 +354,9 @@ async fn authorized(node: &Node, req: Request) -> Result<(Request, Option<String
             if scheme.eq_ignore_ascii_case("bearer")
                 && same(token.as_bytes(), node.token().as_bytes()) =>
         {
+            if let Some(p) = req.extensions().get::<crate::access::Pending>() {
+                p.trust();
+            }
             Ok((req, None))
         }
         Some((scheme, params)) if scheme.eq_ignore_ascii_case(crate::access::SIGNED) => {
@@ -309,6 +399,7 @@ async fn authorized(node: &Node, req: Request) -> Result<(Request, Option<String
                 &body,
             ) {
                 let challenge = signed.0.to_string();
+                pending.trust();
                 Ok((
                     Request::from_parts(parts, axum::body::Body::from(body)),
                     Some(challenge),
@@ -457,7 +548,7 @@ async fn proof(
     let pending = pending.map(|p| p.0).unwrap_or_default();
     match pending.issue() {
         Ok(challenge) => Json(serde_json::json!({
-            "proof": crate::access::proof(api.node.token(), &q.nonce),
+            "proof": crate::access::proof(api.node.token(), &q.nonce, &challenge),
             "challenge": challenge,
         }))
         .into_response(),
@@ -754,10 +845,12 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     let events = std::sync::Arc::new(crate::AppEvents(node.clone()));
     let apps = tokio::spawn(router.serve(listeners.http, events, apps_stopping));
     let unix = routes(node.clone(), None);
-    let unix_task = tokio::spawn(accept(listeners.unix, unix, connection_cap()));
+    // The socket is the owner's alone (its folder is private): no stranger reaches it.
+    let unix_task = tokio::spawn(accept(listeners.unix, unix, connection_cap(), None));
     // One router (and so one set of dashboard sessions) and one connection cap for every
     // address of the TCP API.
     let tcp_cap = connection_cap();
+    let strangers = std::sync::Arc::new(Strangers::default());
     let tcp = listeners.api.first().map(|l| {
         let addr = l
             .local_addr()
@@ -770,7 +863,14 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     let tcp_tasks: Vec<_> = listeners
         .api
         .into_iter()
-        .filter_map(|l| Some(tokio::spawn(accept(l, tcp.clone()?, tcp_cap.clone()))))
+        .filter_map(|l| {
+            Some(tokio::spawn(accept(
+                l,
+                tcp.clone()?,
+                tcp_cap.clone(),
+                Some(strangers.clone()),
+            )))
+        })
         .collect();
     // One sample a second of every app's load, for the dashboard's charts.
     let sampler = {
@@ -829,22 +929,81 @@ fn connection_cap() -> std::sync::Arc<tokio::sync::Semaphore> {
     std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS))
 }
 
+/// Connections of the TCP API no request has yet shown to be the owner's may hold this many of
+/// its slots at once; one more closes the oldest of them.
+const STRANGERS: usize = 32;
+/// How long a connection may stay a stranger (a login, a challenge and a signed call take
+/// milliseconds).
+const STRANGER_TIME: Duration = Duration::from_secs(10);
+
+/// The TCP API's connections not yet trusted, oldest first, each with what closes it: so
+/// clients without the token, however many, hold at most [`STRANGERS`] slots and only for a
+/// while, and the owner's next connection always finds room.
+#[derive(Default)]
+struct Strangers {
+    next: std::sync::atomic::AtomicU64,
+    waiting: std::sync::Mutex<std::collections::VecDeque<Stranger>>,
+}
+
+/// A connection not yet trusted: what closes it, and its place among the listener's
+/// connections, held here so that evicting it frees the place at once (its task may run later).
+struct Stranger {
+    id: u64,
+    close: std::sync::Arc<tokio::sync::Notify>,
+    place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Strangers {
+    /// Counts a new connection in, closing the oldest stranger (and freeing its place) if all
+    /// places are taken.
+    fn admit(
+        &self,
+        place: tokio::sync::OwnedSemaphorePermit,
+    ) -> (u64, std::sync::Arc<tokio::sync::Notify>) {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let close = std::sync::Arc::new(tokio::sync::Notify::new());
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.len() >= STRANGERS
+            && let Some(oldest) = waiting.pop_front()
+        {
+            oldest.close.notify_one();
+        }
+        waiting.push_back(Stranger {
+            id,
+            close: close.clone(),
+            place,
+        });
+        (id, close)
+    }
+
+    /// Takes connection `id` out; its place, unless it was evicted meanwhile.
+    fn leave(&self, id: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let at = waiting.iter().position(|s| s.id == id)?;
+        waiting.remove(at).map(|s| s.place)
+    }
+}
+
 /// Serves `app` on each connection: heads bounded in size and time, connections bounded by
-/// `connections`.
+/// `connections`, and (for TCP) untrusted ones by `strangers`.
 async fn accept<L: Listen>(
     listener: L,
     app: axum::Router,
     connections: std::sync::Arc<tokio::sync::Semaphore>,
+    strangers: Option<std::sync::Arc<Strangers>>,
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(5))
         .max_buf_size(MAX_HEAD);
+    let mut failures = qyvol_runtime::Throttle::default();
     loop {
         let io = match listener.accept().await {
             Ok(io) => io,
             Err(e) => {
-                tracing::warn!(error = %e, "the API's accept failed");
+                if let Some(times) = failures.due() {
+                    tracing::warn!(error = %e, times, "the API's accept failed");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -853,13 +1012,32 @@ async fn accept<L: Listen>(
             continue;
         };
         // Each connection keeps its own challenge (see `access::Pending`).
-        let app = tower_layer::Layer::layer(
-            &axum::Extension(crate::access::Pending::default()),
-            app.clone(),
-        );
+        let pending = crate::access::Pending::default();
+        let app = tower_layer::Layer::layer(&axum::Extension(pending.clone()), app.clone());
         let service = hyper_util::service::TowerToHyperService::new(app);
         let conn = http.serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        // Admitted here, not in the task: an eviction frees its place before the next accept.
+        let (open, stranger) = match &strangers {
+            Some(strangers) => (None, Some((strangers.clone(), strangers.admit(open)))),
+            None => (Some(open), None),
+        };
         tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let open = match stranger {
+                None => open,
+                Some((strangers, (id, close))) => {
+                    let trusted = tokio::select! {
+                        _ = conn.as_mut() => false,
+                        () = pending.trusted() => true,
+                        () = close.notified() => false,
+                        () = tokio::time::sleep(STRANGER_TIME) => false,
+                    };
+                    match (trusted, strangers.leave(id)) {
+                        (true, Some(place)) => Some(place),
+                        _ => return,
+                    }
+                }
+            };
             let _ = conn.await;
             drop(open);
         });

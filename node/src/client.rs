@@ -2,6 +2,7 @@
 //! socket, or another through `http://HOST:PORT` with its token.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -157,18 +158,35 @@ impl Client {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Answer, ClientError> {
-        let (response, challenge) = self.send(method, path, body).await?;
-        let status = response.status();
-        let signature = answer_signature(&response);
-        let bytes = response
-            .into_body()
-            .collect()
+        // The node answers within its own time for the call (or says it gave up); a server
+        // that keeps the CLI waiting past that is not doing the node's work.
+        let limit = crate::api::call_time(&method, path) + ANSWER_GRACE;
+        let call = async {
+            let (response, challenge) = self.send(method, path, body).await?;
+            let status = response.status();
+            let signature = answer_signature(&response);
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Protocol(e.to_string()))?
+                .to_bytes();
+            Ok::<_, ClientError>((challenge, status, bytes, signature))
+        };
+        let (challenge, status, bytes, signature) = tokio::time::timeout(limit, call)
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .to_bytes();
+            .map_err(|_| self.silent(limit))??;
         self.verify_answer(challenge, status, &bytes, &signature)?;
         check(status, &bytes)?;
         Ok((status, bytes))
+    }
+
+    /// The error for a server that did not answer within `limit`.
+    fn silent(&self, limit: Duration) -> ClientError {
+        ClientError::Unreachable {
+            endpoint: self.endpoint.to_string(),
+            reason: format!("no whole answer within {} s", limit.as_secs()),
+        }
     }
 
     /// Over TCP, an answer counts only signed by the node for its request's challenge: a relay
@@ -226,14 +244,19 @@ impl Client {
     }
 
     /// A streaming GET (logs, events): `each` gets every complete line until the stream ends
-    /// or `each` returns false.
+    /// or `each` returns false. The stream must start within the call's time, and, with
+    /// `idle`, no wait between two of its pieces may be longer (a stream that is followed may
+    /// rightly be quiet for hours).
     pub async fn lines(
         &self,
         path: &str,
+        idle: Option<Duration>,
         mut each: impl FnMut(&[u8]) -> bool,
     ) -> Result<(), ClientError> {
-        // A stream's lines are not signed (see `access`); an error instead of the stream is.
-        let (response, challenge) = self.send(Method::GET, path, None).await?;
+        let limit = crate::api::call_time(&Method::GET, path) + ANSWER_GRACE;
+        let (response, challenge) = tokio::time::timeout(limit, self.send(Method::GET, path, None))
+            .await
+            .map_err(|_| self.silent(limit))??;
         let status = response.status();
         if !status.is_success() {
             let signature = answer_signature(&response);
@@ -247,21 +270,89 @@ impl Client {
             check(status, &bytes)?;
             return Ok(());
         }
+        // Over TCP each line is signed for the request's challenge, and so is the end.
+        let mut signed = match (challenge, &self.endpoint) {
+            (
+                Some(challenge),
+                Endpoint::Tcp {
+                    token: Some(token), ..
+                },
+            ) => Some(StreamCheck {
+                token: token.clone(),
+                challenge,
+                seq: 0,
+                ended: false,
+            }),
+            _ => None,
+        };
+        let impostor = |reason: &str| ClientError::Impostor {
+            endpoint: self.endpoint.to_string(),
+            reason: reason.into(),
+        };
         let mut body = response.into_body();
         let mut pending = Vec::new();
-        while let Some(frame) = body.frame().await {
+        loop {
+            let next = match idle {
+                Some(idle) => tokio::time::timeout(idle, body.frame())
+                    .await
+                    .map_err(|_| self.silent(idle))?,
+                None => body.frame().await,
+            };
+            let Some(frame) = next else {
+                break;
+            };
             let frame = frame.map_err(|e| ClientError::Protocol(e.to_string()))?;
             if let Some(data) = frame.data_ref() {
                 pending.extend_from_slice(data);
                 while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-                    if !each(&pending[..i]) {
+                    let line = match &mut signed {
+                        None => Some(&pending[..i]),
+                        Some(check) => check.line(&pending[..i]).ok_or_else(|| {
+                            impostor("a line of its stream is not signed by the node")
+                        })?,
+                    };
+                    if let Some(line) = line
+                        && !each(line)
+                    {
                         return Ok(());
                     }
                     pending.drain(..=i);
                 }
             }
         }
+        if signed.is_some_and(|c| !c.ended) {
+            return Err(impostor("its stream ended before the node ended it"));
+        }
         Ok(())
+    }
+}
+
+/// Checks a signed stream's lines in order (see `access::sign_line`).
+struct StreamCheck {
+    token: String,
+    challenge: String,
+    seq: u64,
+    ended: bool,
+}
+
+impl StreamCheck {
+    /// The line without its signature (`Some(None)` for the signed end), or `None` if the
+    /// signature is wrong or the stream went on after its end.
+    fn line<'a>(&mut self, signed: &'a [u8]) -> Option<Option<&'a [u8]>> {
+        if self.ended {
+            return None;
+        }
+        let (mac, line) = match signed.iter().position(|b| *b == b' ') {
+            Some(i) => (&signed[..i], Some(&signed[i + 1..])),
+            None => (signed, None),
+        };
+        let mac = std::str::from_utf8(mac).ok()?;
+        if !crate::access::verify_line(&self.token, &self.challenge, self.seq, line, mac) {
+            return None;
+        }
+        self.seq += 1;
+        self.ended = line.is_none();
+        Some(line)
     }
 }
 
@@ -287,7 +378,9 @@ impl Fault {
 }
 
 /// How long a server may take to prove itself.
-const PROOF_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+const PROOF_TIME: Duration = Duration::from_secs(10);
+/// Beyond the node's own time for a call, for the answer to travel.
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
 
 /// Sends `req` on a new connection. With `proof` (the token, the `Host` to ask and the body),
 /// the server must first prove on this same connection that it holds the token (see
@@ -374,7 +467,9 @@ async fn prove(
     }
     let proof = given["proof"].as_str().unwrap_or_default();
     let challenge = given["challenge"].as_str().unwrap_or_default();
-    if !crate::access::verify(token, &nonce, proof) || !crate::access::is_nonce(challenge) {
+    if !crate::access::is_nonce(challenge)
+        || !crate::access::verify(token, &nonce, challenge, proof)
+    {
         return Err(Fault::Impostor("its proof of the token is wrong".into()));
     }
     Ok(challenge.to_string())

@@ -125,6 +125,10 @@ pub struct NodeOptions {
     pub log_max: u64,
     /// Requests handled at once on the app port.
     pub max_concurrency: u32,
+    /// Connections the app port keeps open at once (fewer if the descriptor limit is low).
+    pub max_connections: u32,
+    /// The most memory every guest of the node may hold together; `None`: half the machine's.
+    pub memory_total: Option<u64>,
 }
 
 impl Default for NodeOptions {
@@ -135,6 +139,8 @@ impl Default for NodeOptions {
             api_hosts: Vec::new(),
             log_max: 10 * 1024 * 1024,
             max_concurrency: 1000,
+            max_connections: 1024,
+            memory_total: None,
         }
     }
 }
@@ -157,6 +163,10 @@ pub struct DeployRequest {
     /// Plain HTTP to a registry that is not on loopback, when the source is pulled.
     pub insecure: bool,
     pub memory: Option<String>,
+    /// The most memory all of the app's instances may hold together (`--memory-total`).
+    pub memory_total: Option<String>,
+    /// An HTTP app's requests in progress at once (`--concurrency`).
+    pub concurrency: Option<u32>,
     pub timeout: Option<String>,
     pub fuel: Option<u64>,
 }
@@ -240,6 +250,8 @@ pub(crate) struct Inner {
     /// HTTP apps' log collectors, by name (their instances come and go per request).
     collectors: Mutex<HashMap<String, logs::Collector>>,
     gauges: Mutex<HashMap<String, MemoryGauge>>,
+    /// The memory of every app's instances together, and its bound.
+    memory: qyvol_runtime::MemoryBudget,
     /// One lock per app name, so calls about one app happen one after another.
     names: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     events: tokio::sync::broadcast::Sender<Event>,
@@ -323,8 +335,12 @@ impl Node {
         let logs = logs::Logs::new(paths.dir.join("logs"), options.log_max)
             .map_err(NodeError::internal)?;
         let cache = Cache::new(home.cache(), qyvol_runtime::DEFAULT_CACHE_MAX);
+        let max_connections = options.max_connections.max(1);
         let router = Arc::new(Router::new(ServeOptions {
             max_concurrency: options.max_concurrency.max(1),
+            max_connections,
+            // One app's slow clients may hold at most half of the port's connections.
+            app_share: Some(qyvol_runtime::connections_within_budget(max_connections).div_ceil(2)),
             // A browser logged in to the dashboard sends its session to every port of the
             // host, the apps' included: no guest sees it.
             hidden_cookies: dashboard::COOKIES.iter().map(|c| c.to_string()).collect(),
@@ -343,6 +359,10 @@ impl Node {
             instances: Mutex::default(),
             collectors: Mutex::default(),
             gauges: Mutex::default(),
+            memory: qyvol_runtime::MemoryBudget {
+                used: MemoryGauge::default(),
+                limit: options.memory_total.or_else(half_the_machines_memory),
+            },
             names: Mutex::default(),
             events,
             recent: Mutex::default(),
@@ -460,6 +480,12 @@ impl Node {
             }
         }
         let mut records = self.0.db.list()?;
+        // Deploys cut short between their commit and their answer (or rollback): gone.
+        for r in records.iter().filter(|r| !r.accepted) {
+            tracing::info!(app = %r.name, "removing a deploy that was never accepted");
+            self.0.db.remove(&r.name)?;
+        }
+        records.retain(|r| r.accepted);
         // A damaged record's module is unknown: then nothing is swept.
         if !self.0.db.has_damage() {
             self.remove_orphan_modules(&records);
@@ -569,10 +595,14 @@ impl Node {
         );
         let name = prepared.record.name.clone();
         let module = prepared.record.module.clone();
-        if let Err(e) = self
+        let launched = self
             .launch(prepared.record, prepared.wasm, prepared.request, true)
-            .await
-        {
+            .await;
+        let accepted = match launched {
+            Ok(()) => self.0.db.update(&name, |r| r.accepted = true).map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = accepted {
             // A deploy that cannot start (a route taken, a module that does not link) leaves
             // nothing behind: the caller is told why and nothing was deployed.
             self.halt(&name).await;
@@ -651,12 +681,26 @@ impl Node {
             qyvol_launch::grants::DEFAULT_MAX_BODY,
         )
         .0;
-        let spec = spec_of(
+        request.limits.memory_total = memory_total(&req)?;
+        let mut spec = spec_of(
             &request,
             max_body,
             launch.wasm.precompiled.clone(),
             launch.wasm.info.uses(),
         );
+        if let Some(n) = req.concurrency {
+            if kind != AppKind::Http {
+                return Err(NodeError::BadRequest(
+                    "`--concurrency` bounds an HTTP app's requests; this app is a command".into(),
+                ));
+            }
+            if n == 0 {
+                return Err(NodeError::BadRequest(
+                    "`--concurrency 0` would refuse every request: give 1 or more".into(),
+                ));
+            }
+            spec.concurrency = Some(n);
+        }
         let record = AppRecord {
             name,
             source: req.source.clone(),
@@ -668,6 +712,7 @@ impl Node {
             desired: Desired::Running,
             status: state::Status::created(),
             created: state::now_ms(),
+            accepted: false,
         };
         Ok(Deployable {
             record,
@@ -763,6 +808,7 @@ impl Node {
         request.output = collector.output.clone();
         let gauge = MemoryGauge::default();
         request.memory_gauge = Some(gauge.clone());
+        request.node_memory = Some(self.0.memory.clone());
         self.0
             .gauges
             .lock()
@@ -797,6 +843,7 @@ impl Node {
             name: record.name.clone(),
             route,
             max_body: record.spec.max_body,
+            concurrency: record.spec.concurrency,
             wasm,
             request,
         };
@@ -966,6 +1013,7 @@ impl Node {
             .0
             .db
             .get(name)?
+            .filter(|r| r.accepted)
             .ok_or_else(|| NodeError::NotFound(name.into()))?;
         let spec = record.spec.clone();
         Ok(AppView {
@@ -1012,6 +1060,7 @@ impl Node {
             .db
             .list()?
             .into_iter()
+            .filter(|r| r.accepted)
             .filter(|r| all || matches!(r.status.state, State::Running | State::Restarting))
             .map(|r| self.view_of(r))
             .collect())
@@ -1020,7 +1069,8 @@ impl Node {
     /// The node's version, start time, apps by state, memory in use and requests served.
     pub fn info(&self) -> Result<NodeInfo, NodeError> {
         let mut apps = std::collections::BTreeMap::new();
-        let records = self.0.db.list()?;
+        let mut records = self.0.db.list()?;
+        records.retain(|r| r.accepted);
         for r in &records {
             *apps.entry(r.status.state.as_str().to_string()).or_insert(0) += 1;
         }
@@ -1217,6 +1267,42 @@ fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
     Ok(op)
 }
 
+/// Half of the machine's memory (`MemTotal` in /proc/meminfo), the default bound on what the
+/// node's guests hold together; `None` where it cannot be read.
+fn half_the_machines_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024 / 2)
+}
+
+/// `--memory-total`, checked against `--memory`: the app's instances together may not hold
+/// less than one of them may.
+fn memory_total(req: &DeployRequest) -> Result<Option<u64>, NodeError> {
+    let bad = NodeError::BadRequest;
+    let Some(text) = &req.memory_total else {
+        return Ok(None);
+    };
+    let total: qyvol_common::ByteSize = text
+        .parse()
+        .map_err(|e: String| bad(format!("`--memory-total {text}`: {e}")))?;
+    if let Some(one) = &req.memory
+        && let Ok(one) = one.parse::<qyvol_common::ByteSize>()
+        && one.0 > total.0
+    {
+        return Err(bad(format!(
+            "`--memory-total {total}` is less than `--memory {one}`: not even one instance could run; give a total of at least the memory of one"
+        )));
+    }
+    Ok(Some(total.0))
+}
+
 /// Pulls `reference` into the store (a deploy's, or the dashboard's with its progress).
 pub(crate) fn pull(
     home: &Home,
@@ -1265,6 +1351,8 @@ fn spec_of(
             })
             .collect(),
         memory: req.limits.memory,
+        memory_total: req.limits.memory_total,
+        concurrency: None,
         timeout_ms: ms(req.limits.timeout),
         fuel: req.limits.fuel,
         compile_timeout_ms: ms(req.limits.compile),
@@ -1304,6 +1392,7 @@ fn request_of(spec: &state::Spec) -> Result<RunRequest, NodeError> {
             timeout: spec.timeout_ms.map(Duration::from_millis),
             fuel: spec.fuel,
             compile: spec.compile_timeout_ms.map(Duration::from_millis),
+            memory_total: spec.memory_total,
         },
         network,
         block_private: spec.block_private,
@@ -1334,4 +1423,47 @@ fn load_or_make_token(path: &Path) -> Result<String, NodeError> {
     f.write_all(token.as_bytes()).map_err(NodeError::internal)?;
     f.sync_all().map_err(NodeError::internal)?;
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// HOSTILE row 47: a deploy cut by `kill -9` after its record was committed but before it
+    /// was answered (or rolled back) leaves a record never accepted; the next node shows it to
+    /// no one, removes it and sweeps its module.
+    #[test]
+    fn a_deploy_cut_before_its_answer_is_gone_when_the_node_starts_again() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let home = Home {
+            root: tmp.path().to_path_buf(),
+        };
+        let module = "ab".repeat(32);
+        let record: AppRecord = serde_json::from_value(serde_json::json!({
+            "name": "cut", "source": "/x.wasm", "module": format!("sha256:{module}"),
+            "kind": "command", "route": null,
+            "spec": {"argv0": "x", "args": [], "env": [], "mounts": [], "network": [],
+                     "block_private": true, "max_body": 1, "timeout_ms": null, "fuel": null,
+                     "compile_timeout_ms": null, "precompiled": null, "memory": null},
+            "restart": {"policy": "no"}, "desired": "running",
+            "status": {"state": "failed", "restarts": 0, "quick_failures": 0},
+            "created": 1, "accepted": false
+        }))
+        .expect("a record");
+        {
+            let node = Node::open(home.clone(), NodeOptions::default()).expect("open");
+            node.db().insert_new(&record).expect("committed");
+            std::fs::write(node.paths().modules().join(&module), b"\0asm").expect("module");
+            assert!(matches!(node.view("cut"), Err(NodeError::NotFound(_))));
+            assert!(node.list(true).expect("list").is_empty());
+        }
+        let node = Node::open(home, NodeOptions::default()).expect("open again");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(node.reconcile()).expect("reconcile");
+        assert!(node.db().get("cut").expect("get").is_none());
+        assert!(!node.paths().modules().join(&module).exists());
+    }
 }

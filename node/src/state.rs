@@ -31,6 +31,15 @@ pub struct AppRecord {
     pub status: Status,
     /// When it was deployed (Unix milliseconds).
     pub created: u64,
+    /// Whether its deploy was answered as done. A record is committed before its app first
+    /// starts, and removed again if it cannot; one a crash left unaccepted is shown to no one
+    /// and removed when the node starts. (Records of older nodes were all accepted.)
+    #[serde(default = "accepted")]
+    pub accepted: bool,
+}
+
+fn accepted() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +127,12 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     pub mounts: Vec<MountSpec>,
     pub memory: Option<u64>,
+    /// The most memory all of the app's instances may hold together.
+    #[serde(default)]
+    pub memory_total: Option<u64>,
+    /// An HTTP app's requests in progress at once (the node's share when absent).
+    #[serde(default)]
+    pub concurrency: Option<u32>,
     pub timeout_ms: Option<u64>,
     pub fuel: Option<u64>,
     pub compile_timeout_ms: Option<u64>,
@@ -206,8 +221,16 @@ impl Status {
 }
 
 /// The database. Each method is one transaction.
+///
+/// After an I/O error (a full disk, say) redb refuses every later transaction until the
+/// database is opened again, so the call that met the error fails and the next one reopens it
+/// first: once space is back the node works again without a restart.
 pub struct Db {
-    db: Database,
+    path: std::path::PathBuf,
+    /// `None` while it could not be reopened.
+    db: std::sync::RwLock<Option<Database>>,
+    /// A transaction met an I/O error: the next call reopens the database.
+    io_failed: std::sync::atomic::AtomicBool,
     /// A record could not be read (it was skipped): nothing may be cleaned up on its account.
     damaged: std::sync::atomic::AtomicBool,
 }
@@ -246,26 +269,82 @@ impl Db {
         tx.open_table(APPS).map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         Ok(Self {
-            db,
+            path: path.to_path_buf(),
+            db: std::sync::RwLock::new(Some(db)),
+            io_failed: std::sync::atomic::AtomicBool::new(false),
             damaged: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
+    /// Runs one transaction on the database, reopening it first if an earlier one met an I/O
+    /// error; an I/O error now is noted for the next call.
+    fn with<T>(&self, f: impl FnOnce(&Database) -> Result<T, Failed>) -> Result<T, NodeError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.io_failed.swap(false, Relaxed) {
+            self.reopen()?;
+        }
+        let db = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let Some(db) = db.as_ref() else {
+            drop(db);
+            self.io_failed.store(true, Relaxed);
+            return Err(NodeError::State(
+                "the node's database could not be opened again after a disk error; free some space and try again".into(),
+            ));
+        };
+        guarded(|| {
+            f(db).map_err(|failed| match failed {
+                Failed::Node(e) => e,
+                Failed::Db(e) => {
+                    let io = matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo);
+                    if io {
+                        self.io_failed.store(true, Relaxed);
+                    }
+                    match e {
+                        redb::Error::Io(io) => NodeError::State(format!(
+                            "the node's database could not be written ({io}); nothing was changed, and the next call opens it again"
+                        )),
+                        other => db_err(other),
+                    }
+                }
+            })
+        })
+    }
+
+    fn reopen(&self) -> Result<(), NodeError> {
+        let mut slot = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // redb allows one open handle per file: the broken one goes first.
+        *slot = None;
+        let opened = std::panic::catch_unwind(|| Database::create(&self.path))
+            .map_err(|_| NodeError::State("the node's database is damaged".into()))?;
+        match opened {
+            Ok(db) => {
+                tracing::info!("the node's database was opened again after a disk error");
+                *slot = Some(db);
+                Ok(())
+            }
+            Err(e) => {
+                self.io_failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Err(NodeError::State(format!(
+                    "the node's database could not be opened again after a disk error ({e}); free some space and try again"
+                )))
+            }
+        }
+    }
+
     /// Adds `record`; refused if an app of that name exists.
     pub fn insert_new(&self, record: &AppRecord) -> Result<(), NodeError> {
-        guarded(|| {
-            let bytes = serde_json::to_vec(record).map_err(db_err)?;
-            let tx = self.db.begin_write().map_err(db_err)?;
+        let bytes = serde_json::to_vec(record).map_err(db_err)?;
+        self.with(|db| {
+            let tx = db.begin_write()?;
             {
-                let mut table = tx.open_table(APPS).map_err(db_err)?;
-                if table.get(record.name.as_str()).map_err(db_err)?.is_some() {
-                    return Err(NodeError::Exists(record.name.clone()));
+                let mut table = tx.open_table(APPS)?;
+                if table.get(record.name.as_str())?.is_some() {
+                    return Err(NodeError::Exists(record.name.clone()).into());
                 }
-                table
-                    .insert(record.name.as_str(), bytes.as_slice())
-                    .map_err(db_err)?;
+                table.insert(record.name.as_str(), bytes.as_slice())?;
             }
-            tx.commit().map_err(db_err)
+            Ok(tx.commit()?)
         })
     }
 
@@ -275,37 +354,30 @@ impl Db {
         name: &str,
         f: impl FnOnce(&mut AppRecord),
     ) -> Result<Option<AppRecord>, NodeError> {
-        guarded(|| {
-            let tx = self.db.begin_write().map_err(db_err)?;
+        self.with(|db| {
+            let tx = db.begin_write()?;
             let record = {
-                let mut table = tx.open_table(APPS).map_err(db_err)?;
-                let Some(mut record) = table
-                    .get(name)
-                    .map_err(db_err)?
-                    .map(|v| decode(v.value()))
-                    .transpose()?
+                let mut table = tx.open_table(APPS)?;
+                let Some(mut record) = table.get(name)?.map(|v| decode(v.value())).transpose()?
                 else {
                     return Ok(None);
                 };
                 f(&mut record);
                 let bytes = serde_json::to_vec(&record).map_err(db_err)?;
-                table.insert(name, bytes.as_slice()).map_err(db_err)?;
+                table.insert(name, bytes.as_slice())?;
                 record
             };
-            tx.commit().map_err(db_err)?;
+            tx.commit()?;
             Ok(Some(record))
         })
     }
 
     /// Removes `name`; whether it was there.
     pub fn remove(&self, name: &str) -> Result<bool, NodeError> {
-        guarded(|| {
-            let tx = self.db.begin_write().map_err(db_err)?;
-            let was = {
-                let mut table = tx.open_table(APPS).map_err(db_err)?;
-                table.remove(name).map_err(db_err)?.is_some()
-            };
-            tx.commit().map_err(db_err)?;
+        self.with(|db| {
+            let tx = db.begin_write()?;
+            let was = tx.open_table(APPS)?.remove(name)?.is_some();
+            tx.commit()?;
             Ok(was)
         })
     }
@@ -316,25 +388,21 @@ impl Db {
     }
 
     pub fn get(&self, name: &str) -> Result<Option<AppRecord>, NodeError> {
-        guarded(|| {
-            let tx = self.db.begin_read().map_err(db_err)?;
-            let table = tx.open_table(APPS).map_err(db_err)?;
-            table
-                .get(name)
-                .map_err(db_err)?
-                .map(|v| decode(v.value()))
-                .transpose()
+        self.with(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(APPS)?;
+            Ok(table.get(name)?.map(|v| decode(v.value())).transpose()?)
         })
     }
 
     /// Every app, by name.
     pub fn list(&self) -> Result<Vec<AppRecord>, NodeError> {
-        guarded(|| {
-            let tx = self.db.begin_read().map_err(db_err)?;
-            let table = tx.open_table(APPS).map_err(db_err)?;
+        self.with(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(APPS)?;
             let mut out = Vec::new();
-            for entry in table.iter().map_err(db_err)? {
-                let (k, v) = entry.map_err(db_err)?;
+            for entry in table.iter()? {
+                let (k, v) = entry?;
                 // One damaged record does not take the others down; it is reported and skipped.
                 match decode(v.value()) {
                     Ok(r) => out.push(r),
@@ -347,6 +415,48 @@ impl Db {
             }
             Ok(out)
         })
+    }
+}
+
+/// Why a transaction failed: redb's error (an I/O error among them), or the node's own.
+enum Failed {
+    Db(redb::Error),
+    Node(NodeError),
+}
+
+impl From<NodeError> for Failed {
+    fn from(e: NodeError) -> Self {
+        Self::Node(e)
+    }
+}
+
+impl From<redb::Error> for Failed {
+    fn from(e: redb::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+impl From<redb::TransactionError> for Failed {
+    fn from(e: redb::TransactionError) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+impl From<redb::TableError> for Failed {
+    fn from(e: redb::TableError) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+impl From<redb::StorageError> for Failed {
+    fn from(e: redb::StorageError) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+impl From<redb::CommitError> for Failed {
+    fn from(e: redb::CommitError) -> Self {
+        Self::Db(e.into())
     }
 }
 

@@ -57,6 +57,7 @@ fn example_server(file: &str, route: &str) -> (Server, tokio::runtime::Runtime) 
         wasm: Wasm::from_bytes(path, bytes).expect("valid wasm"),
         request: RunRequest::default(),
         max_body: 1 << 20,
+        concurrency: None,
     };
     let server =
         Server::new(vec![app], Compilation::default(), ServeOptions::default()).expect("loads");

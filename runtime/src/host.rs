@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 
-use crate::limits::{Limiter, MemoryGauge};
+use crate::limits::Limiter;
 use crate::net::{GuestNet, NetworkAccess, NetworkHost};
 
 pub(crate) struct Host<W> {
@@ -33,7 +33,7 @@ impl<W> Host<W> {
     ) -> Self {
         Self {
             wasi,
-            table: ResourceTable::new(),
+            table: crate::handles::table(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             net: GuestNet::new(network),
             limiter: Limiter::new(memory),
@@ -42,8 +42,14 @@ impl<W> Host<W> {
         }
     }
 
-    pub(crate) fn observed(mut self, gauge: Option<MemoryGauge>, stop: Option<Stop>) -> Self {
-        self.limiter = std::mem::replace(&mut self.limiter, Limiter::new(None)).with_gauge(gauge);
+    /// Counts the store's memory where `req` says (bounded across the app and the node), and
+    /// ends the run when `stop` says.
+    pub(crate) fn observed(mut self, req: &crate::RunRequest, stop: Option<Stop>) -> Self {
+        self.limiter = std::mem::replace(&mut self.limiter, Limiter::new(None)).shared(
+            req.memory_gauge.clone(),
+            req.limits.memory_total,
+            req.node_memory.clone(),
+        );
         self.stop = stop;
         self
     }

@@ -7,6 +7,7 @@ mod cache;
 mod compile;
 mod engine;
 mod error;
+mod handles;
 mod host;
 mod inspect;
 mod limits;
@@ -20,9 +21,12 @@ mod wasi;
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
 pub use engine::{Compiler, EngineConfig, Tier, WASMTIME_VERSION, host_fingerprint, platform};
 pub use error::RuntimeError;
+pub use handles::{
+    GUEST_HANDLES, Throttle, connections_within_budget, open_files_limit, raise_open_files,
+};
 pub use host::Stop;
 pub use inspect::{Export, Import, ModuleInfo, Uses, WasiGeneration, WasmKind, inspect};
-pub use limits::{MemoryGauge, Resource};
+pub use limits::{MemoryBudget, MemoryGauge, Resource};
 pub use net::{Denial, DenialSink, Refusal};
 pub use run::{
     Compilation, CompileProgress, Limits, Loader, MountGrant, Outcome, Output, Prepared,

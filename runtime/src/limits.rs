@@ -9,8 +9,13 @@ pub(crate) const MAX_TABLE_ELEMENTS: usize = 10_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
+    /// One instance's linear memory.
     Memory,
     Table,
+    /// The memory of all of an app's live instances together.
+    AppMemory,
+    /// The memory of every guest of the process together (the node's).
+    NodeMemory,
 }
 
 /// Returned (inside the trap's error) when a guest grows past a limit.
@@ -26,32 +31,69 @@ pub(crate) struct Limiter {
     memory_limit: Option<u64>,
     /// Bytes of linear memory currently allocated across all memories of the store.
     memory_total: u64,
-    /// Where the embedder reads the memory in use (summed over every live store of an app).
-    gauge: Option<MemoryGauge>,
+    /// Where the memory is counted with that of the app's other live stores, and the most
+    /// they may hold together.
+    app: Option<(MemoryGauge, Option<u64>)>,
+    /// The same for every guest of the process.
+    node: Option<MemoryBudget>,
 }
 
 /// Bytes of linear memory in use by an app's live instances, for the embedder to report.
 pub type MemoryGauge = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
+/// Memory shared by many apps' instances, and the most they may hold together.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBudget {
+    pub used: MemoryGauge,
+    pub limit: Option<u64>,
+}
+
+/// Adds `delta` to `gauge` unless that would pass `limit`.
+fn reserve(gauge: &MemoryGauge, delta: u64, limit: Option<u64>) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    gauge
+        .fetch_update(Relaxed, Relaxed, |used| {
+            let next = used.saturating_add(delta);
+            limit.is_none_or(|l| next <= l).then_some(next)
+        })
+        .is_ok()
+}
+
+fn release(gauge: &MemoryGauge, amount: u64) {
+    gauge.fetch_sub(amount, std::sync::atomic::Ordering::Relaxed);
+}
 
 impl Limiter {
     pub(crate) fn new(memory_limit: Option<u64>) -> Self {
         Self {
             memory_limit,
             memory_total: 0,
-            gauge: None,
+            app: None,
+            node: None,
         }
     }
 
-    pub(crate) fn with_gauge(mut self, gauge: Option<MemoryGauge>) -> Self {
-        self.gauge = gauge;
+    /// Counts this store's memory in the app's gauge, bounded by `app_limit` across the app,
+    /// and in `node`'s.
+    pub(crate) fn shared(
+        mut self,
+        gauge: Option<MemoryGauge>,
+        app_limit: Option<u64>,
+        node: Option<MemoryBudget>,
+    ) -> Self {
+        self.app = gauge.map(|g| (g, app_limit));
+        self.node = node;
         self
     }
 }
 
 impl Drop for Limiter {
     fn drop(&mut self) {
-        if let Some(g) = &self.gauge {
-            g.fetch_sub(self.memory_total, std::sync::atomic::Ordering::Relaxed);
+        if let Some((g, _)) = &self.app {
+            release(g, self.memory_total);
+        }
+        if let Some(n) = &self.node {
+            release(&n.used, self.memory_total);
         }
     }
 }
@@ -78,10 +120,28 @@ impl ResourceLimiter for Limiter {
                 .into());
             }
         }
-        if let Some(g) = &self.gauge {
-            use std::sync::atomic::Ordering::Relaxed;
-            g.fetch_add(total, Relaxed);
-            g.fetch_sub(self.memory_total, Relaxed);
+        // Memory only grows while a store lives; it is all given back when the store drops.
+        let delta = total.saturating_sub(self.memory_total);
+        if let Some((g, limit)) = &self.app
+            && !reserve(g, delta, *limit)
+        {
+            return Err(LimitExceeded {
+                resource: Resource::AppMemory,
+                limit: limit.unwrap_or_default(),
+            }
+            .into());
+        }
+        if let Some(n) = &self.node
+            && !reserve(&n.used, delta, n.limit)
+        {
+            if let Some((g, _)) = &self.app {
+                release(g, delta);
+            }
+            return Err(LimitExceeded {
+                resource: Resource::NodeMemory,
+                limit: n.limit.unwrap_or_default(),
+            }
+            .into());
         }
         self.memory_total = total;
         Ok(true)

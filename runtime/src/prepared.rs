@@ -23,7 +23,18 @@ pub struct Prepared {
     engine: Engine,
     config: engine::EngineConfig,
     program: Program,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped, when it is shut down without waiting (see `Drop`).
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+/// A runtime dropped the usual way waits for its blocking threads, which tokio forbids inside
+/// another runtime's task (where a node drops an app it could not start): so it never waits.
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for Prepared {
@@ -71,7 +82,7 @@ impl Prepared {
             engine,
             config,
             program,
-            rt,
+            rt: Some(rt),
         })
     }
 
@@ -97,7 +108,10 @@ impl Prepared {
         {
             return Err(RuntimeError::Engine("this program was prepared without time or fuel limits; prepare it with the limits it will run under".into()));
         }
-        self.rt.block_on(async {
+        let Some(rt) = &self.rt else {
+            return Err(RuntimeError::Engine("the runtime was shut down".into()));
+        };
+        rt.block_on(async {
             let run = async {
                 match &self.program {
                     Program::Core(pre) => self.run_core(pre, req).await,
@@ -117,13 +131,13 @@ impl Prepared {
 
     /// Ends the runtime without waiting for a guest left blocked in a host call.
     pub fn shutdown(self) {
-        self.rt.shutdown_background();
+        drop(self);
     }
 
     /// A run's store: its WASI context, grants, memory limit and stop handle.
     fn store<W>(&self, wasi: W, network: NetworkAccess, req: &RunRequest) -> Store<Host<W>> {
         let host = Host::new(wasi, network, req.limits.memory, req.limits.timeout)
-            .observed(req.memory_gauge.clone(), req.stop.clone());
+            .observed(req, req.stop.clone());
         let mut store = Store::new(&self.engine, host);
         store.limiter(|h| &mut h.limiter);
         store
@@ -142,7 +156,7 @@ impl Prepared {
             // nothing.
             b.inherit_stdin();
         }
-        let mut store = self.store(b.build_p1(), network, req);
+        let mut store = self.store(crate::handles::build_p1(&mut b), network, req);
         let _ticker = apply_limits(&self.engine, &mut store, req)?;
         let body = async {
             let instance = pre.instantiate_async(&mut store).await?;
@@ -203,6 +217,7 @@ pub(crate) fn link_command_module<T: Send + 'static>(
     let module: Module = crate::compile::prepare(engine, wasm, limits.compile, how)?;
     let mut linker: Linker<T> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, wasi).map_err(RuntimeError::engine)?;
+    crate::handles::link_p1_open(&mut linker, wasi).map_err(RuntimeError::engine)?;
     check_core_imports(&module, &linker, &mut Store::new(engine, probe))?;
     if !module.exports().any(|e| e.name() == "_start") {
         return Err(RuntimeError::Invalid {

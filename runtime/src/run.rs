@@ -129,6 +129,9 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Compilation time: wasmtime does not bound it (compile-time DoS is the embedder's job).
     pub compile: Option<Duration>,
+    /// Bytes of linear memory all the instances sharing `RunRequest::memory_gauge` may hold
+    /// together (an app's concurrent requests).
+    pub memory_total: Option<u64>,
 }
 
 /// What the guest gets: its arguments, environment, folders and limits.
@@ -150,6 +153,8 @@ pub struct RunRequest {
     pub output: Output,
     /// Where the memory the guest's instances use is counted, if anywhere.
     pub memory_gauge: Option<crate::limits::MemoryGauge>,
+    /// Memory counted with every other guest of the process, and its bound.
+    pub node_memory: Option<crate::limits::MemoryBudget>,
     /// Ends a run from outside; a run with one is always interruptible (epochs on).
     pub stop: Option<crate::host::Stop>,
 }

@@ -80,6 +80,20 @@ pub struct NodeCommand {
     #[arg(long, value_name = "SIZE", default_value = "10MiB")]
     log_max: ByteSize,
 
+    /// Requests the apps' port handles at once (the rest wait their turn)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    max_concurrency: u32,
+
+    /// Connections the apps' port keeps open at once (503 to one more); fewer if the limit on
+    /// open files is low. One app's requests may hold at most half, unless deployed with
+    /// `--concurrency`
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: u32,
+
+    /// The most memory all apps' instances may hold together [default: half of the machine's]
+    #[arg(long, value_name = "SIZE")]
+    memory_total: Option<ByteSize>,
+
     /// The node's own log: text or json
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -166,7 +180,9 @@ impl NodeCommand {
             api,
             api_hosts: self.api_host.clone(),
             log_max: self.log_max.0.max(4096),
-            ..NodeOptions::default()
+            max_concurrency: self.max_concurrency,
+            max_connections: self.max_connections,
+            memory_total: self.memory_total.map(|m| m.0),
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -320,6 +336,16 @@ pub struct DeployCommand {
     #[arg(long, value_name = "SIZE")]
     memory: Option<ByteSize>,
 
+    /// The most memory all the app's instances may hold together (its concurrent requests), e.g.
+    /// 512MiB; a request past it is answered 503
+    #[arg(long, value_name = "SIZE")]
+    memory_total: Option<ByteSize>,
+
+    /// An HTTP app's requests in progress at once (503 beyond) [default: half of the node's
+    /// connections]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<u32>,
+
     /// Time limit of each instance (a command's run, a request), e.g. 30s
     #[arg(long, value_name = "DURATION")]
     timeout: Option<DurationSpec>,
@@ -425,6 +451,8 @@ impl DeployCommand {
             args: self.args.clone(),
             insecure: self.insecure,
             memory: self.memory.map(|m| m.0.to_string()),
+            memory_total: self.memory_total.map(|m| m.0.to_string()),
+            concurrency: self.concurrency,
             timeout: self.timeout.map(|t| t.to_string()),
             fuel: self.fuel,
         };
@@ -604,12 +632,14 @@ impl LogsCommand {
         check_name(&self.name)?;
         let client = self.target.client()?;
         let stamps = self.timestamps;
+        // What is there is sent at once; only a followed stream may go quiet.
+        let idle = (!self.follow).then_some(std::time::Duration::from_secs(60));
         block(async {
             use std::io::Write;
             let stdout = std::io::stdout();
             let stderr = std::io::stderr();
             client
-                .lines(&path, |raw| {
+                .lines(&path, idle, |raw| {
                     let Ok(line) = serde_json::from_slice::<LogLine>(raw) else {
                         return true;
                     };
@@ -758,7 +788,7 @@ impl EventsCommand {
         let json = self.json;
         block(async {
             client
-                .lines("/api/v1/events", |raw| {
+                .lines("/api/v1/events", None, |raw| {
                     if json {
                         out(&String::from_utf8_lossy(raw));
                     } else if let Ok(e) = serde_json::from_slice::<Event>(raw) {

@@ -266,6 +266,16 @@ fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {
             ui.alert(Msg::TableExceeded(limit));
             Code::Memory.into()
         }
+        Outcome::LimitExceeded {
+            resource: r @ (Resource::AppMemory | Resource::NodeMemory),
+            limit,
+        } => {
+            ui.alert(Msg::SharedMemoryExceeded(
+                &ByteSize(limit).to_string(),
+                r == Resource::AppMemory,
+            ));
+            Code::Memory.into()
+        }
         Outcome::FuelExhausted(_) => {
             ui.alert(Msg::FuelExhausted(limits.fuel.unwrap_or_default()));
             Code::Timeout.into()

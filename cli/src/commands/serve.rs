@@ -106,6 +106,7 @@ impl ServeCommand {
                 name: launch.manifest.name.to_string(),
                 route: launch.manifest.http.route.clone(),
                 max_body: qyvol_launch::grants::max_body(&launch.manifest, self.max_body).0,
+                concurrency: None,
                 wasm: launch.wasm,
                 request: launch.request,
             });
@@ -307,6 +308,7 @@ fn failure_text(f: &RequestFailure, lang: Lang) -> String {
             Msg::BodyTooSlow(*rate, *received, &format!("{:.1}s", elapsed.as_secs_f64())).text(lang)
         }
         RequestFailure::TooManyConnections { limit } => Msg::TooManyConnections(*limit).text(lang),
+        RequestFailure::AppBusy { limit } => Msg::AppBusy(*limit).text(lang),
         RequestFailure::BadRequest(why) => why.clone(),
         RequestFailure::Protocol(why) => why.clone(),
         RequestFailure::ShuttingDown => Msg::ShuttingDown.text(lang),
@@ -328,6 +330,13 @@ fn failure_text(f: &RequestFailure, lang: Lang) -> String {
                 resource: Resource::Table,
                 limit,
             } => Msg::TableExceeded(*limit).text(lang),
+            Outcome::LimitExceeded {
+                resource: r @ (Resource::AppMemory | Resource::NodeMemory),
+                limit,
+            } => {
+                Msg::SharedMemoryExceeded(&ByteSize(*limit).to_string(), *r == Resource::AppMemory)
+                    .text(lang)
+            }
             Outcome::Exited(code) => Msg::ExitedWith(*code).text(lang),
             Outcome::Stopped => Msg::GuestStopped.text(lang),
         },

@@ -535,6 +535,19 @@ fn a_relay_to_the_real_node_gets_no_token_no_session_and_cannot_replay_or_change
         stderr(&out)
     );
     assert!(!stdout(&out).contains("attack.er"), "{}", stdout(&out));
+
+    // So is one that changes a line of a streamed answer (the app's log).
+    let logs = through(api, &["logs", "kept"]);
+    assert_eq!(stdout(&logs), "probe-p1\nargs\nhi\n", "{}", stderr(&logs));
+    let (at, _, _) = relay(api, Some((b"\"hi\"", b"\"ho\"")));
+    let out = through(at, &["logs", "kept"]);
+    assert_eq!(out.status.code(), Some(77), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("a line of its stream is not signed by the node"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("ho"), "{}", stdout(&out));
     assert!(node.app("kept").is_some(), "the node still runs");
 }
 
@@ -884,14 +897,21 @@ fn the_deploy_form_takes_only_images_of_the_store_and_short_fields() {
 fn an_app_cannot_set_or_clear_the_dashboards_cookies() {
     let s = Scratch::new();
     let node = Node::with_api(&s.path("home"));
-    // A CGI guest whose response is its request's body: it answers whatever it is sent.
+    let answer = "Set-Cookie: qyvol_session=; Path=/; Max-Age=0\r\nSet-Cookie: QYVOL_LANG=en\r\nSet-Cookie: theirs=1; Path=/\r\nContent-Type: text/plain\r\n\r\nhi";
+    let set = cookies_an_app_sets(&s, &node, answer);
+    assert_eq!(set, ["theirs=1; Path=/"]);
+}
+
+/// Deploys a CGI guest that answers whatever it is sent (`probe cat` at `/echo/`), sends it
+/// `answer` (CGI headers and a body `hi`) and returns the `Set-Cookie` values the app port
+/// passed on.
+fn cookies_an_app_sets(s: &Scratch, node: &Node, answer: &str) -> Vec<String> {
     s.guest("probe-p1.wasm");
     let manifest = s.write(
         "echo.qyv",
         "version: 1\nname: echo\nentrypoint: probe-p1.wasm\nruntime: wasi-http\nargs: [cat]\nhttp:\n  route: /echo/...\n",
     );
     node.ok(&["deploy", &manifest.display().to_string()]);
-    let answer = "Set-Cookie: qyvol_session=; Path=/; Max-Age=0\r\nSet-Cookie: QYVOL_LANG=en\r\nSet-Cookie: theirs=1; Path=/\r\nContent-Type: text/plain\r\n\r\nhi";
     let (status, head, body) = exchange(
         node.http,
         &format!(
@@ -899,15 +919,12 @@ fn an_app_cannot_set_or_clear_the_dashboards_cookies() {
             answer.len()
         ),
     );
-    assert_eq!(status, 200, "{head}\n{body}");
-    assert_eq!(body, "hi");
-    let set: Vec<&str> = head
-        .lines()
+    assert_eq!((status, body.as_str()), (200, "hi"), "{head}");
+    head.lines()
         .filter_map(|l| l.split_once(':'))
         .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.trim())
-        .collect();
-    assert_eq!(set, ["theirs=1; Path=/"], "{head}");
+        .map(|(_, v)| v.trim().to_string())
+        .collect()
 }
 
 #[test]
@@ -943,5 +960,38 @@ fn the_app_view_shows_what_the_module_imports_beside_its_grants() {
     assert!(
         imports.contains("it imports network but is granted none"),
         "{imports}"
+    );
+}
+
+/// HOSTILE row 42: 240 KB of cookies for `localhost`, set by any local server, do not lock the
+/// owner out of the dashboard (it answered 431 to every page before).
+#[test]
+fn the_dashboard_answers_a_browser_loaded_with_other_servers_cookies() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    node.ok(&["deploy", "--name", "quiet", &probe(), "--", "exit", "0"]);
+    scenario("cookies.mjs", &node, &[("QYVOL_APP", "quiet".into())]);
+}
+
+/// HOSTILE row 42, the app port's part: a guest's answer passes on no cookie larger than a
+/// browser keeps (4 KiB) and at most 16 KiB of them; the rest are dropped.
+#[test]
+fn the_app_port_passes_on_at_most_16_kib_of_a_guests_cookies() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let cookie = |name: &str, len: usize| format!("{name}={}", "x".repeat(len - name.len() - 1));
+    let mut answer = format!("Set-Cookie: {}\r\n", cookie("huge", 5000));
+    for i in 0..10 {
+        answer += &format!("Set-Cookie: {}\r\n", cookie(&format!("c{i:02}"), 2048));
+    }
+    answer += "Content-Type: text/plain\r\n\r\nhi";
+    let names: Vec<String> = cookies_an_app_sets(&s, &node, &answer)
+        .iter()
+        .filter_map(|v| Some(v.split_once('=')?.0.to_string()))
+        .collect();
+    assert_eq!(
+        names,
+        ["c00", "c01", "c02", "c03", "c04", "c05", "c06", "c07"],
+        "the 5,000-byte cookie and those past 16 KiB are dropped"
     );
 }

@@ -241,3 +241,48 @@ pub fn stdout(out: &std::process::Output) -> String {
 pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A filesystem of `mib` MiB (a tmpfs mounted at `path`), to fill up; unmounted when dropped.
+/// Mounting needs root, as CI has; `None` otherwise.
+pub struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    pub fn mount(path: &Path, mib: u32) -> Option<Self> {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!(
+                "not root: a small filesystem cannot be mounted, so this test checks nothing"
+            );
+            return None;
+        }
+        std::fs::create_dir_all(path).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .output()
+            .expect("mount");
+        assert!(out.status.success(), "mount: {}", stderr(&out));
+        Some(Self(path.to_path_buf()))
+    }
+
+    /// Writes a file named `name` until the filesystem is full.
+    pub fn fill(&self, name: &str) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join(name)).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+
+    pub fn free(&self, name: &str) {
+        std::fs::remove_file(self.0.join(name)).expect("remove the filler");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .output();
+    }
+}

@@ -15,6 +15,8 @@ pub(crate) struct Node {
     pub(crate) http: SocketAddr,
     pub(crate) api: Option<SocketAddr>,
     extra: Vec<String>,
+    /// The soft limit on open descriptors the node is started with, when set.
+    nofile: Option<u32>,
     child: Option<Child>,
 }
 
@@ -26,6 +28,12 @@ pub(crate) fn free_port() -> SocketAddr {
 impl Node {
     /// A node without a TCP listener (`--api off`): only its socket.
     pub(crate) fn start(home: &Path, extra: &[&str]) -> Self {
+        Self::start_limited(home, extra, None)
+    }
+
+    /// A node without a TCP listener, started with `ulimit -Sn nofile` when given (many
+    /// systems start processes at 1,024).
+    pub(crate) fn start_limited(home: &Path, extra: &[&str], nofile: Option<u32>) -> Self {
         let mut node = Self {
             home: home.to_path_buf(),
             http: free_port(),
@@ -35,6 +43,7 @@ impl Node {
                 .chain(extra)
                 .map(|s| s.to_string())
                 .collect(),
+            nofile,
             child: None,
         };
         node.spawn();
@@ -49,6 +58,7 @@ impl Node {
             http: free_port(),
             api: Some(api),
             extra: vec!["--api".into(), api.to_string()],
+            nofile: None,
             child: None,
         };
         node.spawn();
@@ -57,7 +67,21 @@ impl Node {
 
     /// Starts the node process and waits until its socket answers.
     fn spawn(&mut self) {
-        let child = qyvol_std()
+        let mut cmd = qyvol_std();
+        if let Some(n) = self.nofile {
+            let bin = cmd.get_program().to_owned();
+            cmd = std::process::Command::new("bash");
+            cmd.args(["-c", r#"ulimit -Sn "$1" && shift && exec "$@""#, "-"])
+                .arg(n.to_string())
+                .arg(bin);
+            for (k, v) in qyvol_std().get_envs() {
+                match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+        }
+        let child = cmd
             .env("QYVOL_HOME", &self.home)
             .args(["node", "--http", &self.http.to_string()])
             .args(&self.extra)
@@ -749,10 +773,10 @@ fn the_api_refuses_huge_bodies_and_heads_and_stays_up() {
         api,
         &format!(
             "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
-            "b".repeat(1024 * 1024)
+            "b".repeat(2 * 1024 * 1024)
         ),
     );
-    assert_eq!(status, 431, "a 1 MiB header");
+    assert_eq!(status, 431, "a 2 MiB header");
     assert_eq!(
         raw(api, "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"),
         (200, "ok\n".into())
@@ -950,5 +974,262 @@ fn uploads_a_killed_node_left_behind_are_swept_at_start() {
         std::fs::read_dir(&uploads).expect("uploads").count(),
         0,
         "nothing is left in node/uploads/"
+    );
+}
+
+/// HOSTILE row 43: a node started at the usual soft limit of 1,024 descriptors runs a guest
+/// that opens one granted file 5,000 times and keeps every handle. The guest is told "too many
+/// open files" at its own cap, and the node, its API and another app go on answering.
+#[test]
+fn a_guest_opening_one_file_thousands_of_times_hits_its_own_cap_and_the_node_answers() {
+    let s = Scratch::new();
+    s.write("data/one.txt", "x");
+    let node = Node::start_limited(&s.path("home"), &[], Some(1024));
+    let mount = format!("{}:/data:ro", s.path("data").display());
+    node.ok(&[
+        "deploy",
+        "--name",
+        "hog",
+        "--mount",
+        &mount,
+        &probe(),
+        "--",
+        "hold",
+        "/data/one.txt",
+        "5000",
+    ]);
+    wait_for(
+        || node.ok(&["logs", "hog"]).contains("held "),
+        "the guest to say how many files it holds",
+    );
+    let said = node.ok(&["logs", "hog"]);
+    let held = said
+        .lines()
+        .find(|l| l.starts_with("held "))
+        .expect("held line");
+    let cap = qyvol_runtime::GUEST_HANDLES;
+    let (count, why) = held["held ".len()..]
+        .split_once(": ")
+        .expect("count: reason");
+    let count: usize = count.parse().expect("a count");
+    assert!(
+        count < cap - 16 && count > cap - 64,
+        "the guest stops some way short of its cap of {cap} handles (it keeps a few for its \
+         streams, clocks and folders): {held}"
+    );
+    // EMFILE, in wasi-libc's words.
+    assert_eq!(why, "No file descriptors available (os error 33)", "{held}");
+    // It holds them still: the node answers its API and runs and answers another app.
+    assert_eq!(node.app("hog").expect("hog")["state"], "running");
+    node.ok(&[
+        "deploy",
+        "--name",
+        "other",
+        &probe(),
+        "--",
+        "args",
+        "still-here",
+    ]);
+    wait_for(
+        || node.ok(&["logs", "other"]).contains("still-here"),
+        "the other app to run",
+    );
+    node.ok(&["rm", "-f", "hog"]);
+}
+
+/// HOSTILE row 45: `--memory` bounds one instance, and `--memory-total` the app's instances
+/// together: four requests hold 240 MiB of the 256, the fifth is answered 503 and so the other
+/// four never see all five at their barrier.
+#[test]
+fn an_apps_concurrent_requests_together_stay_within_its_memory_total() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("sync")).expect("sync folder");
+    let node = Node::start(&s.path("home"), &[]);
+    let http_probe = guest("http-probe.wasm").display().to_string();
+    let mount = format!("{}:/sync", s.path("sync").display());
+    node.ok(&[
+        "deploy",
+        "--name",
+        "hungry",
+        "--mount",
+        &mount,
+        "--memory",
+        "64MiB",
+        "--memory-total",
+        "256MiB",
+        &http_probe,
+    ]);
+    let answers = five_at_a_barrier(&node, "/barrier?n=5&mib=60&ms=4000");
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, [503, 504, 504, 504, 504], "{answers:?}");
+    assert_eq!(
+        answers[0].1,
+        "Service Unavailable: the requests in progress use all the memory allowed, try again later\n"
+    );
+    assert_eq!(answers[1].1, "only 4 of 5 reached the barrier\n");
+    let out = node.cli(&[
+        "deploy",
+        "--name",
+        "hungry2",
+        "--mount",
+        &mount,
+        "--memory",
+        "64MiB",
+        "--memory-total",
+        "60MiB",
+        &http_probe,
+    ]);
+    assert!(
+        !out.status.success(),
+        "a total below one instance's memory is refused"
+    );
+    assert!(
+        stderr(&out).contains("`--memory-total 60MiB` is less than `--memory 64MiB`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Five requests of `path` to the app at once (a barrier that opens only when all five are
+/// there, each waiting as the path says), their answers sorted.
+fn five_at_a_barrier(node: &Node, path: &str) -> Vec<(u16, String)> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    let mut answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..5)
+            .map(|_| scope.spawn(|| raw(node.http, &request)))
+            .collect();
+        asks.into_iter()
+            .map(|a| a.join().expect("a request"))
+            .collect()
+    });
+    answers.sort();
+    answers
+}
+
+/// HOSTILE row 44, the app port: one app's requests may hold at most half of the port's
+/// connections (here 4 of `--max-connections 8`): the fifth of five is answered 503 at once,
+/// so the other four never see all five at their barrier.
+#[test]
+fn one_apps_requests_hold_at_most_half_of_the_app_ports_connections() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("sync")).expect("sync folder");
+    let node = Node::start(&s.path("home"), &["--max-connections", "8"]);
+    let http_probe = guest("http-probe.wasm").display().to_string();
+    let mount = format!("{}:/sync", s.path("sync").display());
+    node.ok(&["deploy", "--name", "slow", "--mount", &mount, &http_probe]);
+    let answers = five_at_a_barrier(&node, "/barrier?n=5&ms=3000");
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, [503, 504, 504, 504, 504], "{answers:?}");
+    assert_eq!(
+        answers[0].1,
+        "Service Unavailable: this app is answering all the requests it may at once, try again later\n"
+    );
+    assert_eq!(answers[1].1, "only 4 of 5 reached the barrier\n");
+
+    for (flags, why) in [
+        (
+            ["--concurrency", "0"],
+            "`--concurrency 0` would refuse every request",
+        ),
+        (
+            ["--concurrency", "2"],
+            "`--concurrency` bounds an HTTP app's requests",
+        ),
+    ] {
+        let source = if flags[1] == "0" {
+            http_probe.clone()
+        } else {
+            probe()
+        };
+        let out =
+            node.cli(&[&["deploy", "--name", "bad"][..], &flags, &[source.as_str()]].concat());
+        assert!(!out.status.success(), "{flags:?}");
+        assert!(stderr(&out).contains(why), "{}", stderr(&out));
+    }
+}
+
+/// HOSTILE row 44, the API: 300 connections that never show the token take the TCP API's
+/// slots as fast as they can; the owner's 20 calls over TCP are all answered.
+#[test]
+fn connections_without_the_token_cannot_crowd_the_owner_out_of_the_tcp_api() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let api = node.api.expect("api");
+    let token = std::fs::read_to_string(s.path("home/node/token")).expect("token");
+    // Each asks for /healthz (no token needed) and keeps its connection open.
+    let held: Vec<TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut c = TcpStream::connect(api).ok()?;
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .ok()?;
+            c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+            let mut buf = [0u8; 512];
+            let _ = c.read(&mut buf);
+            Some(c)
+        })
+        .collect();
+    assert_eq!(held.len(), 300);
+    let url = format!("http://{api}");
+    for i in 0..20 {
+        let out = node.cli(&["ps", "--node", &url, "--token", token.trim()]);
+        assert!(out.status.success(), "call {i}: {}", stderr(&out));
+    }
+    drop(held);
+}
+
+/// HOSTILE row 46: the disk under the node's state fills up. The call that meets it fails and
+/// says why; once space is back the next calls work, without a restart (redb refuses every
+/// transaction after an I/O error until it is opened again). And a node started on a full
+/// disk after `kill -9` comes up instead of panicking.
+#[test]
+fn a_full_disk_fails_the_call_that_met_it_and_the_node_recovers_when_space_is_back() {
+    let s = Scratch::new();
+    let Some(disk) = crate::SmallDisk::mount(&s.path("disk"), 32) else {
+        return;
+    };
+    let mut node = Node::start(&s.path("disk/home"), &[]);
+    let sleeper = |name: &str| {
+        ["deploy", "--name", name, &probe(), "--", "sleep", "600000"].map(String::from)
+    };
+    let run = |node: &Node, args: &[String]| {
+        node.cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    assert!(run(&node, &sleeper("first")).status.success());
+    disk.fill("filler");
+    // The database has room inside its file for a few records: deploys (of the module already
+    // stored) go on until one needs the disk.
+    let (refused, name) = (0..300)
+        .map(|i| format!("more{i:03}"))
+        .find_map(|name| {
+            let out = run(&node, &sleeper(&name));
+            (!out.status.success()).then_some((out, name))
+        })
+        .expect("a deploy meets the full disk");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("No space left on device"),
+        "{}",
+        stderr(&refused)
+    );
+    disk.free("filler");
+    let after = run(&node, &sleeper("after"));
+    assert!(after.status.success(), "{}", stderr(&after));
+    let names: Vec<String> = node
+        .ps()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(names.contains(&"first".to_string()) && names.contains(&"after".to_string()));
+    assert!(
+        !names.contains(&name),
+        "the refused deploy left nothing: {names:?}"
+    );
+
+    node.kill();
+    disk.fill("filler");
+    node.spawn();
+    assert!(
+        node.app("first").is_some(),
+        "the restarted node lists its apps"
     );
 }

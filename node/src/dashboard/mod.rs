@@ -277,6 +277,9 @@ async fn gate(State(dash): State<Dash>, mut req: Request, next: Next) -> Respons
                 match uri.parse() {
                     Ok(uri) => {
                         *req.uri_mut() = uri;
+                        if let Some(p) = req.extensions().get::<crate::access::Pending>() {
+                            p.trust();
+                        }
                         req.extensions_mut().insert(sess);
                         next.run(req).await
                     }

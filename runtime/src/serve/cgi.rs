@@ -38,8 +38,8 @@ impl Template {
     /// running it: the part of a request that is instantiation.
     pub(crate) async fn instantiate(&self, rt: &Runtime, app: &Loaded) -> wasmtime::Result<()> {
         let mut b = wasi::builder(&app.request, &app.mounts, &app.network)?;
-        let mut store =
-            new_store(rt, app, b.build_p1()).map_err(|f| wasmtime::format_err!("{f:?}"))?;
+        let mut store = new_store(rt, app, crate::handles::build_p1(&mut b))
+            .map_err(|f| wasmtime::format_err!("{f:?}"))?;
         self.0.instantiate_async(&mut store).await.map(drop)
     }
 
@@ -61,7 +61,7 @@ impl Template {
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT);
         b.stdin(MemoryInputPipe::new(body));
         b.stdout(stdout.clone());
-        let mut store = new_store(rt, app, b.build_p1())?;
+        let mut store = new_store(rt, app, crate::handles::build_p1(&mut b))?;
         let limits = app.request.limits;
         let run = async {
             let instance = self.0.instantiate_async(&mut store).await?;

@@ -32,7 +32,7 @@ pub(crate) use crate::host::Host;
 use crate::inspect::WasmKind;
 use crate::net::NetworkAccess;
 use crate::run::{Compilation, RunRequest, Wasm};
-use crate::{Outcome, RuntimeError, wasi};
+use crate::{Outcome, Resource, RuntimeError, wasi};
 
 /// The response body type of every handler.
 pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, wasmtime_wasi_http::Error>;
@@ -47,6 +47,9 @@ pub struct App {
     pub request: RunRequest,
     /// The largest request body accepted (413 beyond).
     pub max_body: u64,
+    /// Requests of this app in progress at once, from the moment their head is read (503
+    /// beyond); `None` takes the server's [`ServeOptions::app_share`].
+    pub concurrency: Option<u32>,
 }
 
 /// Why a request did not get the handler's own response.
@@ -74,6 +77,8 @@ pub enum RequestFailure {
     ShuttingDown,
     /// Every connection the server keeps open is taken (503, and the connection is closed).
     TooManyConnections { limit: u32 },
+    /// The app has as many requests in progress as it may (503).
+    AppBusy { limit: u32 },
 }
 
 impl RequestFailure {
@@ -86,8 +91,14 @@ impl RequestFailure {
             Self::Handler(Outcome::TimedOut(_) | Outcome::FuelExhausted(_)) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
+            Self::Handler(Outcome::LimitExceeded {
+                resource: Resource::AppMemory | Resource::NodeMemory,
+                ..
+            }) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Handler(_) | Self::Protocol(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::ShuttingDown | Self::TooManyConnections { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ShuttingDown | Self::TooManyConnections { .. } | Self::AppBusy { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -114,12 +125,19 @@ impl RequestFailure {
             Self::Handler(Outcome::TimedOut(_) | Outcome::FuelExhausted(_)) => {
                 "Gateway Timeout: the handler ran past its time limit\n".into()
             }
+            Self::Handler(Outcome::LimitExceeded {
+                resource: Resource::AppMemory | Resource::NodeMemory,
+                ..
+            }) => "Service Unavailable: the requests in progress use all the memory allowed, try again later\n".into(),
             Self::Handler(_) | Self::Protocol(_) => {
                 "Internal Server Error: the handler failed\n".into()
             }
             Self::ShuttingDown => "Service Unavailable: the server is stopping\n".into(),
             Self::TooManyConnections { .. } => {
                 "Service Unavailable: too many open connections, try again later\n".into()
+            }
+            Self::AppBusy { .. } => {
+                "Service Unavailable: this app is answering all the requests it may at once, try again later\n".into()
             }
         }
     }
@@ -159,6 +177,9 @@ pub struct ServeOptions {
     /// Cookies of the host's own, taken out of every request before a guest sees it: the
     /// node's dashboard session (a browser sends a host's cookies to all its ports).
     pub hidden_cookies: Vec<String>,
+    /// Requests in progress at once for an app that sets no `concurrency` (503 beyond), so
+    /// that one app's slow clients cannot take every connection; `None`: no bound per app.
+    pub app_share: Option<u32>,
 }
 
 impl Default for ServeOptions {
@@ -169,6 +190,7 @@ impl Default for ServeOptions {
             body: BodyPace::default(),
             drain: Duration::from_secs(30),
             hidden_cookies: Vec::new(),
+            app_share: None,
         }
     }
 }
@@ -205,6 +227,8 @@ pub(crate) struct Loaded {
     mounts: wasi::Mounts,
     network: NetworkAccess,
     max_body: u64,
+    /// Turns for requests in progress, and how many there are (`None`: unbounded).
+    turns: Option<(tokio::sync::Semaphore, u32)>,
     handler: Handler,
     rt: Arc<Runtime>,
 }
@@ -280,7 +304,12 @@ impl Router {
             )?),
         };
         crate::compile::finish_cache_writes();
+        let turns = app
+            .concurrency
+            .or(self.options.app_share)
+            .map(|n| (tokio::sync::Semaphore::new(n.max(1) as usize), n.max(1)));
         Ok(LoadedApp(Arc::new(Loaded {
+            turns,
             mounts,
             network: NetworkAccess::of(&app.request),
             name: app.name,
@@ -361,7 +390,9 @@ impl Router {
             .header_read_timeout(Duration::from_secs(10));
         let mut refusing = http.clone();
         refusing.keep_alive(false).header_read_timeout(REFUSAL_TIME);
-        let max_connections = self.options.max_connections;
+        let max_connections =
+            crate::handles::connections_within_budget(self.options.max_connections);
+        let mut accept_failures = crate::handles::Throttle::default();
         let connections = Arc::new(tokio::sync::Semaphore::new(max_connections as usize));
         let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_AT_ONCE));
         loop {
@@ -370,8 +401,11 @@ impl Router {
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
-                        // Out of file descriptors and the like: wait a little, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
+                        // Out of file descriptors and the like: wait a little, keep serving,
+                        // and say so once in a while rather than at every retry.
+                        if let Some(times) = accept_failures.due() {
+                            tracing::warn!(error = %e, times, "accept failed");
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -604,18 +638,33 @@ fn hide_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
     }
 }
 
-/// Removes a guest's `Set-Cookie` for the cookies named in `hidden`: a guest cannot log the
-/// host's dashboard out, or plant a session, through the browser they share.
-fn hide_set_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
-    if hidden.is_empty() || !headers.contains_key(hyper::header::SET_COOKIE) {
+/// The largest `Set-Cookie` a guest's answer passes on (what browsers keep of one cookie), and
+/// the most of them together in one answer.
+const MAX_SET_COOKIE: usize = 4096;
+const MAX_SET_COOKIES: usize = 16 * 1024;
+
+/// Removes a guest's `Set-Cookie` for the cookies named in `hidden` (a guest cannot log the
+/// host's dashboard out, or plant a session, through the browser they share), and those past
+/// [`MAX_SET_COOKIE`] or [`MAX_SET_COOKIES`]: an answer cannot load the browser with cookies
+/// that every other server of the host is then sent.
+fn filter_set_cookies(headers: &mut hyper::HeaderMap, hidden: &[String]) {
+    if !headers.contains_key(hyper::header::SET_COOKIE) {
         return;
     }
+    let mut total = 0;
     let kept: Vec<hyper::header::HeaderValue> = headers
         .get_all(hyper::header::SET_COOKIE)
         .iter()
         .filter(|v| {
             let text = String::from_utf8_lossy(v.as_bytes());
-            !is_hidden(text.split(';').next().unwrap_or_default(), hidden)
+            if v.len() > MAX_SET_COOKIE
+                || total + v.len() > MAX_SET_COOKIES
+                || is_hidden(text.split(';').next().unwrap_or_default(), hidden)
+            {
+                return false;
+            }
+            total += v.len();
+            true
         })
         .cloned()
         .collect();
@@ -656,7 +705,7 @@ impl Shared {
         drop(counted);
         let (response, failure) = match result {
             Ok(mut r) => {
-                hide_set_cookies(r.headers_mut(), &self.router.options.hidden_cookies);
+                filter_set_cookies(r.headers_mut(), &self.router.options.hidden_cookies);
                 (r, None)
             }
             Err(f) => (error_response(&f), Some(f)),
@@ -703,6 +752,15 @@ impl Shared {
                 limit: app.max_body,
             });
         }
+        // Taken before the body is read: a slow body holds one of the app's turns, not more.
+        let _turn = match &app.turns {
+            Some((turns, limit)) => Some(
+                turns
+                    .try_acquire()
+                    .map_err(|_| RequestFailure::AppBusy { limit: *limit })?,
+            ),
+            None => None,
+        };
         let (mut parts, body) = req.into_parts();
         hide_cookies(&mut parts.headers, &self.router.options.hidden_cookies);
         // The whole body first, so a slot is only ever taken by a complete request.
@@ -728,7 +786,7 @@ pub(crate) fn new_store<W: Send + 'static>(
 ) -> Result<Store<Host<W>>, RequestFailure> {
     let limits = &app.request.limits;
     let host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout)
-        .observed(app.request.memory_gauge.clone(), None);
+        .observed(&app.request, None);
     let mut store = Store::new(&rt.engine, host);
     store.limiter(|h| &mut h.limiter);
     let internal = |e: wasmtime::Error| RequestFailure::Protocol(format!("{e:#}"));

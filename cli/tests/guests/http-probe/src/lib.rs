@@ -142,6 +142,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
             "barrier" => {
                 // Waits in `/sync` until `n` instances are there at once (see `shared::barrier`).
                 let n = nth_request();
+                // `mib`: memory to hold while waiting (the sum of instances is then known).
+                let mib: usize = query(&path, "mib")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let held = vec![1u8; mib << 20];
                 let of = query(&path, "n").and_then(|v| v.parse().ok()).unwrap_or(2);
                 let ms = query(&path, "ms")
                     .and_then(|v| v.parse().ok())
@@ -150,7 +155,17 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
                     Ok(slot) => reply(
                         out,
                         200,
-                        &format!("slot {slot}, request {n} of this instance\n"),
+                        &format!(
+                            "slot {slot}, request {n} of this instance{}\n",
+                            if mib > 0 {
+                                format!(
+                                    ", holding {} MiB",
+                                    held.iter().map(|&b| b as usize).sum::<usize>() >> 20
+                                )
+                            } else {
+                                String::new()
+                            }
+                        ),
                     ),
                     Err(e) => reply(out, 504, &format!("{e}\n")),
                 }

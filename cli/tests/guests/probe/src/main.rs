@@ -101,6 +101,26 @@ fn main() {
             let mut out = std::io::stdout().lock();
             (0..mib).try_for_each(|_| out.write_all(&chunk))
         }
+        // Opens the file at arg 2 up to arg 3 times, keeping every handle; says how many it
+        // got and why it stopped, then holds them until killed.
+        "hold" => {
+            let want: usize = arg(3).parse().unwrap_or(1);
+            let mut held = Vec::new();
+            let stopped = loop {
+                if held.len() == want {
+                    break "asked for no more".to_string();
+                }
+                match fs::File::open(arg(2)) {
+                    Ok(f) => held.push(f),
+                    Err(e) => break e.to_string(),
+                }
+            };
+            println!("held {}: {stopped}", held.len());
+            std::io::stdout().flush().ok();
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
         "read-stdin" => {
             let mut s = String::new();
             std::io::stdin()
