@@ -22,15 +22,15 @@ pub enum Code {
     /// The manifest is malformed or invalid, or the mounts cannot go together.
     BadManifest = 78,
     /// The time limit passed or the fuel ran out.
-    Timeout = 124,
+    Timeout = qyvol_runtime::EXIT_TIMEOUT,
     /// No node answers (`qyvol node -d` starts one).
     Unavailable = 69,
     /// Qyvol failed for a reason of its own.
     Internal = 125,
     /// The guest trapped.
-    Trap = 134,
+    Trap = qyvol_runtime::EXIT_TRAP,
     /// The guest exceeded its memory (or table) limit.
-    Memory = 137,
+    Memory = qyvol_runtime::EXIT_MEMORY,
 }
 
 impl From<Code> for ExitCode {

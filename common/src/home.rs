@@ -65,6 +65,20 @@ impl Home {
     pub fn store(&self) -> PathBuf {
         self.root.join("store")
     }
+
+    /// The trust policy: which images need which keys (`qyvol trust`). The store finds it
+    /// beside itself (`trust_policy_beside`).
+    pub fn trust_policy(&self) -> PathBuf {
+        self.root.join(TRUST_POLICY)
+    }
+}
+
+/// The trust policy's file name, in `QYVOL_HOME`.
+const TRUST_POLICY: &str = "policy.yaml";
+
+/// The trust policy of the home whose store is at `store` (see [`Home::store`]).
+pub fn trust_policy_beside(store: &std::path::Path) -> PathBuf {
+    store.parent().unwrap_or(store).join(TRUST_POLICY)
 }
 
 fn root() -> PathBuf {

@@ -17,7 +17,7 @@ pub use digest::{Digest, DigestError};
 pub use error::{ErrorKind, ManifestError};
 pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head, read_regular};
 pub use folder::{Folder, FolderError, open_mount};
-pub use home::{Home, HomeError};
+pub use home::{Home, HomeError, trust_policy_beside};
 pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, Packaged,
     RequestedMount, Requests, ResolvedLimits,

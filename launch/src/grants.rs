@@ -36,6 +36,9 @@ pub struct Operator {
     /// bundle (the containerd shim's, staged from an image the cluster admitted). Images in the
     /// store always answer to the store's.
     pub policy: Option<std::path::PathBuf>,
+    /// Whether loopback, link-local and private addresses need a grant naming them, whatever
+    /// the manifest and environment say (the node forces it for every guest it runs).
+    pub block_private: Option<bool>,
 }
 
 impl Default for Operator {
@@ -53,6 +56,7 @@ impl Default for Operator {
             compile_timeout: DurationSpec(std::time::Duration::from_secs(300)),
             precompiled: PrecompiledPolicy::default(),
             policy: None,
+            block_private: None,
         }
     }
 }
@@ -183,7 +187,10 @@ pub fn request(
         mounts,
         limits,
         network,
-        block_private: manifest.block_private.unwrap_or(policy.block_private),
+        block_private: op
+            .block_private
+            .or(manifest.block_private)
+            .unwrap_or(policy.block_private),
         denials,
         ..RunRequest::default()
     })

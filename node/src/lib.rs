@@ -627,7 +627,10 @@ impl Node {
     /// The blocking half of a deploy: open the target, merge grants, load the module.
     fn open_target(&self, req: DeployRequest) -> Result<Deployable, NodeError> {
         let mut op = operator(&req)?;
-        op.policy = Some(self.0.home.root.join("policy.yaml"));
+        op.policy = Some(self.0.home.trust_policy());
+        // Loopback, link-local and private addresses (the node's own API and app port among
+        // them) need a grant naming the address, whatever the environment.
+        op.block_private = Some(true);
         let restart = match &req.restart {
             None => RestartPolicy::No,
             Some(text) => text.parse().map_err(NodeError::BadRequest)?,
@@ -655,9 +658,6 @@ impl Node {
         let denials = qyvol_runtime::DenialSink::default();
         let launch = qyvol_launch::prepare(opened, &op, Some(cache), req.args.clone(), denials)?;
         let mut request = launch.request;
-        // Loopback, link-local and private addresses (the node's own API and app port among
-        // them) need a grant naming the address, whatever the environment.
-        request.block_private = true;
         let kind = if bare {
             if exports_http_handler(&launch.wasm) {
                 AppKind::Http
@@ -1311,11 +1311,10 @@ pub(crate) fn pull(
     progress: Option<Arc<dyn qyvol_store::Progress>>,
 ) -> Result<String, LaunchError> {
     let store = qyvol_store::Store::open(&home.store())?;
+    // The node's own environment's `QYVOL_REGISTRY_TIMEOUT`, as for any `qyvol pull`.
     let remote = qyvol_store::Remote {
-        credentials: qyvol_store::credentials::load(&home.root, reference.resolve_registry()),
-        insecure,
         progress,
-        ..qyvol_store::Remote::default()
+        ..qyvol_store::Remote::of(&home.root, reference, insecure).map_err(LaunchError::Usage)?
     };
     Ok(store.pull(reference, &remote)?)
 }

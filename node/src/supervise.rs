@@ -76,12 +76,15 @@ pub(crate) async fn start(
 /// How an instance ended, as a short word for `ps`, events and metrics.
 fn cause(outcome: &Result<Outcome, String>) -> (&'static str, Option<i32>, Option<String>) {
     match outcome {
-        Ok(Outcome::Exited(code)) => ("exited", Some(*code), None),
-        Ok(Outcome::Trapped { trap, .. }) => ("trapped", None, Some(trap.clone())),
-        Ok(Outcome::TimedOut(_)) => ("timeout", None, None),
-        Ok(Outcome::LimitExceeded { .. }) => ("memory", None, None),
-        Ok(Outcome::FuelExhausted(_)) => ("fuel", None, None),
-        Ok(Outcome::Stopped) => ("stopped", None, None),
+        // The exit code is the runtime's, as `qyvol run` and the shim give it.
+        Ok(o @ Outcome::Exited(_)) => ("exited", Some(o.exit_code()), None),
+        Ok(o @ Outcome::Trapped { trap, .. }) => {
+            ("trapped", Some(o.exit_code()), Some(trap.clone()))
+        }
+        Ok(o @ Outcome::TimedOut(_)) => ("timeout", Some(o.exit_code()), None),
+        Ok(o @ Outcome::LimitExceeded { .. }) => ("memory", Some(o.exit_code()), None),
+        Ok(o @ Outcome::FuelExhausted(_)) => ("fuel", Some(o.exit_code()), None),
+        Ok(o @ Outcome::Stopped) => ("stopped", Some(o.exit_code()), None),
         Err(e) => ("error", None, Some(e.clone())),
     }
 }

@@ -29,8 +29,8 @@ pub use inspect::{Export, Import, ModuleInfo, Uses, WasiGeneration, WasmKind, in
 pub use limits::{MemoryBudget, MemoryGauge, Resource};
 pub use net::{Denial, DenialSink, Refusal};
 pub use run::{
-    Compilation, CompileProgress, Limits, Loader, MountGrant, Outcome, Output, Prepared,
-    RunRequest, Wasm, load, precompile, run,
+    Compilation, CompileProgress, EXIT_MEMORY, EXIT_STOPPED, EXIT_TIMEOUT, EXIT_TRAP, Limits,
+    Loader, MountGrant, Outcome, Output, Prepared, RunRequest, Wasm, load, precompile, run,
 };
 
 /// Default cap on the size of a module accepted for compilation.

@@ -192,6 +192,29 @@ pub enum Outcome {
     Stopped,
 }
 
+/// The exit code for a run that ended some other way than by the guest's own exit: `timeout(1)`'s
+/// for the time limit (and fuel), wasmtime's for a trap (128 + SIGABRT), Docker's for memory (an
+/// OOM kill, 128 + SIGKILL) and for a stop (128 + SIGTERM). docs/exit-codes.md is the table.
+pub const EXIT_TIMEOUT: u8 = 124;
+pub const EXIT_TRAP: u8 = 134;
+pub const EXIT_MEMORY: u8 = 137;
+pub const EXIT_STOPPED: u8 = 143;
+
+impl Outcome {
+    /// The process exit code this outcome gives `qyvol run`, a node's exit record and the
+    /// shim's container alike: the guest's own code (as a shell sees it, 0-255), or one of the
+    /// codes above.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Exited(code) => code & 0xff,
+            Self::TimedOut(_) | Self::FuelExhausted(_) => EXIT_TIMEOUT.into(),
+            Self::Trapped { .. } => EXIT_TRAP.into(),
+            Self::LimitExceeded { .. } => EXIT_MEMORY.into(),
+            Self::Stopped => EXIT_STOPPED.into(),
+        }
+    }
+}
+
 /// Compiles `wasm` for this host (through the cache) and returns the native code, as stored
 /// in a bundle's precompiled layer, with the engine fingerprint it is for.
 pub fn precompile(
@@ -279,4 +302,35 @@ pub fn run(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Outcom
     });
     crate::compile::finish_cache_writes();
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One table for `run`, the node and the shim: the shim once said 143 for a stopped guest
+    /// where `run` said 124.
+    #[test]
+    fn each_way_a_run_ends_has_one_exit_code() {
+        let trap = Outcome::Trapped {
+            trap: String::new(),
+            backtrace: Vec::new(),
+        };
+        let memory = Outcome::LimitExceeded {
+            resource: crate::Resource::AppMemory,
+            limit: 1,
+        };
+        let codes = [
+            Outcome::Exited(3),
+            Outcome::Exited(-1),
+            Outcome::Exited(300),
+            Outcome::TimedOut(Duration::ZERO),
+            Outcome::FuelExhausted(1),
+            trap,
+            memory,
+            Outcome::Stopped,
+        ]
+        .map(|o| o.exit_code());
+        assert_eq!(codes, [3, 255, 44, 124, 124, 134, 137, 143]);
+    }
 }

@@ -343,7 +343,8 @@ pub fn run(
     if let Some(why) = reason(&outcome, request.limits.fuel) {
         eprintln!("qyvol: {why}");
     }
-    Ok(exit_code(&outcome))
+    // As `qyvol run` exits and the node records (docs/exit-codes.md).
+    Ok(outcome.exit_code())
 }
 
 /// Where an HTTP app listens in its pod (the Service `qyvol kube` writes targets it); the
@@ -442,18 +443,6 @@ fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
     new("/")
         .or_else(|_| new("/dev/shm"))
         .context("cannot make a scratch folder in the container (its root is read-only and it has no /dev/shm)")
-}
-
-/// The exit code a container reports for an outcome, as `qyvol run` exits
-/// (docs/exit-codes.md).
-pub fn exit_code(outcome: &Outcome) -> i32 {
-    match outcome {
-        Outcome::Exited(code) => *code,
-        Outcome::Trapped { .. } => 134,
-        Outcome::TimedOut(_) | Outcome::FuelExhausted(_) => 124,
-        Outcome::LimitExceeded { .. } => 137,
-        Outcome::Stopped => 143,
-    }
 }
 
 /// Why the guest ended, when it did not exit on its own (on the container's stderr, as
@@ -672,15 +661,5 @@ mod tests {
             assert!(e.starts_with(&format!("unknown annotation `{key}`")), "{e}");
         }
         assert!(of(&[(ANN_LISTEN, "everywhere")]).is_err());
-    }
-
-    #[test]
-    fn outcomes_exit_as_qyvol_run_does() {
-        assert_eq!(exit_code(&Outcome::Exited(3)), 3);
-        assert_eq!(exit_code(&Outcome::Stopped), 143);
-        assert_eq!(
-            exit_code(&Outcome::TimedOut(std::time::Duration::ZERO)),
-            124
-        );
     }
 }

@@ -26,7 +26,8 @@ pub mod trust;
 
 pub use oci_spec::distribution::Reference;
 pub use registry::{
-    Credentials, DEFAULT_TIMEOUT, Progress, Remote, SignatureRecord, check_login, repository,
+    Credentials, DEFAULT_TIMEOUT, Progress, Remote, SignatureRecord, TIMEOUT_VAR, check_login,
+    repository, timeout_from_env,
 };
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";

@@ -164,10 +164,7 @@ impl LoadCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let bundle = qyvol_store::bundle::Bundle::open(&self.input)?;
         // An archive enters the store as a bundle would run: the policy's `bundles` rule first.
-        qyvol_store::trust::policy::admit_bundle(
-            &super::home()?.root.join("policy.yaml"),
-            &bundle,
-        )?;
+        qyvol_store::trust::policy::admit_bundle(&super::home()?.trust_policy(), &bundle)?;
         let name = match (&self.tag, bundle.name()) {
             (Some(t), _) => t.clone(),
             (None, Some(n)) => n.to_string(),

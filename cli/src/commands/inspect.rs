@@ -177,8 +177,7 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
     // What a run would do: the trust policy may vouch for the signers' code.
     let vouched = super::home().ok().is_some_and(|h| {
         qyvol_store::bundle::Bundle::open(path).is_ok_and(|b| {
-            qyvol_store::trust::policy::admit_bundle(&h.root.join("policy.yaml"), &b)
-                .unwrap_or(false)
+            qyvol_store::trust::policy::admit_bundle(&h.trust_policy(), &b).unwrap_or(false)
         })
     });
     let trust = qyvol_launch::trust::verdict(
@@ -299,7 +298,7 @@ fn inspect_policy(file: &std::path::Path, json: bool) -> Result<ExitCode, Failur
     let cache = super::cache::open()?;
     // A plain run's operator: no flags, the home's trust policy.
     let op = qyvol_launch::Operator {
-        policy: super::home().ok().map(|h| h.root.join("policy.yaml")),
+        policy: super::home().ok().map(|h| h.trust_policy()),
         ..qyvol_launch::Operator::default()
     };
     let ui = crate::ui::Ui { quiet: true };

@@ -4,43 +4,26 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::Args;
-use qyvol_common::DurationSpec;
 use qyvol_store::{Credentials, Reference, Remote, credentials, parse_reference};
 
 use crate::exit::{Code, Failure};
 use crate::i18n::{Msg, lang};
 use crate::ui::{Ui, out, sanitize};
 
-/// The credentials and transport for `reference`'s registry, with per-blob progress bars when
-/// stderr is a terminal.
+/// The credentials and transport for `reference`'s registry (`Remote::of`, as the node's), with
+/// per-blob progress bars when stderr is a terminal.
 pub fn remote(reference: &Reference, insecure: bool, quiet: bool) -> Result<Remote, Failure> {
     let home = super::home()?;
     let progress = crate::ui::TransferBars::new(quiet)
         .map(|b| std::sync::Arc::new(b) as std::sync::Arc<dyn qyvol_store::Progress>);
     Ok(Remote {
-        credentials: credentials::load(&home.root, reference.resolve_registry()),
-        insecure,
-        timeout: timeout()?,
         progress,
+        ..Remote::of(&home.root, reference, insecure).map_err(bad_timeout)?
     })
 }
 
-/// How long to wait on a registry: `QYVOL_REGISTRY_TIMEOUT` (a duration like `30s`), or
-/// [`qyvol_store::DEFAULT_TIMEOUT`].
-fn timeout() -> Result<std::time::Duration, Failure> {
-    const VAR: &str = "QYVOL_REGISTRY_TIMEOUT";
-    match std::env::var(VAR) {
-        Err(std::env::VarError::NotPresent) => Ok(qyvol_store::DEFAULT_TIMEOUT),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::new(
-            Code::Usage,
-            Msg::BadEnvVar,
-            format!("{VAR} is not text: write a duration like `30s`"),
-        )),
-        Ok(text) => text
-            .parse::<DurationSpec>()
-            .map(|d| d.0)
-            .map_err(|e| Failure::new(Code::Usage, Msg::BadEnvVar, format!("{VAR}: {e}"))),
-    }
+fn bad_timeout(why: String) -> Failure {
+    Failure::new(Code::Usage, Msg::BadEnvVar, why)
 }
 
 /// Pulls `reference` into the store, printing its digest; used by `pull` and by `run REF`.
@@ -142,7 +125,7 @@ impl LoginCommand {
         let remote = Remote {
             credentials: Some(creds.clone()),
             insecure: self.insecure,
-            timeout: timeout()?,
+            timeout: qyvol_store::timeout_from_env().map_err(bad_timeout)?,
             progress: None,
         };
         qyvol_store::check_login(&self.registry, &remote)

@@ -139,9 +139,8 @@ impl GrantArgs {
                 (_, true) => PrecompiledPolicy::Ignore,
                 _ => PrecompiledPolicy::BuiltHere,
             },
-            policy: qyvol_common::Home::open()
-                .ok()
-                .map(|h| h.root.join("policy.yaml")),
+            policy: qyvol_common::Home::open().ok().map(|h| h.trust_policy()),
+            block_private: None,
         }
     }
 }
@@ -229,15 +228,11 @@ pub(crate) fn code_trust(ui: &Ui, code: Option<CodeTrust>) {
 }
 
 fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {
+    // The code is the runtime's (the node and the shim give the same); here, what to say.
+    let code = exit::guest(outcome.exit_code());
     match outcome {
-        Outcome::Exited(0) => {
-            ui.status(Msg::Completed);
-            ExitCode::SUCCESS
-        }
-        Outcome::Exited(code) => {
-            ui.status(Msg::ExitedWith(code));
-            exit::guest(code)
-        }
+        Outcome::Exited(0) => ui.status(Msg::Completed),
+        Outcome::Exited(code) => ui.status(Msg::ExitedWith(code)),
         Outcome::Trapped { trap, backtrace } => {
             ui.alert(Msg::Trapped(&sanitize(&trap)));
             if !backtrace.is_empty() {
@@ -246,43 +241,27 @@ fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {
                     ui.alert(Msg::Frame(i, &sanitize(frame)));
                 }
             }
-            Code::Trap.into()
         }
-        Outcome::TimedOut(t) => {
-            ui.alert(Msg::TimedOut(&DurationSpec(t).to_string()));
-            Code::Timeout.into()
-        }
+        Outcome::TimedOut(t) => ui.alert(Msg::TimedOut(&DurationSpec(t).to_string())),
         Outcome::LimitExceeded {
             resource: Resource::Memory,
             limit,
-        } => {
-            ui.alert(Msg::MemoryExceeded(&ByteSize(limit).to_string()));
-            Code::Memory.into()
-        }
+        } => ui.alert(Msg::MemoryExceeded(&ByteSize(limit).to_string())),
         Outcome::LimitExceeded {
             resource: Resource::Table,
             limit,
-        } => {
-            ui.alert(Msg::TableExceeded(limit));
-            Code::Memory.into()
-        }
+        } => ui.alert(Msg::TableExceeded(limit)),
         Outcome::LimitExceeded {
             resource: r @ (Resource::AppMemory | Resource::NodeMemory),
             limit,
-        } => {
-            ui.alert(Msg::SharedMemoryExceeded(
-                &ByteSize(limit).to_string(),
-                r == Resource::AppMemory,
-            ));
-            Code::Memory.into()
-        }
+        } => ui.alert(Msg::SharedMemoryExceeded(
+            &ByteSize(limit).to_string(),
+            r == Resource::AppMemory,
+        )),
         Outcome::FuelExhausted(_) => {
             ui.alert(Msg::FuelExhausted(limits.fuel.unwrap_or_default()));
-            Code::Timeout.into()
         }
-        Outcome::Stopped => {
-            ui.alert(Msg::GuestStopped);
-            Code::Timeout.into()
-        }
+        Outcome::Stopped => ui.alert(Msg::GuestStopped),
     }
+    code
 }

@@ -78,7 +78,41 @@ impl std::fmt::Debug for Remote {
     }
 }
 
+/// The variable that sets how long to wait on a registry (a duration like `30s`).
+pub const TIMEOUT_VAR: &str = "QYVOL_REGISTRY_TIMEOUT";
+
+/// How long to wait on a registry: [`TIMEOUT_VAR`], or [`DEFAULT_TIMEOUT`]; the error says
+/// what is wrong with the variable.
+pub fn timeout_from_env() -> Result<Duration, String> {
+    match std::env::var(TIMEOUT_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TIMEOUT),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "{TIMEOUT_VAR} is not text: write a duration like `30s`"
+        )),
+        Ok(text) => text
+            .parse::<qyvol_common::DurationSpec>()
+            .map(|d| d.0)
+            .map_err(|e| format!("{TIMEOUT_VAR}: {e}")),
+    }
+}
+
 impl Remote {
+    /// How every command and the node reach `reference`'s registry: the credentials saved
+    /// under `home` (`qyvol login`), [`TIMEOUT_VAR`], plain HTTP beyond loopback only if
+    /// `insecure`; no progress (the caller adds its own). The error is the variable's.
+    pub fn of(
+        home: &std::path::Path,
+        reference: &Reference,
+        insecure: bool,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            credentials: crate::credentials::load(home, reference.resolve_registry()),
+            insecure,
+            timeout: timeout_from_env()?,
+            progress: None,
+        })
+    }
+
     fn auth(&self) -> RegistryAuth {
         match &self.credentials {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),

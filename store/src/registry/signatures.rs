@@ -49,11 +49,7 @@ fn untrusted(reference: &Reference, policy: &Policy, rule: &str, why: &str) -> S
 impl Store {
     /// The trust policy beside this store (`QYVOL_HOME/policy.yaml`).
     pub fn policy(&self) -> Result<Policy, StoreError> {
-        let path = self
-            .root()
-            .parent()
-            .unwrap_or(self.root())
-            .join("policy.yaml");
+        let path = qyvol_common::trust_policy_beside(self.root());
         Policy::load(&path).map_err(|e| StoreError::Policy(e.to_string()))
     }
 
