@@ -5,7 +5,7 @@ use std::path::Path;
 
 // Every run here says whether it compiled or mapped code.
 use crate::qyvol_logged as qyvol_in;
-use crate::{Scratch, repo_root, stderr, stdout};
+use crate::{COMPILING, Scratch, repo_root, stderr, stdout};
 
 /// Builds `examples/hello.qyv` into `dir/hello.qyvc` with its own home, then empties the cache.
 fn build_hello(home: &Path, dir: &Path) -> std::path::PathBuf {
@@ -67,7 +67,7 @@ fn a_bundle_runs_from_its_precompiled_code_without_compiling() {
         .output()
         .expect("run");
     assert_eq!(stdout(&again), "👋 ¡Hola desde Qyvol WASI!\n");
-    assert!(stderr(&again).contains("compiling"), "{}", stderr(&again));
+    assert!(stderr(&again).contains(COMPILING), "{}", stderr(&again));
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn a_foreign_engine_fingerprint_compiles_from_the_wasm() {
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "👋 ¡Hola desde Qyvol WASI!\n");
-    assert!(stderr(&out).contains("compiling"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(COMPILING), "{}", stderr(&out));
 }
 
 #[test]
@@ -95,7 +95,7 @@ fn no_precompiled_compiles_from_the_wasm_even_a_bundle_built_here() {
         .output()
         .expect("run");
     assert_eq!(stdout(&out), "👋 ¡Hola desde Qyvol WASI!\n");
-    assert!(stderr(&out).contains("compiling"), "{}", stderr(&out));
+    assert!(stderr(&out).contains(COMPILING), "{}", stderr(&out));
 }
 
 #[test]

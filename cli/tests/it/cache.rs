@@ -3,10 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Scratch, guest, qyvol_in, repo_root, stderr, stdout};
-
-/// What `QYVOL_LOG=qyvol_runtime=debug` prints when a module is compiled rather than mapped.
-const COMPILING: &str = "qyvol_runtime::compile: compiling";
+use crate::{COMPILING, Scratch, guest, qyvol_in, repo_root, stderr, stdout};
 
 fn artifacts(home: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

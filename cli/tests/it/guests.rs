@@ -108,12 +108,25 @@ fn non_zero_exit_is_reported_on_stderr_unless_quiet() {
         .args(["exit", "3"])
         .output()
         .expect("run");
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         stderr(&out).ends_with("⚠ El módulo terminó con el código 3\n"),
         "{}",
         stderr(&out)
     );
     assert!(!stderr(&out).contains("✅"));
+    let quiet = qyvol()
+        .args(["run", "-q"])
+        .arg(guest("probe-p1.wasm"))
+        .args(["exit", "3"])
+        .output()
+        .expect("run -q");
+    assert_eq!(quiet.status.code(), Some(3));
+    assert_eq!(
+        stderr(&quiet),
+        "",
+        "-q says nothing of a guest's own exit code"
+    );
 }
 
 #[test]
@@ -181,10 +194,11 @@ fn a_component_runs_like_a_module() {
     let out = qyvol()
         .arg("run")
         .arg(guest("probe-p2.wasm"))
-        .arg("args")
+        .args(["args", "one", "two words"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "probe-p2\nargs\none\ntwo words\n");
     let err = stderr(&out);
     assert!(err.contains("  - wasi:cli/environment@0.2"), "{err}");
     assert!(err.contains("  - wasi:cli/run@0.2"), "{err}");

@@ -65,6 +65,10 @@ pub fn qyvol_in(home: &Path) -> Command {
     cmd
 }
 
+/// What [`qyvol_logged`] prints when a module is compiled rather than mapped (not matched by
+/// the "recompiling" of a cache entry that failed its check).
+pub const COMPILING: &str = "qyvol_runtime::compile: compiling";
+
 /// [`qyvol_in`] logging whether it compiles a module or maps code (`QYVOL_LOG` at debug for
 /// the runtime): tests about the cache and bundles read those lines.
 pub fn qyvol_logged(home: &Path) -> Command {

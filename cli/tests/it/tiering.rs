@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::{Scratch, padded_hello, qyvol_in, qyvol_logged, repo_root, stderr, stdout};
+use crate::{COMPILING, Scratch, padded_hello, qyvol_in, qyvol_logged, repo_root, stderr, stdout};
 
 const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
-/// What `QYVOL_LOG=qyvol_runtime=debug` prints when a module is compiled rather than mapped.
-const COMPILING: &str = "qyvol_runtime::compile: compiling";
 
 /// examples/hello.wasm grown past the tiering threshold (1 MiB): the same program, big enough
 /// that `auto` starts it on Winch.
