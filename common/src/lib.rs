@@ -11,7 +11,7 @@ mod manifest;
 mod network;
 mod policy;
 mod types;
-mod yaml;
+pub mod yaml;
 
 pub use digest::{Digest, DigestError};
 pub use error::{ErrorKind, ManifestError};

@@ -1,6 +1,6 @@
-//! Parsing a manifest's YAML with bounded resources (depth, aliases, nodes, events, one
-//! document, no duplicate keys), and turning the parser's messages into ones about YAML, with
-//! a did-you-mean for misspelt names.
+//! Parsing the YAML Qyvol reads (manifests, the trust policy) with bounded resources (depth,
+//! aliases, nodes, events, one document, no duplicate keys), and turning the parser's messages
+//! into ones about YAML, with a did-you-mean for misspelt names.
 
 use std::path::Path;
 
@@ -9,7 +9,30 @@ use serde_saphyr::DuplicateKeyPolicy;
 use crate::error::{ErrorKind, ManifestError};
 use crate::manifest::RawManifest;
 
-pub(crate) fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestError> {
+/// A YAML document that could not be read as `T`: what is wrong, in YAML's terms, and where.
+#[derive(Debug)]
+pub struct YamlError {
+    pub message: String,
+    pub location: Option<serde_saphyr::Location>,
+}
+
+impl std::fmt::Display for YamlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.location {
+            Some(at) => write!(
+                f,
+                "{} (line {}, column {})",
+                self.message,
+                at.line(),
+                at.column()
+            ),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Reads `text` as one YAML document of type `T`, within the budget every Qyvol file gets.
+pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: 16,
@@ -21,9 +44,16 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestErro
         },
         duplicate_keys: DuplicateKeyPolicy::Error,
     };
-    let raw: RawManifest = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let mut err = ManifestError::new(ErrorKind::BadManifest, path, yaml_message(&e));
-        if let Some(loc) = e.location() {
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| YamlError {
+        message: yaml_message(&e),
+        location: e.location(),
+    })
+}
+
+pub(crate) fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestError> {
+    let raw: RawManifest = from_str(text).map_err(|e| {
+        let mut err = ManifestError::new(ErrorKind::BadManifest, path, e.message);
+        if let Some(loc) = e.location {
             err = err.at(&loc);
         }
         err

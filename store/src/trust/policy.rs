@@ -211,7 +211,8 @@ impl Policy {
             path: path.to_path_buf(),
             why,
         };
-        let file: File = serde_saphyr::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        // The same budgeted parser as manifests: duplicate keys are errors, not a last one wins.
+        let file: File = qyvol_common::yaml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         if file.default == Require::SignedBy {
             return Err(invalid(
                 "the default may be insecureAcceptAnything or reject; signedBy needs a rule with a scope and keys".into(),
@@ -398,6 +399,22 @@ pub fn admit_bundle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `default` twice: read by the manifests' parser, it is an error, not a last-one-wins
+    /// (which had made this policy accept anything).
+    #[test]
+    fn a_policy_with_a_key_given_twice_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, "default: reject\ndefault: insecureAcceptAnything\n").expect("write");
+        let err = Policy::load(&path)
+            .expect_err("a duplicate key")
+            .to_string();
+        assert!(
+            err.contains("duplicate key `default`: each key may appear only once"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn every_spelling_of_a_registry_is_one_name() {
