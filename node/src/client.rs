@@ -163,17 +163,9 @@ impl Client {
         let limit = crate::api::call_time(&method, path) + ANSWER_GRACE;
         let call = async {
             let (response, challenge) = self.send(method, path, body).await?;
-            let status = response.status();
-            let signature = answer_signature(&response);
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
-                .to_bytes();
-            Ok::<_, ClientError>((challenge, status, bytes, signature))
+            Ok::<_, ClientError>((challenge, whole(response).await?))
         };
-        let (challenge, status, bytes, signature) = tokio::time::timeout(limit, call)
+        let (challenge, (status, bytes, signature)) = tokio::time::timeout(limit, call)
             .await
             .map_err(|_| self.silent(limit))??;
         self.verify_answer(challenge, status, &bytes, &signature)?;
@@ -259,13 +251,7 @@ impl Client {
             .map_err(|_| self.silent(limit))??;
         let status = response.status();
         if !status.is_success() {
-            let signature = answer_signature(&response);
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
-                .to_bytes();
+            let (status, bytes, signature) = whole(response).await?;
             self.verify_answer(challenge, status, &bytes, &signature)?;
             check(status, &bytes)?;
             return Ok(());
@@ -325,6 +311,21 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// An answer read whole: its status, body and signature (empty when unsigned).
+async fn whole(
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<(StatusCode, Bytes, String), ClientError> {
+    let status = response.status();
+    let signature = answer_signature(&response);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?
+        .to_bytes();
+    Ok((status, bytes, signature))
 }
 
 /// Checks a signed stream's lines in order (see `access::sign_line`).
