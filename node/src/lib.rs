@@ -335,12 +335,15 @@ impl Node {
         let logs = logs::Logs::new(paths.dir.join("logs"), options.log_max)
             .map_err(NodeError::internal)?;
         let cache = Cache::new(home.cache(), qyvol_runtime::DEFAULT_CACHE_MAX);
-        let max_connections = options.max_connections.max(1);
+        // Fitted to the descriptor limit here, so the share below is half of what the port
+        // really keeps (the router's own fitting then changes nothing).
+        let max_connections =
+            qyvol_runtime::connections_within_budget(options.max_connections.max(1));
         let router = Arc::new(Router::new(ServeOptions {
             max_concurrency: options.max_concurrency.max(1),
             max_connections,
             // One app's slow clients may hold at most half of the port's connections.
-            app_share: Some(qyvol_runtime::connections_within_budget(max_connections).div_ceil(2)),
+            app_share: Some(max_connections.div_ceil(2)),
             // A browser logged in to the dashboard sends its session to every port of the
             // host, the apps' included: no guest sees it.
             hidden_cookies: dashboard::COOKIES.iter().map(|c| c.to_string()).collect(),

@@ -294,17 +294,17 @@ impl Db {
         guarded(|| {
             f(db).map_err(|failed| match failed {
                 Failed::Node(e) => e,
+                Failed::Db(redb::Error::Io(io)) => {
+                    self.io_failed.store(true, Relaxed);
+                    NodeError::State(format!(
+                        "the node's database could not be written ({io}); nothing was changed, and the next call opens it again"
+                    ))
+                }
                 Failed::Db(e) => {
-                    let io = matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo);
-                    if io {
+                    if matches!(e, redb::Error::PreviousIo) {
                         self.io_failed.store(true, Relaxed);
                     }
-                    match e {
-                        redb::Error::Io(io) => NodeError::State(format!(
-                            "the node's database could not be written ({io}); nothing was changed, and the next call opens it again"
-                        )),
-                        other => db_err(other),
-                    }
+                    db_err(e)
                 }
             })
         })
