@@ -217,10 +217,13 @@ pub fn limits(manifest: &Manifest, op: &Operator) -> Limits {
     }
 }
 
-/// The engine settings a run of `manifest` gets with no overriding flags: what `qyvol build`
-/// precompiles for.
+/// The engine settings `manifest` gets with no overriding flags from `qyvol run` (a command) or
+/// `qyvol serve` (a handler): what `qyvol build` precompiles for.
 pub fn expected_config(manifest: &Manifest) -> qyvol_runtime::EngineConfig {
-    qyvol_runtime::EngineConfig::for_limits(&limits(manifest, &Operator::default()))
+    qyvol_runtime::EngineConfig::decide(
+        crate::Runner::Foreground.purpose(manifest.runtime),
+        &limits(manifest, &Operator::default()),
+    )
 }
 
 /// The largest request body a handler accepts when neither the manifest nor the operator says.

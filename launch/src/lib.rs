@@ -23,7 +23,7 @@ use qyvol_store::StoreError;
 use qyvol_store::bundle::BundleError;
 
 pub use grants::{MountFlag, Operator};
-pub use target::{Image, Launch, Opened, Pull, is_wasm_file, open, prepare};
+pub use target::{Image, Launch, Opened, Pull, Runner, is_wasm_file, open, prepare};
 pub use trust::{CodeTrust, PrecompiledPolicy};
 
 /// Why a target cannot be opened or prepared. Each wraps the error of the crate that found it.

@@ -6,8 +6,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use qyvol_common::{Digest, Home, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Packaged};
-use qyvol_runtime::{Cache, DenialSink, EngineConfig, RunRequest, RuntimeError, Wasm};
+use qyvol_common::{
+    Digest, Home, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Packaged, RuntimeKind,
+};
+use qyvol_runtime::{
+    Cache, DenialSink, EngineConfig, Purpose, RunRequest, RuntimeError, Wasm, WasmKind,
+};
 use qyvol_store::bundle::{Bundle, Descriptor, ImageSource, MEDIA_QYV, MEDIA_WASM};
 use qyvol_store::{Reference, Store, StoreError};
 
@@ -42,12 +46,39 @@ impl std::fmt::Debug for Opened {
     }
 }
 
+/// Who runs what the operator named, which decides with the target's kind how its engine is
+/// set (see [`Runner::purpose`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runner {
+    /// The operator's own command, until it ends (`qyvol run`, `qyvol serve`).
+    Foreground,
+    /// A supervisor that may stop it at any time (the node, the containerd shim).
+    Supervised,
+}
+
+impl Runner {
+    /// What drives a guest of `runtime` kind under this runner: handlers are always served;
+    /// a command runs to its end in the foreground, and can be stopped under a supervisor.
+    pub fn purpose(self, runtime: RuntimeKind) -> Purpose {
+        match (runtime, self) {
+            (RuntimeKind::WasiHttp, _) => Purpose::Serving,
+            (RuntimeKind::Wasi, Runner::Foreground) => Purpose::Command,
+            (RuntimeKind::Wasi, Runner::Supervised) => Purpose::Stoppable,
+        }
+    }
+}
+
 /// A target ready to run: what runs, with what, from which code.
 #[derive(Debug)]
 pub struct Launch {
+    /// The manifest; for a bare `.wasm`, its `runtime` says what the module is (a component
+    /// exporting `wasi:http/incoming-handler` is a handler, anything else a command).
     pub manifest: Manifest,
     pub wasm: Wasm,
     pub request: RunRequest,
+    /// The engine the module's code is for, judged precompiled code included: whoever runs it
+    /// makes its engine from this.
+    pub engine: EngineConfig,
     /// For a bundle or image: what became of its precompiled code.
     pub code: Option<CodeTrust>,
 }
@@ -97,49 +128,70 @@ pub fn open<E: From<LaunchError>>(
     Ok(Opened { manifest, image })
 }
 
-/// Grants merged, module loaded, precompiled code judged: everything but compiling and running.
+/// Grants merged, module loaded, engine decided for `runner`, precompiled code judged for that
+/// engine: everything but compiling and running.
 pub fn prepare(
     opened: Opened,
     op: &Operator,
     cache: Option<&Cache>,
     args: Vec<String>,
     denials: DenialSink,
+    runner: Runner,
 ) -> Result<Launch, LaunchError> {
-    let Opened { manifest, image } = opened;
+    let Opened {
+        mut manifest,
+        image,
+    } = opened;
     let request = grants::request(&manifest, op, args, denials)?;
-    let (wasm, code) = match image {
-        Some(Image {
-            source,
-            mut wasm,
-            vouched,
-        }) => {
-            let config = EngineConfig::for_limits(&request.limits);
-            // A signer the trust policy allows vouches for their code, unless the operator
-            // said otherwise for this run.
-            let precompiled = match op.precompiled {
-                crate::PrecompiledPolicy::BuiltHere if vouched => crate::PrecompiledPolicy::Signed,
-                other => other,
-            };
-            let code = match cache {
-                Some(cache) => {
-                    trust::apply(source.as_ref(), &mut wasm, cache, config, precompiled)?
-                }
-                // Without a cache nothing is remembered or stored: the layer is not used.
-                None => CodeTrust::Ignored,
-            };
-            (wasm, Some(code))
+    let Some(Image {
+        source,
+        mut wasm,
+        vouched,
+    }) = image
+    else {
+        let wasm = qyvol_runtime::load(&manifest.entrypoint, op.max_module_size.0, cache)?;
+        if manifest.source.is_none() {
+            manifest.runtime = bare_kind(&wasm);
         }
-        None => (
-            qyvol_runtime::load(&manifest.entrypoint, op.max_module_size.0, cache)?,
-            None,
-        ),
+        let engine = EngineConfig::decide(runner.purpose(manifest.runtime), &request.limits);
+        return Ok(Launch {
+            manifest,
+            wasm,
+            request,
+            engine,
+            code: None,
+        });
+    };
+    let engine = EngineConfig::decide(runner.purpose(manifest.runtime), &request.limits);
+    let precompiled = op.precompiled.for_image(vouched);
+    let code = match cache {
+        Some(cache) => trust::apply(source.as_ref(), &mut wasm, cache, engine, precompiled)?,
+        // Without a cache nothing is remembered or stored: the layer is not used.
+        None => CodeTrust::Ignored,
     };
     Ok(Launch {
         manifest,
         wasm,
         request,
-        code,
+        engine,
+        code: Some(code),
     })
+}
+
+/// What a bare `.wasm` is, as `wasmtime serve` and `wasmtime run` tell: a component exporting
+/// `wasi:http/incoming-handler` is a handler, anything else a command.
+fn bare_kind(wasm: &Wasm) -> RuntimeKind {
+    let handler = wasm.info.kind == WasmKind::Component
+        && wasm
+            .info
+            .exports
+            .iter()
+            .any(|e| e.name.starts_with("wasi:http/incoming-handler"));
+    if handler {
+        RuntimeKind::WasiHttp
+    } else {
+        RuntimeKind::Wasi
+    }
 }
 
 /// FILE names an image when no such file exists and it reads as a reference (`name:tag`).

@@ -31,6 +31,17 @@ pub enum PrecompiledPolicy {
     Signed,
 }
 
+impl PrecompiledPolicy {
+    /// The policy for an image whose signers a trust policy rule allows (`vouched`): they vouch
+    /// for their code, unless the operator said otherwise for this run.
+    pub fn for_image(self, vouched: bool) -> Self {
+        match self {
+            Self::BuiltHere if vouched => Self::Signed,
+            other => other,
+        }
+    }
+}
+
 /// What happens to a bundle's precompiled code, as `inspect` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeTrust {

@@ -30,7 +30,7 @@ use std::time::Duration;
 use qyvol_common::{Home, RuntimeKind};
 use qyvol_launch::{LaunchError, Operator, PrecompiledPolicy};
 use qyvol_runtime::serve::{App, Router, ServeOptions};
-use qyvol_runtime::{Cache, MemoryGauge, MountGrant, RunRequest, Stop, Wasm, WasmKind};
+use qyvol_runtime::{Cache, MemoryGauge, MountGrant, RunRequest, Stop, Wasm};
 use serde::{Deserialize, Serialize};
 
 pub use logs::LogLine;
@@ -653,25 +653,22 @@ impl Node {
         }
         let cache = &self.0.cache;
         let home = &self.0.home;
-        let mut opened = qyvol_launch::open(&source, &op, Some(cache), &mut |r| {
+        let opened = qyvol_launch::open(&source, &op, Some(cache), &mut |r| {
             pull(home, r, req.insecure, None).map(drop)
         })?;
-        let manifest = &mut opened.manifest;
-        let bare = manifest.source.is_none() && opened.image.is_none();
         let denials = qyvol_runtime::DenialSink::default();
-        let launch = qyvol_launch::prepare(opened, &op, Some(cache), req.args.clone(), denials)?;
+        let launch = qyvol_launch::prepare(
+            opened,
+            &op,
+            Some(cache),
+            req.args.clone(),
+            denials,
+            qyvol_launch::Runner::Supervised,
+        )?;
         let mut request = launch.request;
-        let kind = if bare {
-            if exports_http_handler(&launch.wasm) {
-                AppKind::Http
-            } else {
-                AppKind::Command
-            }
-        } else {
-            match launch.manifest.runtime {
-                RuntimeKind::Wasi => AppKind::Command,
-                RuntimeKind::WasiHttp => AppKind::Http,
-            }
+        let kind = match launch.manifest.runtime {
+            RuntimeKind::Wasi => AppKind::Command,
+            RuntimeKind::WasiHttp => AppKind::Http,
         };
         let name = match &req.name {
             Some(n) => qyvol_common::AppName::try_from(n.clone())
@@ -817,10 +814,16 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.clone(), gauge);
+        // The engine `launch` judged the deploy's precompiled code for, decided again from
+        // the record when the node restarts.
+        let engine = qyvol_runtime::EngineConfig::decide(
+            qyvol_launch::Runner::Supervised.purpose(record.kind.runtime()),
+            &request.limits,
+        );
         let result = match record.kind {
-            AppKind::Http => self.route(&record, wasm, request, collector).await,
+            AppKind::Http => self.route(&record, wasm, request, engine, collector).await,
             AppKind::Command => {
-                supervise::start(self, &record, wasm, request, collector, reset).await
+                supervise::start(self, &record, wasm, request, engine, collector, reset).await
             }
         };
         if let Err(e) = &result {
@@ -834,6 +837,7 @@ impl Node {
         record: &AppRecord,
         wasm: Wasm,
         request: RunRequest,
+        engine: qyvol_runtime::EngineConfig,
         collector: logs::Collector,
     ) -> Result<(), NodeError> {
         let route = record
@@ -849,6 +853,7 @@ impl Node {
             concurrency: record.spec.concurrency,
             wasm,
             request,
+            engine,
         };
         let router = self.0.router.clone();
         let cache = self.0.cache.clone();
@@ -1320,15 +1325,6 @@ pub(crate) fn pull(
         ..qyvol_store::Remote::of(&home.root, reference, insecure).map_err(LaunchError::Usage)?
     };
     Ok(store.pull(reference, &remote)?)
-}
-
-fn exports_http_handler(wasm: &Wasm) -> bool {
-    wasm.info.kind == WasmKind::Component
-        && wasm
-            .info
-            .exports
-            .iter()
-            .any(|e| e.name.starts_with("wasi:http/incoming-handler"))
 }
 
 fn spec_of(

@@ -52,6 +52,14 @@ pub enum AppKind {
 }
 
 impl AppKind {
+    /// The manifest's word for this kind.
+    pub fn runtime(self) -> qyvol_common::RuntimeKind {
+        match self {
+            Self::Command => qyvol_common::RuntimeKind::Wasi,
+            Self::Http => qyvol_common::RuntimeKind::WasiHttp,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Command => "command",

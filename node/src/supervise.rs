@@ -25,6 +25,7 @@ pub(crate) async fn start(
     record: &AppRecord,
     wasm: Wasm,
     mut request: RunRequest,
+    engine: qyvol_runtime::EngineConfig,
     collector: Collector,
     reset: bool,
 ) -> Result<(), NodeError> {
@@ -36,6 +37,7 @@ pub(crate) async fn start(
         Prepared::new(
             &wasm,
             &template,
+            engine,
             Compilation {
                 cache: Some(&cache),
                 progress: None,

@@ -10,7 +10,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use qyvol_runtime::serve::{App, ServeOptions, Server};
-use qyvol_runtime::{Compilation, Limits, Outcome, Prepared, RunRequest, Wasm};
+use qyvol_runtime::{
+    Compilation, EngineConfig, Limits, Outcome, Prepared, Purpose, RunRequest, Wasm,
+};
 
 fn trivial(c: &mut Criterion) {
     let bytes = wat::parse_str(
@@ -21,8 +23,13 @@ fn trivial(c: &mut Criterion) {
     )
     .expect("valid wat");
     let wasm = Wasm::from_bytes("trivial.wasm".into(), bytes).expect("valid module");
-    let prepared =
-        Prepared::new(&wasm, &RunRequest::default(), Compilation::default()).expect("compiles");
+    let prepared = Prepared::new(
+        &wasm,
+        &RunRequest::default(),
+        EngineConfig::default(),
+        Compilation::default(),
+    )
+    .expect("compiles");
     let req = RunRequest {
         argv0: "trivial".into(),
         ..RunRequest::default()
@@ -56,6 +63,7 @@ fn example_server(file: &str, route: &str) -> (Server, tokio::runtime::Runtime) 
         route: route.parse().expect("route"),
         wasm: Wasm::from_bytes(path, bytes).expect("valid wasm"),
         request: RunRequest::default(),
+        engine: EngineConfig::decide(Purpose::Serving, &Limits::default()),
         max_body: 1 << 20,
         concurrency: None,
     };

@@ -183,7 +183,7 @@ fn load<A: Artifact>(
         {
             crate::tier::start(
                 cache,
-                cranelift(engine),
+                EngineConfig::of(engine).with(Tier::Cranelift),
                 &fingerprint,
                 A::KIND,
                 &wasm.info.sha256,
@@ -231,7 +231,7 @@ fn load<A: Artifact>(
         // A cache that cannot be written only costs the next run a compilation.
         let (cache, artifact, digest) = (cache.clone(), artifact.clone(), wasm.info.sha256.clone());
         let optimised = (tier == Tier::Winch)
-            .then(|| engine::new(cranelift(engine)).ok())
+            .then(|| engine::new(EngineConfig::of(engine).with(Tier::Cranelift)).ok())
             .flatten();
         let store = move || match artifact.serialize() {
             Ok(code) => {
@@ -260,15 +260,6 @@ pub(crate) fn beside(name: &str, work: impl FnOnce() + Send + 'static) {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(handle),
         Err(e) => tracing::warn!(error = %e, thread = name, "cannot start a thread"),
-    }
-}
-
-/// The Cranelift settings matching `engine`'s (the engine a Winch run's code is upgraded for).
-fn cranelift(engine: &Engine) -> EngineConfig {
-    EngineConfig {
-        fuel: engine.get_consume_fuel(),
-        epoch: engine.get_epoch_interruption(),
-        tier: Tier::Cranelift,
     }
 }
 

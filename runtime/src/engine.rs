@@ -16,7 +16,7 @@ pub(crate) const TICK: Duration = Duration::from_millis(10);
 /// The engine settings that change generated code, chosen from what a run needs: fuel
 /// metering only with a fuel limit, epoch checks only with a time limit (both cost compile time
 /// and run time, so code for a run without limits carries neither).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct EngineConfig {
     pub fuel: bool,
     pub epoch: bool,
@@ -55,11 +55,29 @@ pub enum Compiler {
     Winch,
 }
 
+/// What drives a guest, which decides with its limits how its engine is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A command run to its end by the operator (`qyvol run`): epochs only under a time limit,
+    /// so a run without one carries no epoch checks.
+    Command,
+    /// A command something else may stop (the node's commands, the shim's containers): epochs
+    /// always, so a stop reaches a guest that never calls the host.
+    Stoppable,
+    /// HTTP requests (`qyvol serve`, the node's apps): epochs always, so any request can be
+    /// stopped and a busy handler yields its thread.
+    Serving,
+}
+
 impl EngineConfig {
-    pub fn for_limits(limits: &crate::Limits) -> Self {
+    /// The one decision of an engine's settings: the caller says what drives the guest, the
+    /// limits say what is metered. Code precompiled for a guest (a bundle's layer, the cache)
+    /// is only valid for the engine this returns, so `qyvol build`, `run`, `serve`, the node
+    /// and the shim all ask here.
+    pub fn decide(purpose: Purpose, limits: &crate::Limits) -> Self {
         Self {
             fuel: limits.fuel.is_some(),
-            epoch: limits.timeout.is_some(),
+            epoch: purpose != Purpose::Command || limits.timeout.is_some(),
             tier: Tier::Cranelift,
         }
     }
@@ -69,26 +87,58 @@ impl EngineConfig {
         Self { tier, ..self }
     }
 
-    /// For a run: as its limits say, with epochs also on when the run can be stopped.
-    pub fn for_request(req: &crate::RunRequest) -> Self {
-        let mut cfg = Self::for_limits(&req.limits);
-        cfg.epoch |= req.stop.is_some();
-        cfg
+    /// The settings `engine` was made with.
+    pub(crate) fn of(engine: &Engine) -> Self {
+        Self {
+            fuel: engine.get_consume_fuel(),
+            epoch: engine.get_epoch_interruption(),
+            tier: tier_of(engine),
+        }
+    }
+
+    /// The settings as words for a helper process's command line, read back by [`Self::parse`].
+    pub(crate) fn to_args(self) -> [&'static str; 3] {
+        [
+            if self.fuel { "fuel" } else { "-" },
+            if self.epoch { "epoch" } else { "-" },
+            self.tier.name(),
+        ]
+    }
+
+    /// Settings written by [`Self::to_args`]; `None` for anything else.
+    pub(crate) fn parse(args: [&str; 3]) -> Option<Self> {
+        let flag = |arg: &str, name: &str| match arg {
+            "-" => Some(false),
+            s if s == name => Some(true),
+            _ => None,
+        };
+        let tier = match args[2] {
+            "cranelift" => Tier::Cranelift,
+            "winch" => Tier::Winch,
+            _ => return None,
+        };
+        Some(Self {
+            fuel: flag(args[0], "fuel")?,
+            epoch: flag(args[1], "epoch")?,
+            tier,
+        })
     }
 }
 
 /// Engines are made once per process and configuration and shared (an `Engine` is a cheap
 /// handle): creating one costs about a millisecond, a third of a warm run.
 pub(crate) fn new(cfg: EngineConfig) -> Result<Engine, RuntimeError> {
-    static ENGINES: [std::sync::OnceLock<Engine>; 8] = [const { std::sync::OnceLock::new() }; 8];
-    let slot = &ENGINES[usize::from(cfg.tier == Tier::Winch) * 4
-        + usize::from(cfg.fuel) * 2
-        + usize::from(cfg.epoch)];
-    if let Some(engine) = slot.get() {
+    static ENGINES: std::sync::Mutex<Vec<(EngineConfig, Engine)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut engines = ENGINES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, engine)) = engines.iter().find(|(c, _)| *c == cfg) {
         return Ok(engine.clone());
     }
     let engine = Engine::new(&config(cfg)).map_err(RuntimeError::engine)?;
-    Ok(slot.get_or_init(|| engine).clone())
+    engines.push((cfg, engine.clone()));
+    Ok(engine)
 }
 
 /// The one place Qyvol's engine settings become a wasmtime `Config` (as wasmtime's own
@@ -236,5 +286,72 @@ impl Drop for EpochTicker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Limits;
+    use std::time::Duration;
+
+    fn all() -> Vec<EngineConfig> {
+        let mut all = Vec::new();
+        for tier in [Tier::Cranelift, Tier::Winch] {
+            for fuel in [false, true] {
+                for epoch in [false, true] {
+                    all.push(EngineConfig { fuel, epoch, tier });
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn only_a_foreground_command_without_a_time_limit_runs_without_epochs() {
+        let timed = Limits {
+            timeout: Some(Duration::from_secs(1)),
+            ..Limits::default()
+        };
+        let fueled = Limits {
+            fuel: Some(1),
+            ..Limits::default()
+        };
+        let epoch = |p, l: &Limits| EngineConfig::decide(p, l).epoch;
+        assert!(!epoch(Purpose::Command, &Limits::default()));
+        assert!(epoch(Purpose::Command, &timed));
+        for p in [Purpose::Stoppable, Purpose::Serving] {
+            assert!(epoch(p, &Limits::default()), "{p:?}");
+        }
+        for p in [Purpose::Command, Purpose::Stoppable, Purpose::Serving] {
+            assert!(EngineConfig::decide(p, &fueled).fuel, "{p:?}");
+            assert!(!EngineConfig::decide(p, &timed).fuel, "{p:?}");
+            assert_eq!(EngineConfig::decide(p, &timed).tier, Tier::Cranelift);
+        }
+    }
+
+    #[test]
+    fn each_setting_has_its_own_engine_and_equal_settings_share_one() {
+        let engines: Vec<Engine> = all().into_iter().map(|c| new(c).expect("engine")).collect();
+        for (i, a) in engines.iter().enumerate() {
+            assert_eq!(
+                EngineConfig::of(a),
+                all()[i],
+                "the engine has the settings asked"
+            );
+            assert!(Engine::same(a, &new(all()[i]).expect("engine")));
+            for b in &engines[i + 1..] {
+                assert!(!Engine::same(a, b));
+            }
+        }
+    }
+
+    #[test]
+    fn a_helpers_arguments_read_back_as_the_settings_written() {
+        for c in all() {
+            assert_eq!(EngineConfig::parse(c.to_args()), Some(c));
+        }
+        assert_eq!(EngineConfig::parse(["fuel", "epoch", "llvm"]), None);
+        assert_eq!(EngineConfig::parse(["yes", "-", "cranelift"]), None);
     }
 }

@@ -19,7 +19,9 @@ pub mod tier;
 mod wasi;
 
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
-pub use engine::{Compiler, EngineConfig, Tier, WASMTIME_VERSION, host_fingerprint, platform};
+pub use engine::{
+    Compiler, EngineConfig, Purpose, Tier, WASMTIME_VERSION, host_fingerprint, platform,
+};
 pub use error::RuntimeError;
 pub use handles::{
     GUEST_HANDLES, Throttle, connections_within_budget, open_files_limit, raise_open_files,

@@ -49,11 +49,14 @@ enum Program {
 }
 
 impl Prepared {
-    /// Compiles (or maps from the cache) and links `wasm` for runs like `req`: its fuel limit
-    /// decides whether the engine meters fuel, its time limit or stop handle whether epochs
-    /// interrupt, and `limits.compile` bounds compilation.
-    pub fn new(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Self, RuntimeError> {
-        let config = engine::EngineConfig::for_request(req);
+    /// Compiles (or maps from the cache) and links `wasm` on an engine set as `config` (see
+    /// [`engine::EngineConfig::decide`]) for runs like `req`; `limits.compile` bounds compilation.
+    pub fn new(
+        wasm: &Wasm,
+        req: &RunRequest,
+        config: engine::EngineConfig,
+        how: Compilation<'_>,
+    ) -> Result<Self, RuntimeError> {
         let tier = crate::compile::tier(wasm, config, how)?;
         let (config, engine, program) = match Self::link(wasm, req, how, config.with(tier)) {
             // Winch does not compile every proposal (e.g. GC): `Auto` falls back to Cranelift.

@@ -293,9 +293,15 @@ fn read_all(mut file: std::fs::File, path: &Path) -> Result<Vec<u8>, RuntimeErro
     Ok(bytes)
 }
 
-/// Compiles and runs `wasm` once as a command with the grants and limits in `req`.
-pub fn run(wasm: &Wasm, req: &RunRequest, how: Compilation<'_>) -> Result<Outcome, RuntimeError> {
-    let outcome = Prepared::new(wasm, req, how).and_then(|prepared| {
+/// Compiles and runs `wasm` once as a command with the grants and limits in `req`, on an engine
+/// set as `config`.
+pub fn run(
+    wasm: &Wasm,
+    req: &RunRequest,
+    config: engine::EngineConfig,
+    how: Compilation<'_>,
+) -> Result<Outcome, RuntimeError> {
+    let outcome = Prepared::new(wasm, req, config, how).and_then(|prepared| {
         let outcome = prepared.run(req);
         prepared.shutdown();
         outcome

@@ -187,8 +187,7 @@ fn spawn(
         .arg(cache.max_bytes().to_string())
         .arg(kind_arg(kind))
         .arg(sha256)
-        .arg(if config.fuel { "fuel" } else { "-" })
-        .arg(if config.epoch { "epoch" } else { "-" })
+        .args(config.with(Tier::Cranelift).to_args())
         .env_clear()
         .current_dir("/")
         .stdin(Stdio::from(wasm))
@@ -216,7 +215,7 @@ fn spawn(
 #[derive(Debug, thiserror::Error)]
 pub enum HelperError {
     #[error(
-        "usage: {HELPER_ARG} CACHE_DIR MAX_BYTES module|component SHA256 fuel|- epoch|- < WASM"
+        "usage: {HELPER_ARG} CACHE_DIR MAX_BYTES module|component SHA256 fuel|- epoch|- cranelift < WASM"
     )]
     Usage,
     #[error("the wasm on standard input does not have the sha256 it was given")]
@@ -232,7 +231,7 @@ pub enum HelperError {
 pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
     // First: nothing of the parent's but the memfd on stdin.
     close_inherited();
-    let [dir, max, kind, sha256, fuel, epoch] = args else {
+    let [dir, max, kind, sha256, fuel, epoch, tier] = args else {
         return Err(HelperError::Usage);
     };
     let arg = |a: &std::ffi::OsString| a.to_str().map(str::to_owned).ok_or(HelperError::Usage);
@@ -250,16 +249,9 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
     {
         return Err(HelperError::Usage);
     }
-    let flag = |a: &std::ffi::OsString, name: &str| match arg(a)?.as_str() {
-        "-" => Ok(false),
-        s if s == name => Ok(true),
-        _ => Err(HelperError::Usage),
-    };
-    let config = EngineConfig {
-        fuel: flag(fuel, "fuel")?,
-        epoch: flag(epoch, "epoch")?,
-        tier: Tier::Cranelift,
-    };
+    let config = EngineConfig::parse([&arg(fuel)?, &arg(epoch)?, &arg(tier)?])
+        .filter(|c| c.tier == Tier::Cranelift)
+        .ok_or(HelperError::Usage)?;
     detach(stdin_len());
     let cache = Cache::new(PathBuf::from(dir), max);
     let winch = engine::fingerprint(&engine::new(config.with(Tier::Winch))?);

@@ -324,9 +324,15 @@ pub fn run(
             qyvol_store::StoreError::NotFound(qyvol_store::canonical(r)),
         ))
     })?;
-    let http = opened.manifest.runtime == qyvol_common::RuntimeKind::WasiHttp;
-    let launch = qyvol_launch::prepare(opened, &op, None, args, Default::default())?;
-    if http {
+    let launch = qyvol_launch::prepare(
+        opened,
+        &op,
+        None,
+        args,
+        Default::default(),
+        qyvol_launch::Runner::Supervised,
+    )?;
+    if launch.manifest.runtime == qyvol_common::RuntimeKind::WasiHttp {
         let listen = grants
             .listen
             .map_or_else(|| DEFAULT_LISTEN.to_string(), |a| a.to_string());
@@ -339,7 +345,7 @@ pub fn run(
         progress: None,
         compiler: qyvol_runtime::Compiler::Cranelift,
     };
-    let outcome = qyvol_runtime::run(&launch.wasm, &request, how)?;
+    let outcome = qyvol_runtime::run(&launch.wasm, &request, launch.engine, how)?;
     if let Some(why) = reason(&outcome, request.limits.fuel) {
         eprintln!("qyvol: {why}");
     }
@@ -382,6 +388,7 @@ fn serve(launch: qyvol_launch::Launch, listen: &str) -> anyhow::Result<i32> {
         concurrency: None,
         wasm: launch.wasm,
         request: launch.request,
+        engine: launch.engine,
     };
     let how = qyvol_runtime::Compilation {
         cache: None,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use qyvol_common::{ByteSize, LoadOptions, Manifest};
+use qyvol_common::ByteSize;
 use qyvol_runtime::{WasiGeneration, WasmKind};
 
 use crate::exit::Failure;
@@ -48,25 +48,30 @@ impl InspectCommand {
         if self.policy {
             return inspect_policy(&self.file, self.json);
         }
-        if qyvol_store::bundle::is_bundle_file(&self.file) {
+        if qyvol_common::is_bundle_file(&self.file) {
             return inspect_bundle(&self.file, self.json);
         }
         // Inspecting reads but never runs, so paths outside the manifest's folder are fine.
-        let manifest = if super::is_wasm_file(&self.file) {
-            None
-        } else {
-            Some(Manifest::load(
-                &self.file,
-                LoadOptions {
-                    allow_outside: true,
-                    ..LoadOptions::default()
-                },
-            )?)
+        let op = qyvol_launch::Operator {
+            allow_outside: true,
+            max_module_size: self.max_module_size,
+            ..qyvol_launch::Operator::default()
         };
-        let path = manifest
-            .as_ref()
-            .map_or(self.file.clone(), |m| m.entrypoint.clone());
-        let wasm = qyvol_runtime::load(&path, self.max_module_size.0, None)?;
+        // An image is inspected as stored: nothing is pulled to look at it.
+        let opened = qyvol_launch::open(&self.file, &op, None, &mut |r| {
+            Err(Failure::from(qyvol_launch::LaunchError::from(
+                qyvol_store::StoreError::NotFound(qyvol_store::canonical(r)),
+            )))
+        })?;
+        let (path, wasm) = match opened.image {
+            Some(image) => (image.source.location().to_path_buf(), image.wasm),
+            None => (
+                opened.manifest.entrypoint.clone(),
+                qyvol_runtime::load(&opened.manifest.entrypoint, self.max_module_size.0, None)?,
+            ),
+        };
+        // A bare module has no manifest to show.
+        let manifest = opened.manifest.source.is_some().then_some(opened.manifest);
         let info = &wasm.info;
         let wasi = match info.wasi {
             WasiGeneration::Preview1 => "preview1",
@@ -185,11 +190,7 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         &image.wasm,
         Some(&cache),
         config,
-        if vouched {
-            qyvol_launch::PrecompiledPolicy::Signed
-        } else {
-            qyvol_launch::PrecompiledPolicy::default()
-        },
+        qyvol_launch::PrecompiledPolicy::default().for_image(vouched),
     )?;
     let requested_mounts: Vec<String> = manifest
         .requested
@@ -311,6 +312,7 @@ fn inspect_policy(file: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         Some(&cache),
         Vec::new(),
         qyvol_runtime::DenialSink::default(),
+        qyvol_launch::Runner::Foreground,
     )?;
     let policy = qyvol_launch::describe::describe(&launch);
     if json {

@@ -14,8 +14,6 @@ pub mod trust;
 
 use crate::exit::Failure;
 
-pub use qyvol_launch::is_wasm_file;
-
 /// `QYVOL_HOME`, created if missing and refused if other users could write to it.
 pub fn home() -> Result<qyvol_common::Home, Failure> {
     Ok(qyvol_common::Home::open()?)

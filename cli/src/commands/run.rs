@@ -160,12 +160,15 @@ impl RunCommand {
         ui.status(Msg::ExpectedPath(&sanitize(
             &manifest.entrypoint.display().to_string(),
         )));
-        if manifest.runtime == RuntimeKind::WasiHttp {
-            return Err(Failure::new(
+        let not_served = || {
+            Failure::new(
                 Code::BadManifest,
                 Msg::BadManifest,
                 Msg::NotServed.text(crate::i18n::lang()),
-            ));
+            )
+        };
+        if manifest.runtime == RuntimeKind::WasiHttp {
+            return Err(not_served());
         }
         requests_not_granted(&ui, &manifest.requested);
         let launch = qyvol_launch::prepare(
@@ -174,7 +177,12 @@ impl RunCommand {
             cache.as_ref(),
             self.args,
             crate::ui::denial_sink(),
+            qyvol_launch::Runner::Foreground,
         )?;
+        // A bare `.wasm` is known to be a handler only once it is loaded.
+        if launch.manifest.runtime == RuntimeKind::WasiHttp {
+            return Err(not_served());
+        }
         code_trust(&ui, launch.code);
         let wasm = &launch.wasm;
         ui.status(Msg::Imports);
@@ -193,7 +201,7 @@ impl RunCommand {
                 .map(|s| s as &dyn qyvol_runtime::CompileProgress),
             compiler: self.compiler.into(),
         };
-        let outcome = qyvol_runtime::run(wasm, &launch.request, how)?;
+        let outcome = qyvol_runtime::run(wasm, &launch.request, launch.engine, how)?;
         Ok(report(&ui, &launch.request.limits, outcome))
     }
 }

@@ -78,29 +78,41 @@ impl ServeCommand {
         let log = Arc::new(AccessLog::start(self.json, self.quiet));
         let mut apps = Vec::with_capacity(self.files.len());
         for file in &self.files {
-            let mut opened = qyvol_launch::open(file, &op, cache.as_ref(), &mut |r| {
+            let opened = qyvol_launch::open(file, &op, cache.as_ref(), &mut |r| {
                 super::registry::pull(r, self.insecure, &ui).map(drop)
             })?;
-            let manifest = &mut opened.manifest;
-            // A bare component is served as is, like `wasmtime serve app.wasm`.
-            if manifest.source.is_none() && opened.image.is_none() {
-                manifest.runtime = RuntimeKind::WasiHttp;
-            }
-            if manifest.runtime != RuntimeKind::WasiHttp {
-                return Err(Failure::new(
+            // A bare `.wasm` is what it exports, as `wasmtime serve app.wasm` reads it.
+            let bare = opened.manifest.source.is_none() && opened.image.is_none();
+            let not_a_handler = || {
+                let fix = if bare {
+                    "a bare module is served only when it is a component exporting `wasi:http/incoming-handler`; for a WASI program served CGI-style, write a manifest with `runtime: wasi-http`"
+                } else {
+                    "run it with `qyvol run`, or set `runtime: wasi-http` for a handler"
+                };
+                Failure::new(
                     Code::BadManifest,
                     Msg::NotAHandler,
-                    format!(
-                        "`{}` has `runtime: wasi`: it is a command; run it with `qyvol run`, or set `runtime: wasi-http` for a handler",
-                        file.display()
-                    ),
-                ));
+                    format!("`{}` is a command: {fix}", file.display()),
+                )
+            };
+            if !bare && opened.manifest.runtime != RuntimeKind::WasiHttp {
+                return Err(not_a_handler());
             }
-            requests_not_granted(&ui, &manifest.requested);
+            requests_not_granted(&ui, &opened.manifest.requested);
             // Refusals go to the access log, in its format and order.
             let sink = log.clone();
             let denials = qyvol_runtime::DenialSink::new(move |d| sink.denied(d));
-            let launch = qyvol_launch::prepare(opened, &op, cache.as_ref(), Vec::new(), denials)?;
+            let launch = qyvol_launch::prepare(
+                opened,
+                &op,
+                cache.as_ref(),
+                Vec::new(),
+                denials,
+                qyvol_launch::Runner::Foreground,
+            )?;
+            if launch.manifest.runtime != RuntimeKind::WasiHttp {
+                return Err(not_a_handler());
+            }
             code_trust(&ui, launch.code);
             apps.push(App {
                 name: launch.manifest.name.to_string(),
@@ -109,6 +121,7 @@ impl ServeCommand {
                 concurrency: None,
                 wasm: launch.wasm,
                 request: launch.request,
+                engine: launch.engine,
             });
         }
         let routes: Vec<_> = apps

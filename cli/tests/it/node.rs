@@ -124,7 +124,7 @@ impl Node {
         self.ps().into_iter().find(|a| a["name"] == name)
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         raw(
             self.http,
             &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),

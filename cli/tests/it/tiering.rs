@@ -23,7 +23,7 @@ fn helper(home: &Path, sha256: &str, wasm: Vec<u8>) -> std::process::Output {
         .arg("1000000000")
         .arg("module")
         .arg(sha256)
-        .args(["-", "-"])
+        .args(["-", "-", "cranelift"])
         .write_stdin(wasm)
         .output()
         .expect("helper")

@@ -178,6 +178,78 @@ fn serve_never_runs_a_bundles_hand_made_code() {
     assert_eq!(reply.body, "¡Hola desde Qyvol! GET /hello/x\n");
 }
 
+/// `http-hello` without a time limit (the native environment caps none: its code needs no
+/// epoch checks to run as a command, and has them to be served) built into a bundle by another
+/// machine (its own home): code this home did not build, which runs only when allowed.
+fn foreign_http_bundle(s: &Scratch) -> PathBuf {
+    let other = Scratch::new();
+    std::fs::copy(
+        repo_root().join("examples/http-hello/http-hello.wasm"),
+        s.path("http-hello.wasm"),
+    )
+    .expect("copy the handler");
+    s.write(
+        "http-hello.qyv",
+        "version: 1\nname: http-hello\nentrypoint: http-hello.wasm\nruntime: wasi-http\n\
+         environment: native\nhttp:\n  route: /hello/...\n",
+    );
+    let bundle = s.path("http.qyvc");
+    build(other.dir.path(), &s.path("http-hello.qyv"), &bundle);
+    bundle
+}
+
+#[test]
+fn serve_maps_a_bundles_allowed_precompiled_code_instead_of_compiling() {
+    let (s, home) = (Scratch::new(), Scratch::new());
+    let bundle = foreign_http_bundle(&s);
+    let mut cmd = qyvol_std();
+    cmd.env("QYVOL_HOME", home.dir.path())
+        .env("QYVOL_LOG", "qyvol_runtime=debug")
+        .args(["serve", "--allow-precompiled", "--listen", "127.0.0.1:0"])
+        .arg(&bundle);
+    let served = Served::spawn(cmd);
+    let reply = served.get("/hello/x");
+    assert_eq!(reply.status, 200, "{}", served.log());
+    assert_eq!(reply.body, "¡Hola desde Qyvol! GET /hello/x\n");
+    let log = served.log();
+    // The layer was made for the engine serve runs (epochs on), so wasmtime takes it as is.
+    assert!(log.contains("mapped allowed precompiled code"), "{log}");
+    assert!(
+        !log.contains("refused the bundle's precompiled code"),
+        "{log}"
+    );
+}
+
+#[test]
+fn deploy_maps_a_bundles_allowed_precompiled_code_instead_of_compiling() {
+    let s = Scratch::new();
+    let bundle = foreign_http_bundle(&s);
+    let node = crate::node::Node::start(&s.path("home"), &[]);
+    let path = bundle.to_str().expect("utf-8");
+    let precompiled = |name: &str| {
+        let text = node.ok(&["inspect", name, "--json"]);
+        let view: serde_json::Value = serde_json::from_str(&text).expect("inspect json");
+        view["spec"]["precompiled"].as_str().map(PathBuf::from)
+    };
+    node.ok(&["deploy", "--name", "compiled", path]);
+    assert_eq!(precompiled("compiled"), None, "not allowed: compiled");
+    node.ok(&["rm", "-f", "compiled"]);
+
+    node.ok(&["deploy", "--allow-precompiled", "--name", "allowed", path]);
+    assert_eq!(
+        node.get("/hello/x"),
+        (200, "¡Hola desde Qyvol! GET /hello/x\n".into())
+    );
+    // The layer was imported for the engine the node runs it on: wasmtime took it, so it was
+    // not deleted as code for another engine.
+    let layer = precompiled("allowed").expect("the allowed layer is the app's code");
+    assert!(
+        layer.is_file(),
+        "{} was refused and deleted",
+        layer.display()
+    );
+}
+
 #[test]
 fn an_image_pulled_with_hand_made_code_is_compiled_from_its_wasm() {
     let registry = crate::registry::Registry::start(None);

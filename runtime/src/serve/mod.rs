@@ -45,6 +45,9 @@ pub struct App {
     pub wasm: Wasm,
     /// Environment, mounts, network grants and the per-request limits.
     pub request: RunRequest,
+    /// The engine its code is for: `EngineConfig::decide(Purpose::Serving, …)`, as `launch`
+    /// decided it when it judged the app's precompiled code.
+    pub engine: engine::EngineConfig,
     /// The largest request body accepted (413 beyond).
     pub max_body: u64,
     /// Requests of this app in progress at once, from the moment their head is read (503
@@ -204,9 +207,8 @@ const REFUSALS_AT_ONCE: usize = 64;
 /// builds a fixed set through [`Server`]; the node keeps one for its life and adds and removes
 /// apps as they are deployed and removed. Every engine is made by `engine::pooled`.
 pub struct Router {
-    /// The engines apps are linked on, one per setting; `fixed` forces one for all.
+    /// The engines apps are linked on, one per setting.
     engines: std::sync::Mutex<Vec<Arc<Runtime>>>,
-    fixed: Option<engine::EngineConfig>,
     largest_memory: Option<u64>,
     apps: std::sync::RwLock<Arc<[Arc<Loaded>]>>,
     options: ServeOptions,
@@ -253,19 +255,18 @@ impl Router {
     pub fn new(options: ServeOptions) -> Self {
         Self {
             engines: Default::default(),
-            fixed: None,
             largest_memory: None,
             apps: std::sync::RwLock::new(Arc::from(Vec::new())),
             options,
         }
     }
 
-    fn runtime(&self, limits: &crate::Limits) -> Result<Arc<Runtime>, RuntimeError> {
-        let config = self.fixed.unwrap_or(engine::EngineConfig {
-            fuel: limits.fuel.is_some(),
-            epoch: true,
-            tier: engine::Tier::Cranelift,
-        });
+    fn runtime(&self, config: engine::EngineConfig) -> Result<Arc<Runtime>, RuntimeError> {
+        if !config.epoch {
+            return Err(RuntimeError::Engine(
+                "a served app needs an engine with epoch interruption (Purpose::Serving)".into(),
+            ));
+        }
         let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rt) = engines.iter().find(|rt| rt.config == config) {
             return Ok(rt.clone());
@@ -287,7 +288,7 @@ impl Router {
 
     /// Compiles (or maps from the cache) and links `app`, and opens its mounts.
     pub fn load(&self, app: App, how: Compilation<'_>) -> Result<LoadedApp, RuntimeError> {
-        let rt = self.runtime(&app.request.limits)?;
+        let rt = self.runtime(app.engine)?;
         let mounts = wasi::Mounts::open(&app.request.mounts)?;
         let handler = match app.wasm.info.kind {
             WasmKind::Component => Handler::Component(component::Template::new(
@@ -485,23 +486,19 @@ impl Server {
                 )));
             }
         }
-        let fuel = apps.iter().any(|a| a.request.limits.fuel.is_some());
-        let epoch = apps.iter().any(|a| a.request.limits.timeout.is_some());
         let largest_memory = apps
             .iter()
             .map(|a| a.request.limits.memory)
             .try_fold(0u64, |m, l| l.map(|l| m.max(l)));
         let router = Router {
-            fixed: Some(engine::EngineConfig {
-                fuel,
-                epoch,
-                tier: engine::Tier::Cranelift,
-            }),
             largest_memory,
             ..Router::new(options)
         };
         // The engine is made even with no apps, so `pooling` tells the truth.
-        router.runtime(&crate::Limits::default())?;
+        router.runtime(engine::EngineConfig::decide(
+            engine::Purpose::Serving,
+            &crate::Limits::default(),
+        ))?;
         for app in apps {
             let loaded = router.load(app, how)?;
             router.insert(loaded)?;
