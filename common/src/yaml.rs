@@ -2,12 +2,7 @@
 //! aliases, nodes, events, one document, no duplicate keys), and turning the parser's messages
 //! into ones about YAML, with a did-you-mean for misspelt names.
 
-use std::path::Path;
-
 use serde_saphyr::DuplicateKeyPolicy;
-
-use crate::error::{ErrorKind, ManifestError};
-use crate::manifest::RawManifest;
 
 /// A YAML document that could not be read as `T`: what is wrong, in YAML's terms, and where.
 #[derive(Debug)]
@@ -48,32 +43,6 @@ pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlErr
         message: yaml_message(&e),
         location: e.location(),
     })
-}
-
-pub(crate) fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestError> {
-    let raw: RawManifest = from_str(text).map_err(|e| {
-        let mut err = ManifestError::new(ErrorKind::BadManifest, path, e.message);
-        if let Some(loc) = e.location {
-            err = err.at(&loc);
-        }
-        err
-    })?;
-    if let Some(v) = &raw.version
-        && v.value != 1
-    {
-        {
-            return Err(ManifestError::new(
-                ErrorKind::BadManifest,
-                path,
-                format!(
-                    "manifest version {} is not supported: this Qyvol reads version 1",
-                    v.value
-                ),
-            )
-            .at(&v.referenced));
-        }
-    }
-    Ok(raw)
 }
 
 /// The parser's message without its location suffix (we print the location ourselves), reworded

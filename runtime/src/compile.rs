@@ -9,9 +9,11 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+use crate::background::beside;
+use crate::cache::Cache;
 use crate::engine::{Compiler, EngineConfig, Tier};
 use crate::inspect::WasmKind;
-use crate::run::{Compilation, Wasm};
+use crate::request::Wasm;
 use crate::{RuntimeError, engine};
 
 /// The compiler whose code `wasm` runs on under `config`: what `how.compiler` names, or for
@@ -252,32 +254,6 @@ fn load<A: Artifact>(
     Ok(artifact)
 }
 
-/// Runs `work` on a thread beside the guest; [`finish_cache_writes`] waits for it before exit.
-pub(crate) fn beside(name: &str, work: impl FnOnce() + Send + 'static) {
-    match std::thread::Builder::new().name(name.into()).spawn(work) {
-        Ok(handle) => PENDING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(handle),
-        Err(e) => tracing::warn!(error = %e, thread = name, "cannot start a thread"),
-    }
-}
-
-static PENDING: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
-    std::sync::Mutex::new(Vec::new());
-
-/// Waits for compiled code still being written to the cache.
-pub fn finish_cache_writes() {
-    let pending = std::mem::take(
-        &mut *PENDING
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
-    for handle in pending {
-        let _ = handle.join();
-    }
-}
-
 /// Compiles on a worker thread and gives up after `limit`: the abandoned compilation ends with
 /// the process, which is about to report the error and exit.
 fn compile_bounded<A: Artifact>(
@@ -307,4 +283,29 @@ fn compile_bounded<A: Artifact>(
         path: path.to_path_buf(),
         reason: format!("{e:#}"),
     })
+}
+
+/// How code gets compiled: from the cache when it can, with progress reported for slow builds.
+#[derive(Default, Clone, Copy)]
+pub struct Compilation<'a> {
+    pub cache: Option<&'a Cache>,
+    pub progress: Option<&'a dyn CompileProgress>,
+    /// Which compiler: `Auto` tiers big modules up through the cache (when there is one and
+    /// the executable answers [`crate::tier::HELPER_ARG`]; Cranelift otherwise).
+    pub compiler: engine::Compiler,
+}
+
+impl std::fmt::Debug for Compilation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compilation")
+            .field("cache", &self.cache)
+            .field("compiler", &self.compiler)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Told when a compilation (a cache miss) starts and ends, e.g. to draw a spinner.
+pub trait CompileProgress {
+    fn started(&self, wasm_bytes: u64);
+    fn finished(&self);
 }

@@ -2,14 +2,14 @@
 //! context, resource table, outgoing-HTTP context, network grants, limiter, deadline and stop
 //! signal. `W` is the WASI context: preview 1 for core modules, 0.2 for components.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 
 use crate::limits::Limiter;
 use crate::net::{GuestNet, NetworkAccess, NetworkHost};
+use crate::request::RunRequest;
+use crate::stop::Stop;
 
 pub(crate) struct Host<W> {
     pub(crate) wasi: W,
@@ -44,7 +44,7 @@ impl<W> Host<W> {
 
     /// Counts the store's memory where `req` says (bounded across the app and the node), and
     /// ends the run when `stop` says.
-    pub(crate) fn observed(mut self, req: &crate::RunRequest, stop: Option<Stop>) -> Self {
+    pub(crate) fn observed(mut self, req: &RunRequest, stop: Option<Stop>) -> Self {
         self.limiter = std::mem::replace(&mut self.limiter, Limiter::new(None)).shared(
             req.memory_gauge.clone(),
             req.limits.memory_total,
@@ -82,53 +82,6 @@ impl wasmtime_wasi_http::WasiHttpView for Host<wasmtime_wasi::WasiCtx> {
             ctx: &mut self.http,
             table: &mut self.table,
             hooks: &mut self.net,
-        }
-    }
-}
-
-/// Ends a running guest from outside (the node stopping an app): a guest computing is
-/// interrupted at its next epoch tick, one waiting in a host call (a sleep, a read) is dropped.
-#[derive(Clone, Default)]
-pub struct Stop(Arc<StopInner>);
-
-#[derive(Default)]
-struct StopInner {
-    stopped: AtomicBool,
-    notify: tokio::sync::Notify,
-}
-
-impl std::fmt::Debug for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Stop").field(&self.is_stopped()).finish()
-    }
-}
-
-impl Stop {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Asks the run to end; it ends with [`crate::Outcome::Stopped`].
-    pub fn stop(&self) {
-        self.0.stopped.store(true, Ordering::SeqCst);
-        self.0.notify.notify_waiters();
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.0.stopped.load(Ordering::SeqCst)
-    }
-
-    /// Resolves once [`Stop::stop`] is called.
-    pub async fn stopped(&self) {
-        loop {
-            let notified = self.0.notify.notified();
-            let mut notified = std::pin::pin!(notified);
-            // Registered before the flag is read, so a stop in between is not missed.
-            notified.as_mut().enable();
-            if self.is_stopped() {
-                return;
-            }
-            notified.await;
         }
     }
 }

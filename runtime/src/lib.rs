@@ -3,6 +3,7 @@
 //! [`Outcome`]. Nothing here prints to the terminal or parses flags: the CLI decides how an
 //! outcome is shown.
 
+mod background;
 mod cache;
 mod compile;
 mod engine;
@@ -13,12 +14,15 @@ mod inspect;
 mod limits;
 mod net;
 mod prepared;
+mod request;
 mod run;
 pub mod serve;
+mod stop;
 pub mod tier;
 mod wasi;
 
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
+pub use compile::{Compilation, CompileProgress};
 pub use engine::{
     Compiler, EngineConfig, Purpose, Tier, WASMTIME_VERSION, host_fingerprint, platform,
 };
@@ -26,14 +30,16 @@ pub use error::RuntimeError;
 pub use handles::{
     GUEST_HANDLES, Throttle, connections_within_budget, open_files_limit, raise_open_files,
 };
-pub use host::Stop;
 pub use inspect::{Export, Import, ModuleInfo, Uses, WasiGeneration, WasmKind, inspect};
-pub use limits::{MemoryBudget, MemoryGauge, Resource};
+pub use limits::{Limits, MemoryBudget, MemoryGauge, Resource};
 pub use net::{Denial, DenialSink, Refusal};
-pub use run::{
-    Compilation, CompileProgress, EXIT_MEMORY, EXIT_STOPPED, EXIT_TIMEOUT, EXIT_TRAP, Limits,
-    Loader, MountGrant, Outcome, Output, Prepared, RunRequest, Wasm, load, precompile, run,
+pub use prepared::Prepared;
+pub use request::{
+    EXIT_MEMORY, EXIT_STOPPED, EXIT_TIMEOUT, EXIT_TRAP, Loader, MountGrant, Outcome, Output,
+    RunRequest, Wasm,
 };
+pub use run::{load, precompile, run};
+pub use stop::Stop;
 
 /// Default cap on the size of a module accepted for compilation.
 pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 * 1024 * 1024;

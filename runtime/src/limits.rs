@@ -1,6 +1,8 @@
 //! The store's resource limiter: memory and table growth past the limits stop the guest with
 //! an error we can recognise, instead of failing `memory.grow` quietly.
 
+use std::time::Duration;
+
 use wasmtime::ResourceLimiter;
 
 /// Tables may not grow past this many elements: a `table.grow` to 2^32 must not allocate
@@ -162,4 +164,20 @@ impl ResourceLimiter for Limiter {
         }
         Ok(true)
     }
+}
+
+/// What one run may use; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Total bytes of linear memory.
+    pub memory: Option<u64>,
+    /// Wall-clock time from instantiation to exit.
+    pub timeout: Option<Duration>,
+    /// Units of fuel (roughly, wasm instructions).
+    pub fuel: Option<u64>,
+    /// Compilation time: wasmtime does not bound it (compile-time DoS is the embedder's job).
+    pub compile: Option<Duration>,
+    /// Bytes of linear memory all the instances sharing `RunRequest::memory_gauge` may hold
+    /// together (an app's concurrent requests).
+    pub memory_total: Option<u64>,
 }

@@ -9,12 +9,14 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{I32Exit, WasiCtx};
 
+use crate::compile::Compilation;
 use crate::engine::{self, EpochTicker};
 use crate::host::Host;
 use crate::inspect::WasmKind;
 use crate::limits::LimitExceeded;
+use crate::limits::Limits;
 use crate::net::{NetworkAccess, NetworkHost};
-use crate::run::{Compilation, Limits, Outcome, RunRequest, Wasm};
+use crate::request::{Outcome, RunRequest, Wasm};
 use crate::{RuntimeError, wasi};
 use std::time::Duration;
 use wasmtime_wasi_http::WasiHttpView;
@@ -154,7 +156,7 @@ impl Prepared {
         let network = NetworkAccess::of(req);
         let mounts = wasi::Mounts::open(&req.mounts)?;
         let mut b = wasi::builder(req, &mounts, &network)?;
-        if matches!(req.output, crate::run::Output::Inherit) {
+        if matches!(req.output, crate::request::Output::Inherit) {
             // A command in a terminal reads the terminal; one whose output is collected reads
             // nothing.
             b.inherit_stdin();
@@ -177,7 +179,7 @@ impl Prepared {
         let network = NetworkAccess::of(req);
         let mounts = wasi::Mounts::open(&req.mounts)?;
         let mut b = wasi::builder(req, &mounts, &network)?;
-        if matches!(req.output, crate::run::Output::Inherit) {
+        if matches!(req.output, crate::request::Output::Inherit) {
             // A command in a terminal reads the terminal; one whose output is collected reads
             // nothing.
             b.inherit_stdin();
@@ -312,7 +314,7 @@ pub(crate) async fn with_deadline<F: Future<Output = wasmtime::Result<()>>>(
 
 pub(crate) fn finish(result: Option<wasmtime::Result<()>>, req: &RunRequest) -> Outcome {
     let limits = &req.limits;
-    if req.stop.as_ref().is_some_and(crate::host::Stop::is_stopped) {
+    if req.stop.as_ref().is_some_and(crate::stop::Stop::is_stopped) {
         return Outcome::Stopped;
     }
     let Some(result) = result else {

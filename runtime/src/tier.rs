@@ -32,7 +32,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, lock_path, open_lock, upgrading};
 use crate::engine::{self, EngineConfig, Tier};
 use crate::inspect::WasmKind;
 
@@ -71,26 +71,6 @@ pub(crate) fn helper_enabled() -> bool {
     HELPER.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-fn lock_path(cache: &Cache, winch_fingerprint: &str, sha256: &str, kind: WasmKind) -> PathBuf {
-    cache.dir().join("tiering").join(format!(
-        "{sha256}.{}.{winch_fingerprint}.lock",
-        kind_arg(kind)
-    ))
-}
-
-/// Whether a helper is compiling Cranelift's code for the Winch entry with this fingerprint.
-pub(crate) fn upgrading(
-    cache: &Cache,
-    winch_fingerprint: &str,
-    sha256: &str,
-    kind: WasmKind,
-) -> bool {
-    let Ok(file) = open_lock(&lock_path(cache, winch_fingerprint, sha256, kind), false) else {
-        return false;
-    };
-    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-}
-
 /// Whether a helper should start for the Winch entry with this fingerprint: none is at work on
 /// it and fewer than [`MAX_ATTEMPTS`] died trying.
 pub(crate) fn wanted(cache: &Cache, winch_fingerprint: &str, sha256: &str, kind: WasmKind) -> bool {
@@ -99,40 +79,12 @@ pub(crate) fn wanted(cache: &Cache, winch_fingerprint: &str, sha256: &str, kind:
         && attempts(&lock.with_extension("attempts")) < MAX_ATTEMPTS
 }
 
-/// Opens (or creates, 0600) a lock file of the cache's own: never through a symlink, never a
-/// FIFO or device that could block or a file that is not the user's, never truncated.
-fn open_lock(path: &Path, create: bool) -> std::io::Result<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.uid() != rustix::process::geteuid().as_raw() {
-        return Err(std::io::Error::other(format!(
-            "`{}` is not a lock file of this user's",
-            path.display()
-        )));
-    }
-    Ok(file)
-}
-
 /// How many helpers a module has had (`tiering/<key>.attempts`).
 fn attempts(path: &Path) -> u32 {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn kind_arg(kind: WasmKind) -> &'static str {
-    match kind {
-        WasmKind::CoreModule => "module",
-        WasmKind::Component => "component",
-    }
 }
 
 /// Starts a helper that compiles `bytes` (the wasm with sha256 `sha256`) with Cranelift for
@@ -150,7 +102,7 @@ pub(crate) fn start(
     bytes: Arc<[u8]>,
 ) {
     let (cache, winch, sha256) = (cache.clone(), winch.to_owned(), sha256.to_owned());
-    crate::compile::beside("qyvol-tier-up", move || {
+    crate::background::beside("qyvol-tier-up", move || {
         if !wanted(&cache, &winch, &sha256, kind) {
             return;
         }
@@ -185,7 +137,7 @@ fn spawn(
         .arg(HELPER_ARG)
         .arg(cache.dir())
         .arg(cache.max_bytes().to_string())
-        .arg(kind_arg(kind))
+        .arg(crate::cache::kind_name(kind))
         .arg(sha256)
         .args(config.with(Tier::Cranelift).to_args())
         .env_clear()

@@ -9,20 +9,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::RuntimeError;
 use crate::net::NetworkAccess;
-use crate::run::RunRequest;
-
-/// A host folder the guest may see at `guest`.
-#[derive(Debug, Clone)]
-pub struct MountGrant {
-    /// The folder: absolute and free of symlinks (canonicalised by whoever trusted the path,
-    /// or checked beneath `beneath`); a symlink found when it is opened is refused.
-    pub host: PathBuf,
-    pub guest: String,
-    pub readonly: bool,
-    /// The folder `host` must stay beneath (a manifest's folder, unless `--allow-outside`):
-    /// `host` is then opened from a handle on it, so neither `..` nor a swap leads out.
-    pub beneath: Option<PathBuf>,
-}
+use crate::request::{MountGrant, RunRequest};
 
 /// A run's mounts: every host folder opened once and checked, guest paths that do not nest,
 /// and no read-only folder inside a writable one. The guest gets these handles, never the
@@ -166,11 +153,11 @@ pub(crate) fn builder(
         b.env(k, v);
     }
     match &req.output {
-        crate::run::Output::Inherit => {
+        crate::request::Output::Inherit => {
             b.inherit_stdout();
             b.inherit_stderr();
         }
-        crate::run::Output::Files { stdout, stderr } => {
+        crate::request::Output::Files { stdout, stderr } => {
             let clone = |f: &std::fs::File| {
                 f.try_clone().map_err(|e| {
                     RuntimeError::Engine(format!("cannot pass the guest its output: {e}"))

@@ -11,9 +11,11 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 
 use super::{Body, Host, Loaded, RequestFailure, Runtime, failure_of, full, new_store};
+use crate::compile::Compilation;
+use crate::limits::Limits;
 use crate::net::NetworkAccess;
 use crate::prepared::{finish, with_deadline};
-use crate::run::{Compilation, Limits, Wasm};
+use crate::request::Wasm;
 use crate::{Outcome, RuntimeError, wasi};
 
 /// The most a handler may print (headers and body); writing more fails the request.

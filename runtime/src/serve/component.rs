@@ -9,8 +9,10 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use super::{Body, Host, Loaded, RequestFailure, Runtime, failure_of, new_store};
+use crate::compile::Compilation;
+use crate::limits::Limits;
 use crate::prepared::{finish, with_deadline};
-use crate::run::{Compilation, Limits, Wasm};
+use crate::request::Wasm;
 use crate::{RuntimeError, wasi};
 use wasmtime_wasi::WasiCtx;
 

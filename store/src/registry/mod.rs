@@ -4,6 +4,7 @@
 //! read in size and time, with every blob streamed into the store's `tmp/` and checked against
 //! its descriptor as it arrives, and nothing stored unless all of it checked out.
 
+mod failure;
 mod fetch;
 mod pace;
 mod signatures;
@@ -20,8 +21,9 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
+use failure::FetchError;
 pub use fetch::DEFAULT_TIMEOUT;
-use fetch::{FetchError, Session};
+use fetch::Session;
 pub use signatures::{SignatureRecord, repository};
 
 use crate::staging::Staged;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use qyvol_common::DurationSpec;
 use tokio::time::{Instant, timeout_at};
 
-use super::fetch::FetchError;
+use super::failure::FetchError;
 
 /// A blob transfer moving less than this within the timeout has stalled.
 const MIN_PROGRESS: u64 = 1024;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use oci_client::RegistryOperation;
 
-use super::fetch::{FetchError, Session};
+use super::failure::FetchError;
+use super::fetch::Session;
 use super::{fetch_error, push_manifest, registry_error, runtime};
 use crate::bundle::{Descriptor, ImageManifest, MEDIA_MANIFEST, sha256_digest};
 use crate::trust::policy::{Decision, Policy};
