@@ -170,3 +170,72 @@ pub(crate) fn apply(
         (Ok(()), None) => Ok(trust),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qyvol_common::Digest;
+
+    const ENGINE: &str = "engine-a";
+
+    fn layer(code: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: qyvol_store::bundle::MEDIA_PRECOMPILED.into(),
+            digest: Digest::of(code),
+            size: code.len() as u64,
+            annotations: Default::default(),
+        }
+    }
+
+    /// Every verdict for a layer this cache built for `ENGINE`, one it did not, and no layer.
+    #[test]
+    fn precompiled_code_runs_only_when_built_here_allowed_or_signed() {
+        use PrecompiledPolicy::{Allow, BuiltHere, Ignore, Signed};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::new(dir.path().to_path_buf(), u64::MAX);
+        let wasm = Wasm::from_bytes("m.wasm".into(), b"\0asm\x01\0\0\0".to_vec()).expect("wasm");
+        let (ours, theirs) = (layer(b"ours"), layer(b"theirs"));
+        cache
+            .record_built(&ours.digest, &wasm.info.sha256, ENGINE, wasm.info.kind)
+            .expect("record");
+        let verdict = |l: Option<&Descriptor>, p| judge(l, &wasm, ENGINE, Some(&cache), p);
+        let rows = [
+            (None, BuiltHere, CodeTrust::NoLayer),
+            (None, Allow, CodeTrust::NoLayer),
+            (Some(&ours), BuiltHere, CodeTrust::BuiltHere),
+            (Some(&ours), Allow, CodeTrust::BuiltHere),
+            (Some(&ours), Ignore, CodeTrust::Ignored),
+            (Some(&theirs), BuiltHere, CodeTrust::Untrusted),
+            (Some(&theirs), Allow, CodeTrust::Allowed),
+            (Some(&theirs), Signed, CodeTrust::Signed),
+            (Some(&theirs), Ignore, CodeTrust::Ignored),
+        ];
+        for (l, p, want) in rows {
+            assert_eq!(
+                verdict(l, p),
+                want,
+                "{:?} under {p:?}",
+                l.map(|d| &d.digest)
+            );
+        }
+        // Built here for another engine: the image's label is not enough.
+        assert_eq!(
+            judge(Some(&ours), &wasm, "engine-b", Some(&cache), BuiltHere),
+            CodeTrust::Untrusted
+        );
+        // Without a cache nothing was built here.
+        assert_eq!(
+            judge(Some(&ours), &wasm, ENGINE, None, BuiltHere),
+            CodeTrust::Untrusted
+        );
+    }
+
+    #[test]
+    fn a_signers_rule_vouches_only_where_the_operator_did_not_decide() {
+        use PrecompiledPolicy::{Allow, BuiltHere, Ignore, Signed};
+        assert_eq!(BuiltHere.for_image(true), Signed);
+        assert_eq!(BuiltHere.for_image(false), BuiltHere);
+        assert_eq!(Ignore.for_image(true), Ignore);
+        assert_eq!(Allow.for_image(true), Allow);
+    }
+}

@@ -16,37 +16,63 @@ use crate::inspect::WasmKind;
 use crate::request::Wasm;
 use crate::{RuntimeError, engine};
 
-/// The compiler whose code `wasm` runs on under `config`: what `how.compiler` names, or for
-/// `Auto` Cranelift's code when the cache has it (or the module is small, or there is no cache
-/// or helper executable to tier up with, or the operator allowed precompiled code, which always wins) and
-/// Winch's otherwise.
+/// The compiler whose code `wasm` runs on under `config` (see [`choose`]).
 pub(crate) fn tier(
     wasm: &Wasm,
     config: EngineConfig,
     how: Compilation<'_>,
 ) -> Result<Tier, RuntimeError> {
-    match how.compiler {
+    let situation = Situation {
+        cache: how.cache.is_some(),
+        helper: crate::tier::helper_enabled(),
+        allowed_code: wasm.precompiled.is_some(),
+        big: wasm.info.size >= crate::tier::TIER_MIN_BYTES,
+    };
+    choose(how.compiler, situation, || {
+        let Some(cache) = how.cache else {
+            return Ok(false);
+        };
+        let optimised = engine::fingerprint(&engine::new(config.with(Tier::Cranelift))?);
+        Ok(cache.contains(&optimised, &wasm.info.sha256, wasm.info.kind))
+    })
+}
+
+/// What `Auto` weighs besides whether the cache has Cranelift's code.
+#[derive(Debug, Clone, Copy)]
+struct Situation {
+    /// There is a cache to tier up through.
+    cache: bool,
+    /// This executable can start the helper that compiles Cranelift's code in the background.
+    helper: bool,
+    /// The operator allowed the module's precompiled code, which always wins.
+    allowed_code: bool,
+    /// The module is big enough for Winch's faster compile to matter.
+    big: bool,
+}
+
+/// The tier decision: what `compiler` names, or for `Auto` Winch's code only for a big module
+/// that can be tiered up (a cache, a helper, no allowed precompiled code) and whose Cranelift
+/// code the cache does not have yet (`optimised_cached`, asked only then: it costs an engine).
+fn choose(
+    compiler: Compiler,
+    situation: Situation,
+    optimised_cached: impl FnOnce() -> Result<bool, RuntimeError>,
+) -> Result<Tier, RuntimeError> {
+    match compiler {
         Compiler::Cranelift => return Ok(Tier::Cranelift),
         Compiler::Winch => return Ok(Tier::Winch),
         Compiler::Auto => {}
     }
-    let Some(cache) = how.cache else {
-        return Ok(Tier::Cranelift);
-    };
-    if !crate::tier::helper_enabled()
-        || wasm.precompiled.is_some()
-        || wasm.info.size < crate::tier::TIER_MIN_BYTES
-    {
+    let Situation {
+        cache,
+        helper,
+        allowed_code,
+        big,
+    } = situation;
+    if !(cache && helper && big) || allowed_code || optimised_cached()? {
         return Ok(Tier::Cranelift);
     }
-    let optimised = engine::fingerprint(&engine::new(config.with(Tier::Cranelift))?);
-    Ok(
-        if cache.contains(&optimised, &wasm.info.sha256, wasm.info.kind) {
-            Tier::Cranelift
-        } else {
-            Tier::Winch
-        },
-    )
+    Ok(Tier::Winch)
 }
 
 /// What the cache stores and maps back: a core module or a component.
@@ -308,4 +334,57 @@ impl std::fmt::Debug for Compilation<'_> {
 pub trait CompileProgress {
     fn started(&self, wasm_bytes: u64);
     fn finished(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_starts_on_winch_only_for_a_big_module_that_can_tier_up_and_is_not_cached() {
+        let all = Situation {
+            cache: true,
+            helper: true,
+            allowed_code: false,
+            big: true,
+        };
+        let pick = |s: Situation, cached: bool| {
+            choose(Compiler::Auto, s, || Ok(cached)).expect("a choice")
+        };
+        assert_eq!(pick(all, false), Tier::Winch);
+        assert_eq!(pick(all, true), Tier::Cranelift);
+        for without in [
+            Situation {
+                cache: false,
+                ..all
+            },
+            Situation {
+                helper: false,
+                ..all
+            },
+            Situation { big: false, ..all },
+            Situation {
+                allowed_code: true,
+                ..all
+            },
+        ] {
+            assert_eq!(pick(without, false), Tier::Cranelift, "{without:?}");
+        }
+    }
+
+    #[test]
+    fn a_named_compiler_is_used_as_named_without_looking_at_the_cache() {
+        let none = Situation {
+            cache: false,
+            helper: false,
+            allowed_code: false,
+            big: false,
+        };
+        let asked = || -> Result<bool, RuntimeError> { panic!("the cache was consulted") };
+        assert_eq!(choose(Compiler::Winch, none, asked).ok(), Some(Tier::Winch));
+        assert_eq!(
+            choose(Compiler::Cranelift, none, asked).ok(),
+            Some(Tier::Cranelift)
+        );
+    }
 }

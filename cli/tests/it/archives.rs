@@ -1,24 +1,12 @@
 //! `qyvol save` and `qyvol load`: OCI archives between stores. (containerd itself runs them
 //! in `shim/tests/containerd.rs`.)
 
-use std::path::Path;
-
-use crate::{Scratch, qyvol_in, repo_root, stderr, stdout};
-
-/// `qyvol build -t reference` of the hello example into `home`.
-fn build(home: &Path, reference: &str) {
-    let out = qyvol_in(home)
-        .args(["build", "-q", "-t", reference])
-        .arg(repo_root().join("examples/hello.qyv"))
-        .output()
-        .expect("build");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-}
+use crate::fixture::{Scratch, build_tagged, qyvol_in, stderr, stdout};
 
 #[test]
 fn save_then_load_brings_an_image_to_another_store_where_it_runs() {
     let s = Scratch::new();
-    build(&s.path("a"), "localhost:5000/hello:1");
+    build_tagged(&s.path("a"), &["localhost:5000/hello:1"]);
     let archive = s.path("hello.tar");
     let out = qyvol_in(&s.path("a"))
         .args(["save", "localhost:5000/hello:1", "-o"])
@@ -94,7 +82,7 @@ fn load_of_something_that_is_not_an_archive_says_so() {
 #[test]
 fn the_image_qyvol_pushes_is_one_the_runwasi_and_spin_shims_accept() {
     let s = Scratch::new();
-    build(&s.path("home"), "localhost:5000/hello:1");
+    build_tagged(&s.path("home"), &["localhost:5000/hello:1"]);
     let archive = s.path("hello.tar");
     let out = qyvol_in(&s.path("home"))
         .args(["save", "localhost:5000/hello:1", "-o"])

@@ -14,7 +14,9 @@ use qyvol_store::bundle::{
 };
 use serde_json::{Value, json};
 
-use crate::{Scratch, guest, padded_hello, qyvol_in, qyvol_std, repo_root, stderr, stdout};
+use crate::fixture::{
+    Scratch, guest, padded_hello, qyvol_in, qyvol_std, repo_root, stderr, stdout,
+};
 
 const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
 
@@ -272,12 +274,12 @@ fn a_layer_built_here_relabelled_for_another_engine_is_not_trusted() {
         .assert()
         .success();
 
-    let doc = crate::inspect_json(home.dir.path(), &relabelled);
+    let doc = crate::fixture::inspect_json(home.dir.path(), &relabelled);
     assert_ne!(
         doc["precompiled_trust"], "built-here",
         "code built for another engine is called Qyvol's own: {doc}"
     );
-    let out = crate::qyvol_logged(home.dir.path())
+    let out = crate::fixture::qyvol_logged(home.dir.path())
         .arg("run")
         .arg(&relabelled)
         .output()
@@ -334,7 +336,7 @@ fn a_bundles_max_body_never_lifts_the_operators_max_body() {
     let qyv = b"name: h\nentrypoint: x.wasm\nruntime: wasi-http\nhttp:\n  max_body: 64GiB\n";
     let bundle = hand_made_bundle(&s.path("big-body.qyvc"), &wasm, qyv, &[], |_| {});
     let bundle = bundle.to_str().expect("utf-8 path");
-    let served = crate::serve::Served::start(&["--max-body", "1KiB", bundle]);
+    let served = crate::fixture::Served::start(&["--max-body", "1KiB", bundle]);
     let mut conn = std::net::TcpStream::connect(served.addr).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 // Every run here says whether it compiled or mapped code.
-use crate::qyvol_logged as qyvol_in;
-use crate::{COMPILING, Scratch, repo_root, stderr, stdout};
+use crate::fixture::qyvol_logged as qyvol_in;
+use crate::fixture::{COMPILING, Scratch, repo_root, stderr, stdout};
 
 /// Builds `examples/hello.qyv` into `dir/hello.qyvc` with its own home, then empties the cache.
 fn build_hello(home: &Path, dir: &Path) -> std::path::PathBuf {

@@ -2,8 +2,11 @@
 //! an artifact edited with its mtime put back (HOSTILE row 36), stray and oddly named files.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::{COMPILING, Scratch, guest, qyvol_in, repo_root, stderr, stdout};
+use crate::fixture::{
+    COMPILING, Guarded, Scratch, guest, qyvol_in, qyvol_std, repo_root, stderr, stdout,
+};
 
 fn artifacts(home: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -176,17 +179,18 @@ fn concurrent_first_runs_of_one_module_all_succeed() {
     let home = Scratch::new();
     let children: Vec<_> = (0..4)
         .map(|_| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_qyvol"))
-                .env("QYVOL_HOME", home.dir.path())
-                .args(["run", "-q"])
-                .arg(guest("probe-p1.wasm"))
-                .args(["exit", "5"])
-                .spawn()
-                .expect("spawn")
+            Guarded::spawn(
+                qyvol_std()
+                    .env("QYVOL_HOME", home.dir.path())
+                    .args(["run", "-q"])
+                    .arg(guest("probe-p1.wasm"))
+                    .args(["exit", "5"]),
+                Duration::from_secs(120),
+            )
         })
         .collect();
     for mut c in children {
-        assert_eq!(c.wait().expect("wait").code(), Some(5));
+        assert_eq!(c.wait().code(), Some(5));
     }
     assert_eq!(artifacts(home.dir.path()).len(), 1);
     let leftovers: Vec<_> = std::fs::read_dir(artifacts(home.dir.path())[0].parent().expect("dir"))
@@ -317,7 +321,7 @@ fn an_artifact_edited_in_place_with_its_mtime_restored_is_recompiled_not_mapped(
     use std::os::unix::fs::MetadataExt;
     let home = Scratch::new();
     let logged_hello = || {
-        let out = crate::qyvol_logged(home.dir.path())
+        let out = crate::fixture::qyvol_logged(home.dir.path())
             .current_dir(repo_root())
             .args(["run", "-q", "examples/hello.qyv"])
             .output()

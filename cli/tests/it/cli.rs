@@ -1,6 +1,6 @@
 //! The command line itself: help with examples, version, completions, bad flags.
 
-use crate::{qyvol, stderr, stdout};
+use crate::fixture::{qyvol, stderr, stdout};
 
 #[test]
 fn version_names_the_package_version() {

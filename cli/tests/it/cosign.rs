@@ -12,9 +12,9 @@ use sigstore::crypto::SigningScheme;
 use sigstore::crypto::signing_key::SigStoreKeyPair;
 use sigstore::registry::{Auth, ClientConfig, ClientProtocol, OciReference};
 
-use crate::registry::{Registry, build_and_push};
-use crate::signing::{PASSWORD, keys};
-use crate::{Scratch, qyvol_in, stderr, stdout};
+use crate::fixture::{PASSWORD, keys};
+use crate::fixture::{Registry, build_and_push};
+use crate::fixture::{Scratch, qyvol_in, stderr, stdout};
 
 fn cosign_client(registry: &str) -> sigstore::cosign::Client {
     ClientBuilder::default()

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::node::{Node, exchange, probe, wait_for};
-use crate::registry::Registry;
-use crate::{Scratch, Squatter, qyvol_in, qyvol_std, repo_root, stderr, stdout};
+use crate::fixture::Registry;
+use crate::fixture::{Node, exchange, probe, wait_until};
+use crate::fixture::{Scratch, Squatter, qyvol_in, qyvol_std, repo_root, stderr, stdout};
 
 fn browser_dir() -> PathBuf {
     repo_root().join("cli/tests/browser")
@@ -97,10 +97,9 @@ fn guest_markup_and_escapes_and_upload_names_cannot_run_script_in_the_page() {
         "<img src=x onerror=\"window.__pwned=2\">",
         "\u{1b}[31mred\u{1b}]0;pwned-title\u{7}",
     ]);
-    wait_for(
-        || node.app("shouty").is_some_and(|a| a["state"] == "exited"),
-        "the guest to print and exit",
-    );
+    wait_until("the guest to print and exit", || {
+        node.app("shouty").is_some_and(|a| a["state"] == "exited")
+    });
     scenario(
         "hostile.mjs",
         &node,
@@ -582,7 +581,7 @@ fn a_signed_request_without_its_connections_challenge_is_refused_before_its_body
 /// Starts `qyvol node` with `args` (English), and returns it with the dashboard URL it
 /// printed, or its exit status and what it printed if it stopped first.
 fn node_printing_url(home: &std::path::Path, args: &[&str]) -> Result<(Child, String), String> {
-    let http = crate::node::free_port().to_string();
+    let http = crate::fixture::free_port().to_string();
     let mut child = qyvol_std()
         .env("QYVOL_HOME", home)
         .env("QYVOL_LANG", "en")
@@ -658,7 +657,7 @@ fn a_port_another_user_holds_on_the_other_loopback_address_keeps_the_node_from_s
     let s = Scratch::new();
     let (port, squatter) = (0..20)
         .find_map(|_| {
-            let port = crate::node::free_port().port();
+            let port = crate::fixture::free_port().port();
             let at = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
             Squatter::listen(at).ok().map(|sq| (port, sq))
         })
@@ -681,9 +680,10 @@ fn a_port_another_user_holds_on_the_other_loopback_address_keeps_the_node_from_s
 #[test]
 fn the_default_port_taken_stops_the_node_with_a_clear_error_instead_of_moving() {
     let s = Scratch::new();
-    // Hold the default port, as another user's program might (if something else holds it
-    // already, the node must refuse all the same).
-    let _held = Squatter::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 7373)));
+    // Hold the default port, as another user's program might. If something else holds it
+    // already, the test cannot say who does: it fails rather than pass on a guess.
+    let _held = Squatter::listen(std::net::SocketAddr::from(([127, 0, 0, 1], 7373)))
+        .expect("127.0.0.1:7373, the node's default port, is free for this test to take");
     let Err(said) = node_printing_url(&s.path("home"), &[]) else {
         panic!("the node started with its default port taken")
     };
@@ -787,10 +787,9 @@ fn following_log(
     said: &str,
 ) -> (String, String, BufReader<std::net::TcpStream>) {
     node.ok(&["deploy", "--name", name, &probe(), "--", "args", said]);
-    wait_for(
-        || node.app(name).is_some_and(|a| a["state"] == "exited"),
-        "the guest to print",
-    );
+    wait_until("the guest to print", || {
+        node.app(name).is_some_and(|a| a["state"] == "exited")
+    });
     let (base, csrf) = log_in(node);
     let api = node.api.expect("api");
     let mut stream = std::net::TcpStream::connect(api).expect("connect");
@@ -936,7 +935,7 @@ fn the_app_view_shows_what_the_module_imports_beside_its_grants() {
         "deploy",
         "--name",
         "wide",
-        &crate::guest("probe-p2.wasm").display().to_string(),
+        &crate::fixture::guest("probe-p2.wasm").display().to_string(),
         "--",
         "args",
     ]);

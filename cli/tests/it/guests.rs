@@ -3,8 +3,9 @@
 
 use std::io::{Read, Write};
 use std::process::Stdio;
+use std::time::Duration;
 
-use crate::{PROBES, Scratch, guest, qyvol, stderr, stdout};
+use crate::fixture::{Guarded, PROBES, Scratch, guest, qyvol, qyvol_std, stderr, stdout};
 
 #[test]
 fn everything_after_file_goes_to_the_guest() {
@@ -165,27 +166,28 @@ fn guest_stderr_goes_to_stderr_and_status_lines_never_reach_stdout() {
 #[test]
 fn output_is_not_held_back_by_buffering() {
     for probe in PROBES {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qyvol"))
-            .args(["run", "-q"])
-            .arg(guest(probe))
-            .arg("prompt")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut out = child.stdout.take().expect("stdout");
+        let mut child = Guarded::spawn(
+            qyvol_std()
+                .args(["run", "-q"])
+                .arg(guest(probe))
+                .arg("prompt")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+            Duration::from_secs(60),
+        );
+        let mut out = child.child().stdout.take().expect("stdout");
         let mut prompt = [0u8; 6];
         out.read_exact(&mut prompt)
             .expect("the prompt arrives while the guest waits");
         assert_eq!(&prompt, b"name? ", "{probe}");
-        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdin = child.child().stdin.take().expect("stdin");
         stdin.write_all(b"Ana\n").expect("answer");
         drop(stdin);
         let mut rest = String::new();
         out.read_to_string(&mut rest).expect("rest");
         assert_eq!(rest, "hola Ana\n", "{probe}");
-        assert!(child.wait().expect("wait").success());
+        assert!(child.wait().success());
     }
 }
 

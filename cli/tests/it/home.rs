@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::{Scratch, qyvol_in, repo_root, stderr, stdout};
+use crate::fixture::{Scratch, qyvol_in, repo_root, stderr, stdout};
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");

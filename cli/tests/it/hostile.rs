@@ -3,8 +3,11 @@
 
 use std::io::Read;
 use std::process::Stdio;
+use std::time::Duration;
 
-use crate::{Scratch, guest, leb, qyvol, repo_root, stderr, stdout};
+use crate::fixture::{
+    Guarded, Scratch, guest, leb, qyvol, qyvol_std, repo_root, run_sampled, stderr, stdout,
+};
 
 fn assert_no_panic(out: &std::process::Output) {
     let err = stderr(out);
@@ -56,9 +59,12 @@ fn a_module_over_the_size_cap_is_refused_before_reading() {
         .expect("open")
         .set_len(300 << 20)
         .expect("sparse 300 MiB");
-    let out = qyvol().arg("run").arg(&path).output().expect("run");
+    let (out, peak) = run_sampled(qyvol_std().arg("run").arg(&path), Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
     assert!(stderr(&out).contains("module size cap"), "{}", stderr(&out));
+    // Reading the 300 MiB first would show in the host's memory before the refusal.
+    let peak = peak.expect("VmHWM of qyvol from /proc");
+    assert!(peak < 100 * 1024, "peak memory {peak} KiB");
     let out = qyvol()
         .args(["run", "--max-module-size", "1KiB"])
         .arg(repo_root().join("examples/hello.wasm"))
@@ -196,16 +202,17 @@ fn guest_output_is_passed_through_byte_for_byte() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_gibibyte_of_output_streams_with_bounded_memory() {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qyvol"))
-        .args(["run", "-q"])
-        .arg(guest("probe-p1.wasm"))
-        .args(["flood", "1024"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut child = Guarded::spawn(
+        qyvol_std()
+            .args(["run", "-q"])
+            .arg(guest("probe-p1.wasm"))
+            .args(["flood", "1024"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        Duration::from_secs(300),
+    );
     let pid = child.id();
-    let mut out = child.stdout.take().expect("stdout");
+    let mut out = child.child().stdout.take().expect("stdout");
     let mut buf = vec![0u8; 1 << 20];
     let mut total: u64 = 0;
     let mut peak_kib: u64 = 0;
@@ -226,7 +233,7 @@ fn a_gibibyte_of_output_streams_with_bounded_memory() {
                 .expect("a VmHWM line in /proc/PID/status");
         }
     }
-    assert!(child.wait().expect("wait").success());
+    assert!(child.wait().success());
     assert_eq!(total, 1024 << 20);
     assert!(
         peak_kib > 0 && peak_kib < 300 * 1024,

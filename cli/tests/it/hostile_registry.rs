@@ -9,50 +9,20 @@
 
 mod fake;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fake::{
     Body, CONFIG, HUGE, digest, huge, image_registry, manifest, manifest_reply, ok, registry,
     registry_with, reply, serve, trickled,
 };
 
-use crate::{Scratch, qyvol_in, qyvol_std, repo_root, stderr};
-
-/// Runs `cmd` (killed, and the test failed, past `limit`) and samples its peak resident
-/// memory in KiB (`VmHWM`) from `/proc/<pid>/status` while it runs; `None` when no sample of
-/// the `qyvol` process could be read.
-fn run_sampled(cmd: &mut Command, limit: Duration) -> (Output, Option<u64>) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start qyvol");
-    let status = format!("/proc/{}/status", child.id());
-    let deadline = Instant::now() + limit;
-    let mut peak = None;
-    while child.try_wait().expect("wait for qyvol").is_none() {
-        // Until exec, the child is a copy of this test process: only `qyvol`'s own lines count.
-        if let Ok(text) = std::fs::read_to_string(&status)
-            && text.lines().next() == Some("Name:\tqyvol")
-            && let Some(kib) = text.lines().find_map(|l| {
-                l.strip_prefix("VmHWM:")
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-        {
-            peak = peak.max(Some(kib));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!("qyvol was still running after {limit:?}: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    (child.wait_with_output().expect("output"), peak)
-}
+use crate::fixture::{
+    Guarded, HELLO, Scratch, build_tagged, image_refs, qyvol_in, qyvol_std, repo_root, run_sampled,
+    stderr, stdout, wait_until,
+};
 
 /// `qyvol pull reference` with its own home and `env`.
 fn pull(home: &Scratch, reference: &str, env: &[(&str, &str)]) -> (Output, Option<u64>) {
@@ -456,4 +426,52 @@ fn redirects_to_file_urls_fail_and_credentials_never_reach_another_host() {
         !to_other.contains("authorization"),
         "credentials leaked to another host: {to_other}"
     );
+}
+
+#[test]
+fn a_pull_killed_mid_blob_leaves_no_reference_and_prune_reclaims_its_partial_file() {
+    let home = Scratch::new();
+    let h = home.dir.path();
+    build_tagged(h, &["localhost:5000/hello:1"]);
+    let layer = vec![b'w'; 4096];
+    let ld = digest(&layer);
+    let port = image_registry((&ld, layer.len()), move || trickled(layer.clone()));
+    let mut pull = Guarded::spawn(
+        qyvol_std()
+            .env("QYVOL_HOME", h)
+            .args(["pull", &format!("localhost:{port}/slow:1")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        Duration::from_secs(60),
+    );
+    // A crash while the blob is being written: part of it is on disk, its reference is not.
+    let partial = || {
+        std::fs::read_dir(home.path("store/tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+    };
+    wait_until("the pull to write part of the blob", partial);
+    pull.child().kill().expect("kill -9 the pull");
+    let _ = pull.child().wait();
+
+    assert_eq!(image_refs(h), ["localhost:5000/hello:1"]);
+    let run = qyvol_in(h)
+        .args(["run", "-q", "localhost:5000/hello:1"])
+        .output()
+        .expect("run");
+    assert_eq!(stdout(&run), HELLO, "{}", stderr(&run));
+
+    let prune = qyvol_in(h)
+        .env("QYVOL_LANG", "en")
+        .arg("prune")
+        .output()
+        .expect("prune");
+    let said = stdout(&prune);
+    assert!(
+        said.starts_with("Reclaimed space: ") && said != "Reclaimed space: 0B\n",
+        "{said}"
+    );
+    assert!(!partial(), "the partial blob is still in store/tmp");
 }

@@ -1,7 +1,7 @@
 //! `qyvol inspect`: kind, WASI generation, imports, exports, size and digest, for people and
 //! for scripts.
 
-use crate::{guest, qyvol, repo_root, stderr, stdout};
+use crate::fixture::{guest, qyvol, repo_root, stderr, stdout};
 
 fn json(args: &[&std::ffi::OsStr]) -> serde_json::Value {
     let out = qyvol()
@@ -92,7 +92,7 @@ fn inspect_of_a_non_wasm_file_fails_clearly() {
 
 /// A manifest for the p2 probe (it imports files, sockets, HTTP and its environment) with a
 /// read-only folder and a variable, and `extra` lines.
-fn probe_manifest(s: &crate::Scratch, extra: &str) -> std::path::PathBuf {
+fn probe_manifest(s: &crate::fixture::Scratch, extra: &str) -> std::path::PathBuf {
     std::fs::copy(guest("probe-p2.wasm"), s.path("probe.wasm")).expect("copy");
     std::fs::create_dir_all(s.path("data")).expect("data");
     s.write(
@@ -105,7 +105,7 @@ fn probe_manifest(s: &crate::Scratch, extra: &str) -> std::path::PathBuf {
 
 #[test]
 fn inspect_policy_puts_the_grants_beside_what_the_module_imports() {
-    let s = crate::Scratch::new();
+    let s = crate::fixture::Scratch::new();
     let app = probe_manifest(&s, "");
     let out = qyvol()
         .env("QYVOL_HOME", s.path("home"))

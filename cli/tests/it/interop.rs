@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::{Scratch, qyvol_in, repo_root, stderr, stdout};
+use crate::fixture::{Scratch, qyvol_in, repo_root, stderr, stdout};
 
 fn skopeo(args: &[&str]) -> std::process::Output {
     Command::new("skopeo")

@@ -8,7 +8,7 @@ use k8s_openapi::api::node::v1::RuntimeClass;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Scratch, qyvol_in, repo_root, stderr, stdout};
+use crate::fixture::{Scratch, qyvol_in, repo_root, stderr, stdout};
 
 /// The YAML documents of `qyvol kube args...`, as JSON values.
 fn kube(home: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {

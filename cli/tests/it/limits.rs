@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::{Scratch, guest, qyvol, stderr};
+use crate::fixture::{Guarded, Scratch, guest, qyvol, qyvol_std, run_sampled, stderr};
 
 const SPIN: &str =
     r#"(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))"#;
@@ -88,7 +88,7 @@ fn the_time_limit_stops_a_component_spinning_too() {
 
 #[test]
 fn a_guest_sleeping_in_a_host_call_is_stopped_at_the_time_limit() {
-    for probe in crate::PROBES {
+    for probe in crate::fixture::PROBES {
         let start = Instant::now();
         let out = qyvol()
             .args(["run", "-q", "--timeout", "300ms"])
@@ -106,19 +106,20 @@ fn a_guest_sleeping_in_a_host_call_is_stopped_at_the_time_limit() {
 
 #[test]
 fn a_guest_blocked_reading_stdin_is_stopped_at_the_time_limit() {
-    for probe in crate::PROBES {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qyvol"))
-            .args(["run", "-q", "--timeout", "300ms"])
-            .arg(guest(probe))
-            .arg("read-stdin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
+    for probe in crate::fixture::PROBES {
+        let mut child = Guarded::spawn(
+            qyvol_std()
+                .args(["run", "-q", "--timeout", "300ms"])
+                .arg(guest(probe))
+                .arg("read-stdin")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            Duration::from_secs(60),
+        );
         // stdin stays open (the handle lives), so the guest would block forever.
-        let _stdin = child.stdin.take();
-        let status = child.wait().expect("wait");
+        let _stdin = child.child().stdin.take();
+        let status = child.wait();
         assert_eq!(status.code(), Some(124), "{probe}");
     }
 }
@@ -205,12 +206,14 @@ fn random_get_of_four_gibibytes_traps_without_allocating() {
             (memory (export "memory") 1)
             (func (export "_start") (drop (call $r (i32.const 0) (i32.const -1)))))"#,
     );
-    let out = qyvol()
-        .args(["run", "-q", "--memory", "64MiB"])
-        .arg(&m)
-        .output()
-        .expect("run");
+    let (out, peak) = run_sampled(
+        qyvol_std().args(["run", "-q", "--memory", "64MiB"]).arg(&m),
+        Duration::from_secs(60),
+    );
     assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
+    // Filling 4 GiB first would show in the host's memory before the trap.
+    let peak = peak.expect("VmHWM of qyvol from /proc");
+    assert!(peak < 256 * 1024, "peak memory {peak} KiB");
 }
 
 /// Real C++ programs (yosys, built by wasi-sdk) use the exception-handling proposal.

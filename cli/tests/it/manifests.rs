@@ -1,7 +1,7 @@
 //! Manifests through the CLI: each kind of mistake gets its own exit code and a message with
 //! the file, line and column; policies refuse grants before anything runs.
 
-use crate::{Scratch, qyvol, stderr, stdout};
+use crate::fixture::{Scratch, qyvol, stderr, stdout};
 
 fn run(manifest: &std::path::Path, extra: &[&str]) -> std::process::Output {
     qyvol()

@@ -2,13 +2,13 @@
 //! kind of write, and neither `..` nor symlinks lead out of a mount; a mount is the folder that
 //! was checked, and nested mounts keep their modes (HOSTILE rows 12, 15-17, 35).
 
-use crate::{PROBES, Scratch, qyvol, stderr, stdout};
+use crate::fixture::{PROBES, Scratch, qyvol, stderr, stdout};
 
 fn probe(s: &Scratch, probe: &str, mount: &str, args: &[&str]) -> std::process::Output {
     qyvol()
         .args(["run", "-q", "--mount"])
         .arg(mount.replace("$DIR", &s.dir.path().display().to_string()))
-        .arg(crate::guest(probe))
+        .arg(crate::fixture::guest(probe))
         .args(args)
         .output()
         .expect("run qyvol")
@@ -19,7 +19,7 @@ fn nothing_of_the_host_is_visible_without_a_mount() {
     for p in PROBES {
         let out = qyvol()
             .args(["run", "-q"])
-            .arg(crate::guest(p))
+            .arg(crate::fixture::guest(p))
             .args(["read", "/etc/passwd"])
             .output()
             .expect("run");
@@ -58,7 +58,7 @@ fn a_read_only_mount_refuses_every_write() {
                 .arg(format!("{}:/ro:ro", s.path("ro").display()))
                 .arg("--mount")
                 .arg(format!("{}:/rw", s.path("rw").display()))
-                .arg(crate::guest(p))
+                .arg(crate::fixture::guest(p))
                 .args(args)
                 .output()
                 .expect("run")
@@ -253,7 +253,7 @@ fn with_mounts(s: &Scratch, mounts: &[&str], args: &[&str]) -> std::process::Out
         cmd.arg("--mount")
             .arg(m.replace("$DIR", &s.dir.path().display().to_string()));
     }
-    cmd.arg(crate::guest("probe-p1.wasm"))
+    cmd.arg(crate::fixture::guest("probe-p1.wasm"))
         .args(args)
         .output()
         .expect("run qyvol")
@@ -407,7 +407,7 @@ fn qyvols_own_process_is_never_mountable() {
         refused(&out, &format!("manifest {proc}"));
     }
     // `/proc/<pid>` by qyvol's own pid: the shell's, which `exec` hands to qyvol.
-    let qyvol_cmd = crate::qyvol_std();
+    let qyvol_cmd = crate::fixture::qyvol_std();
     let in_shell = |script: &str| {
         let mut sh = std::process::Command::new("sh");
         for (k, v) in qyvol_cmd.get_envs() {

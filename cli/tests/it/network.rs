@@ -11,8 +11,8 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::serve::{Served, handler};
-use crate::{Scratch, qyvol, qyvol_std, stderr, stdout};
+use crate::fixture::{Scratch, qyvol, qyvol_std, stderr, stdout};
+use crate::fixture::{Served, handler};
 
 /// A loopback HTTP/1.1 server answering every request with 200 and `body`, over TLS when given
 /// a configuration; it counts the connections it accepts.

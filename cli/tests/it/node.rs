@@ -3,186 +3,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use crate::{Scratch, guest, qyvol_std, repo_root, stderr, stdout};
-
-/// A node in its own `QYVOL_HOME`, killed when dropped.
-pub(crate) struct Node {
-    pub(crate) home: PathBuf,
-    pub(crate) http: SocketAddr,
-    pub(crate) api: Option<SocketAddr>,
-    extra: Vec<String>,
-    /// The soft limit on open descriptors the node is started with, when set.
-    nofile: Option<u32>,
-    child: Option<Child>,
-}
-
-pub(crate) fn free_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
-}
-
-impl Node {
-    /// A node without a TCP listener (`--api off`): only its socket.
-    pub(crate) fn start(home: &Path, extra: &[&str]) -> Self {
-        Self::start_limited(home, extra, None)
-    }
-
-    /// A node without a TCP listener, started with `ulimit -Sn nofile` when given (many
-    /// systems start processes at 1,024).
-    pub(crate) fn start_limited(home: &Path, extra: &[&str], nofile: Option<u32>) -> Self {
-        let mut node = Self {
-            home: home.to_path_buf(),
-            http: free_port(),
-            api: None,
-            extra: ["--api", "off"]
-                .iter()
-                .chain(extra)
-                .map(|s| s.to_string())
-                .collect(),
-            nofile,
-            child: None,
-        };
-        node.spawn();
-        node
-    }
-
-    /// A node with its API and dashboard on a free loopback port.
-    pub(crate) fn with_api(home: &Path) -> Self {
-        let api = free_port();
-        let mut node = Self {
-            home: home.to_path_buf(),
-            http: free_port(),
-            api: Some(api),
-            extra: vec!["--api".into(), api.to_string()],
-            nofile: None,
-            child: None,
-        };
-        node.spawn();
-        node
-    }
-
-    /// Starts the node process and waits until its socket answers.
-    fn spawn(&mut self) {
-        let mut cmd = qyvol_std();
-        if let Some(n) = self.nofile {
-            let bin = cmd.get_program().to_owned();
-            cmd = std::process::Command::new("bash");
-            cmd.args(["-c", r#"ulimit -Sn "$1" && shift && exec "$@""#, "-"])
-                .arg(n.to_string())
-                .arg(bin);
-            for (k, v) in qyvol_std().get_envs() {
-                match v {
-                    Some(v) => cmd.env(k, v),
-                    None => cmd.env_remove(k),
-                };
-            }
-        }
-        let child = cmd
-            .env("QYVOL_HOME", &self.home)
-            .args(["node", "--http", &self.http.to_string()])
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the node");
-        self.child = Some(child);
-        wait_for(|| self.cli(&["ps"]).status.success(), "the node to answer");
-    }
-
-    /// `kill -9` of the node.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
-        qyvol_std()
-            .env("QYVOL_HOME", &self.home)
-            .env("QYVOL_LANG", "en")
-            .args(args)
-            .output()
-            .expect("run qyvol")
-    }
-
-    pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(out.status.success(), "qyvol {args:?}: {}", stderr(&out));
-        stdout(&out)
-    }
-
-    pub(crate) fn ps(&self) -> Vec<serde_json::Value> {
-        serde_json::from_str(&self.ok(&["ps", "-a", "--json"])).expect("ps json")
-    }
-
-    pub(crate) fn app(&self, name: &str) -> Option<serde_json::Value> {
-        self.ps().into_iter().find(|a| a["name"] == name)
-    }
-
-    pub(crate) fn get(&self, path: &str) -> (u16, String) {
-        raw(
-            self.http,
-            &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
-        )
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Polls `cond` until it holds, for at most 20 s.
-pub(crate) fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Sends `request` as is and returns the status and body.
-fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
-    let (status, _, body) = exchange(addr, request);
-    (status, body)
-}
-
-/// Sends `request` as written and reads the whole answer: status, head and body.
-pub(crate) fn exchange(addr: SocketAddr, request: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    s.write_all(request.as_bytes()).expect("send");
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (status, head.to_string(), body.to_string())
-}
-
-fn hello_http() -> String {
-    repo_root()
-        .join("examples/http-hello/http-hello.qyv")
-        .display()
-        .to_string()
-}
-
-pub(crate) fn probe() -> String {
-    guest("probe-p1.wasm").display().to_string()
-}
+use crate::fixture::{
+    Node, Scratch, guest, hello_http, probe, qyvol_std, raw, repo_root, stderr, stdout, wait_until,
+};
 
 #[test]
 fn an_http_app_answers_and_answers_again_after_kill_9_of_the_node_without_a_redeploy() {
@@ -249,10 +75,9 @@ fn on_failure_3_restarts_a_crashing_command_three_times_then_leaves_it_exited() 
         "exit",
         "3",
     ]);
-    wait_for(
-        || node.app("crash").is_some_and(|a| a["state"] == "exited"),
-        "the crashing app to give up",
-    );
+    wait_until("the crashing app to give up", || {
+        node.app("crash").is_some_and(|a| a["state"] == "exited")
+    });
     let app = node.app("crash").expect("listed");
     assert_eq!(app["restarts"], 3);
     assert_eq!(app["exit_code"], 3);
@@ -288,28 +113,43 @@ fn a_clean_exit_is_not_restarted_by_on_failure_but_is_by_always_until_stopped() 
         "exit",
         "0",
     ]);
-    wait_for(
-        || node.app("job").is_some_and(|a| a["state"] == "exited"),
-        "the job to end",
-    );
-    wait_for(
-        || {
-            node.app("loop")
-                .is_some_and(|a| a["restarts"].as_u64() >= Some(2))
-        },
-        "`always` to restart",
-    );
+    wait_until("the job to end", || {
+        node.app("job").is_some_and(|a| a["state"] == "exited")
+    });
+    wait_until("`always` to restart", || {
+        node.app("loop")
+            .is_some_and(|a| a["restarts"].as_u64() >= Some(2))
+    });
     assert_eq!(node.app("job").expect("job")["restarts"], 0);
     node.ok(&["stop", "loop"]);
     let stopped = node.app("loop").expect("loop");
     assert_eq!(stopped["state"], "stopped");
     let restarts = stopped["restarts"].clone();
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        node.app("loop").expect("loop")["restarts"],
-        restarts,
-        "stop cancels pending restarts"
+    // A witness on the same supervisor: restart delays double from the same first one, so by
+    // the time it has restarted once more than `loop` had, a restart `loop` had pending when
+    // it was stopped would have come due.
+    node.ok(&[
+        "deploy",
+        "--name",
+        "witness",
+        "--restart",
+        "always",
+        &probe(),
+        "--",
+        "exit",
+        "0",
+    ]);
+    let due = restarts.as_u64().expect("a count") + 1;
+    wait_until(
+        "the witness to restart as often as `loop` had, plus one",
+        || {
+            node.app("witness")
+                .is_some_and(|a| a["restarts"].as_u64() >= Some(due))
+        },
     );
+    let after = node.app("loop").expect("loop");
+    assert_eq!(after["restarts"], restarts, "stop cancels pending restarts");
+    assert_eq!(after["state"], "stopped");
 }
 
 #[test]
@@ -317,10 +157,9 @@ fn stop_ends_a_busy_guest_and_rm_needs_force_while_it_runs() {
     let s = Scratch::new();
     let node = Node::start(&s.path("home"), &[]);
     node.ok(&["deploy", "--name", "busy", &probe(), "--", "spin"]);
-    wait_for(
-        || node.app("busy").is_some_and(|a| a["state"] == "running"),
-        "the app to run",
-    );
+    wait_until("the app to run", || {
+        node.app("busy").is_some_and(|a| a["state"] == "running")
+    });
     let refused = node.cli(&["rm", "busy"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(&refused).contains("-f"), "{}", stderr(&refused));
@@ -348,10 +187,9 @@ fn logs_follow_streams_lines_written_after_it_started_and_ends_when_the_app_is_r
         "args",
         "said-it",
     ]);
-    wait_for(
-        || node.app("talk").is_some_and(|a| a["state"] == "exited"),
-        "the first run",
-    );
+    wait_until("the first run", || {
+        node.app("talk").is_some_and(|a| a["state"] == "exited")
+    });
     let mut follow = qyvol_std()
         .env("QYVOL_HOME", s.path("home"))
         .args(["logs", "-f", "talk"])
@@ -364,10 +202,9 @@ fn logs_follow_streams_lines_written_after_it_started_and_ends_when_the_app_is_r
     // A second run, after `logs -f` printed what there was: its lines arrive on the stream.
     node.ok(&["restart", "talk"]);
     assert_eq!([next(), next(), next()], ["probe-p1", "args", "said-it"]);
-    wait_for(
-        || node.app("talk").is_some_and(|a| a["state"] == "exited"),
-        "the second run",
-    );
+    wait_until("the second run", || {
+        node.app("talk").is_some_and(|a| a["state"] == "exited")
+    });
     let stamped = node.ok(&["logs", "-t", "--tail", "1", "talk"]);
     let (time, text) = stamped.trim().split_once(' ').expect("time and text");
     assert!(time.ends_with('Z') && time.contains('T'), "{stamped}");
@@ -375,10 +212,9 @@ fn logs_follow_streams_lines_written_after_it_started_and_ends_when_the_app_is_r
 
     // As `docker logs -f` ends with its container.
     node.ok(&["rm", "talk"]);
-    wait_for(
-        || follow.try_wait().expect("wait").is_some(),
-        "`logs -f` to end after the removal",
-    );
+    wait_until("`logs -f` to end after the removal", || {
+        follow.try_wait().expect("wait").is_some()
+    });
     assert!(follow.wait().expect("status").success());
 }
 
@@ -387,10 +223,9 @@ fn a_guest_printing_megabytes_keeps_its_logs_under_the_cap() {
     let s = Scratch::new();
     let node = Node::start(&s.path("home"), &["--log-max", "64KiB"]);
     node.ok(&["deploy", "--name", "noisy", &probe(), "--", "flood", "16"]);
-    wait_for(
-        || node.app("noisy").is_some_and(|a| a["state"] == "exited"),
-        "the flood to end",
-    );
+    wait_until("the flood to end", || {
+        node.app("noisy").is_some_and(|a| a["state"] == "exited")
+    });
     assert_eq!(node.app("noisy").expect("noisy")["exit_code"], 0);
     let on_disk: u64 = std::fs::read_dir(s.path("home/node/logs"))
         .expect("logs")
@@ -436,10 +271,9 @@ fn a_guest_cannot_reach_the_nodes_app_port_unless_a_grant_names_it() {
         &target,
     ]);
     for name in ["wide", "named"] {
-        wait_for(
-            || node.app(name).is_some_and(|a| a["state"] == "exited"),
-            "the probe to end",
-        );
+        wait_until("the probe to end", || {
+            node.app(name).is_some_and(|a| a["state"] == "exited")
+        });
     }
     assert_ne!(
         node.app("wide").expect("wide")["exit_code"],
@@ -607,10 +441,9 @@ fn metrics_pass_promtool_and_count_requests_restarts_and_exits() {
         "2",
     ]);
     assert_eq!(node.get("/hello/m").0, 200);
-    wait_for(
-        || node.app("crash").is_some_and(|a| a["state"] == "exited"),
-        "the crash",
-    );
+    wait_until("the crash", || {
+        node.app("crash").is_some_and(|a| a["state"] == "exited")
+    });
     let out = std::process::Command::new("curl")
         .args(["-s", "--unix-socket"])
         .arg(s.path("home/node/qyvol.sock"))
@@ -696,10 +529,9 @@ fn a_bundles_own_mount_is_not_granted_by_a_deploy() {
     assert!(built.status.success(), "{}", stderr(&built));
     let bundle = bundle.display().to_string();
     node.ok(&["deploy", &bundle, "--", "write", "/data/owned", "x"]);
-    wait_for(
-        || node.app("grabby").is_some_and(|a| a["state"] == "exited"),
-        "the bundle to run",
-    );
+    wait_until("the bundle to run", || {
+        node.app("grabby").is_some_and(|a| a["state"] == "exited")
+    });
     assert!(
         !author.path("owned").exists(),
         "the bundle's manifest granted itself a host folder"
@@ -867,10 +699,9 @@ fn the_node_reports_its_version_apps_by_state_and_requests() {
     let node = Node::start(&s.path("home"), &[]);
     node.ok(&["deploy", &hello_http()]);
     node.ok(&["deploy", "--name", "job", &probe(), "--", "exit", "0"]);
-    wait_for(
-        || node.app("job").is_some_and(|a| a["state"] == "exited"),
-        "the job to end",
-    );
+    wait_until("the job to end", || {
+        node.app("job").is_some_and(|a| a["state"] == "exited")
+    });
     assert_eq!(node.get("/hello/1").0, 200);
     assert_eq!(node.get("/hello/2").0, 200);
     let out = std::process::Command::new("curl")
@@ -916,10 +747,9 @@ fn deploy_takes_variables_from_the_callers_environment_and_an_env_file_not_the_c
         .output()
         .expect("deploy");
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_for(
-        || node.app("vars").is_some_and(|a| a["state"] == "exited"),
-        "the app to print its environment",
-    );
+    wait_until("the app to print its environment", || {
+        node.app("vars").is_some_and(|a| a["state"] == "exited")
+    });
     let printed = node.ok(&["logs", "vars"]);
     for line in [
         "API_KEY=s3cr3t-from-the-shell",
@@ -998,10 +828,9 @@ fn a_guest_opening_one_file_thousands_of_times_hits_its_own_cap_and_the_node_ans
         "/data/one.txt",
         "5000",
     ]);
-    wait_for(
-        || node.ok(&["logs", "hog"]).contains("held "),
-        "the guest to say how many files it holds",
-    );
+    wait_until("the guest to say how many files it holds", || {
+        node.ok(&["logs", "hog"]).contains("held ")
+    });
     let said = node.ok(&["logs", "hog"]);
     let held = said
         .lines()
@@ -1030,10 +859,9 @@ fn a_guest_opening_one_file_thousands_of_times_hits_its_own_cap_and_the_node_ans
         "args",
         "still-here",
     ]);
-    wait_for(
-        || node.ok(&["logs", "other"]).contains("still-here"),
-        "the other app to run",
-    );
+    wait_until("the other app to run", || {
+        node.ok(&["logs", "other"]).contains("still-here")
+    });
     node.ok(&["rm", "-f", "hog"]);
 }
 
@@ -1184,7 +1012,7 @@ fn connections_without_the_token_cannot_crowd_the_owner_out_of_the_tcp_api() {
 #[test]
 fn a_full_disk_fails_the_call_that_met_it_and_the_node_recovers_when_space_is_back() {
     let s = Scratch::new();
-    let Some(disk) = crate::SmallDisk::mount(&s.path("disk"), 32) else {
+    let Some(disk) = crate::fixture::SmallDisk::mount(&s.path("disk"), 32) else {
         return;
     };
     let mut node = Node::start(&s.path("disk/home"), &[]);

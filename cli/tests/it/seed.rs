@@ -1,6 +1,6 @@
 //! The seed's first example is a contract: `cargo run -p cli -- run examples/hello.qyv`.
 
-use crate::{qyvol, repo_root, stderr, stdout};
+use crate::fixture::{qyvol, repo_root, stderr, stdout};
 
 #[test]
 fn hello_prints_the_seeds_expected_output_in_order() {

@@ -5,221 +5,12 @@ mod hostile;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::{Scratch, qyvol, qyvol_std, repo_root};
-
-/// A running `qyvol serve`, killed when dropped.
-pub(crate) struct Served {
-    child: Child,
-    pub(crate) addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Served {
-    pub(crate) fn start(args: &[&str]) -> Self {
-        let mut cmd = qyvol_std();
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
-        Self::spawn(cmd)
-    }
-
-    pub(crate) fn spawn(mut cmd: std::process::Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start qyvol serve");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.split("http://").nth(1) {
-                    let _ = tx.send(url.trim_end_matches('/').to_string());
-                }
-                sink.lock().expect("log").push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(a) => a.parse().expect("an address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("serve never said where it listens: {:?}", log.lock());
-            }
-        };
-        Self { child, addr, log }
-    }
-
-    pub(crate) fn log(&self) -> String {
-        self.log.lock().expect("log").join("\n")
-    }
-
-    /// Waits for a log line containing `needle` (lines are written after the response).
-    pub(crate) fn wait_log(&self, needle: &str) -> String {
-        self.wait_lines(needle, 1).remove(0)
-    }
-
-    /// Waits for the log line containing `needle` and checks its `end` (the app, and why).
-    fn assert_log_ends(&self, needle: &str, end: &str) {
-        let line = self.wait_log(needle);
-        assert!(line.ends_with(end), "{line:?} should end with {end:?}");
-    }
-
-    /// Waits for `n` log lines containing `needle` and returns the first `n`.
-    fn wait_lines(&self, needle: &str, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let found: Vec<String> = (self.log.lock().expect("log").iter())
-                .filter(|l| l.contains(needle))
-                .take(n)
-                .cloned()
-                .collect();
-            if found.len() == n {
-                return found;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("not {n} log lines with {needle:?} in:\n{}", self.log());
-    }
-
-    pub(crate) fn get(&self, path: &str) -> Reply {
-        request(self.addr, "GET", path, &[], b"")
-    }
-
-    fn post(&self, path: &str, body: &[u8]) -> Reply {
-        let len = body.len().to_string();
-        request(self.addr, "POST", path, &[("Content-Length", &len)], body)
-    }
-
-    fn signal(&self, sig: &str) {
-        // The shell's builtin `kill`: nothing to install.
-        let status = std::process::Command::new("sh")
-            .args(["-c", &format!("kill -{sig} {}", self.child.id())])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    headers: Vec<(String, String)>,
-    pub(crate) body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection, read to the end.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Reply {
-    let mut s = TcpStream::connect(addr).expect("connect to the server");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).expect("send head");
-    // The server may answer (413) and close before it reads a large body.
-    let _ = s.write_all(body);
-    read_reply(&mut s)
-}
-
-/// Writes `raw` on a fresh connection and reads the reply to the end.
-fn exchange(addr: SocketAddr, raw: &[u8]) -> Reply {
-    let mut c = TcpStream::connect(addr).expect("connect to the server");
-    c.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    c.write_all(raw).expect("send");
-    read_reply(&mut c)
-}
-
-fn read_reply(s: &mut TcpStream) -> Reply {
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    parse_reply(&raw)
-}
-
-fn parse_reply(raw: &[u8]) -> Reply {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
-        body = dechunk(&body);
-    }
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16)
-            .expect("chunk size");
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
-        data = &data[eol + 2 + size + 2..];
-    }
-    out
-}
-
-/// A manifest for a committed test guest, copied into `scratch`.
-pub(crate) fn handler(scratch: &Scratch, name: &str, wasm: &str, extra: &str) -> String {
-    scratch.guest(wasm);
-    scratch
-        .write(
-            &format!("{name}.qyv"),
-            format!("name: {name}\nentrypoint: {wasm}\nruntime: wasi-http\n{extra}"),
-        )
-        .display()
-        .to_string()
-}
+use crate::fixture::{Scratch, Served, handler, qyvol, qyvol_std, repo_root, request, send};
 
 /// Both test handlers on one server: the component at `/...`, the CGI module at `/cgi/...`,
 /// each manifest with the `extra` lines.
@@ -291,7 +82,7 @@ fn serves_bundles_and_images_from_the_store() {
         "http:\n  route: /b/...\n",
     );
     let bundle = scratch.path("bundled.qyvc");
-    crate::qyvol_in(home.dir.path())
+    crate::fixture::qyvol_in(home.dir.path())
         .args(["build", "-q", &m, "-o"])
         .arg(&bundle)
         .args(["-t", "local/probe:1"])
@@ -306,7 +97,12 @@ fn serves_bundles_and_images_from_the_store() {
         .arg(&stored);
     // Two apps on `/b/...` (the bundle and the image are the same manifest): refused.
     let out = cmd.output().expect("serve");
-    assert_eq!(out.status.code(), Some(78), "{}", crate::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "{}",
+        crate::fixture::stderr(&out)
+    );
     let mut cmd = qyvol_std();
     cmd.env("QYVOL_HOME", home.dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "local/probe:1"])
@@ -539,7 +335,7 @@ fn every_request_gets_a_fresh_instance_even_on_one_connection() {
     );
 
     // HTTP/1.0 without a Host header cannot be handed to a wasi:http handler.
-    let r = exchange(s.addr, b"GET /count HTTP/1.0\r\n\r\n");
+    let r = send(s.addr, b"GET /count HTTP/1.0\r\n\r\n");
     assert_eq!(r.status, 400, "{r:?}");
     assert!(s.wait_log("GET /count 400").contains("Host"));
 }
@@ -572,7 +368,7 @@ fn malformed_http_gets_4xx_and_never_reaches_a_handler() {
     // A header value that is not text reaches a CGI handler as nothing, not as garbage.
     let r = request(s.addr, "GET", "/cgi/env", &[("X-Ok", "yes")], b"");
     assert!(r.body.contains("HTTP_X_OK=yes"), "{r:?}");
-    let r = exchange(
+    let r = send(
         s.addr,
         b"GET /cgi/env HTTP/1.1\r\nHost: x\r\nX-Bin: \xff\xfe\r\nConnection: close\r\n\r\n",
     );
@@ -836,11 +632,14 @@ fn a_command_makes_outgoing_http_requests_only_to_granted_hosts() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(crate::stdout(&out).contains("HttpRequestDenied"), "{out:?}");
     assert!(
-        crate::stderr(&out).contains(&format!("Red denegada (connect): {up}")),
+        crate::fixture::stdout(&out).contains("HttpRequestDenied"),
+        "{out:?}"
+    );
+    assert!(
+        crate::fixture::stderr(&out).contains(&format!("Red denegada (connect): {up}")),
         "{}",
-        crate::stderr(&out)
+        crate::fixture::stderr(&out)
     );
     let m = scratch.write(
         "fetch.qyv",
@@ -855,7 +654,7 @@ fn a_command_makes_outgoing_http_requests_only_to_granted_hosts() {
         .output()
         .expect("run");
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(crate::stdout(&out), "upstream answered 200\n");
+    assert_eq!(crate::fixture::stdout(&out), "upstream answered 200\n");
 }
 
 #[test]
@@ -881,13 +680,13 @@ fn sockets_connect_and_listen_only_where_granted() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = crate::stderr(&out);
+    let err = crate::fixture::stderr(&out);
     assert!(
         err.contains(&format!("Red denegada (connect): {up}")),
         "{err}"
     );
     assert!(
-        crate::stdout(&out).contains("error:"),
+        crate::fixture::stdout(&out).contains("error:"),
         "the guest sees the refusal"
     );
 
@@ -904,7 +703,7 @@ fn sockets_connect_and_listen_only_where_granted() {
         .output()
         .expect("run");
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(crate::stdout(&out), "connected: echo hi\n");
+    assert_eq!(crate::fixture::stdout(&out), "connected: echo hi\n");
 
     // Listening needs a `listen` grant; a `connect` grant for the same address is not one.
     let free = TcpListener::bind("127.0.0.1:0")
@@ -922,9 +721,9 @@ fn sockets_connect_and_listen_only_where_granted() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
-        crate::stderr(&out).contains(&format!("listen {free}")),
+        crate::fixture::stderr(&out).contains(&format!("listen {free}")),
         "{}",
-        crate::stderr(&out)
+        crate::fixture::stderr(&out)
     );
 }
 
@@ -1019,7 +818,7 @@ fn serve_refuses_what_it_cannot_serve_before_listening() {
             .timeout(Duration::from_secs(60))
             .output()
             .expect("serve");
-        let err = crate::stderr(&out);
+        let err = crate::fixture::stderr(&out);
         assert_eq!(out.status.code(), Some(*code), "case {i}: {err}");
         assert!(err.contains(needle), "case {i}: {err}");
         assert!(!err.contains("http://"), "case {i} never listened: {err}");
@@ -1044,9 +843,9 @@ fn serve_refuses_what_it_cannot_serve_before_listening() {
         .expect("serve");
     assert_eq!(out.status.code(), Some(78));
     assert!(
-        crate::stderr(&out).contains("/x/..."),
+        crate::fixture::stderr(&out).contains("/x/..."),
         "{}",
-        crate::stderr(&out)
+        crate::fixture::stderr(&out)
     );
     // A port already taken.
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -1062,8 +861,8 @@ fn serve_refuses_what_it_cannot_serve_before_listening() {
         .expect("serve");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        crate::stderr(&out).contains("--listen"),
+        crate::fixture::stderr(&out).contains("--listen"),
         "{}",
-        crate::stderr(&out)
+        crate::fixture::stderr(&out)
     );
 }

@@ -3,28 +3,10 @@
 //! policy (`QYVOL_HOME/policy.yaml`) enforced at pull — a refused image leaves nothing in the
 //! store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::registry::{Registry, build_and_push, build_and_push_from};
-use crate::{Scratch, qyvol_in, stderr, stdout};
-
-pub(crate) const PASSWORD: &str = "correct horse";
-
-/// `qyvol key generate -o <dir>/<name>`: the private and public key's paths.
-pub(crate) fn keys(home: &Path, dir: &Scratch, name: &str) -> (PathBuf, PathBuf) {
-    let prefix = dir.path(name);
-    let out = qyvol_in(home)
-        .env("QYVOL_KEY_PASSWORD", PASSWORD)
-        .args(["key", "generate", "-o"])
-        .arg(&prefix)
-        .output()
-        .expect("key generate");
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    (
-        dir.path(&format!("{name}.key")),
-        dir.path(&format!("{name}.pub")),
-    )
-}
+use crate::fixture::{PASSWORD, Registry, build_and_push, build_and_push_from, keys};
+use crate::fixture::{Scratch, qyvol_in, stderr, stdout};
 
 fn sign(home: &Path, key: &Path, reference: &str) {
     let out = qyvol_in(home)
@@ -220,7 +202,7 @@ fn the_policy_runs_signed_images_and_refuses_unsigned_or_wrongly_signed_ones_sto
     let local = registry.reference("local:1");
     let out = qyvol_in(&user)
         .args(["build", "-q", "-t", &local])
-        .arg(crate::repo_root().join("examples/hello.qyv"))
+        .arg(crate::fixture::repo_root().join("examples/hello.qyv"))
         .output()
         .expect("build");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -379,7 +361,7 @@ fn push_sign_publishes_a_signed_image_and_a_wrong_password_pushes_nothing() {
     let reference = registry.reference("pushed:1");
     let out = qyvol_in(&home)
         .args(["build", "-q", "-t", &reference])
-        .arg(crate::repo_root().join("examples/hello.qyv"))
+        .arg(crate::fixture::repo_root().join("examples/hello.qyv"))
         .output()
         .expect("build");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Scratch, qyvol, stderr};
+use crate::fixture::{Scratch, qyvol, stderr};
 
 /// Far longer than a refusal takes; a command still running then is hung on the file.
 const DEADLINE: Duration = Duration::from_secs(10);

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::{COMPILING, Scratch, padded_hello, qyvol_in, qyvol_logged, repo_root, stderr, stdout};
+use crate::fixture::{
+    COMPILING, Scratch, padded_hello, qyvol_in, qyvol_logged, repo_root, stderr, stdout,
+};
 
 const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
 
@@ -217,7 +219,7 @@ fn the_helper_refuses_bytes_that_are_not_the_module_it_was_named_for() {
 
 #[test]
 fn an_unknown_compiler_is_a_usage_error_naming_the_choices() {
-    let out = crate::qyvol()
+    let out = crate::fixture::qyvol()
         .args(["run", "--compiler", "llvm"])
         .arg(repo_root().join("examples/hello.wasm"))
         .output()
@@ -268,7 +270,7 @@ fn the_helper_follows_no_symlink_planted_for_its_locks() {
     std::fs::create_dir_all(&tiering).expect("mkdir");
     std::os::unix::fs::symlink(&victim, tiering.join("slot.lock")).expect("symlink");
     let wasm = std::fs::read(&big).expect("read");
-    let sha256 = crate::inspect_json(home.dir.path(), &big)["sha256"]
+    let sha256 = crate::fixture::inspect_json(home.dir.path(), &big)["sha256"]
         .as_str()
         .expect("sha256")
         .to_string();

@@ -11,30 +11,12 @@ use qyvol_store::bundle::{
     MEDIA_WASM, Precompiled,
 };
 
-use crate::qyvol_logged as logged;
-use crate::serve::Served;
-use crate::{Scratch, inspect_json, qyvol_in, qyvol_std, repo_root, stderr, stdout};
-
-const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
-
-/// Builds `manifest` into `out` with `home` (so `home` remembers building its code).
-fn build(home: &Path, manifest: &Path, out: &Path) {
-    let built = qyvol_in(home)
-        .args(["build", "-q"])
-        .arg(manifest)
-        .arg("-o")
-        .arg(out)
-        .output()
-        .expect("build");
-    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
-}
-
-/// `examples/hello.qyv` built by `home` into `s/hello.qyvc`.
-fn hello_bundle(home: &Path, s: &Scratch) -> PathBuf {
-    let bundle = s.path("hello.qyvc");
-    build(home, &repo_root().join("examples/hello.qyv"), &bundle);
-    bundle
-}
+use crate::fixture::Served;
+use crate::fixture::qyvol_logged as logged;
+use crate::fixture::{
+    HELLO, Scratch, build, hello_bundle, inspect_json, qyvol_in, qyvol_std, repo_root, stderr,
+    stdout,
+};
 
 /// Where the `.text` section of an ELF file (wasmtime's artifact) lies: offset and size.
 fn text_section(elf: &[u8]) -> (usize, usize) {
@@ -224,7 +206,7 @@ fn serve_maps_a_bundles_allowed_precompiled_code_instead_of_compiling() {
 fn deploy_maps_a_bundles_allowed_precompiled_code_instead_of_compiling() {
     let s = Scratch::new();
     let bundle = foreign_http_bundle(&s);
-    let node = crate::node::Node::start(&s.path("home"), &[]);
+    let node = crate::fixture::Node::start(&s.path("home"), &[]);
     let path = bundle.to_str().expect("utf-8");
     let precompiled = |name: &str| {
         let text = node.ok(&["inspect", name, "--json"]);
@@ -252,7 +234,7 @@ fn deploy_maps_a_bundles_allowed_precompiled_code_instead_of_compiling() {
 
 #[test]
 fn an_image_pulled_with_hand_made_code_is_compiled_from_its_wasm() {
-    let registry = crate::registry::Registry::start(None);
+    let registry = crate::fixture::Registry::start(None);
     let (s, victim) = (Scratch::new(), Scratch::new());
     let (evil, _) = evil_hello(&s);
     let reference = registry.reference("evil:1");
@@ -548,7 +530,7 @@ fn bundle_policy(home: &Path, public: &Path, allow_precompiled: bool) {
 
 #[test]
 fn a_bundle_policy_runs_signed_bundles_refuses_others_and_trusts_signers_code_only_when_it_says() {
-    use crate::signing::{PASSWORD, keys};
+    use crate::fixture::{PASSWORD, keys};
     let (s, author, user) = (Scratch::new(), Scratch::new(), Scratch::new());
     let (key, public) = keys(author.dir.path(), &s, "team");
     let (stranger, _) = keys(author.dir.path(), &s, "stranger");

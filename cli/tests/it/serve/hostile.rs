@@ -7,8 +7,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use super::{Reply, Served, exchange, handler, parse_reply, serve_probes};
-use crate::Scratch;
+use super::serve_probes;
+use crate::fixture::{Reply, Scratch, Served, handler, parse_reply, send};
 
 /// Starts a POST of 100 bytes to `/echo` and waits for the server's `100 Continue`, which it
 /// sends when it starts reading that body.
@@ -174,7 +174,7 @@ fn http_vars(r: &Reply) -> Vec<&str> {
 fn a_cgi_handler_gets_no_proxy_no_underscore_names_and_no_hop_by_hop_headers() {
     let scratch = Scratch::new();
     let s = serve_probes(&scratch, "");
-    let r = exchange(
+    let r = send(
         s.addr,
         b"POST /cgi/env HTTP/1.1\r\n\
           Host: x\r\n\
@@ -212,7 +212,7 @@ fn a_cgi_handler_gets_the_full_url_of_an_absolute_form_request() {
     let scratch = Scratch::new();
     let s = serve_probes(&scratch, "");
     let vars = |raw: &[u8]| {
-        let r = exchange(s.addr, raw);
+        let r = send(s.addr, raw);
         assert_eq!(r.status, 200, "{r:?}");
         let mut vars: Vec<String> = (r.body.lines())
             .filter(|l| {
