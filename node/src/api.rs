@@ -6,7 +6,6 @@
 //! application/json` and must not come from another site (`Origin`, `Sec-Fetch-Site`), so a
 //! page's form or `fetch` cannot deploy or stop anything.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -21,6 +20,8 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use crate::access::same;
+use crate::answer::{Channel, status_of};
 use crate::{DeployRequest, Node, NodeError};
 
 /// The most a request body may be (a deploy request is a few KiB).
@@ -40,21 +41,6 @@ struct Api {
     node: Node,
     /// `Some` on TCP: the host names (lowercase, without port) the node answers to.
     tcp_hosts: Option<Vec<String>>,
-}
-
-/// The HTTP status and code of an error, for the API and the dashboard alike.
-pub(crate) fn status_of(e: &NodeError) -> (StatusCode, &'static str) {
-    match e {
-        NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
-        NodeError::Exists(_) => (StatusCode::CONFLICT, "exists"),
-        NodeError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-        NodeError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),
-        NodeError::Launch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "cannot-deploy"),
-        NodeError::Busy(_) => (StatusCode::TOO_MANY_REQUESTS, "busy"),
-        NodeError::State(_) | NodeError::Internal(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
-    }
 }
 
 impl IntoResponse for NodeError {
@@ -101,11 +87,6 @@ fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
     router
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(api, guard))
-}
-
-/// Constant-time equality, so a wrong token's answer does not tell how much of it was right.
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 /// The host name of a `Host` header or an `Origin`'s authority, lowercase, without port.
@@ -666,23 +647,6 @@ async fn events(State(api): State<Api>) -> Response {
     stream_response(out)
 }
 
-/// A body fed by a channel, one chunk per message, ended when the sender is dropped.
-pub(crate) struct Channel(pub(crate) tokio::sync::mpsc::Receiver<Bytes>);
-
-impl http_body::Body for Channel {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(http_body::Frame::data(b))))
-    }
-}
-
 fn stream_response(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/x-ndjson")],
@@ -1084,12 +1048,5 @@ mod tests {
             dashboard_url(at("10.0.0.5:7373"), false),
             "http://10.0.0.5:7373/"
         );
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same(b"abc", b"abc"));
-        assert!(!same(b"abc", b"abd"));
-        assert!(!same(b"abc", b"abcd"));
     }
 }

@@ -12,6 +12,7 @@
 //!   token.
 
 pub mod access;
+mod answer;
 pub mod api;
 pub mod client;
 mod dashboard;

@@ -263,7 +263,7 @@ async fn gate(State(dash): State<Dash>, mut req: Request, next: Next) -> Respons
                 .unwrap_or_default();
             if req.method() != Method::GET
                 && req.method() != Method::HEAD
-                && !crate::api::same(given.as_bytes(), sess.csrf.as_bytes())
+                && !crate::access::same(given.as_bytes(), sess.csrf.as_bytes())
             {
                 text_error(
                     StatusCode::FORBIDDEN,
@@ -330,7 +330,7 @@ fn text_error(status: StatusCode, message: &str) -> Response {
 
 /// A node error as the dashboard shows it: the status the API would give, in plain text.
 fn failed(e: NodeError) -> Response {
-    let (status, _) = crate::api::status_of(&e);
+    let (status, _) = crate::answer::status_of(&e);
     text_error(status, &qyvol_common::escape_controls(&e.to_string()))
 }
 
@@ -660,7 +660,7 @@ async fn log_stream(
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        axum::body::Body::new(crate::api::Channel(rx)),
+        axum::body::Body::new(crate::answer::Channel(rx)),
     )
         .into_response()
 }
