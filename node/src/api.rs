@@ -806,7 +806,7 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(NodeError::internal)?;
     let (stop_apps, apps_stopping) = tokio::sync::mpsc::channel(2);
     let router = node.router();
-    let events = std::sync::Arc::new(crate::AppEvents(node.clone()));
+    let events = std::sync::Arc::new(crate::observe::AppEvents(node.clone()));
     let apps = tokio::spawn(router.serve(listeners.http, events, apps_stopping));
     let unix = routes(node.clone(), None);
     // The socket is the owner's alone (its folder is private): no stranger reaches it.

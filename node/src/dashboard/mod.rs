@@ -765,8 +765,8 @@ async fn pull(
     let progress: Arc<dyn qyvol_store::Progress> = job.clone();
     let worker = job.clone();
     tokio::task::spawn_blocking(move || {
-        let outcome =
-            crate::pull(&home, &reference, false, Some(progress)).map_err(|e| e.to_string());
+        let outcome = crate::deploy::pull(&home, &reference, false, Some(progress))
+            .map_err(|e| e.to_string());
         *worker.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
         drop(slot);
     });
