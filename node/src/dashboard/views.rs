@@ -705,8 +705,15 @@ pub fn images_table(ctx: &Ctx, images: &[qyvol_store::ImageEntry]) -> Markup {
     }
 }
 
+/// A pull's progress as the view shows it.
+pub struct PullView {
+    pub total: u64,
+    pub done: u64,
+    pub outcome: Option<Result<String, String>>,
+}
+
 /// A pull's progress; polls itself until the pull ends.
-pub fn pull(ctx: &Ctx, id: u64, reference: &str, progress: &super::PullView) -> Markup {
+pub fn pull(ctx: &Ctx, id: u64, reference: &str, progress: &PullView) -> Markup {
     let (label, done) = match &progress.outcome {
         None => (ctx.t(T::Pulling), false),
         Some(Ok(_)) => (ctx.t(T::Pulled), true),
