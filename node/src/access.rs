@@ -60,6 +60,11 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Constant-time equality, so a wrong token's answer does not tell how much of it was right.
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
 /// HMAC-SHA256 keyed by the token of `label` and each part, hex.
 fn mac(token: &str, label: &str, parts: &[&str]) -> String {
     // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
@@ -84,7 +89,7 @@ pub fn proof(token: &str, nonce: &str, challenge: &str) -> String {
 
 /// Whether `answer` is the proof of `nonce` and `challenge` for `token` (in constant time).
 pub fn verify(token: &str, nonce: &str, challenge: &str, answer: &str) -> bool {
-    crate::api::same(
+    same(
         proof(token, nonce, challenge).as_bytes(),
         answer.trim().as_bytes(),
     )
@@ -150,7 +155,7 @@ pub fn verify_line(
     line: Option<&[u8]>,
     given: &str,
 ) -> bool {
-    crate::api::same(
+    same(
         sign_line(token, challenge, seq, line).as_bytes(),
         given.as_bytes(),
     )
@@ -158,7 +163,7 @@ pub fn verify_line(
 
 /// Whether `given` signs this answer (in constant time).
 pub fn verify_answer(token: &str, challenge: &str, status: u16, body: &[u8], given: &str) -> bool {
-    crate::api::same(
+    same(
         sign_answer(token, challenge, status, body).as_bytes(),
         given.as_bytes(),
     )
@@ -200,7 +205,7 @@ impl Pending {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .is_some_and(|(c, expires)| {
-                *expires > Instant::now() && crate::api::same(c.as_bytes(), challenge.as_bytes())
+                *expires > Instant::now() && same(c.as_bytes(), challenge.as_bytes())
             })
     }
 
@@ -227,8 +232,8 @@ pub fn verify_signed(
 ) -> bool {
     pending
         .take()
-        .is_some_and(|c| crate::api::same(c.as_bytes(), challenge.as_bytes()))
-        && crate::api::same(
+        .is_some_and(|c| same(c.as_bytes(), challenge.as_bytes()))
+        && same(
             request_mac(token, challenge, method, path, body).as_bytes(),
             mac.as_bytes(),
         )
@@ -265,7 +270,7 @@ impl Logins {
         let mut codes = self.0.lock().unwrap_or_else(|p| p.into_inner());
         codes.remove(code).is_some_and(|(expires, wanted)| {
             expires > Instant::now()
-                && crate::api::same(digest(verifier.as_bytes()).as_bytes(), wanted.as_bytes())
+                && same(digest(verifier.as_bytes()).as_bytes(), wanted.as_bytes())
         })
     }
 }
@@ -351,6 +356,13 @@ mod tests {
         let code = logins.issue(&digest(verifier.as_bytes())).expect("code");
         assert!(logins.redeem(&code, &verifier));
         assert!(!logins.redeem(&code, &verifier), "used up");
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
     }
 
     #[test]

@@ -1,103 +1,19 @@
-//! A client of a node's API, for the CLI (and anything else): the local node through its Unix
-//! socket, or another through `http://HOST:PORT` with its token.
+//! The client's calls: one request on a new connection, its answer read whole or line by line,
+//! and over TCP every answer checked as signed by the node.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 
-/// Where a node's API is.
-#[derive(Debug, Clone)]
-pub enum Endpoint {
-    Unix(PathBuf),
-    Tcp {
-        /// `host:port`.
-        authority: String,
-        token: Option<String>,
-    },
-}
+use super::proof::{answer_signature, exchange};
+use super::{Answer, Client, ClientError, Endpoint};
 
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unix(p) => write!(f, "{}", p.display()),
-            Self::Tcp { authority, .. } => write!(f, "http://{authority}"),
-        }
-    }
-}
-
-impl Endpoint {
-    /// `http://HOST:PORT` (or `HOST:PORT`), or `unix:PATH`.
-    pub fn parse(text: &str, token: Option<String>) -> Result<Self, String> {
-        if let Some(path) = text.strip_prefix("unix:") {
-            return Ok(Self::Unix(path.into()));
-        }
-        if text.starts_with("https://") {
-            return Err(format!(
-                "`{text}`: the node speaks plain HTTP; put a TLS proxy in front and use it, or an SSH tunnel to `http://127.0.0.1:PORT`"
-            ));
-        }
-        let authority = text
-            .strip_prefix("http://")
-            .unwrap_or(text)
-            .trim_end_matches('/');
-        if authority.is_empty() || authority.contains('/') || !authority.contains(':') {
-            return Err(format!(
-                "`{text}` is not a node address: write `http://HOST:PORT`"
-            ));
-        }
-        Ok(Self::Tcp {
-            authority: authority.to_string(),
-            token,
-        })
-    }
-}
-
-/// Why a call did not get an answer from the node's logic.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Nothing answers at the endpoint.
-    #[error("no node answers at {endpoint}: {reason}")]
-    Unreachable { endpoint: String, reason: String },
-    /// The node answered with an error.
-    #[error("{message}")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    /// The server at the endpoint did not prove it holds the node's token, so the token was
-    /// not sent: another program may be listening on that port.
-    #[error(
-        "the server at {endpoint} did not prove it holds your token ({reason}); the token was not \
-         sent: check the token, the address, and that the node is running there (another \
-         program may be listening on that port)"
-    )]
-    Impostor { endpoint: String, reason: String },
-    #[error("{0}")]
-    Protocol(String),
-}
-
-/// A connected client; each call opens a connection (the API is local and cheap).
-#[derive(Debug, Clone)]
-pub struct Client {
-    endpoint: Endpoint,
-}
-
-/// A response: its status and body.
-pub type Answer = (StatusCode, Bytes);
+/// Beyond the node's own time for a call, for the answer to travel.
+const ANSWER_GRACE: Duration = Duration::from_secs(10);
 
 impl Client {
-    pub fn new(endpoint: Endpoint) -> Self {
-        Self { endpoint }
-    }
-
-    pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
-    }
-
     /// Sends one request; the answer, with the challenge it was signed for over TCP (its
     /// answer must then be signed for it too).
     async fn send(
@@ -210,16 +126,6 @@ impl Client {
                 })
             }
             _ => Ok(()),
-        }
-    }
-
-    /// Whether anything listens at the endpoint (no request is sent).
-    pub async fn listening(&self) -> bool {
-        match &self.endpoint {
-            Endpoint::Unix(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
-            Endpoint::Tcp { authority, .. } => tokio::net::TcpStream::connect(authority.as_str())
-                .await
-                .is_ok(),
         }
     }
 
@@ -355,134 +261,6 @@ impl StreamCheck {
         self.ended = line.is_none();
         Some(line)
     }
-}
-
-/// What went wrong on a connection, before the endpoint is named.
-enum Fault {
-    Io(String),
-    Impostor(String),
-}
-
-impl Fault {
-    fn at(self, endpoint: &Endpoint) -> ClientError {
-        match self {
-            Self::Io(reason) => ClientError::Unreachable {
-                endpoint: endpoint.to_string(),
-                reason,
-            },
-            Self::Impostor(reason) => ClientError::Impostor {
-                endpoint: endpoint.to_string(),
-                reason,
-            },
-        }
-    }
-}
-
-/// How long a server may take to prove itself.
-const PROOF_TIME: Duration = Duration::from_secs(10);
-/// Beyond the node's own time for a call, for the answer to travel.
-const ANSWER_GRACE: Duration = Duration::from_secs(10);
-
-/// Sends `req` on a new connection. With `proof` (the token, the `Host` to ask and the body),
-/// the server must first prove on this same connection that it holds the token (see
-/// `access`); then `req` goes out signed for the challenge it gave. The token never does.
-async fn exchange<IO>(
-    io: IO,
-    proof: Option<(&str, &str, &Bytes)>,
-    mut req: Request<Full<Bytes>>,
-) -> Result<(hyper::Response<hyper::body::Incoming>, Option<String>), Fault>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-            .await
-            .map_err(|e| Fault::Io(e.to_string()))?;
-    tokio::spawn(conn);
-    let mut signed_for = None;
-    if let Some((token, host, body)) = proof {
-        let challenge = tokio::time::timeout(PROOF_TIME, prove(&mut sender, token, host))
-            .await
-            .map_err(|_| {
-                Fault::Impostor(format!(
-                    "it gave no proof within {} s",
-                    PROOF_TIME.as_secs()
-                ))
-            })??;
-        let path = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().path().to_string(), |p| p.to_string());
-        let signed = crate::access::sign(token, &challenge, req.method().as_str(), &path, body);
-        let signed =
-            hyper::header::HeaderValue::from_str(&signed).map_err(|e| Fault::Io(e.to_string()))?;
-        req.headers_mut()
-            .insert(hyper::header::AUTHORIZATION, signed);
-        sender.ready().await.map_err(|e| Fault::Io(e.to_string()))?;
-        signed_for = Some(challenge);
-    }
-    let answer = sender
-        .send_request(req)
-        .await
-        .map_err(|e| Fault::Io(e.to_string()))?;
-    Ok((answer, signed_for))
-}
-
-/// Asks the server to prove it holds `token`; the challenge it gave with a right proof.
-async fn prove(
-    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    token: &str,
-    host: &str,
-) -> Result<String, Fault> {
-    let nonce = crate::access::nonce().map_err(|e| Fault::Io(e.to_string()))?;
-    let ask = Request::builder()
-        .uri(format!("{}?nonce={nonce}", crate::access::PROOF_PATH))
-        .header(hyper::header::HOST, host)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| Fault::Io(e.to_string()))?;
-    let answer = sender
-        .send_request(ask)
-        .await
-        .map_err(|e| Fault::Io(e.to_string()))?;
-    let status = answer.status();
-    // A proof is a small JSON object: read no more than a few KiB.
-    let body = http_body_util::Limited::new(answer.into_body(), 4096)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let given: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    if !status.is_success() {
-        // Nothing unproven is shown as the node's words: a refusal of the Host gets a fixed
-        // hint of our own.
-        return Err(Fault::Impostor(
-            if given["code"].as_str() == Some("bad-host") {
-                format!(
-                    "it refused the Host `{host}`; if it is your node, start it with `qyvol node \
-                 --api-host` naming that host"
-                )
-            } else {
-                format!("it answered {status} when asked to prove it holds the token")
-            },
-        ));
-    }
-    let proof = given["proof"].as_str().unwrap_or_default();
-    let challenge = given["challenge"].as_str().unwrap_or_default();
-    if !crate::access::is_nonce(challenge)
-        || !crate::access::verify(token, &nonce, challenge, proof)
-    {
-        return Err(Fault::Impostor("its proof of the token is wrong".into()));
-    }
-    Ok(challenge.to_string())
-}
-
-fn answer_signature(response: &hyper::Response<hyper::body::Incoming>) -> String {
-    response
-        .headers()
-        .get(crate::access::ANSWER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
 }
 
 fn check(status: StatusCode, bytes: &[u8]) -> Result<(), ClientError> {

@@ -1,0 +1,168 @@
+//! The API's calls answered whole: apps listed, deployed, inspected, stopped, started,
+//! restarted and removed; the node's overview, metrics and stop; the proof and login links.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{Api, MAX_BODY, refuse};
+use crate::{DeployRequest, NodeError};
+
+pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, NodeError> {
+    let text = api.node.metrics_text()?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub(super) async fn list(
+    State(api): State<Api>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, NodeError> {
+    Ok(Json(api.node.list(q.all)?).into_response())
+}
+
+pub(super) async fn deploy(
+    State(api): State<Api>,
+    body: Result<Json<DeployRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, NodeError> {
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Ok(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                &format!("a deploy request may be at most {MAX_BODY} bytes"),
+            ));
+        }
+        Err(e) => {
+            return Err(NodeError::BadRequest(format!(
+                "the deploy request: {}",
+                e.body_text()
+            )));
+        }
+    };
+    let view = api.node.deploy(req).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+pub(super) async fn inspect(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Response, NodeError> {
+    Ok(Json(api.node.view(&name)?).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct RemoveQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub(super) async fn remove(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<Response, NodeError> {
+    api.node.remove(&name, q.force).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) async fn stop(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Response, NodeError> {
+    Ok(Json(api.node.stop(&name).await?).into_response())
+}
+
+pub(super) async fn start(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Response, NodeError> {
+    Ok(Json(api.node.start(&name).await?).into_response())
+}
+
+pub(super) async fn restart(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Response, NodeError> {
+    Ok(Json(api.node.restart(&name).await?).into_response())
+}
+
+pub(super) async fn info(State(api): State<Api>) -> Result<Response, NodeError> {
+    Ok(Json(api.node.info()?).into_response())
+}
+
+pub(super) async fn shutdown(State(api): State<Api>) -> Response {
+    api.node.request_shutdown();
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "stopping": true })),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct ProofQuery {
+    nonce: String,
+}
+
+/// The node's proof that it holds the token, with a challenge for this connection's next
+/// request (see `access`).
+pub(super) async fn proof(
+    State(api): State<Api>,
+    pending: Option<axum::Extension<crate::access::Pending>>,
+    Query(q): Query<ProofQuery>,
+) -> Response {
+    if !crate::access::is_nonce(&q.nonce) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "`nonce` must be 64 lowercase hex digits",
+        );
+    }
+    let pending = pending.map(|p| p.0).unwrap_or_default();
+    match pending.issue() {
+        Ok(challenge) => Json(serde_json::json!({
+            "proof": crate::access::proof(api.node.token(), &q.nonce, &challenge),
+            "challenge": challenge,
+        }))
+        .into_response(),
+        Err(e) => NodeError::internal(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LinkRequest {
+    /// The SHA-256 of the value the link is opened with (`?v=`).
+    verifier: String,
+}
+
+/// A one-time link that opens a dashboard session.
+pub(super) async fn login_link(
+    State(api): State<Api>,
+    body: Result<Json<LinkRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, NodeError> {
+    let Json(req) =
+        body.map_err(|e| NodeError::BadRequest(format!("the link request: {}", e.body_text())))?;
+    let url = api.node.login_link(&req.verifier)?;
+    Ok(Json(serde_json::json!({
+        "url": url,
+        "expires_in_s": crate::access::LOGIN_LINK_TIME.as_secs(),
+    }))
+    .into_response())
+}

@@ -1,0 +1,80 @@
+//! A deploy request's flags read into the operator's grants and limits for `qyvol-launch`,
+//! each refused with the flag that was wrong.
+
+use qyvol_launch::{Operator, PrecompiledPolicy};
+
+use crate::{DeployRequest, NodeError};
+
+pub(super) fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
+    let bad = NodeError::BadRequest;
+    let mut op = Operator {
+        precompiled: if req.allow_precompiled {
+            PrecompiledPolicy::Allow
+        } else {
+            PrecompiledPolicy::default()
+        },
+        ..Operator::default()
+    };
+    for pair in &req.env {
+        let (k, v) =
+            qyvol_common::parse_env_pair(pair).map_err(|e| bad(format!("`-e {pair}`: {e}")))?;
+        let v = v.ok_or_else(|| {
+            bad(format!(
+                "`-e {pair}` has no value: the node does not copy its own environment; give \
+                 `-e {pair}=VALUE`, or `-e {pair}` to `qyvol deploy`, which sends the value of \
+                 its own environment"
+            ))
+        })?;
+        op.env.push((k, Some(v)));
+    }
+    for m in &req.mounts {
+        let flag: qyvol_launch::MountFlag = m.parse().map_err(|e: String| bad(e))?;
+        if !flag.host.is_absolute() {
+            return Err(bad(format!(
+                "`--mount {m}`: the host folder must be an absolute path on the node's machine"
+            )));
+        }
+        op.mounts.push(flag);
+    }
+    for n in &req.allow_net {
+        op.network.push(
+            n.parse()
+                .map_err(|e: String| bad(format!("`--allow-net {n}`: {e}")))?,
+        );
+    }
+    if let Some(m) = &req.memory {
+        op.memory = Some(
+            m.parse()
+                .map_err(|e: String| bad(format!("`--memory {m}`: {e}")))?,
+        );
+    }
+    if let Some(t) = &req.timeout {
+        op.timeout = Some(
+            t.parse()
+                .map_err(|e: String| bad(format!("`--timeout {t}`: {e}")))?,
+        );
+    }
+    op.fuel = req.fuel;
+    Ok(op)
+}
+
+/// `--memory-total`, checked against `--memory`: the app's instances together may not hold
+/// less than one of them may.
+pub(super) fn memory_total(req: &DeployRequest) -> Result<Option<u64>, NodeError> {
+    let bad = NodeError::BadRequest;
+    let Some(text) = &req.memory_total else {
+        return Ok(None);
+    };
+    let total: qyvol_common::ByteSize = text
+        .parse()
+        .map_err(|e: String| bad(format!("`--memory-total {text}`: {e}")))?;
+    if let Some(one) = &req.memory
+        && let Ok(one) = one.parse::<qyvol_common::ByteSize>()
+        && one.0 > total.0
+    {
+        return Err(bad(format!(
+            "`--memory-total {total}` is less than `--memory {one}`: not even one instance could run; give a total of at least the memory of one"
+        )));
+    }
+    Ok(Some(total.0))
+}

@@ -1,0 +1,196 @@
+//! Running an app whose record is committed: an HTTP app routed on the app port, a command
+//! started under its supervisor; and ending whatever runs for an app.
+
+use qyvol_runtime::serve::App;
+use qyvol_runtime::{MemoryGauge, RunRequest, Wasm};
+
+use crate::spec::request_of;
+use crate::state::{self, AppKind, AppRecord, State};
+use crate::{Instance, Node, NodeError, logs, supervise};
+
+impl Node {
+    /// Starts an app from its record (after a restart, or `start`).
+    pub(crate) async fn start_record(
+        &self,
+        record: AppRecord,
+        reset: bool,
+    ) -> Result<(), NodeError> {
+        let path = self.module_path(&record.module)?;
+        let spec = record.spec.clone();
+        let expected = record.module.clone();
+        let cache = self.0.cache.clone();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<Wasm, NodeError> {
+            let mut wasm = qyvol_runtime::load(&path, u64::MAX, Some(&cache))
+                .map_err(|e| NodeError::Launch(e.into()))?;
+            if format!("sha256:{}", wasm.info.sha256) != expected {
+                return Err(NodeError::State(format!(
+                    "the stored module `{}` does not match its digest",
+                    path.display()
+                )));
+            }
+            wasm.precompiled = spec.precompiled.filter(|p| p.is_file());
+            Ok(wasm)
+        })
+        .await
+        .map_err(NodeError::internal)?;
+        let wasm = match loaded {
+            Ok(w) => w,
+            Err(e) => {
+                self.failed(&record.name, &e.to_string());
+                return Err(e);
+            }
+        };
+        let request = request_of(&record.spec)?;
+        self.launch(record, wasm, request, reset).await
+    }
+
+    fn failed(&self, name: &str, why: &str) {
+        self.0.logs.note(name, why);
+        let _ = self.0.db.update(name, |r| {
+            r.status.state = State::Failed;
+            r.status.error = Some(why.to_string());
+        });
+        self.event(name, "fail", Some(why.to_string()));
+    }
+
+    /// Starts an app whose record is committed: routes an HTTP app, or starts a command's
+    /// supervisor. `reset` clears the restart count (a deploy or an operator's start).
+    pub(crate) async fn launch(
+        &self,
+        record: AppRecord,
+        wasm: Wasm,
+        mut request: RunRequest,
+        reset: bool,
+    ) -> Result<(), NodeError> {
+        let name = record.name.clone();
+        let collector = match self.0.logs.collector(&name) {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("cannot open the app's log: {e}");
+                self.failed(&name, &why);
+                return Err(NodeError::Internal(why));
+            }
+        };
+        request.output = collector.output.clone();
+        let gauge = MemoryGauge::default();
+        request.memory_gauge = Some(gauge.clone());
+        request.node_memory = Some(self.0.memory.clone());
+        self.0
+            .gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), gauge);
+        // The engine `launch` judged the deploy's precompiled code for, decided again from
+        // the record when the node restarts.
+        let engine = qyvol_runtime::EngineConfig::decide(
+            qyvol_launch::Runner::Supervised.purpose(record.kind.runtime()),
+            &request.limits,
+        );
+        let result = match record.kind {
+            AppKind::Http => self.route(&record, wasm, request, engine, collector).await,
+            AppKind::Command => {
+                supervise::start(self, &record, wasm, request, engine, collector, reset).await
+            }
+        };
+        if let Err(e) = &result {
+            self.failed(&name, &e.to_string());
+        }
+        result
+    }
+
+    async fn route(
+        &self,
+        record: &AppRecord,
+        wasm: Wasm,
+        request: RunRequest,
+        engine: qyvol_runtime::EngineConfig,
+        collector: logs::Collector,
+    ) -> Result<(), NodeError> {
+        let route = record
+            .route
+            .as_deref()
+            .unwrap_or("/")
+            .parse()
+            .map_err(|e: String| NodeError::State(e))?;
+        let app = App {
+            name: record.name.clone(),
+            route,
+            max_body: record.spec.max_body,
+            concurrency: record.spec.concurrency,
+            wasm,
+            request,
+            engine,
+        };
+        let router = self.0.router.clone();
+        let cache = self.0.cache.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            router.load(
+                app,
+                qyvol_runtime::Compilation {
+                    cache: Some(&cache),
+                    progress: None,
+                    compiler: qyvol_runtime::Compiler::Cranelift,
+                },
+            )
+        })
+        .await
+        .map_err(NodeError::internal)?
+        .map_err(|e| NodeError::Launch(e.into()))?;
+        self.0
+            .router
+            .insert(loaded)
+            .map_err(|e| NodeError::Conflict(e.to_string()))?;
+        self.0
+            .collectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.name.clone(), collector);
+        self.0.db.update(&record.name, |r| {
+            r.status.state = State::Running;
+            r.status.started = Some(state::now_ms());
+            r.status.error = None;
+        })?;
+        self.event(&record.name, "start", None);
+        Ok(())
+    }
+
+    /// Ends whatever runs for `name` (its supervisor, or its route); the record is unchanged.
+    pub(crate) async fn halt(&self, name: &str) {
+        let instance = self
+            .0
+            .instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        if let Some(task) = instance.map(Instance::end) {
+            let _ = task.await;
+        }
+        if self.0.router.remove(name) {
+            // Requests in flight still hold the write ends; their lines finish on their own.
+            self.0
+                .collectors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+        }
+        self.0
+            .gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    pub(crate) fn is_live(&self, name: &str) -> bool {
+        self.0
+            .instances
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+            || self
+                .0
+                .collectors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(name)
+    }
+}

@@ -1,0 +1,89 @@
+//! What the API's JSON carries: the deploy request an operator sends, and the views of an
+//! app, of the node and of an event that the node answers with.
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{self, AppKind, Desired, State};
+
+/// What an operator sends to deploy an app (`qyvol deploy` flags).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployRequest {
+    /// A manifest, bundle or wasm path on the node's machine (absolute), or an image reference.
+    pub source: String,
+    pub name: Option<String>,
+    pub restart: Option<String>,
+    /// `K=V`.
+    pub env: Vec<String>,
+    /// `HOST:GUEST[:ro|:rw]`, HOST absolute.
+    pub mounts: Vec<String>,
+    pub allow_net: Vec<String>,
+    pub allow_precompiled: bool,
+    pub args: Vec<String>,
+    /// Plain HTTP to a registry that is not on loopback, when the source is pulled.
+    pub insecure: bool,
+    pub memory: Option<String>,
+    /// The most memory all of the app's instances may hold together (`--memory-total`).
+    pub memory_total: Option<String>,
+    /// An HTTP app's requests in progress at once (`--concurrency`).
+    pub concurrency: Option<u32>,
+    pub timeout: Option<String>,
+    pub fuel: Option<u64>,
+}
+
+/// An app as `ps` and `inspect` show it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    pub kind: AppKind,
+    pub state: State,
+    pub crash_looping: bool,
+    pub desired: Desired,
+    pub module: String,
+    pub source: String,
+    pub route: Option<String>,
+    pub restart: String,
+    pub restarts: u32,
+    /// Unix milliseconds.
+    pub created: u64,
+    pub started: Option<u64>,
+    pub finished: Option<u64>,
+    pub exit_cause: Option<String>,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub memory: u64,
+    pub requests: u64,
+    /// Only in `inspect`: the grants and limits each instance gets.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub spec: Option<state::Spec>,
+}
+
+/// The node itself, for an overview (the dashboard's first view).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub version: String,
+    /// When this node process started (Unix milliseconds).
+    pub started: u64,
+    /// Deployed apps by state (`running`, `exited`, ...).
+    pub apps: std::collections::BTreeMap<String, u64>,
+    /// Linear memory in use by every app's live instances.
+    pub memory: u64,
+    /// Requests answered on the app port since the node started.
+    pub requests: u64,
+    /// The dashboard's address, when the node listens on TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
+}
+
+/// Something that happened to an app, for `qyvol events`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Event {
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub app: String,
+    /// `deploy`, `start`, `exit`, `restart`, `stop`, `remove`, `fail`.
+    pub action: String,
+    /// E.g. the exit cause and code.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
+}
