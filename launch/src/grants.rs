@@ -221,7 +221,7 @@ pub fn limits(manifest: &Manifest, op: &Operator) -> Limits {
 /// `qyvol serve` (a handler): what `qyvol build` precompiles for.
 pub fn expected_config(manifest: &Manifest) -> qyvol_runtime::EngineConfig {
     qyvol_runtime::EngineConfig::decide(
-        crate::Runner::Foreground.purpose(manifest.runtime),
+        crate::runner::Runner::Foreground.purpose(manifest.runtime),
         &limits(manifest, &Operator::default()),
     )
 }

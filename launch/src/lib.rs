@@ -14,6 +14,7 @@
 
 pub mod describe;
 pub mod grants;
+mod runner;
 mod target;
 pub mod trust;
 
@@ -23,7 +24,8 @@ use qyvol_store::StoreError;
 use qyvol_store::bundle::BundleError;
 
 pub use grants::{MountFlag, Operator};
-pub use target::{Image, Launch, Opened, Pull, Runner, is_wasm_file, open, prepare};
+pub use runner::Runner;
+pub use target::{Image, Launch, Opened, Pull, is_wasm_file, open, prepare};
 pub use trust::{CodeTrust, PrecompiledPolicy};
 
 /// Why a target cannot be opened or prepared. Each wraps the error of the crate that found it.

@@ -9,12 +9,11 @@ use std::sync::Arc;
 use qyvol_common::{
     Digest, Home, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Packaged, RuntimeKind,
 };
-use qyvol_runtime::{
-    Cache, DenialSink, EngineConfig, Purpose, RunRequest, RuntimeError, Wasm, WasmKind,
-};
+use qyvol_runtime::{Cache, DenialSink, EngineConfig, RunRequest, RuntimeError, Wasm, WasmKind};
 use qyvol_store::bundle::{Bundle, Descriptor, ImageSource, MEDIA_QYV, MEDIA_WASM};
 use qyvol_store::{Reference, Store, StoreError};
 
+use crate::runner::Runner;
 use crate::trust::{self, CodeTrust};
 use crate::{LaunchError, Operator, grants};
 
@@ -43,28 +42,6 @@ impl std::fmt::Debug for Opened {
             .field("manifest", &self.manifest)
             .field("image", &self.image.as_ref().map(|i| i.source.location()))
             .finish()
-    }
-}
-
-/// Who runs what the operator named, which decides with the target's kind how its engine is
-/// set (see [`Runner::purpose`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Runner {
-    /// The operator's own command, until it ends (`qyvol run`, `qyvol serve`).
-    Foreground,
-    /// A supervisor that may stop it at any time (the node, the containerd shim).
-    Supervised,
-}
-
-impl Runner {
-    /// What drives a guest of `runtime` kind under this runner: handlers are always served;
-    /// a command runs to its end in the foreground, and can be stopped under a supervisor.
-    pub fn purpose(self, runtime: RuntimeKind) -> Purpose {
-        match (runtime, self) {
-            (RuntimeKind::WasiHttp, _) => Purpose::Serving,
-            (RuntimeKind::Wasi, Runner::Foreground) => Purpose::Command,
-            (RuntimeKind::Wasi, Runner::Supervised) => Purpose::Stoppable,
-        }
     }
 }
 

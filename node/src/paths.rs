@@ -48,7 +48,9 @@ impl Paths {
 
 /// Holds the node's lock file for the life of the process: one node per `QYVOL_HOME`.
 #[derive(Debug)]
-pub struct NodeLock(#[allow(dead_code)] std::fs::File);
+pub struct NodeLock(
+    #[expect(dead_code, reason = "held for its lock, released when the node exits")] std::fs::File,
+);
 
 impl NodeLock {
     /// Takes the lock, or says which process holds it.

@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::{Credentials, StoreError};
+use crate::StoreError;
+
+/// A user name and password for a registry (Docker's `auth`, or `qyvol login`).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
 
 fn docker_config() -> Option<PathBuf> {
     let var = |k: &str| {

@@ -24,10 +24,11 @@ mod registry;
 mod staging;
 pub mod trust;
 
+pub use credentials::Credentials;
 pub use oci_spec::distribution::Reference;
 pub use registry::{
-    Credentials, DEFAULT_TIMEOUT, Progress, Remote, SignatureRecord, TIMEOUT_VAR, check_login,
-    repository, timeout_from_env,
+    DEFAULT_TIMEOUT, Progress, Remote, SignatureRecord, TIMEOUT_VAR, check_login, repository,
+    timeout_from_env,
 };
 
 const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";

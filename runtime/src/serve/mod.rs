@@ -77,7 +77,10 @@ pub(crate) struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) config: engine::EngineConfig,
     pooling: bool,
-    #[allow(dead_code)] // kept for its Drop: the clock runs while the engine is used
+    #[expect(
+        dead_code,
+        reason = "kept for its Drop: the clock runs while the engine is used"
+    )]
     ticker: Option<EpochTicker>,
 }
 

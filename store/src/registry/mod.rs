@@ -26,6 +26,7 @@ pub use fetch::DEFAULT_TIMEOUT;
 use fetch::Session;
 pub use signatures::{SignatureRecord, repository};
 
+use crate::credentials::Credentials;
 use crate::staging::Staged;
 use crate::{Reference, Store, StoreError, canonical};
 
@@ -33,12 +34,6 @@ const ACCEPTED_MANIFESTS: [&str; 2] = [
     MEDIA_MANIFEST,
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
-
-#[derive(Debug, Clone, Default)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
 
 /// Told about each blob moving to or from a registry, e.g. to draw progress bars.
 pub trait Progress: Send + Sync {
