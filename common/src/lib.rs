@@ -7,6 +7,7 @@ mod error;
 mod file;
 mod folder;
 mod home;
+mod lang;
 mod manifest;
 mod network;
 mod policy;
@@ -18,6 +19,7 @@ pub use error::{ErrorKind, ManifestError};
 pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head, read_regular};
 pub use folder::{Folder, FolderError, open_mount};
 pub use home::{Home, HomeError, trust_policy_beside};
+pub use lang::Lang;
 pub use manifest::{
     BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, Packaged,
     RequestedMount, Requests, ResolvedLimits,

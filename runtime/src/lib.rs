@@ -8,6 +8,7 @@ mod cache;
 mod compile;
 mod engine;
 mod error;
+mod explain;
 mod handles;
 mod host;
 mod inspect;

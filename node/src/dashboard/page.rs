@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::Markup;
 
-use super::text::{Lang, T};
+use super::text::T;
 use super::views::{self, Ctx, Nav};
 use super::{Dash, Sess};
 use crate::NodeError;
@@ -54,7 +54,7 @@ impl axum::extract::FromRequestParts<Dash> for Page {
             .query()
             .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")))
             .filter(|l| matches!(*l, "es" | "en"));
-        let lang = Lang::choose(asked, &parts.headers);
+        let lang = super::text::choose(asked, &parts.headers);
         let set_lang = asked.map(|_| {
             HeaderValue::from_str(&format!(
                 "qyvol_lang={}; Path=/; Max-Age=31536000; SameSite=Strict; HttpOnly",

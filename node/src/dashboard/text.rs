@@ -3,65 +3,22 @@
 
 use axum::http::HeaderMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Es,
-    En,
-}
+pub use qyvol_common::Lang;
 
-impl Lang {
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Es => "es",
-            Self::En => "en",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        let primary = s.trim().split(['-', '_']).next()?.to_ascii_lowercase();
-        match primary.as_str() {
-            "es" => Some(Self::Es),
-            "en" => Some(Self::En),
-            _ => None,
-        }
-    }
-
-    /// `?lang=`, then the `qyvol_lang` cookie (the toggle), then the browser's
-    /// `Accept-Language` (the first of Spanish or English by weight), else Spanish.
-    pub fn choose(query: Option<&str>, headers: &HeaderMap) -> Self {
-        if let Some(l) = query.and_then(Self::parse) {
-            return l;
-        }
-        if let Some(l) = super::cookie(headers, "qyvol_lang").and_then(|v| Self::parse(&v)) {
-            return l;
-        }
-        let accept = headers
+/// The page's language: `?lang=`, then the `qyvol_lang` cookie (the toggle), then the
+/// browser's `Accept-Language` (the first of Spanish or English by weight), else Spanish.
+pub fn choose(query: Option<&str>, headers: &HeaderMap) -> Lang {
+    let accept = || {
+        headers
             .get(axum::http::header::ACCEPT_LANGUAGE)
             .and_then(|h| h.to_str().ok())
-            .unwrap_or_default();
-        let mut best: Option<(f32, Self)> = None;
-        for part in accept.split(',') {
-            let mut bits = part.split(';');
-            let Some(lang) = bits.next().and_then(Self::parse) else {
-                continue;
-            };
-            let q = bits
-                .find_map(|b| b.trim().strip_prefix("q="))
-                .and_then(|q| q.parse::<f32>().ok())
-                .unwrap_or(1.0);
-            if best.is_none_or(|(bq, _)| q > bq) {
-                best = Some((q, lang));
-            }
-        }
-        best.map_or(Self::Es, |(_, l)| l)
-    }
-
-    pub fn other(self) -> Self {
-        match self {
-            Self::Es => Self::En,
-            Self::En => Self::Es,
-        }
-    }
+            .and_then(Lang::from_accept_language)
+    };
+    query
+        .and_then(Lang::parse)
+        .or_else(|| super::cookie(headers, "qyvol_lang").and_then(|v| Lang::parse(&v)))
+        .or_else(accept)
+        .unwrap_or(Lang::Es)
 }
 
 /// Every fixed text of the dashboard.
@@ -394,13 +351,13 @@ mod tests {
 
     #[test]
     fn the_browsers_preferred_language_wins_and_spanish_is_the_default() {
-        assert_eq!(Lang::choose(None, &HeaderMap::new()), Lang::Es);
-        assert_eq!(Lang::choose(None, &with_accept("en-GB,en;q=0.9")), Lang::En);
+        assert_eq!(choose(None, &HeaderMap::new()), Lang::Es);
+        assert_eq!(choose(None, &with_accept("en-GB,en;q=0.9")), Lang::En);
         assert_eq!(
-            Lang::choose(None, &with_accept("fr, en;q=0.5, es;q=0.8")),
+            choose(None, &with_accept("fr, en;q=0.5, es;q=0.8")),
             Lang::Es
         );
-        assert_eq!(Lang::choose(None, &with_accept("de")), Lang::Es);
-        assert_eq!(Lang::choose(Some("en"), &with_accept("es")), Lang::En);
+        assert_eq!(choose(None, &with_accept("de")), Lang::Es);
+        assert_eq!(choose(Some("en"), &with_accept("es")), Lang::En);
     }
 }
