@@ -1,5 +1,6 @@
 //! `qyvol`: parses the command line, runs one command, prints its error once and exits with a
-//! documented code. Each command lives in `commands/<verb>.rs`.
+//! documented code. Each command lives in `commands/<verb>.rs` (the node's verbs in
+//! `commands/node/`).
 
 mod commands;
 mod exit;

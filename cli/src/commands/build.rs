@@ -47,7 +47,7 @@ impl BuildCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
         // The key first: a wrong password must not cost a compilation.
-        let signer = self.sign.as_deref().map(super::trust::signer).transpose()?;
+        let signer = self.sign.as_deref().map(super::keys::signer).transpose()?;
         let tags = self
             .tags
             .iter()

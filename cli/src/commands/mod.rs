@@ -5,6 +5,7 @@ pub mod cache;
 pub mod completions;
 pub mod images;
 pub mod inspect;
+mod keys;
 pub mod kube;
 pub mod node;
 pub mod registry;

@@ -54,7 +54,7 @@ impl PushCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let reference = parse_reference(&self.reference)?;
         // The key first: a wrong password must not leave an unsigned image behind.
-        let signer = self.sign.as_deref().map(super::trust::signer).transpose()?;
+        let signer = self.sign.as_deref().map(super::keys::signer).transpose()?;
         let store = super::images::store()?;
         let remote = remote(&reference, self.insecure, false)?;
         let digest = store.push(&reference, &remote)?;

@@ -1,51 +1,18 @@
 //! `key generate`, `sign` and `verify`: who published an image, in cosign's format
 //! (qyvol_store::trust).
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use qyvol_store::parse_reference;
-use qyvol_store::trust::{PublicKey, Signer, TrustError};
-use zeroize::Zeroizing;
+use qyvol_store::trust::PublicKey;
 
+use super::keys::{password, signer};
 use super::registry::remote;
 use crate::exit::{Code, Failure};
 use crate::i18n::{Msg, lang};
 use crate::ui::{out, sanitize};
-
-impl From<TrustError> for Failure {
-    fn from(e: TrustError) -> Self {
-        match &e {
-            TrustError::ReadKey { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Failure::new(Code::MissingFile, Msg::MissingFile, e)
-            }
-            TrustError::EmptyPassword => Failure::new(Code::Usage, Msg::BadFlag, e),
-            TrustError::Crypto(_) => Failure::internal(e),
-            _ => Failure::new(Code::Denied, Msg::BadKey, e),
-        }
-    }
-}
-
-/// The key's password: `QYVOL_KEY_PASSWORD`, else the first line of stdin.
-fn password() -> Result<Zeroizing<String>, Failure> {
-    if let Ok(p) = std::env::var("QYVOL_KEY_PASSWORD") {
-        return Ok(Zeroizing::new(p));
-    }
-    let mut line = Zeroizing::new(String::new());
-    std::io::Read::take(std::io::stdin().lock(), 4096)
-        .read_line(&mut line)
-        .map_err(Failure::internal)?;
-    Ok(Zeroizing::new(
-        line.trim_end_matches(['\n', '\r']).to_string(),
-    ))
-}
-
-/// The private key at `key`, opened with the password (stdin or `QYVOL_KEY_PASSWORD`).
-pub fn signer(key: &Path) -> Result<Signer, Failure> {
-    Ok(Signer::load(key, password()?.as_bytes())?)
-}
 
 /// Make and manage signing keys
 #[derive(Debug, Args)]

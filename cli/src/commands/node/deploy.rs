@@ -1,0 +1,190 @@
+//! `qyvol deploy`: its flags become the node's deploy request, with paths made absolute and
+//! variables read here, so the node never sees this shell's environment.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use hyper::Method;
+use qyvol_common::{ByteSize, DurationSpec};
+use qyvol_node::{AppView, DeployRequest};
+
+use super::{NodeArgs, block};
+use crate::exit::{Code, Failure};
+use crate::i18n::Msg;
+use crate::ui::{Ui, out};
+
+/// Deploy a manifest, bundle, wasm or image reference to the node
+#[derive(Debug, Args)]
+pub struct DeployCommand {
+    /// The app's name (default: the manifest's)
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Restart policy: no, on-failure[:MAX], always, unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    restart: String,
+
+    /// Set an environment variable for the app (K=V), or copy K from this shell's environment
+    /// (so a secret need not be on the command line)
+    #[arg(short = 'e', long = "env", value_name = "K=V|K")]
+    env: Vec<String>,
+
+    /// Read variables from a file: K=V or K per line, # comments (as `docker run --env-file`)
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<std::path::PathBuf>,
+
+    /// Mount a host folder: HOST:GUEST[:ro|:rw]
+    #[arg(long, value_name = "HOST:GUEST[:ro]")]
+    mount: Vec<String>,
+
+    /// Let the app connect to (or bind) HOST:PORT
+    #[arg(long = "allow-net", value_name = "HOST:PORT")]
+    allow_net: Vec<String>,
+
+    /// Run a bundle's precompiled code instead of compiling its wasm (trust it as native code)
+    #[arg(long)]
+    allow_precompiled: bool,
+
+    /// Allow plain HTTP to a registry that is not on loopback (when REF is pulled)
+    #[arg(long)]
+    insecure: bool,
+
+    /// Memory limit of each instance, e.g. 64MiB
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<ByteSize>,
+
+    /// The most memory all the app's instances may hold together (its concurrent requests), e.g.
+    /// 512MiB; a request past it is answered 503
+    #[arg(long, value_name = "SIZE")]
+    memory_total: Option<ByteSize>,
+
+    /// An HTTP app's requests in progress at once (503 beyond) [default: half of the node's
+    /// connections]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<u32>,
+
+    /// Time limit of each instance (a command's run, a request), e.g. 30s
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<DurationSpec>,
+
+    /// Fuel limit of each instance
+    #[arg(long, value_name = "UNITS")]
+    fuel: Option<u64>,
+
+    /// Print the deployed app as JSON
+    #[arg(long)]
+    json: bool,
+
+    #[command(flatten)]
+    target: NodeArgs,
+
+    /// What to deploy: a .qyv manifest, .qyvc bundle, .wasm, or image reference
+    #[arg(value_name = "FILE|REF")]
+    source: String,
+
+    /// Arguments for the app
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// A path the operator typed, made absolute for the node (which has another working folder).
+fn absolute(path: &str) -> String {
+    std::path::absolute(path).map_or_else(|_| path.to_string(), |p| p.display().to_string())
+}
+
+/// The most an env file may hold (a deploy request is at most 1 MiB).
+const MAX_ENV_FILE: u64 = 512 * 1024;
+
+impl DeployCommand {
+    /// `K=V` for each `--env-file` line then each `-e`, a bare `K` taken from this process's
+    /// environment here: the node never copies its own, and a value read from a file or the
+    /// environment is not on the command line, where other users see it (`/proc/PID/cmdline`).
+    fn env(&self) -> Result<Vec<String>, Failure> {
+        let usage = |e: String| Failure::new(Code::Usage, Msg::BadFlag, e);
+        let mut pairs = Vec::new();
+        for file in &self.env_file {
+            use std::io::Read;
+            let shown = file.display();
+            let mut text = String::new();
+            std::fs::File::open(file)
+                .and_then(|f| f.take(MAX_ENV_FILE + 1).read_to_string(&mut text))
+                .map_err(|e| usage(format!("`--env-file {shown}`: {e}")))?;
+            if text.len() as u64 > MAX_ENV_FILE {
+                return Err(usage(format!(
+                    "`--env-file {shown}` is larger than {MAX_ENV_FILE} bytes"
+                )));
+            }
+            pairs.extend(
+                qyvol_common::parse_env_file(&text)
+                    .map_err(|e| usage(format!("`--env-file {shown}`, {e}")))?,
+            );
+        }
+        for pair in &self.env {
+            pairs.push(
+                qyvol_common::parse_env_pair(pair)
+                    .map_err(|e| usage(format!("`-e {pair}`: {e}")))?,
+            );
+        }
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Some(v) => v,
+                    None => {
+                        qyvol_launch::grants::from_caller(&k).map_err(|e| usage(e.to_string()))?
+                    }
+                };
+                Ok(format!("{k}={v}"))
+            })
+            .collect()
+    }
+
+    pub fn execute(self) -> Result<ExitCode, Failure> {
+        let ui = Ui { quiet: self.json };
+        let source = if std::path::Path::new(&self.source)
+            .symlink_metadata()
+            .is_ok()
+        {
+            absolute(&self.source)
+        } else {
+            self.source.clone()
+        };
+        let mounts = self
+            .mount
+            .iter()
+            .map(|m| match m.split_once(':') {
+                Some((host, rest)) if !host.is_empty() => format!("{}:{rest}", absolute(host)),
+                _ => m.clone(),
+            })
+            .collect();
+        let req = DeployRequest {
+            source,
+            name: self.name.clone(),
+            restart: Some(self.restart.clone()),
+            env: self.env()?,
+            mounts,
+            allow_net: self.allow_net.clone(),
+            allow_precompiled: self.allow_precompiled,
+            args: self.args.clone(),
+            insecure: self.insecure,
+            memory: self.memory.map(|m| m.0.to_string()),
+            memory_total: self.memory_total.map(|m| m.0.to_string()),
+            concurrency: self.concurrency,
+            timeout: self.timeout.map(|t| t.to_string()),
+            fuel: self.fuel,
+        };
+        let body = serde_json::to_value(&req).map_err(Failure::internal)?;
+        let client = self.target.client()?;
+        let app: AppView = block(async {
+            Ok(client
+                .json(Method::POST, "/api/v1/apps", Some(&body))
+                .await?)
+        })?;
+        if self.json {
+            out(&serde_json::to_string_pretty(&app).map_err(Failure::internal)?);
+        } else {
+            ui.status(Msg::Deployed(&app.name, app.state.as_str()));
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
