@@ -238,6 +238,17 @@ fn spanish(cmd: clap::Command, key: &str) -> clap::Command {
     if let Some(about) = i18n::help_es(key) {
         cmd = cmd.about(about);
     }
+    // A command's own subcommands (`key generate`), keyed under it; the root's are done apart.
+    if key != "qyvol" {
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .collect();
+        for sub in subs {
+            let nested = format!("{key}.{sub}");
+            cmd = cmd.mut_subcommand(&sub, |s| spanish(s, &nested));
+        }
+    }
     let ids: Vec<(String, bool)> = cmd
         .get_arguments()
         .map(|a| (a.get_id().to_string(), a.is_positional()))

@@ -9,9 +9,8 @@ use crate::request::Outcome;
 
 impl Outcome {
     /// Why the run ended when it was not the guest's own exit, with what would let it go on;
-    /// `None` for an exit. `fuel` is the run's fuel limit. Text the guest controls (a trap's
-    /// message) is escaped.
-    pub fn explain(&self, fuel: Option<u64>, lang: Lang) -> Option<String> {
+    /// `None` for an exit. Text the guest controls (a trap's message) is escaped.
+    pub fn explain(&self, lang: Lang) -> Option<String> {
         use Lang::{En, Es};
         Some(match (self, lang) {
             (Self::Exited(_), _) => return None,
@@ -34,13 +33,11 @@ impl Outcome {
                 "⏱ The time limit of {} passed: the module was stopped (raise `limits.timeout` or pass `--timeout`)",
                 DurationSpec(*t)
             ),
-            (Self::FuelExhausted(_), Es) => format!(
-                "⛽ El módulo agotó su combustible ({}): sube `limits.fuel` o usa `--fuel`",
-                fuel.unwrap_or_default()
+            (Self::FuelExhausted(fuel), Es) => format!(
+                "⛽ El módulo agotó su combustible ({fuel}): sube `limits.fuel` o usa `--fuel`"
             ),
-            (Self::FuelExhausted(_), En) => format!(
-                "⛽ The module ran out of fuel ({}): raise `limits.fuel` or pass `--fuel`",
-                fuel.unwrap_or_default()
+            (Self::FuelExhausted(fuel), En) => format!(
+                "⛽ The module ran out of fuel ({fuel}): raise `limits.fuel` or pass `--fuel`"
             ),
             (Self::LimitExceeded { resource, limit }, lang) => limit_text(*resource, *limit, lang),
         })
@@ -93,7 +90,7 @@ mod tests {
                 backtrace: Vec::new(),
             },
             Outcome::TimedOut(std::time::Duration::from_secs(2)),
-            Outcome::FuelExhausted(0),
+            Outcome::FuelExhausted(5),
             Outcome::LimitExceeded {
                 resource: Resource::Memory,
                 limit: 1 << 20,
@@ -114,16 +111,16 @@ mod tests {
         for lang in [Lang::Es, Lang::En] {
             let texts: Vec<String> = ends
                 .iter()
-                .map(|o| o.explain(Some(5), lang).expect("a text"))
+                .map(|o| o.explain(lang).expect("a text"))
                 .collect();
             let distinct: std::collections::HashSet<_> = texts.iter().collect();
             assert_eq!(distinct.len(), texts.len(), "{texts:#?}");
             assert!(!texts[1].contains('\u{1b}'), "{}", texts[1]);
         }
-        assert_eq!(Outcome::Exited(3).explain(None, Lang::En), None);
+        assert_eq!(Outcome::Exited(3).explain(Lang::En), None);
         assert!(
-            Outcome::FuelExhausted(0)
-                .explain(Some(5), Lang::En)
+            Outcome::FuelExhausted(5)
+                .explain(Lang::En)
                 .is_some_and(|t| t.contains("(5)"))
         );
         let app = Outcome::LimitExceeded {
@@ -131,7 +128,7 @@ mod tests {
             limit: 1 << 20,
         };
         assert!(
-            app.explain(None, Lang::En)
+            app.explain(Lang::En)
                 .is_some_and(|t| t.contains("--memory-total"))
         );
     }

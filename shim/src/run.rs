@@ -5,9 +5,8 @@ use std::borrow::Cow;
 use std::path::Path;
 
 use anyhow::Context;
-use qyvol_common::{ByteSize, DurationSpec};
+use qyvol_common::ByteSize;
 use qyvol_launch::Operator;
-use qyvol_runtime::Outcome;
 use qyvol_store::bundle::BundleParts;
 
 use crate::annotations::{DEFAULT_LISTEN, PodGrants};
@@ -148,7 +147,8 @@ pub fn run(
         compiler: qyvol_runtime::Compiler::Cranelift,
     };
     let outcome = qyvol_runtime::run(&launch.wasm, &request, launch.engine, how)?;
-    if let Some(why) = reason(&outcome, request.limits.fuel) {
+    // Why it ended, in the words `qyvol run` uses, in the language of the shim's environment.
+    if let Some(why) = outcome.explain(qyvol_common::Lang::of_process()) {
         eprintln!("qyvol: {why}");
     }
     // As `qyvol run` exits and the node records (docs/exit-codes.md).
@@ -198,30 +198,4 @@ fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
     new("/")
         .or_else(|_| new("/dev/shm"))
         .context("cannot make a scratch folder in the container (its root is read-only and it has no /dev/shm)")
-}
-
-/// Why the guest ended, when it did not exit on its own (on the container's stderr, as
-/// `qyvol run` says it).
-fn reason(outcome: &Outcome, fuel: Option<u64>) -> Option<String> {
-    use qyvol_runtime::Resource;
-    Some(match outcome {
-        Outcome::Exited(_) | Outcome::Stopped => return None,
-        Outcome::Trapped { trap, .. } => {
-            format!("the guest trapped: {}", qyvol_common::escape_controls(trap))
-        }
-        Outcome::TimedOut(t) => format!("the guest ran past its time limit ({})", DurationSpec(*t)),
-        Outcome::FuelExhausted(_) => {
-            format!("the guest used up its fuel ({})", fuel.unwrap_or_default())
-        }
-        Outcome::LimitExceeded {
-            resource: Resource::Memory,
-            limit,
-        } => format!(
-            "the guest needed more memory than its limit ({})",
-            ByteSize(*limit)
-        ),
-        Outcome::LimitExceeded { limit, .. } => {
-            format!("the guest needed more table elements than its limit ({limit})")
-        }
-    })
 }

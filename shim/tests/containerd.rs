@@ -61,6 +61,9 @@ impl Containerd {
             .arg("--config")
             .arg(&config)
             .env("PATH", path)
+            // The shims containerd starts speak the language of its environment (Spanish
+            // unless it says English); these tests read them in English.
+            .env("QYVOL_LANG", "en")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
             .spawn()
@@ -380,7 +383,8 @@ fn the_pods_memory_limit_bounds_the_guest_and_going_past_it_is_explained() {
     );
     assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).starts_with("qyvol: the guest needed more memory than its limit ("),
+        // The words `qyvol run` uses for the same end (one text per way a run ends).
+        text(&out.stderr).starts_with("qyvol: 🧠 The memory limit of "),
         "killed without Qyvol's word: {}",
         text(&out.stderr)
     );

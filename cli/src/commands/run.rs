@@ -9,10 +9,10 @@ use qyvol_common::{
     ByteSize, DurationSpec, Environment, NetworkGrant, Requests, RuntimeKind, parse_env_pair,
 };
 use qyvol_launch::{CodeTrust, MountFlag, Operator, PrecompiledPolicy};
-use qyvol_runtime::{Limits, Outcome, Resource};
+use qyvol_runtime::Outcome;
 
 use crate::exit::{self, Code, Failure};
-use crate::i18n::Msg;
+use crate::i18n::{Msg, lang};
 use crate::ui::{Ui, sanitize};
 
 /// Run a .qyv manifest or a .wasm file
@@ -202,7 +202,7 @@ impl RunCommand {
             compiler: self.compiler.into(),
         };
         let outcome = qyvol_runtime::run(wasm, &launch.request, launch.engine, how)?;
-        Ok(report(&ui, &launch.request.limits, outcome))
+        Ok(report(&ui, outcome))
     }
 }
 
@@ -235,41 +235,25 @@ pub(crate) fn code_trust(ui: &Ui, code: Option<CodeTrust>) {
     }
 }
 
-fn report(ui: &Ui, limits: &Limits, outcome: Outcome) -> ExitCode {
-    // The code is the runtime's (the node and the shim give the same); here, what to say.
+fn report(ui: &Ui, outcome: Outcome) -> ExitCode {
+    // The code and the words are the runtime's (the node and the shim give the same); here,
+    // where to say them, with a trap's backtrace.
     let code = exit::guest(outcome.exit_code());
-    match outcome {
+    match &outcome {
         Outcome::Exited(0) => ui.status(Msg::Completed),
-        Outcome::Exited(code) => ui.status(Msg::ExitedWith(code)),
-        Outcome::Trapped { trap, backtrace } => {
-            ui.alert(Msg::Trapped(&sanitize(&trap)));
-            if !backtrace.is_empty() {
-                ui.alert(Msg::Backtrace);
-                for (i, frame) in backtrace.iter().enumerate() {
-                    ui.alert(Msg::Frame(i, &sanitize(frame)));
-                }
-            }
+        Outcome::Exited(code) => ui.status(Msg::ExitedWith(*code)),
+        _ => {}
+    }
+    if let Some(why) = outcome.explain(lang()) {
+        ui.alert(Msg::Said(&why));
+    }
+    if let Outcome::Trapped { backtrace, .. } = &outcome
+        && !backtrace.is_empty()
+    {
+        ui.alert(Msg::Backtrace);
+        for (i, frame) in backtrace.iter().enumerate() {
+            ui.alert(Msg::Frame(i, &sanitize(frame)));
         }
-        Outcome::TimedOut(t) => ui.alert(Msg::TimedOut(&DurationSpec(t).to_string())),
-        Outcome::LimitExceeded {
-            resource: Resource::Memory,
-            limit,
-        } => ui.alert(Msg::MemoryExceeded(&ByteSize(limit).to_string())),
-        Outcome::LimitExceeded {
-            resource: Resource::Table,
-            limit,
-        } => ui.alert(Msg::TableExceeded(limit)),
-        Outcome::LimitExceeded {
-            resource: r @ (Resource::AppMemory | Resource::NodeMemory),
-            limit,
-        } => ui.alert(Msg::SharedMemoryExceeded(
-            &ByteSize(limit).to_string(),
-            r == Resource::AppMemory,
-        )),
-        Outcome::FuelExhausted(_) => {
-            ui.alert(Msg::FuelExhausted(limits.fuel.unwrap_or_default()));
-        }
-        Outcome::Stopped => ui.alert(Msg::GuestStopped),
     }
     code
 }

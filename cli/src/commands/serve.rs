@@ -12,7 +12,7 @@ use qyvol_common::{ByteSize, DurationSpec, RuntimeKind};
 use qyvol_runtime::serve::{
     AccessEntry, App, BodyPace, Events, RequestFailure, ServeOptions, Server,
 };
-use qyvol_runtime::{Outcome, Resource, WasmKind};
+use qyvol_runtime::{Outcome, WasmKind};
 
 use super::run::{GrantArgs, code_trust, requests_not_granted};
 use crate::exit::{Code, Failure};
@@ -333,25 +333,8 @@ fn failure_text(f: &RequestFailure, lang: Lang) -> String {
                     .unwrap_or_default();
                 format!("trap: {trap}{at}")
             }
-            Outcome::TimedOut(t) => Msg::TimedOut(&DurationSpec(*t).to_string()).text(lang),
-            Outcome::FuelExhausted(n) => Msg::FuelExhausted(*n).text(lang),
-            Outcome::LimitExceeded {
-                resource: Resource::Memory,
-                limit,
-            } => Msg::MemoryExceeded(&ByteSize(*limit).to_string()).text(lang),
-            Outcome::LimitExceeded {
-                resource: Resource::Table,
-                limit,
-            } => Msg::TableExceeded(*limit).text(lang),
-            Outcome::LimitExceeded {
-                resource: r @ (Resource::AppMemory | Resource::NodeMemory),
-                limit,
-            } => {
-                Msg::SharedMemoryExceeded(&ByteSize(*limit).to_string(), *r == Resource::AppMemory)
-                    .text(lang)
-            }
             Outcome::Exited(code) => Msg::ExitedWith(*code).text(lang),
-            Outcome::Stopped => Msg::GuestStopped.text(lang),
+            other => other.explain(lang).unwrap_or_default(),
         },
     }
 }

@@ -122,7 +122,7 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         | "serve.insecure" => "Permite HTTP sin cifrar con un registro que no está en loopback",
         "login.registry" => "El registro, p. ej. localhost:5000 o ghcr.io",
         "login.username" => "El nombre de usuario",
-        "build.tag" => "Guarda el paquete en el almacén local con esta referencia (repetible)",
+        "build.tags" => "Guarda el paquete en el almacén local con esta referencia (repetible)",
         "build" => "Construye un paquete compilado (.qyvc) desde un manifiesto",
         "build.manifest" => "El manifiesto .qyv",
         "build.output" => {
@@ -213,6 +213,22 @@ pub fn help_es(key: &str) -> Option<&'static str> {
             "Muestra la ayuda"
         }
         "qyvol.version" => "Muestra la versión",
+        "inspect.max_module_size" => "Tamaño máximo de módulo que se acepta",
+        "deploy.insecure" => {
+            "HTTP sin cifrar hacia un registro fuera de loopback (si hay que descargar la referencia)"
+        }
+        "deploy.memory" => "Límite de memoria de cada instancia, p. ej. 64MiB",
+        "deploy.timeout" => {
+            "Límite de tiempo de cada instancia (la ejecución de un comando, una petición), p. ej. 30s"
+        }
+        "deploy.fuel" => "Límite de combustible de cada instancia",
+        // The node's address and token, on every command that talks to a node.
+        k if k.ends_with(".node") => {
+            "La API del nodo, p. ej. http://10.0.0.5:7373 (por defecto, la de esta máquina, por su socket)"
+        }
+        k if k.ends_with(".token") => {
+            "El token del nodo, para uno al que se llega por TCP (su QYVOL_HOME/node/token)"
+        }
         _ => return None,
     })
 }
@@ -316,4 +332,88 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         let _ = writeln!(out, "  {l}");
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::help_es;
+    use clap::CommandFactory;
+
+    /// Every `command` and `command.arg` the Spanish table names, read from its source.
+    fn table_keys() -> Vec<String> {
+        let source = include_str!("help.rs");
+        let body = source
+            .split_once("pub fn help_es")
+            .and_then(|(_, rest)| rest.split_once("_ => return None"))
+            .map(|(body, _)| body)
+            .unwrap_or_default();
+        body.lines()
+            .filter_map(|l| l.trim().split_once(" =>").map(|(keys, _)| keys.to_string()))
+            .flat_map(|keys| {
+                keys.split('|')
+                    .map(|k| k.trim().trim_matches('"').to_string())
+                    .collect::<Vec<_>>()
+            })
+            // Guards (`k if k.ends_with(".node")`) cover a flag on every command.
+            .filter(|k| !k.is_empty() && !k.contains(" if "))
+            .collect()
+    }
+
+    /// Every command and argument `qyvol` really has, as the table keys them.
+    fn real_keys() -> Vec<String> {
+        let cli = crate::Cli::command();
+        let mut keys = vec!["qyvol".to_string(), "help".to_string()];
+        keys.extend(cli.get_arguments().map(|a| format!("qyvol.{}", a.get_id())));
+        let mut todo: Vec<(String, &clap::Command)> = cli
+            .get_subcommands()
+            .map(|s| (s.get_name().to_string(), s))
+            .collect();
+        while let Some((name, sub)) = todo.pop() {
+            keys.extend(
+                sub.get_arguments()
+                    .map(|a| format!("{name}.{}", a.get_id())),
+            );
+            // The help and version flags each command gets in Spanish.
+            keys.extend([format!("{name}.help"), format!("{name}.version")]);
+            todo.extend(
+                sub.get_subcommands()
+                    .map(|s| (format!("{name}.{}", s.get_name()), s)),
+            );
+            keys.push(name);
+        }
+        keys.extend(["qyvol.help", "qyvol.version"].map(String::from));
+        keys
+    }
+
+    /// A renamed or removed flag leaves its Spanish help behind under a key nothing shows:
+    /// this fails instead.
+    #[test]
+    fn every_spanish_help_names_a_real_command_or_flag() {
+        let real = real_keys();
+        let stale: Vec<String> = table_keys()
+            .into_iter()
+            .filter(|k| !real.contains(k))
+            .collect();
+        assert!(stale.is_empty(), "Spanish help for nothing: {stale:?}");
+    }
+
+    /// A new flag without Spanish help would show English in a Spanish `--help`.
+    #[test]
+    fn every_command_and_flag_has_spanish_help() {
+        let cli = crate::Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            if help_es(name).is_none() {
+                missing.push(name.to_string());
+            }
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                let key = format!("{name}.{}", arg.get_id());
+                if arg.get_id() != "help" && help_es(&key).is_none() {
+                    missing.push(key);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no Spanish help for {missing:?}");
+    }
 }

@@ -12,14 +12,10 @@ pub enum Msg<'a> {
     ListItem(&'a str),
     Completed,
     ExitedWith(i32),
-    Trapped(&'a str),
+    /// Text a library already wrote in the user's language (e.g. `Outcome::explain`).
+    Said(&'a str),
     Backtrace,
     Frame(usize, &'a str),
-    TimedOut(&'a str),
-    MemoryExceeded(&'a str),
-    TableExceeded(u64),
-    FuelExhausted(u64),
-    GuestStopped,
     Error(&'a str),
     // headlines of error kinds
     BadManifest,
@@ -69,7 +65,6 @@ pub enum Msg<'a> {
     /// An app's requests in progress reached its `--concurrency`.
     AppBusy(u32),
     /// The memory of the app's (`true`) or every app's instances together reached its bound.
-    SharedMemoryExceeded(&'a str, bool),
     Compiling(&'a str),
     CacheHeader,
     /// A Winch entry whose Cranelift code is being compiled in the background.
