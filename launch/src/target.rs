@@ -159,11 +159,7 @@ pub fn prepare(
 /// `wasi:http/incoming-handler` is a handler, anything else a command.
 fn bare_kind(wasm: &Wasm) -> RuntimeKind {
     let handler = wasm.info.kind == WasmKind::Component
-        && wasm
-            .info
-            .exports
-            .iter()
-            .any(|e| e.name.starts_with("wasi:http/incoming-handler"));
+        && wasm.info.exports.iter().any(|e| is_http_handler(&e.name));
     if handler {
         RuntimeKind::WasiHttp
     } else {
@@ -313,8 +309,28 @@ fn verify_once(
     Ok(())
 }
 
+/// Whether an export is the `wasi:http/incoming-handler` interface, at any version: the name
+/// up to its `@version` exactly (`…/incoming-handlerx` is another interface).
+fn is_http_handler(export: &str) -> bool {
+    export.split('@').next() == Some("wasi:http/incoming-handler")
+}
+
 /// Whether `path` is a regular file starting with the wasm magic bytes (a module or component,
 /// whatever its name).
 pub fn is_wasm_file(path: &Path) -> bool {
     qyvol_common::read_head::<4>(path).is_some_and(|magic| &magic == qyvol_common::WASM_MAGIC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_http_handler;
+
+    #[test]
+    fn only_the_incoming_handler_interface_makes_a_bare_component_a_handler() {
+        assert!(is_http_handler("wasi:http/incoming-handler@0.2.6"));
+        assert!(is_http_handler("wasi:http/incoming-handler"));
+        assert!(!is_http_handler("wasi:http/incoming-handlerx"));
+        assert!(!is_http_handler("wasi:http/incoming-handlerx@0.2.6"));
+        assert!(!is_http_handler("wasi:cli/run@0.2.6"));
+    }
 }
