@@ -29,6 +29,16 @@ pub struct DeployRequest {
     pub concurrency: Option<u32>,
     pub timeout: Option<String>,
     pub fuel: Option<u64>,
+    /// `native`, `sandbox` or `edge`: the policy over the manifest's own.
+    pub environment: Option<String>,
+    /// Let the manifest's entrypoint and mounts point outside its folder.
+    pub allow_outside: bool,
+    /// Never run a bundle's precompiled code, even one built on this node.
+    pub no_precompiled: bool,
+    /// The largest module accepted for compilation (default: `run`'s).
+    pub max_module_size: Option<String>,
+    /// The longest compilation may take (default: `run`'s).
+    pub compile_timeout: Option<String>,
 }
 
 /// An app as `ps` and `inspect` show it.

@@ -74,51 +74,51 @@ impl From<CompilerArg> for qyvol_runtime::Compiler {
 pub(crate) struct GrantArgs {
     /// Set an environment variable for the module (K=V), or copy K from the host
     #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parse_env_pair)]
-    env: Vec<(String, Option<String>)>,
+    pub(crate) env: Vec<(String, Option<String>)>,
 
     /// Mount a host folder in the module; `:ro` makes it read-only
     #[arg(long, value_name = "HOST:GUEST[:ro]")]
-    mount: Vec<MountFlag>,
+    pub(crate) mount: Vec<MountFlag>,
 
     /// Let the module connect to HOST:PORT (or listen, with `listen HOST:PORT`)
     #[arg(long, value_name = "HOST:PORT")]
-    allow_net: Vec<NetworkGrant>,
+    pub(crate) allow_net: Vec<NetworkGrant>,
 
     /// Memory limit for the module, e.g. 64MiB
     #[arg(long, value_name = "SIZE")]
-    memory: Option<ByteSize>,
+    pub(crate) memory: Option<ByteSize>,
 
     /// Time limit for the run, e.g. 30s
     #[arg(long, value_name = "DUR")]
-    timeout: Option<DurationSpec>,
+    pub(crate) timeout: Option<DurationSpec>,
 
     /// Fuel limit (roughly, wasm instructions)
     #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
+    pub(crate) fuel: Option<u64>,
 
     /// Trust policy: native, sandbox or edge
     #[arg(long, value_name = "ENV")]
-    environment: Option<Environment>,
+    pub(crate) environment: Option<Environment>,
 
     /// Let the manifest's entrypoint and mounts point outside its folder
     #[arg(long)]
-    allow_outside: bool,
+    pub(crate) allow_outside: bool,
 
     /// Run a bundle's or image's precompiled native code even if this machine did not build it
     #[arg(long, conflicts_with = "no_precompiled")]
-    allow_precompiled: bool,
+    pub(crate) allow_precompiled: bool,
 
     /// Never run a bundle's precompiled code, even one built here: compile its wasm
     #[arg(long)]
-    no_precompiled: bool,
+    pub(crate) no_precompiled: bool,
 
     /// Largest module accepted for compilation
     #[arg(long, value_name = "SIZE", default_value = "256MiB")]
-    max_module_size: ByteSize,
+    pub(crate) max_module_size: ByteSize,
 
     /// Longest time compilation may take before the module is refused
     #[arg(long, value_name = "DUR", default_value = "5m")]
-    compile_timeout: DurationSpec,
+    pub(crate) compile_timeout: DurationSpec,
 }
 
 impl GrantArgs {

@@ -20,11 +20,17 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.memory" => "Límite de memoria del módulo, p. ej. 64MiB",
         "run.timeout" => "Límite de tiempo de la ejecución, p. ej. 30s",
         "run.fuel" => "Límite de combustible (instrucciones wasm aproximadas)",
-        "run.environment" => "Política de confianza: native, sandbox o edge",
+        "run.environment" | "deploy.environment" => "Política de confianza: native, sandbox o edge",
         "run.quiet" => "No mostrar las líneas de estado de Qyvol",
-        "run.allow_outside" => "Permite que el manifiesto apunte fuera de su carpeta",
-        "run.max_module_size" => "Tamaño máximo de módulo que se acepta compilar",
-        "run.compile_timeout" => "Tiempo máximo de compilación antes de rechazar el módulo",
+        "run.allow_outside" | "deploy.allow_outside" => {
+            "Permite que el manifiesto apunte fuera de su carpeta"
+        }
+        "run.max_module_size" | "deploy.max_module_size" => {
+            "Tamaño máximo de módulo que se acepta compilar"
+        }
+        "run.compile_timeout" | "deploy.compile_timeout" => {
+            "Tiempo máximo de compilación antes de rechazar el módulo"
+        }
         "inspect" => "Describe un manifiesto .qyv o un archivo .wasm sin ejecutarlo",
         "inspect.file" => "El manifiesto .qyv o el módulo .wasm",
         "inspect.json" => "Salida en JSON para scripts",
@@ -139,7 +145,7 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.compiler" => {
             "Compilador: auto usa el código de Cranelift de la caché, o arranca un módulo grande con Winch mientras Cranelift lo compila en segundo plano; cranelift o winch compilan solo con ese"
         }
-        "run.no_precompiled" | "serve.no_precompiled" => {
+        "run.no_precompiled" | "serve.no_precompiled" | "deploy.no_precompiled" => {
             "Nunca ejecuta el código nativo de un paquete, aunque se construyera aquí: compila su wasm"
         }
         "run.allow_precompiled" | "serve.allow_precompiled" => {

@@ -616,6 +616,47 @@ fn the_api_refuses_huge_bodies_and_heads_and_stays_up() {
 }
 
 #[test]
+fn deploy_takes_runs_policy_and_compile_flags_and_the_node_enforces_them() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let app = hello_http();
+    let sandboxed = node.cli(&[
+        "deploy",
+        "--environment",
+        "sandbox",
+        "--allow-net",
+        "127.0.0.1:80",
+        &app,
+    ]);
+    assert_eq!(sandboxed.status.code(), Some(1), "{}", stderr(&sandboxed));
+    assert!(
+        stderr(&sandboxed).contains("environment `sandbox` does not allow the network grant"),
+        "{}",
+        stderr(&sandboxed)
+    );
+    let capped = node.cli(&["deploy", "--max-module-size", "1KiB", &app]);
+    assert_eq!(capped.status.code(), Some(1), "{}", stderr(&capped));
+    assert!(
+        stderr(&capped).contains("over the 1024-byte module size cap"),
+        "{}",
+        stderr(&capped)
+    );
+    assert!(
+        node.ps().is_empty(),
+        "a refused deploy left an app: {:?}",
+        node.ps()
+    );
+    node.ok(&[
+        "deploy",
+        "--no-precompiled",
+        "--compile-timeout",
+        "1m",
+        &app,
+    ]);
+    assert_eq!(node.get("/hello/flags").0, 200);
+}
+
+#[test]
 fn a_deploy_that_cannot_start_leaves_nothing_behind() {
     let s = Scratch::new();
     let node = Node::start(&s.path("home"), &[]);

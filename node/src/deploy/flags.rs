@@ -8,13 +8,36 @@ use crate::{DeployRequest, NodeError};
 pub(super) fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
     let bad = NodeError::BadRequest;
     let mut op = Operator {
-        precompiled: if req.allow_precompiled {
-            PrecompiledPolicy::Allow
-        } else {
-            PrecompiledPolicy::default()
+        precompiled: match (req.allow_precompiled, req.no_precompiled) {
+            (true, true) => {
+                return Err(bad(
+                    "`--allow-precompiled` and `--no-precompiled` contradict each other: give one"
+                        .into(),
+                ));
+            }
+            (true, false) => PrecompiledPolicy::Allow,
+            (false, true) => PrecompiledPolicy::Ignore,
+            (false, false) => PrecompiledPolicy::default(),
         },
+        allow_outside: req.allow_outside,
         ..Operator::default()
     };
+    if let Some(e) = &req.environment {
+        op.environment = Some(
+            e.parse()
+                .map_err(|e2: String| bad(format!("`--environment {e}`: {e2}")))?,
+        );
+    }
+    if let Some(m) = &req.max_module_size {
+        op.max_module_size = m
+            .parse()
+            .map_err(|e: String| bad(format!("`--max-module-size {m}`: {e}")))?;
+    }
+    if let Some(t) = &req.compile_timeout {
+        op.compile_timeout = t
+            .parse()
+            .map_err(|e: String| bad(format!("`--compile-timeout {t}`: {e}")))?;
+    }
     for pair in &req.env {
         let (k, v) =
             qyvol_common::parse_env_pair(pair).map_err(|e| bad(format!("`-e {pair}`: {e}")))?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use hyper::Method;
-use qyvol_common::{ByteSize, DurationSpec};
+use qyvol_common::ByteSize;
 use qyvol_node::{AppView, DeployRequest};
 
 use super::{NodeArgs, block};
@@ -20,38 +20,22 @@ pub struct DeployCommand {
     #[arg(long)]
     name: Option<String>,
 
+    /// The grants and limits of each instance (a command's run, a request), as `qyvol run`
+    /// takes them
+    #[command(flatten)]
+    grants: crate::commands::run::GrantArgs,
+
     /// Restart policy: no, on-failure[:MAX], always, unless-stopped
     #[arg(long, value_name = "POLICY", default_value = "no")]
     restart: String,
-
-    /// Set an environment variable for the app (K=V), or copy K from this shell's environment
-    /// (so a secret need not be on the command line)
-    #[arg(short = 'e', long = "env", value_name = "K=V|K")]
-    env: Vec<String>,
 
     /// Read variables from a file: K=V or K per line, # comments (as `docker run --env-file`)
     #[arg(long = "env-file", value_name = "FILE")]
     env_file: Vec<std::path::PathBuf>,
 
-    /// Mount a host folder: HOST:GUEST[:ro|:rw]
-    #[arg(long, value_name = "HOST:GUEST[:ro]")]
-    mount: Vec<String>,
-
-    /// Let the app connect to (or bind) HOST:PORT
-    #[arg(long = "allow-net", value_name = "HOST:PORT")]
-    allow_net: Vec<String>,
-
-    /// Run a bundle's precompiled code instead of compiling its wasm (trust it as native code)
-    #[arg(long)]
-    allow_precompiled: bool,
-
     /// Allow plain HTTP to a registry that is not on loopback (when REF is pulled)
     #[arg(long)]
     insecure: bool,
-
-    /// Memory limit of each instance, e.g. 64MiB
-    #[arg(long, value_name = "SIZE")]
-    memory: Option<ByteSize>,
 
     /// The most memory all the app's instances may hold together (its concurrent requests), e.g.
     /// 512MiB; a request past it is answered 503
@@ -62,14 +46,6 @@ pub struct DeployCommand {
     /// connections]
     #[arg(long, value_name = "N")]
     concurrency: Option<u32>,
-
-    /// Time limit of each instance (a command's run, a request), e.g. 30s
-    #[arg(long, value_name = "DURATION")]
-    timeout: Option<DurationSpec>,
-
-    /// Fuel limit of each instance
-    #[arg(long, value_name = "UNITS")]
-    fuel: Option<u64>,
 
     /// Print the deployed app as JSON
     #[arg(long)]
@@ -119,12 +95,7 @@ impl DeployCommand {
                     .map_err(|e| usage(format!("`--env-file {shown}`, {e}")))?,
             );
         }
-        for pair in &self.env {
-            pairs.push(
-                qyvol_common::parse_env_pair(pair)
-                    .map_err(|e| usage(format!("`-e {pair}`: {e}")))?,
-            );
-        }
+        pairs.extend(self.grants.env.iter().cloned());
         pairs
             .into_iter()
             .map(|(k, v)| {
@@ -149,12 +120,18 @@ impl DeployCommand {
         } else {
             self.source.clone()
         };
-        let mounts = self
+        let g = &self.grants;
+        let mounts = g
             .mount
             .iter()
-            .map(|m| match m.split_once(':') {
-                Some((host, rest)) if !host.is_empty() => format!("{}:{rest}", absolute(host)),
-                _ => m.clone(),
+            .map(|m| {
+                let mode = match m.readonly {
+                    Some(true) => ":ro",
+                    Some(false) => ":rw",
+                    None => "",
+                };
+                let host = absolute(&m.host.to_string_lossy());
+                format!("{host}:{}{mode}", m.guest.as_str())
             })
             .collect();
         let req = DeployRequest {
@@ -163,15 +140,20 @@ impl DeployCommand {
             restart: Some(self.restart.clone()),
             env: self.env()?,
             mounts,
-            allow_net: self.allow_net.clone(),
-            allow_precompiled: self.allow_precompiled,
+            allow_net: g.allow_net.iter().map(ToString::to_string).collect(),
+            allow_precompiled: g.allow_precompiled,
+            no_precompiled: g.no_precompiled,
             args: self.args.clone(),
             insecure: self.insecure,
-            memory: self.memory.map(|m| m.0.to_string()),
+            memory: g.memory.map(|m| m.0.to_string()),
             memory_total: self.memory_total.map(|m| m.0.to_string()),
             concurrency: self.concurrency,
-            timeout: self.timeout.map(|t| t.to_string()),
-            fuel: self.fuel,
+            timeout: g.timeout.map(|t| t.to_string()),
+            fuel: g.fuel,
+            environment: g.environment.map(|e| e.as_str().to_string()),
+            allow_outside: g.allow_outside,
+            max_module_size: Some(g.max_module_size.0.to_string()),
+            compile_timeout: Some(g.compile_timeout.to_string()),
         };
         let body = serde_json::to_value(&req).map_err(Failure::internal)?;
         let client = self.target.client()?;
