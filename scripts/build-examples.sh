@@ -16,4 +16,7 @@ cp $p2/probe.wasm cli/tests/guests/probe-p2.wasm
 cp $p2/http_probe.wasm cli/tests/guests/http-probe.wasm
 cp $p1/cgi-probe.wasm cli/tests/guests/cgi-probe.wasm
 cp $p1/cpu-bench.wasm bench/guests/cpu.wasm
+# The hello again with SIMD opcodes in std's code (a test that wasm's standard features run).
+RUSTFLAGS="-C target-feature=+simd128" cargo build --release --target wasm32-wasip1 -p hello --target-dir target/simd128
+cp target/simd128/wasm32-wasip1/release/hello.wasm cli/tests/guests/hello-simd128.wasm
 ls -l examples/*.wasm examples/*/*.wasm cli/tests/guests/*.wasm bench/guests/*.wasm

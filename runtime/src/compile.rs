@@ -79,6 +79,9 @@ fn choose(
 pub(crate) trait Artifact: Sized + Send + Sync + Clone + 'static {
     const KIND: WasmKind;
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+    /// Whether `engine` accepts `bytes` as valid: without compiling for a module; a component
+    /// (wasmtime has no validation of its own for them) is compiled and dropped.
+    fn validate(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<()>;
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
     /// Maps precompiled code. Only called on files whose seal (or digest) was verified.
     fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
@@ -88,6 +91,9 @@ impl Artifact for Module {
     const KIND: WasmKind = WasmKind::CoreModule;
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
         Module::from_binary(engine, bytes)
+    }
+    fn validate(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<()> {
+        Module::validate(engine, bytes)
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Module::serialize(self)
@@ -107,6 +113,9 @@ impl Artifact for Component {
     const KIND: WasmKind = WasmKind::Component;
     fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
         Component::from_binary(engine, bytes)
+    }
+    fn validate(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<()> {
+        Component::from_binary(engine, bytes).map(drop)
     }
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
         Component::serialize(self)
@@ -288,12 +297,12 @@ fn compile_bounded<A: Artifact>(
     bytes: Arc<[u8]>,
     limit: Option<Duration>,
 ) -> Result<A, RuntimeError> {
-    let engine = engine.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (worker_engine, worker_bytes) = (engine.clone(), bytes.clone());
     std::thread::Builder::new()
         .name("qyvol-compile".into())
         .spawn(move || {
-            let _ = tx.send(A::compile(&engine, &bytes));
+            let _ = tx.send(A::compile(&worker_engine, &worker_bytes));
         })
         .map_err(RuntimeError::engine)?;
     let result = match limit {
@@ -305,8 +314,52 @@ fn compile_bounded<A: Artifact>(
             })?,
         None => rx.recv().map_err(RuntimeError::engine)?,
     };
-    result.map_err(|e| RuntimeError::Compile {
+    result.map_err(|e| failed::<A>(engine, path, &bytes, &e))
+}
+
+/// Why a compilation failed: the binary is invalid when the engine that judges validity
+/// refuses it (Cranelift's: its refusal is that verdict), otherwise this compiler could not
+/// build it (Winch and a proposal it lacks), which `Auto` answers by compiling with Cranelift.
+fn failed<A: Artifact>(
+    engine: &Engine,
+    path: &Path,
+    bytes: &[u8],
+    error: &wasmtime::Error,
+) -> RuntimeError {
+    let invalid = |reason: String| RuntimeError::Invalid {
         path: path.to_path_buf(),
+        reason,
+    };
+    if engine::tier_of(engine) == Tier::Cranelift {
+        return invalid(format!("{error:#}"));
+    }
+    match judge(engine).map(|judge| A::validate(&judge, bytes)) {
+        Ok(Err(e)) => invalid(format!("{e:#}")),
+        Ok(Ok(())) | Err(_) => RuntimeError::Compile {
+            path: path.to_path_buf(),
+            reason: format!("{error:#}"),
+        },
+    }
+}
+
+/// The one judge of validity: wasmtime, with the settings of the engine that will run the
+/// module and Cranelift's code (Winch compiles fewer proposals, but what it cannot compile is
+/// still valid). Qyvol's own reading of a binary (`inspect`) never decides it.
+fn judge(engine: &Engine) -> Result<Engine, RuntimeError> {
+    engine::new(EngineConfig::of(engine).with(Tier::Cranelift))
+}
+
+/// Whether `wasm` is valid for the engines Qyvol runs it on (as a run would decide it, without
+/// compiling): for `qyvol inspect`.
+pub fn validate(wasm: &Wasm) -> Result<(), RuntimeError> {
+    let engine = engine::new(EngineConfig::default())?;
+    let bytes = wasm.bytes()?;
+    let checked = match wasm.info.kind {
+        WasmKind::CoreModule => <Module as Artifact>::validate(&engine, &bytes),
+        WasmKind::Component => <Component as Artifact>::validate(&engine, &bytes),
+    };
+    checked.map_err(|e| RuntimeError::Invalid {
+        path: wasm.path.clone(),
         reason: format!("{e:#}"),
     })
 }

@@ -154,6 +154,10 @@ fn config(cfg: EngineConfig) -> Config {
     }
     // Each instance maps its memory's initial image copy-on-write instead of copying it.
     config.memory_init_cow(true);
+    // Atomics validate and run (the threads proposal), but a `shared` memory cannot be made:
+    // wasmtime grows shared memories without asking the store's limiter, so `--memory` could
+    // not bound them. wasmtime's CLI leaves them off by default too.
+    config.shared_memory(false);
     config
 }
 

@@ -1,8 +1,11 @@
 //! Reads what a wasm binary is (core module or component), which WASI it speaks, and what it
 //! imports and exports, with `wasmparser`: no compilation, so it is cheap and safe on any input.
+//! It reads the binary's structure only; whether the code is valid is wasmtime's decision, made
+//! by the engine that will run it (`compile::validate`, and every compilation), so the two can
+//! never disagree about a feature.
 
 use serde::{Deserialize, Serialize};
-use wasmparser::{Parser, Payload, Validator, WasmFeatures};
+use wasmparser::{Parser, Payload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -93,7 +96,7 @@ impl ModuleInfo {
     }
 }
 
-/// Validates `bytes` and describes them. The error is a one-line reason.
+/// Describes `bytes` from their structure (not their validity). The error is a one-line reason.
 pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, String> {
     let kind = if Parser::is_component(bytes) {
         WasmKind::Component
@@ -104,10 +107,6 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, String> {
             "it does not start with a WebAssembly header (`\\0asm` and a known version)".into(),
         );
     };
-    Validator::new_with_features(WasmFeatures::all())
-        .validate_all(bytes)
-        .map_err(|e| e.to_string())?;
-
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     let mut depth = 0usize;

@@ -23,7 +23,7 @@ pub mod tier;
 mod wasi;
 
 pub use cache::{Cache, CacheEntry, DEFAULT_CACHE_MAX};
-pub use compile::{Compilation, CompileProgress};
+pub use compile::{Compilation, CompileProgress, validate};
 pub use engine::{
     Compiler, EngineConfig, Purpose, Tier, WASMTIME_VERSION, host_fingerprint, platform,
 };

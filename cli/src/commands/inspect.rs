@@ -70,6 +70,8 @@ impl InspectCommand {
                 qyvol_runtime::load(&opened.manifest.entrypoint, self.max_module_size.0, None)?,
             ),
         };
+        // Valid as a run would judge it: by the engine, not by a reading of its own.
+        qyvol_runtime::validate(&wasm)?;
         // A bare module has no manifest to show.
         let manifest = opened.manifest.source.is_some().then_some(opened.manifest);
         let info = &wasm.info;

@@ -12,6 +12,7 @@ mod cache;
 mod cli;
 mod cosign;
 mod dashboard;
+mod features;
 mod fixture;
 mod guests;
 mod home;
