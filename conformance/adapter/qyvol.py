@@ -52,7 +52,12 @@ def compute_argv(test_path: str,
     argv = list(QYVOL)
     # `serve` prints the address it listens on (port 0: one the system picks) as its first
     # line on stderr, where the runner reads it.
-    argv += ["serve", "--listen", "127.0.0.1:0"] if serving else ["run", "-q"]
+    if serving:
+        argv += ["serve", "--listen", "127.0.0.1:0"]
+    else:
+        # The program's file name as argv[0], as wasmtime gives it (Qyvol's default is the
+        # app's name, the file's stem for a bare module).
+        argv += ["run", "-q", "--argv0", os.path.basename(test_path)]
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
     if root:

@@ -39,6 +39,8 @@ pub struct Operator {
     /// Whether loopback, link-local and private addresses need a grant naming them, whatever
     /// the manifest and environment say (the node forces it for every guest it runs).
     pub block_private: Option<bool>,
+    /// The guest's program name (its `argv[0]`); the app's name when `None`.
+    pub argv0: Option<String>,
 }
 
 impl Default for Operator {
@@ -57,6 +59,7 @@ impl Default for Operator {
             precompiled: PrecompiledPolicy::default(),
             policy: None,
             block_private: None,
+            argv0: None,
         }
     }
 }
@@ -181,7 +184,10 @@ pub fn request(
     let mut all_args = manifest.args.clone();
     all_args.extend(args);
     Ok(RunRequest {
-        argv0: manifest.name.to_string(),
+        argv0: op
+            .argv0
+            .clone()
+            .unwrap_or_else(|| manifest.name.to_string()),
         args: all_args,
         env,
         mounts,

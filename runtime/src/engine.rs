@@ -158,6 +158,8 @@ fn config(cfg: EngineConfig) -> Config {
     // wasmtime grows shared memories without asking the store's limiter, so `--memory` could
     // not bound them. wasmtime's CLI leaves them off by default too.
     config.shared_memory(false);
+    // The component model's async ABI, which WASI 0.3 components are built on.
+    config.wasm_component_model_async(true);
     config
 }
 

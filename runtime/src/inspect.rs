@@ -24,6 +24,10 @@ pub enum WasiGeneration {
     /// WASI 0.2 interfaces (`wasi:cli/...@0.2.x`).
     #[serde(rename = "0.2")]
     P2,
+    /// WASI 0.3 interfaces (`wasi:cli/run@0.3.x`, `wasi:http/handler@0.3.x`, ...): async, with
+    /// native `stream` and `future`. A component that also speaks 0.2 runs as 0.3.
+    #[serde(rename = "0.3")]
+    P3,
     /// No WASI imports at all.
     None,
 }
@@ -166,6 +170,13 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo, String> {
         WasiGeneration::Preview1
     } else if imports.iter().any(|i| i.module == "wasi_unstable") {
         WasiGeneration::Preview0
+    } else if imports
+        .iter()
+        .map(|i| &i.name)
+        .chain(exports.iter().map(|e| &e.name))
+        .any(|name| name.starts_with("wasi:") && name.contains("@0.3."))
+    {
+        WasiGeneration::P3
     } else if imports.iter().any(|i| i.name.starts_with("wasi:")) {
         WasiGeneration::P2
     } else {

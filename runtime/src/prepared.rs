@@ -47,7 +47,14 @@ impl std::fmt::Debug for Prepared {
 
 enum Program {
     Core(InstancePre<Host<WasiP1Ctx>>),
+    /// A WASI 0.2 command (`wasi:cli/run@0.2`).
     Component(CommandPre<Host<WasiCtx>>),
+    /// A WASI 0.3 command (`wasi:cli/run@0.3`), run as wasmtime runs one: inside
+    /// `run_concurrent`, so its async calls and tasks make progress.
+    ComponentP3(
+        wasmtime::component::InstancePre<Host<WasiCtx>>,
+        wasmtime_wasi::p3::bindings::CommandIndices,
+    ),
 }
 
 impl Prepared {
@@ -101,7 +108,7 @@ impl Prepared {
         let limits = &req.limits;
         let program = match wasm.info.kind {
             WasmKind::CoreModule => Program::Core(link_core(&engine, wasm, limits, how)?),
-            WasmKind::Component => Program::Component(link_component(&engine, wasm, limits, how)?),
+            WasmKind::Component => link_component(&engine, wasm, limits, how)?,
         };
         Ok((config, engine, program))
     }
@@ -121,6 +128,9 @@ impl Prepared {
                 match &self.program {
                     Program::Core(pre) => self.run_core(pre, req).await,
                     Program::Component(pre) => self.run_component(pre, req).await,
+                    Program::ComponentP3(pre, indices) => {
+                        self.run_component_p3(pre, indices, req).await
+                    }
                 }
             };
             match &req.stop {
@@ -195,6 +205,35 @@ impl Prepared {
         };
         Ok(finish(with_deadline(req.limits.timeout, body).await, req))
     }
+
+    async fn run_component_p3(
+        &self,
+        pre: &wasmtime::component::InstancePre<Host<WasiCtx>>,
+        indices: &wasmtime_wasi::p3::bindings::CommandIndices,
+        req: &RunRequest,
+    ) -> Result<Outcome, RuntimeError> {
+        let network = NetworkAccess::of(req);
+        let mounts = wasi::Mounts::open(&req.mounts)?;
+        let mut b = wasi::builder(req, &mounts, &network)?;
+        wasi::without_unguarded_p3_sockets(&mut b);
+        if matches!(req.output, crate::request::Output::Inherit) {
+            b.inherit_stdin();
+        }
+        let mut store = self.store(b.build(), network, req);
+        let _ticker = apply_limits(&self.engine, &mut store, req)?;
+        let body = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            let command = indices.load(&mut store, &instance)?;
+            let ran = store
+                .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
+                .await??;
+            match ran {
+                Ok(()) => Ok(()),
+                Err(()) => Err(I32Exit(1).into()),
+            }
+        };
+        Ok(finish(with_deadline(req.limits.timeout, body).await, req))
+    }
 }
 
 fn link_core(
@@ -236,19 +275,25 @@ pub(crate) fn link_command_module<T: Send + 'static>(
         .map_err(RuntimeError::engine)
 }
 
+/// A command component: WASI 0.3 when it exports `wasi:cli/run@0.3` (also when it exports 0.2's
+/// as well, as wasmtime decides), 0.2 otherwise.
 fn link_component(
     engine: &Engine,
     wasm: &Wasm,
     limits: &Limits,
     how: Compilation<'_>,
-) -> Result<CommandPre<Host<WasiCtx>>, RuntimeError> {
-    CommandPre::new(link_component_world(engine, wasm, limits, how)?).map_err(|_| RuntimeError::Invalid {
+) -> Result<Program, RuntimeError> {
+    let pre = link_component_world(engine, wasm, limits, how)?;
+    if let Ok(indices) = wasmtime_wasi::p3::bindings::CommandIndices::new(&pre) {
+        return Ok(Program::ComponentP3(pre, indices));
+    }
+    CommandPre::new(pre).map(Program::Component).map_err(|_| RuntimeError::Invalid {
         path: wasm.path.clone(),
         reason: "the component does not export `wasi:cli/run`: it is not a command (an HTTP handler needs `runtime: wasi-http`)".into(),
     })
 }
 
-/// Compiles and links a component against all of WASI 0.2 and `wasi:http` (commands may make
+/// Compiles and links a component against all of WASI 0.2 and 0.3 and `wasi:http` 0.2 (commands may make
 /// outgoing requests, handlers answer incoming ones, both under the same grants); the caller
 /// checks it exports the world it is run as.
 pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
@@ -260,6 +305,7 @@ pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
     let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
     let mut linker = wasmtime::component::Linker::<T>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
     crate::net::link_guards(&mut linker).map_err(RuntimeError::engine)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(RuntimeError::engine)?;

@@ -79,6 +79,7 @@ impl InspectCommand {
             WasiGeneration::Preview1 => "preview1",
             WasiGeneration::Preview0 => "preview0",
             WasiGeneration::P2 => "0.2",
+            WasiGeneration::P3 => "0.3",
             WasiGeneration::None => "-",
         };
         if self.json {

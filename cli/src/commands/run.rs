@@ -38,6 +38,10 @@ pub struct RunCommand {
     #[arg(long)]
     insecure: bool,
 
+    /// The program name the guest sees as its first argument (default: the app's name)
+    #[arg(long, value_name = "NAME")]
+    argv0: Option<String>,
+
     /// The .qyv manifest or .wasm module to run
     #[arg(value_name = "FILE")]
     file: PathBuf,
@@ -141,6 +145,7 @@ impl GrantArgs {
             },
             policy: qyvol_common::Home::open().ok().map(|h| h.trust_policy()),
             block_private: None,
+            argv0: None,
         }
     }
 }
@@ -150,7 +155,10 @@ impl RunCommand {
         let ui = Ui { quiet: self.quiet };
         ui.status(Msg::Running);
         let cache = (!self.no_cache).then(super::cache::open).transpose()?;
-        let op = self.grants.operator();
+        let op = Operator {
+            argv0: self.argv0.clone(),
+            ..self.grants.operator()
+        };
         let insecure = self.insecure;
         let opened = qyvol_launch::open(&self.file, &op, cache.as_ref(), &mut |r| {
             super::registry::pull(r, insecure, &ui).map(drop)

@@ -22,6 +22,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.fuel" => "Límite de combustible (instrucciones wasm aproximadas)",
         "run.environment" | "deploy.environment" => "Política de confianza: native, sandbox o edge",
         "run.quiet" => "No mostrar las líneas de estado de Qyvol",
+        "run.argv0" => {
+            "El nombre de programa que el módulo ve como primer argumento (por defecto: el de la app)"
+        }
         "run.allow_outside" | "deploy.allow_outside" => {
             "Permite que el manifiesto apunte fuera de su carpeta"
         }
