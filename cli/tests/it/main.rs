@@ -34,3 +34,4 @@ mod special_files;
 mod store;
 mod tiering;
 mod trust;
+mod wasi_p3;

@@ -1,0 +1,90 @@
+//! A WASI 0.3 command (`wasi:cli/run@0.3.0`, through the `wasip3` crate) for qyvol's CLI tests.
+//! It reads its arguments and environment, and reaches the network, through 0.3's interfaces:
+//!
+//! - `args`: prints each argument after the program name (`args` too), one per line
+//! - `env NAME`: prints the variable's value
+//! - `exit N`: exits with code N (0.3's `exit-with-code`)
+//! - `read PATH`: prints the file (0.3's filesystem, through std)
+//! - `connect IP:PORT`: a TCP connection; prints `connected` or the error code
+//! - `lookup NAME`: a name lookup; prints the addresses or the error code
+//! - `udp IP:PORT`: sends one datagram; prints `sent` or the error code
+//!
+//! Rebuilt by scripts/build-examples.sh (`wasm32-wasip2`, whose linker makes the component).
+
+#[cfg(all(target_os = "wasi", target_env = "p2"))]
+mod guest {
+    use wasip3::cli::environment::{get_arguments, get_environment};
+    use wasip3::sockets::ip_name_lookup::resolve_addresses;
+    use wasip3::sockets::types::{
+        IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket, UdpSocket,
+    };
+
+    struct Probe;
+    wasip3::cli::command::export!(Probe);
+
+    fn v4(text: &str) -> IpSocketAddress {
+        let (ip, port) = text.split_once(':').expect("IP:PORT");
+        let o: Vec<u8> = ip
+            .split('.')
+            .map(|p| p.parse().expect("an IPv4 address"))
+            .collect();
+        IpSocketAddress::Ipv4(Ipv4SocketAddress {
+            port: port.parse().expect("a port"),
+            address: (o[0], o[1], o[2], o[3]),
+        })
+    }
+
+    impl wasip3::exports::cli::run::Guest for Probe {
+        async fn run() -> Result<(), ()> {
+            let args = get_arguments();
+            println!("probe-p3");
+            match args.iter().skip(1).map(String::as_str).collect::<Vec<_>>()[..] {
+                ["args", ..] => args.iter().skip(1).for_each(|a| println!("{a}")),
+                ["env", name] => {
+                    let env = get_environment();
+                    match env.iter().find(|(k, _)| k == name) {
+                        Some((_, v)) => println!("{v}"),
+                        None => println!("(unset)"),
+                    }
+                }
+                ["exit", code] => {
+                    wasip3::cli::exit::exit_with_code(code.parse().expect("a code"));
+                }
+                ["read", path] => match std::fs::read_to_string(path) {
+                    Ok(text) => print!("{text}"),
+                    Err(e) => println!("error: {e}"),
+                },
+                ["connect", addr] => {
+                    let socket = TcpSocket::create(IpAddressFamily::Ipv4).expect("a socket");
+                    match socket.connect(v4(addr)).await {
+                        Ok(()) => println!("connected"),
+                        Err(e) => println!("error: {e:?}"),
+                    }
+                }
+                ["lookup", name] => match resolve_addresses(name.to_string()).await {
+                    Ok(addrs) => println!("{addrs:?}"),
+                    Err(e) => println!("error: {e:?}"),
+                },
+                ["udp", addr] => match UdpSocket::create(IpAddressFamily::Ipv4) {
+                    Ok(socket) => match socket.send(b"ping".to_vec(), Some(v4(addr))).await {
+                        Ok(()) => println!("sent"),
+                        Err(e) => println!("error: {e:?}"),
+                    },
+                    Err(e) => println!("error: {e:?}"),
+                },
+                _ => {
+                    println!("usage: probe-p3 args|env|exit|read|connect|lookup|udp ...");
+                    return Err(());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    // The component's `wasi:cli/run@0.3.0` export is what runs; this 0.2 entry is never called
+    // by a host that speaks 0.3.
+    eprintln!("probe-p3 is a WASI 0.3 command: run it on a host with WASI 0.3");
+    std::process::exit(2);
+}
