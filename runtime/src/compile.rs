@@ -349,10 +349,13 @@ fn judge(engine: &Engine) -> Result<Engine, RuntimeError> {
     engine::new(EngineConfig::of(engine).with(Tier::Cranelift))
 }
 
-/// Whether `wasm` is valid for the engines Qyvol runs it on (as a run would decide it, without
-/// compiling): for `qyvol inspect`.
+/// Whether `wasm` is valid for the engine `qyvol run` would run it on (without compiling a
+/// module): for `qyvol inspect`.
 pub fn validate(wasm: &Wasm) -> Result<(), RuntimeError> {
-    let engine = engine::new(EngineConfig::default())?;
+    let engine = engine::new(EngineConfig::decide(
+        engine::Purpose::Command,
+        &crate::Limits::default(),
+    ))?;
     let bytes = wasm.bytes()?;
     let checked = match wasm.info.kind {
         WasmKind::CoreModule => <Module as Artifact>::validate(&engine, &bytes),

@@ -20,6 +20,11 @@ pub(crate) const TICK: Duration = Duration::from_millis(10);
 pub struct EngineConfig {
     pub fuel: bool,
     pub epoch: bool,
+    /// The component model's concurrency (its async ABI, `run_concurrent`), which WASI 0.3
+    /// components need. It sets up state in every store (it doubled a served component's
+    /// instantiation, 10 to 20 µs), so engines that only serve 0.2 handlers and CGI modules go
+    /// without it.
+    pub concurrent: bool,
     /// Which compiler the engine's code comes from.
     pub tier: Tier,
 }
@@ -78,6 +83,7 @@ impl EngineConfig {
         Self {
             fuel: limits.fuel.is_some(),
             epoch: purpose != Purpose::Command || limits.timeout.is_some(),
+            concurrent: purpose != Purpose::Serving,
             tier: Tier::Cranelift,
         }
     }
@@ -92,27 +98,29 @@ impl EngineConfig {
         Self {
             fuel: engine.get_consume_fuel(),
             epoch: engine.get_epoch_interruption(),
+            concurrent: engine.get_concurrency_support(),
             tier: tier_of(engine),
         }
     }
 
     /// The settings as words for a helper process's command line, read back by [`Self::parse`].
-    pub(crate) fn to_args(self) -> [&'static str; 3] {
+    pub(crate) fn to_args(self) -> [&'static str; 4] {
         [
             if self.fuel { "fuel" } else { "-" },
             if self.epoch { "epoch" } else { "-" },
+            if self.concurrent { "concurrent" } else { "-" },
             self.tier.name(),
         ]
     }
 
     /// Settings written by [`Self::to_args`]; `None` for anything else.
-    pub(crate) fn parse(args: [&str; 3]) -> Option<Self> {
+    pub(crate) fn parse(args: [&str; 4]) -> Option<Self> {
         let flag = |arg: &str, name: &str| match arg {
             "-" => Some(false),
             s if s == name => Some(true),
             _ => None,
         };
-        let tier = match args[2] {
+        let tier = match args[3] {
             "cranelift" => Tier::Cranelift,
             "winch" => Tier::Winch,
             _ => return None,
@@ -120,6 +128,7 @@ impl EngineConfig {
         Some(Self {
             fuel: flag(args[0], "fuel")?,
             epoch: flag(args[1], "epoch")?,
+            concurrent: flag(args[2], "concurrent")?,
             tier,
         })
     }
@@ -158,8 +167,10 @@ fn config(cfg: EngineConfig) -> Config {
     // wasmtime grows shared memories without asking the store's limiter, so `--memory` could
     // not bound them. wasmtime's CLI leaves them off by default too.
     config.shared_memory(false);
-    // The component model's async ABI, which WASI 0.3 components are built on.
-    config.wasm_component_model_async(true);
+    // The component model's async ABI, which WASI 0.3 components are built on, where the
+    // engine has the concurrency it needs.
+    config.concurrency_support(cfg.concurrent);
+    config.wasm_component_model_async(cfg.concurrent);
     config
 }
 
@@ -306,7 +317,14 @@ mod tests {
         for tier in [Tier::Cranelift, Tier::Winch] {
             for fuel in [false, true] {
                 for epoch in [false, true] {
-                    all.push(EngineConfig { fuel, epoch, tier });
+                    for concurrent in [false, true] {
+                        all.push(EngineConfig {
+                            fuel,
+                            epoch,
+                            concurrent,
+                            tier,
+                        });
+                    }
                 }
             }
         }
@@ -329,6 +347,10 @@ mod tests {
         for p in [Purpose::Stoppable, Purpose::Serving] {
             assert!(epoch(p, &Limits::default()), "{p:?}");
         }
+        // WASI 0.3 commands need concurrency; serving 0.2 handlers and CGI does not pay for it.
+        let concurrent = |p| EngineConfig::decide(p, &Limits::default()).concurrent;
+        assert!(concurrent(Purpose::Command) && concurrent(Purpose::Stoppable));
+        assert!(!concurrent(Purpose::Serving));
         for p in [Purpose::Command, Purpose::Stoppable, Purpose::Serving] {
             assert!(EngineConfig::decide(p, &fueled).fuel, "{p:?}");
             assert!(!EngineConfig::decide(p, &timed).fuel, "{p:?}");
@@ -357,7 +379,7 @@ mod tests {
         for c in all() {
             assert_eq!(EngineConfig::parse(c.to_args()), Some(c));
         }
-        assert_eq!(EngineConfig::parse(["fuel", "epoch", "llvm"]), None);
-        assert_eq!(EngineConfig::parse(["yes", "-", "cranelift"]), None);
+        assert_eq!(EngineConfig::parse(["fuel", "epoch", "-", "llvm"]), None);
+        assert_eq!(EngineConfig::parse(["yes", "-", "-", "cranelift"]), None);
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod explain;
 mod handles;
 mod host;
+mod imports;
 mod inspect;
 mod limits;
 mod net;

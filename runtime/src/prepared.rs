@@ -262,7 +262,7 @@ pub(crate) fn link_command_module<T: Send + 'static>(
     let mut linker: Linker<T> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, wasi).map_err(RuntimeError::engine)?;
     crate::handles::link_p1_open(&mut linker, wasi).map_err(RuntimeError::engine)?;
-    check_core_imports(&module, &linker, &mut Store::new(engine, probe))?;
+    crate::imports::check_core_imports(&module, &linker, &mut Store::new(engine, probe))?;
     if !module.exports().any(|e| e.name() == "_start") {
         return Err(RuntimeError::Invalid {
             path: wasm.path.clone(),
@@ -305,13 +305,17 @@ pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
     let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
     let mut linker = wasmtime::component::Linker::<T>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
-    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
+    // WASI 0.3 where the engine has the concurrency it needs (commands; see
+    // `EngineConfig::concurrent`).
+    if engine.get_concurrency_support() {
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
+    }
     crate::net::link_guards(&mut linker).map_err(RuntimeError::engine)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(RuntimeError::engine)?;
     linker
         .instantiate_pre(&component)
-        .map_err(|e| unsupported_component_import(&format!("{e:#}")))
+        .map_err(|e| crate::imports::unsupported_component_import(&format!("{e:#}")))
 }
 
 /// Sets fuel and the epoch deadline; returns the ticker that must live as long as the run.
@@ -408,46 +412,4 @@ fn frames(bt: &WasmBacktrace) -> Vec<String> {
             }
         })
         .collect()
-}
-
-/// Refuses imports no one provides before instantiation, naming the import and what would.
-fn check_core_imports<T>(
-    module: &Module,
-    linker: &Linker<T>,
-    store: &mut Store<T>,
-) -> Result<(), RuntimeError> {
-    for import in module.imports() {
-        if linker
-            .get(&mut *store, import.module(), import.name())
-            .is_ok()
-        {
-            continue;
-        }
-        let hint = match import.module() {
-            "wasi_snapshot_preview1" => "no such WASI preview 1 function exists; rebuild the module with a current toolchain".to_string(),
-            "wasi_unstable" => "the module targets the retired `wasi_unstable` snapshot: rebuild it for `wasm32-wasip1`".to_string(),
-            "env" => "`env` imports are left for a JavaScript or embedder glue: build for `wasm32-wasip1` with every symbol defined".to_string(),
-            m if m.starts_with("wasi:") => "WASI 0.2 interfaces are for components: build for `wasm32-wasip2`".to_string(),
-            m => format!("core modules get WASI preview 1 (`wasi_snapshot_preview1`) only; nothing provides `{m}`"),
-        };
-        return Err(RuntimeError::UnsupportedImport {
-            import: format!("{}::{}", import.module(), import.name()),
-            hint,
-        });
-    }
-    Ok(())
-}
-
-/// An import the linker could not satisfy, named from wasmtime's message (for commands and
-/// HTTP handlers alike: both get all of WASI 0.2 and `wasi:http`).
-fn unsupported_component_import(message: &str) -> RuntimeError {
-    let import = message.split('`').nth(1).unwrap_or("?").to_string();
-    let hint = if import.starts_with("wasi:") {
-        format!(
-            "Qyvol provides WASI 0.2 (`wasi:cli`, `wasi:filesystem`, `wasi:clocks`, `wasi:random`, `wasi:io`, `wasi:sockets`, `wasi:http`) but not this interface or version ({message})"
-        )
-    } else {
-        format!("components get WASI 0.2 interfaces only ({message})")
-    };
-    RuntimeError::UnsupportedImport { import, hint }
 }

@@ -183,7 +183,7 @@ pub enum HelperError {
 pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
     // First: nothing of the parent's but the memfd on stdin.
     close_inherited();
-    let [dir, max, kind, sha256, fuel, epoch, tier] = args else {
+    let [dir, max, kind, sha256, fuel, epoch, concurrent, tier] = args else {
         return Err(HelperError::Usage);
     };
     let arg = |a: &std::ffi::OsString| a.to_str().map(str::to_owned).ok_or(HelperError::Usage);
@@ -201,7 +201,7 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
     {
         return Err(HelperError::Usage);
     }
-    let config = EngineConfig::parse([&arg(fuel)?, &arg(epoch)?, &arg(tier)?])
+    let config = EngineConfig::parse([&arg(fuel)?, &arg(epoch)?, &arg(concurrent)?, &arg(tier)?])
         .filter(|c| c.tier == Tier::Cranelift)
         .ok_or(HelperError::Usage)?;
     detach(stdin_len());

@@ -25,7 +25,7 @@ fn helper(home: &Path, sha256: &str, wasm: Vec<u8>) -> std::process::Output {
         .arg("1000000000")
         .arg("module")
         .arg(sha256)
-        .args(["-", "-", "cranelift"])
+        .args(["-", "-", "concurrent", "cranelift"])
         .write_stdin(wasm)
         .output()
         .expect("helper")
