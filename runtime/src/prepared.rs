@@ -215,7 +215,6 @@ impl Prepared {
         let network = NetworkAccess::of(req);
         let mounts = wasi::Mounts::open(&req.mounts)?;
         let mut b = wasi::builder(req, &mounts, &network)?;
-        wasi::without_unguarded_p3_sockets(&mut b);
         if matches!(req.output, crate::request::Output::Inherit) {
             b.inherit_stdin();
         }
@@ -293,9 +292,9 @@ fn link_component(
     })
 }
 
-/// Compiles and links a component against all of WASI 0.2 and 0.3 and `wasi:http` 0.2 (commands may make
-/// outgoing requests, handlers answer incoming ones, both under the same grants); the caller
-/// checks it exports the world it is run as.
+/// Compiles and links a component against all of WASI and `wasi:http` 0.2, and 0.3 where the
+/// engine has concurrency (commands may make outgoing requests, handlers answer incoming ones,
+/// both under the same grants); the caller checks it exports the world it is run as.
 pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
     engine: &Engine,
     wasm: &Wasm,
@@ -309,6 +308,9 @@ pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
     // `EngineConfig::concurrent`).
     if engine.get_concurrency_support() {
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
+        crate::net::link_p3_guards(&mut linker).map_err(RuntimeError::engine)?;
+        // Outgoing 0.3 requests go through the same sender as 0.2's (`GuestNet`'s hooks).
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
     }
     crate::net::link_guards(&mut linker).map_err(RuntimeError::engine)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)

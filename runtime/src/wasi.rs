@@ -219,11 +219,3 @@ mod tests {
         assert!(Mounts::open(&[grant(&tmp.path().join("missing"), "/m")]).is_err());
     }
 }
-
-/// WASI 0.3's name lookups and UDP receives are not yet behind Qyvol's guards (`net/guard.rs`
-/// shadows the 0.2 functions only): a 0.3 command gets neither, rather than unguarded ones.
-/// Its TCP connects, binds and listens, and UDP's, pass the same address check as 0.2's.
-pub(crate) fn without_unguarded_p3_sockets(b: &mut WasiCtxBuilder) {
-    b.allow_ip_name_lookup(false);
-    b.allow_udp(false);
-}

@@ -4,15 +4,15 @@
 //! names, and `block_private` keeping name grants off the host's own loopback (HOSTILE row 31:
 //! a guest connecting to the server's own port on loopback).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::fixture::{Scratch, qyvol, qyvol_std, stderr, stdout};
-use crate::fixture::{Served, handler};
+use crate::fixture::{Served, UdpReceiver, handler};
 
 /// A loopback HTTP/1.1 server answering every request with 200 and `body`, over TLS when given
 /// a configuration; it counts the connections it accepts.
@@ -215,41 +215,13 @@ fn a_port_past_65535_is_refused_not_checked_as_port_80() {
     assert!(!stderr(&out).contains("127.0.0.1:80"), "{}", stderr(&out));
 }
 
-/// Starts the probe's `udp-recv ADDR` and returns it with the port it bound.
-fn udp_receiver(
-    manifest: &Path,
-    bind: &str,
-) -> (
-    std::process::Child,
-    BufReader<std::process::ChildStdout>,
-    u16,
-) {
-    let mut child = qyvol_std()
-        .args(["run", "-q", "--timeout", "10s"])
+/// The probe's `udp-recv BIND` under `manifest`.
+fn udp_receiver(manifest: &Path, bind: &str) -> UdpReceiver {
+    let mut cmd = qyvol_std();
+    cmd.args(["run", "-q", "--timeout", "10s"])
         .arg(manifest)
-        .args(["udp-recv", bind])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the probe");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut first = String::new();
-    out.read_line(&mut first).expect("its first line");
-    let port = first
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("not `bound ADDR`: {first:?}"));
-    (child, out, port)
-}
-
-fn rest_of(child: std::process::Child, mut out: BufReader<std::process::ChildStdout>) -> String {
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).expect("read stdout");
-    let status = child.wait_with_output().expect("wait").status;
-    assert!(status.success(), "{status:?}: {rest}");
-    rest
+        .args(["udp-recv", bind]);
+    UdpReceiver::start(cmd)
 }
 
 #[test]
@@ -271,23 +243,23 @@ fn udp_datagrams_from_any_peer_reach_only_a_socket_bound_to_a_listen_grant() {
     );
 
     // A socket on an ephemeral port hears the granted peer only, though a `listen` grant exists.
-    let (child, out, port) = udp_receiver(&manifest, "0.0.0.0:0");
-    let to = ("127.0.0.1", port);
+    let receiver = udp_receiver(&manifest, "0.0.0.0:0");
+    let to = ("127.0.0.1", receiver.port);
     intruder.send_to(b"intruder", to).expect("send");
     peer.send_to(b"granted", to).expect("send");
     assert_eq!(
-        rest_of(child, out),
+        receiver.rest(),
         format!("got granted from {}\n", peer.local_addr().expect("addr"))
     );
 
     // The socket bound to the `listen` grant's address hears anyone.
-    let (child, out, port) = udp_receiver(&manifest, &format!("127.0.0.1:{listen_port}"));
-    assert_eq!(port, listen_port);
+    let receiver = udp_receiver(&manifest, &format!("127.0.0.1:{listen_port}"));
+    assert_eq!(receiver.port, listen_port);
     intruder
-        .send_to(b"anyone", ("127.0.0.1", port))
+        .send_to(b"anyone", ("127.0.0.1", listen_port))
         .expect("send");
     assert_eq!(
-        rest_of(child, out),
+        receiver.rest(),
         format!("got anyone from {}\n", intruder.local_addr().expect("addr"))
     );
 }

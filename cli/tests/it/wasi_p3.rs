@@ -3,9 +3,10 @@
 //! environment and exit code come through 0.3's interfaces, and its sockets get exactly what
 //! the grants allow.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
+use std::time::Duration;
 
-use crate::fixture::{guest, qyvol, stderr, stdout};
+use crate::fixture::{UdpReceiver, guest, qyvol, qyvol_std, stderr, stdout};
 
 /// `qyvol run -q probe-p3.wasm` with `flags` before the file and `args` after it.
 fn probe(flags: &[&str], args: &[&str]) -> std::process::Output {
@@ -73,21 +74,82 @@ fn a_wasi_0_3_connection_reaches_only_a_granted_address() {
 }
 
 #[test]
-fn wasi_0_3_name_lookups_and_udp_are_refused_even_when_granted_until_guarded() {
-    // 0.3's lookups and UDP receives are not behind Qyvol's guards yet: a 0.3 command gets
-    // neither, rather than an unguarded resolver or a socket any host could send to.
-    let lookup = probe(&["--allow-net", "localhost:80"], &["lookup", "localhost"]);
+fn a_wasi_0_3_name_lookup_needs_a_grant_naming_that_name() {
+    let denied = probe(&["--allow-net", "a.example:80"], &["lookup", "localhost"]);
     assert_eq!(
-        stdout(&lookup),
-        "probe-p3\nerror: ErrorCode::PermanentResolverFailure\n",
-        "{}",
-        stderr(&lookup)
+        stdout(&denied),
+        "probe-p3\nerror: ErrorCode::AccessDenied\n"
     );
-    let udp = probe(&["--allow-net", "127.0.0.1:9"], &["udp", "127.0.0.1:9"]);
-    assert_eq!(
-        stdout(&udp),
-        "probe-p3\nerror: ErrorCode::AccessDenied\n",
+    assert!(
+        stderr(&denied).contains("Name lookup denied: localhost;"),
         "{}",
-        stderr(&udp)
+        stderr(&denied)
+    );
+    let granted = probe(&["--allow-net", "localhost:80"], &["lookup", "localhost"]);
+    assert!(
+        stdout(&granted).contains("Ipv4((127, 0, 0, 1))"),
+        "{}{}",
+        stdout(&granted),
+        stderr(&granted)
+    );
+}
+
+#[test]
+fn a_wasi_0_3_datagram_reaches_only_a_granted_address() {
+    let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = receiver.local_addr().expect("address").to_string();
+    let denied = probe(&[], &["udp", &addr]);
+    assert_eq!(
+        stdout(&denied),
+        "probe-p3\nerror: ErrorCode::AccessDenied\n"
+    );
+    let granted = probe(&["--allow-net", &addr], &["udp", &addr]);
+    assert_eq!(stdout(&granted), "probe-p3\nsent\n", "{}", stderr(&granted));
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0; 16];
+    let (n, _) = receiver.recv_from(&mut buf).expect("the datagram");
+    assert_eq!(&buf[..n], b"ping");
+}
+
+/// The probe's `udp-recv BIND` with `flags`.
+fn udp_receiver(flags: &[&str], bind: &str) -> UdpReceiver {
+    let mut cmd = qyvol_std();
+    cmd.args(["run", "-q", "--timeout", "10s"])
+        .args(flags)
+        .arg(guest("probe-p3.wasm"))
+        .args(["udp-recv", bind]);
+    UdpReceiver::start(cmd)
+}
+
+#[test]
+fn wasi_0_3_datagrams_from_any_peer_reach_only_a_socket_bound_to_a_listen_grant() {
+    let peer = UdpSocket::bind("127.0.0.1:0").expect("bind the granted peer");
+    let intruder = UdpSocket::bind("127.0.0.1:0").expect("bind a peer nobody granted");
+    let listen_port = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let peer_grant = peer.local_addr().expect("addr").to_string();
+    let listen_grant = format!("listen 127.0.0.1:{listen_port}");
+    let flags = ["--allow-net", &peer_grant, "--allow-net", &listen_grant];
+
+    // A socket on an ephemeral port hears the granted peer only, though a `listen` grant exists.
+    let receiver = udp_receiver(&flags, "0.0.0.0:0");
+    let to = ("127.0.0.1", receiver.port);
+    intruder.send_to(b"intruder", to).expect("send");
+    peer.send_to(b"granted", to).expect("send");
+    assert_eq!(receiver.rest(), format!("got granted from {peer_grant}\n"));
+
+    // The socket bound to the `listen` grant's address hears anyone.
+    let receiver = udp_receiver(&flags, &format!("127.0.0.1:{listen_port}"));
+    assert_eq!(receiver.port, listen_port);
+    intruder
+        .send_to(b"anyone", ("127.0.0.1", listen_port))
+        .expect("send");
+    assert_eq!(
+        receiver.rest(),
+        format!("got anyone from {}\n", intruder.local_addr().expect("addr"))
     );
 }

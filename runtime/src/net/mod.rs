@@ -20,7 +20,7 @@ use qyvol_common::{GrantKind, HostPattern, NetworkGrant, is_private};
 use wasmtime_wasi::sockets::SocketAddrUse;
 
 pub use denial::{Denial, DenialSink, Refusal};
-pub(crate) use guard::{NetworkHost, link_guards};
+pub(crate) use guard::{NetworkHost, link_guards, link_p3_guards};
 
 /// Peers remembered as reached through a name grant; past this many the memory starts over
 /// (a reply from a forgotten peer is dropped until the guest sends to it again).

@@ -8,6 +8,8 @@
 //! - `connect IP:PORT`: a TCP connection; prints `connected` or the error code
 //! - `lookup NAME`: a name lookup; prints the addresses or the error code
 //! - `udp IP:PORT`: sends one datagram; prints `sent` or the error code
+//! - `udp-recv IP:PORT`: binds there, prints `bound IP:PORT`, then the first datagram it
+//!   receives as `got DATA from IP:PORT`
 //!
 //! Rebuilt by scripts/build-examples.sh (`wasm32-wasip2`, whose linker makes the component).
 
@@ -18,6 +20,18 @@ mod guest {
     use wasip3::sockets::types::{
         IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, TcpSocket, UdpSocket,
     };
+
+    fn show(addr: IpSocketAddress) -> String {
+        match addr {
+            IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                port,
+                address: (a, b, c, d),
+            }) => {
+                format!("{a}.{b}.{c}.{d}:{port}")
+            }
+            IpSocketAddress::Ipv6(v6) => format!("{v6:?}"),
+        }
+    }
 
     struct Probe;
     wasip3::cli::command::export!(Probe);
@@ -72,8 +86,24 @@ mod guest {
                     },
                     Err(e) => println!("error: {e:?}"),
                 },
+                ["udp-recv", addr] => {
+                    let socket = UdpSocket::create(IpAddressFamily::Ipv4).expect("a socket");
+                    if let Err(e) = socket.bind(v4(addr)) {
+                        println!("error: {e:?}");
+                        return Err(());
+                    }
+                    let local = socket.get_local_address().expect("a bound address");
+                    println!("bound {}", show(local));
+                    std::io::Write::flush(&mut std::io::stdout()).expect("flush");
+                    match socket.receive().await {
+                        Ok((data, from)) => {
+                            println!("got {} from {}", String::from_utf8_lossy(&data), show(from))
+                        }
+                        Err(e) => println!("error: {e:?}"),
+                    }
+                }
                 _ => {
-                    println!("usage: probe-p3 args|env|exit|read|connect|lookup|udp ...");
+                    println!("usage: probe-p3 args|env|exit|read|connect|lookup|udp|udp-recv ...");
                     return Err(());
                 }
             }
