@@ -50,10 +50,10 @@ def compute_argv(test_path: str,
     args, env, root = args_env_root
     serving = wasi_world == "wasi:http/service"
     argv = list(QYVOL)
-    # `serve` prints the address it listens on (port 0: one the system picks) as its first
-    # line on stderr, where the runner reads it.
+    # `serve -q` prints the address it listens on (port 0: one the system picks) as its first
+    # line on stderr, where the runner reads it (without `-q`, the routes come first).
     if serving:
-        argv += ["serve", "--listen", "127.0.0.1:0"]
+        argv += ["serve", "-q", "--listen", "127.0.0.1:0"]
     else:
         # The program's file name as argv[0], as wasmtime gives it (Qyvol's default is the
         # app's name, the file's stem for a bare module).

@@ -224,11 +224,15 @@ pub fn limits(manifest: &Manifest, op: &Operator) -> Limits {
 }
 
 /// The engine settings `manifest` gets with no overriding flags from `qyvol run` (a command) or
-/// `qyvol serve` (a handler): what `qyvol build` precompiles for.
-pub fn expected_config(manifest: &Manifest) -> qyvol_runtime::EngineConfig {
+/// `qyvol serve` (a handler), for a guest speaking `wasi`: what `qyvol build` precompiles for.
+pub fn expected_config(
+    manifest: &Manifest,
+    wasi: qyvol_runtime::WasiGeneration,
+) -> qyvol_runtime::EngineConfig {
     qyvol_runtime::EngineConfig::decide(
         crate::runner::Runner::Foreground.purpose(manifest.runtime),
         &limits(manifest, &Operator::default()),
+        wasi,
     )
 }
 

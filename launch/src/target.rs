@@ -49,7 +49,8 @@ impl std::fmt::Debug for Opened {
 #[derive(Debug)]
 pub struct Launch {
     /// The manifest; for a bare `.wasm`, its `runtime` says what the module is (a component
-    /// exporting `wasi:http/incoming-handler` is a handler, anything else a command).
+    /// exporting `wasi:http/incoming-handler` or 0.3's `wasi:http/handler` is a handler,
+    /// anything else a command).
     pub manifest: Manifest,
     pub wasm: Wasm,
     pub request: RunRequest,
@@ -130,7 +131,11 @@ pub fn prepare(
         if manifest.source.is_none() {
             manifest.runtime = bare_kind(&wasm);
         }
-        let engine = EngineConfig::decide(runner.purpose(manifest.runtime), &request.limits);
+        let engine = EngineConfig::decide(
+            runner.purpose(manifest.runtime),
+            &request.limits,
+            wasm.info.wasi,
+        );
         return Ok(Launch {
             manifest,
             wasm,
@@ -139,7 +144,11 @@ pub fn prepare(
             code: None,
         });
     };
-    let engine = EngineConfig::decide(runner.purpose(manifest.runtime), &request.limits);
+    let engine = EngineConfig::decide(
+        runner.purpose(manifest.runtime),
+        &request.limits,
+        wasm.info.wasi,
+    );
     let precompiled = op.precompiled.for_image(vouched);
     let code = match cache {
         Some(cache) => trust::apply(source.as_ref(), &mut wasm, cache, engine, precompiled)?,
@@ -311,8 +320,13 @@ fn verify_once(
 
 /// Whether an export is the `wasi:http/incoming-handler` interface, at any version: the name
 /// up to its `@version` exactly (`…/incoming-handlerx` is another interface).
+/// `wasi:http/incoming-handler` (WASI 0.2) or `wasi:http/handler` (0.3's, in the
+/// `wasi:http/service` world), any version.
 fn is_http_handler(export: &str) -> bool {
-    export.split('@').next() == Some("wasi:http/incoming-handler")
+    matches!(
+        export.split('@').next(),
+        Some("wasi:http/incoming-handler" | "wasi:http/handler")
+    )
 }
 
 /// Whether `path` is a regular file starting with the wasm magic bytes (a module or component,
@@ -326,11 +340,14 @@ mod tests {
     use super::is_http_handler;
 
     #[test]
-    fn only_the_incoming_handler_interface_makes_a_bare_component_a_handler() {
+    fn only_an_http_handler_interface_makes_a_bare_component_a_handler() {
         assert!(is_http_handler("wasi:http/incoming-handler@0.2.6"));
         assert!(is_http_handler("wasi:http/incoming-handler"));
         assert!(!is_http_handler("wasi:http/incoming-handlerx"));
         assert!(!is_http_handler("wasi:http/incoming-handlerx@0.2.6"));
+        assert!(is_http_handler("wasi:http/handler@0.3.0"));
+        assert!(!is_http_handler("wasi:http/handlers@0.3.0"));
+        assert!(!is_http_handler("wasi:http/outgoing-handler@0.2.6"));
         assert!(!is_http_handler("wasi:cli/run@0.2.6"));
     }
 }

@@ -85,6 +85,7 @@ impl Node {
         let engine = qyvol_runtime::EngineConfig::decide(
             qyvol_launch::Runner::Supervised.purpose(record.kind.runtime()),
             &request.limits,
+            wasm.info.wasi,
         );
         let result = match record.kind {
             AppKind::Http => self.route(&record, wasm, request, engine, collector).await,

@@ -11,7 +11,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use qyvol_runtime::serve::{App, ServeOptions, Server};
 use qyvol_runtime::{
-    Compilation, EngineConfig, Limits, Outcome, Prepared, Purpose, RunRequest, Wasm,
+    Compilation, EngineConfig, Limits, Outcome, Prepared, Purpose, RunRequest, WasiGeneration, Wasm,
 };
 
 fn trivial(c: &mut Criterion) {
@@ -63,7 +63,7 @@ fn example_server(file: &str, route: &str) -> (Server, tokio::runtime::Runtime) 
         route: route.parse().expect("route"),
         wasm: Wasm::from_bytes(path, bytes).expect("valid wasm"),
         request: RunRequest::default(),
-        engine: EngineConfig::decide(Purpose::Serving, &Limits::default()),
+        engine: EngineConfig::decide(Purpose::Serving, &Limits::default(), WasiGeneration::P2),
         max_body: 1 << 20,
         concurrency: None,
     };

@@ -355,6 +355,7 @@ pub fn validate(wasm: &Wasm) -> Result<(), RuntimeError> {
     let engine = engine::new(EngineConfig::decide(
         engine::Purpose::Command,
         &crate::Limits::default(),
+        wasm.info.wasi,
     ))?;
     let bytes = wasm.bytes()?;
     let checked = match wasm.info.kind {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine};
 
-use crate::RuntimeError;
+use crate::{RuntimeError, WasiGeneration};
 
 /// How often the epoch advances while a time limit is set: the bound on how late a looping
 /// guest is stopped after its deadline.
@@ -22,8 +22,8 @@ pub struct EngineConfig {
     pub epoch: bool,
     /// The component model's concurrency (its async ABI, `run_concurrent`), which WASI 0.3
     /// components need. It sets up state in every store (it doubled a served component's
-    /// instantiation, 10 to 20 µs), so engines that only serve 0.2 handlers and CGI modules go
-    /// without it.
+    /// instantiation, 10 to 20 µs), so engines that serve 0.2 handlers and CGI modules go
+    /// without it; a served WASI 0.3 handler gets an engine with it.
     pub concurrent: bool,
     /// Which compiler the engine's code comes from.
     pub tier: Tier,
@@ -75,15 +75,15 @@ pub enum Purpose {
 }
 
 impl EngineConfig {
-    /// The one decision of an engine's settings: the caller says what drives the guest, the
-    /// limits say what is metered. Code precompiled for a guest (a bundle's layer, the cache)
-    /// is only valid for the engine this returns, so `qyvol build`, `run`, `serve`, the node
-    /// and the shim all ask here.
-    pub fn decide(purpose: Purpose, limits: &crate::Limits) -> Self {
+    /// The one decision of an engine's settings: the caller says what drives the guest and
+    /// which WASI it speaks (`ModuleInfo::wasi`), the limits say what is metered. Code
+    /// precompiled for a guest (a bundle's layer, the cache) is only valid for the engine this
+    /// returns, so `qyvol build`, `run`, `serve`, the node and the shim all ask here.
+    pub fn decide(purpose: Purpose, limits: &crate::Limits, wasi: WasiGeneration) -> Self {
         Self {
             fuel: limits.fuel.is_some(),
             epoch: purpose != Purpose::Command || limits.timeout.is_some(),
-            concurrent: purpose != Purpose::Serving,
+            concurrent: purpose != Purpose::Serving || wasi == WasiGeneration::P3,
             tier: Tier::Cranelift,
         }
     }
@@ -341,21 +341,37 @@ mod tests {
             fuel: Some(1),
             ..Limits::default()
         };
-        let epoch = |p, l: &Limits| EngineConfig::decide(p, l).epoch;
+        let epoch = |p, l: &Limits| EngineConfig::decide(p, l, WasiGeneration::P2).epoch;
         assert!(!epoch(Purpose::Command, &Limits::default()));
         assert!(epoch(Purpose::Command, &timed));
         for p in [Purpose::Stoppable, Purpose::Serving] {
             assert!(epoch(p, &Limits::default()), "{p:?}");
         }
-        // WASI 0.3 commands need concurrency; serving 0.2 handlers and CGI does not pay for it.
-        let concurrent = |p| EngineConfig::decide(p, &Limits::default()).concurrent;
-        assert!(concurrent(Purpose::Command) && concurrent(Purpose::Stoppable));
-        assert!(!concurrent(Purpose::Serving));
         for p in [Purpose::Command, Purpose::Stoppable, Purpose::Serving] {
-            assert!(EngineConfig::decide(p, &fueled).fuel, "{p:?}");
-            assert!(!EngineConfig::decide(p, &timed).fuel, "{p:?}");
-            assert_eq!(EngineConfig::decide(p, &timed).tier, Tier::Cranelift);
+            assert!(
+                EngineConfig::decide(p, &fueled, WasiGeneration::P2).fuel,
+                "{p:?}"
+            );
+            assert!(
+                !EngineConfig::decide(p, &timed, WasiGeneration::P2).fuel,
+                "{p:?}"
+            );
+            assert_eq!(
+                EngineConfig::decide(p, &timed, WasiGeneration::P2).tier,
+                Tier::Cranelift
+            );
         }
+    }
+
+    #[test]
+    fn commands_get_concurrency_and_of_served_guests_only_wasi_0_3_handlers() {
+        // WASI 0.3 needs concurrency; serving 0.2 handlers and CGI does not pay for it.
+        let concurrent = |p, w| EngineConfig::decide(p, &Limits::default(), w).concurrent;
+        assert!(concurrent(Purpose::Command, WasiGeneration::P2));
+        assert!(concurrent(Purpose::Stoppable, WasiGeneration::Preview1));
+        assert!(!concurrent(Purpose::Serving, WasiGeneration::P2));
+        assert!(!concurrent(Purpose::Serving, WasiGeneration::Preview1));
+        assert!(concurrent(Purpose::Serving, WasiGeneration::P3));
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl BuildCommand {
                 // A bundle carries optimised code.
                 compiler: qyvol_runtime::Compiler::Cranelift,
             };
-            let config = qyvol_launch::grants::expected_config(&manifest);
+            let config = qyvol_launch::grants::expected_config(&manifest, wasm.info.wasi);
             let (code, engine) = qyvol_runtime::precompile(&wasm, config, how)?;
             // Remembered so that a run of this bundle (or of the image it becomes) trusts this
             // exact code as Qyvol's own, and nothing else claiming to be it.

@@ -180,7 +180,7 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         return Err(Failure::internal("a bundle without its image"));
     };
     let (bundle, info) = (&image.source, &image.wasm.info);
-    let config = qyvol_launch::grants::expected_config(manifest);
+    let config = qyvol_launch::grants::expected_config(manifest, info.wasi);
     let host = qyvol_runtime::host_fingerprint(config)?;
     // What a run would do: the trust policy may vouch for the signers' code.
     let vouched = super::home().ok().is_some_and(|h| {

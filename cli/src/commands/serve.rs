@@ -85,7 +85,7 @@ impl ServeCommand {
             let bare = opened.manifest.source.is_none() && opened.image.is_none();
             let not_a_handler = || {
                 let fix = if bare {
-                    "a bare module is served only when it is a component exporting `wasi:http/incoming-handler`; for a WASI program served CGI-style, write a manifest with `runtime: wasi-http`"
+                    "a bare module is served only when it is a component exporting `wasi:http/incoming-handler` (WASI 0.2) or `wasi:http/handler` (0.3); for a WASI program served CGI-style, write a manifest with `runtime: wasi-http`"
                 } else {
                     "run it with `qyvol run`, or set `runtime: wasi-http` for a handler"
                 };

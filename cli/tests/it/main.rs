@@ -29,6 +29,7 @@ mod node;
 mod registry;
 mod seed;
 mod serve;
+mod serve_p3;
 mod signing;
 mod special_files;
 mod store;

@@ -4,13 +4,14 @@
 mod hostile;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::fixture::{Scratch, Served, handler, qyvol, qyvol_std, repo_root, request, send};
+use crate::fixture::{
+    Scratch, Served, handler, qyvol, qyvol_std, repo_root, request, send, upstream,
+};
 
 /// Both test handlers on one server: the component at `/...`, the CGI module at `/cgi/...`,
 /// each manifest with the `extra` lines.
@@ -554,30 +555,6 @@ fn without_address_space_for_the_pool_instances_are_allocated_on_demand() {
     for t in parallel {
         assert_eq!(t.join().expect("request"), 200);
     }
-}
-
-/// An HTTP upstream on loopback: answers every connection with 200 "upstream", and counts them.
-struct Upstream {
-    addr: SocketAddr,
-    connections: Arc<AtomicUsize>,
-}
-
-fn upstream() -> Upstream {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let connections = Arc::new(AtomicUsize::new(0));
-    let count = connections.clone();
-    std::thread::spawn(move || {
-        for mut c in l.incoming().map_while(Result::ok) {
-            count.fetch_add(1, Ordering::SeqCst);
-            let mut buf = [0u8; 4096];
-            let _ = c.read(&mut buf);
-            let _ = c.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nupstream",
-            );
-        }
-    });
-    Upstream { addr, connections }
 }
 
 #[test]

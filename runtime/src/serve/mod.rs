@@ -18,6 +18,7 @@ mod failure;
 mod options;
 mod router;
 mod server;
+mod service;
 
 pub use body::BodyPace;
 pub use failure::RequestFailure;
@@ -25,6 +26,7 @@ pub(crate) use failure::failure_of;
 pub use options::{AccessEntry, App, Events, ServeOptions};
 pub use router::Router;
 pub use server::Server;
+pub use service::Reuse;
 
 use std::sync::Arc;
 
@@ -58,8 +60,35 @@ pub(crate) struct Loaded {
 }
 
 enum Handler {
+    /// A WASI 0.2 `wasi:http/incoming-handler`.
     Component(component::Template),
+    /// A WASI 0.3 `wasi:http/handler` (the `wasi:http/service` world).
+    Service(service::Template),
     Cgi(cgi::Template),
+}
+
+impl Loaded {
+    /// Answers `req` (read whole) from `peer` with this app's handler.
+    async fn handle(
+        self: &Arc<Self>,
+        req: hyper::Request<Bytes>,
+        peer: std::net::SocketAddr,
+    ) -> Result<hyper::Response<Body>, RequestFailure> {
+        match &self.handler {
+            Handler::Component(t) => t.handle(&self.rt, self, req).await,
+            Handler::Service(t) => t.handle(self, req).await,
+            Handler::Cgi(t) => t.handle(&self.rt, self, req, peer).await,
+        }
+    }
+
+    /// Instantiates the handler once in a fresh store, without calling it.
+    async fn instantiate(&self) -> wasmtime::Result<()> {
+        match &self.handler {
+            Handler::Component(t) => t.instantiate(&self.rt, self).await,
+            Handler::Service(t) => t.instantiate(self).await,
+            Handler::Cgi(t) => t.instantiate(&self.rt, self).await,
+        }
+    }
 }
 
 /// An app compiled and linked on the router's engine, not yet taking requests.

@@ -12,10 +12,12 @@ use super::body::{self, BodyPace};
 use super::cookies::{filter_set_cookies, hide_cookies};
 use super::failure::error_response;
 use super::options::{AccessEntry, App, Events, ServeOptions};
-use super::{Body, Handler, Loaded, LoadedApp, RequestFailure, Runtime, cgi, component};
+use super::{
+    Body, Handler, Loaded, LoadedApp, RequestFailure, Reuse, Runtime, cgi, component, service,
+};
 use crate::compile::Compilation;
 use crate::engine::{self, EpochTicker};
-use crate::inspect::WasmKind;
+use crate::inspect::{WasiGeneration, WasmKind};
 use crate::net::NetworkAccess;
 use crate::{RuntimeError, wasi};
 
@@ -93,6 +95,15 @@ impl Router {
         let rt = self.runtime(app.engine)?;
         let mounts = wasi::Mounts::open(&app.request.mounts)?;
         let handler = match app.wasm.info.kind {
+            WasmKind::Component if app.wasm.info.wasi == WasiGeneration::P3 => {
+                Handler::Service(service::Template::new(
+                    &rt.engine,
+                    &app.wasm,
+                    &app.request.limits,
+                    how,
+                    Reuse::FRESH,
+                )?)
+            }
             WasmKind::Component => Handler::Component(component::Template::new(
                 &rt.engine,
                 &app.wasm,
@@ -357,9 +368,6 @@ impl Shared {
             .await
             .map_err(|_| RequestFailure::ShuttingDown)?;
         let req = Request::from_parts(parts, body);
-        match &app.handler {
-            Handler::Component(t) => t.handle(&app.rt, app, req).await,
-            Handler::Cgi(t) => t.handle(&app.rt, app, req, peer).await,
-        }
+        app.handle(req, peer).await
     }
 }

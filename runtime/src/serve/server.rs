@@ -9,10 +9,10 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::{Request, Response};
 
+use super::RequestFailure;
 use super::failure::error_response;
 use super::options::{App, Events, ServeOptions};
 use super::router::Router;
-use super::{Handler, RequestFailure};
 use crate::RuntimeError;
 use crate::compile::Compilation;
 use crate::engine;
@@ -54,6 +54,7 @@ impl Server {
         router.runtime(engine::EngineConfig::decide(
             engine::Purpose::Serving,
             &crate::Limits::default(),
+            crate::WasiGeneration::P2,
         ))?;
         for app in apps {
             let loaded = router.load(app, how)?;
@@ -76,11 +77,7 @@ impl Server {
         let Some(app) = self.router.route(path) else {
             return Ok(false);
         };
-        match &app.handler {
-            Handler::Component(t) => t.instantiate(&app.rt, &app).await,
-            Handler::Cgi(t) => t.instantiate(&app.rt, &app).await,
-        }
-        .map_err(RuntimeError::engine)?;
+        app.instantiate().await.map_err(RuntimeError::engine)?;
         Ok(true)
     }
 
@@ -93,10 +90,7 @@ impl Server {
         let peer = SocketAddr::from(([127, 0, 0, 1], 0));
         let response = match &app {
             None => Err(RequestFailure::NoRoute),
-            Some(app) => match &app.handler {
-                Handler::Component(t) => t.handle(&app.rt, app, req).await,
-                Handler::Cgi(t) => t.handle(&app.rt, app, req, peer).await,
-            },
+            Some(app) => app.handle(req, peer).await,
         }
         .unwrap_or_else(|f| error_response(&f));
         let (parts, body) = response.into_parts();

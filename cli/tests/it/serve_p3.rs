@@ -1,0 +1,118 @@
+//! WASI 0.3 HTTP handlers (`wasi:http/handler@0.3.0`, the `wasi:http/service` world) under
+//! `qyvol serve` and the node, with the project's own 0.3 guests: the README's example and
+//! `cli/tests/guests/http-probe-p3`. They are served beside 0.2 handlers, a fresh instance per
+//! request, under the same limits and network grants.
+
+use crate::fixture::{Node, Scratch, Served, handler, repo_root, upstream};
+
+fn hello_p3() -> String {
+    repo_root()
+        .join("examples/http-hello-p3/http-hello-p3.qyv")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn a_wasi_0_3_handler_answers_beside_a_0_2_one_and_streams_a_posted_body_back() {
+    let scratch = Scratch::new();
+    let probe = handler(
+        &scratch,
+        "probe3",
+        "http-probe-p3.wasm",
+        "http:\n  route: /p3/...\n",
+    );
+    let hello_p2 = repo_root().join("examples/http-hello/http-hello.qyv");
+    let s = Served::start(&[&hello_p3(), &probe, hello_p2.to_str().expect("utf-8")]);
+    let r = s.get("/hello-p3/x?y=1");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "¡Hola desde Qyvol, WASI 0.3! GET /hello-p3/x?y=1\n")
+    );
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(s.get("/hello/x").body, "¡Hola desde Qyvol! GET /hello/x\n");
+    // A body larger than one stream write, there and back through 0.3's streams.
+    let body: String = (0..200_000u32)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let echoed = s.post("/p3/echo", body.as_bytes());
+    assert_eq!(echoed.status, 200);
+    assert!(echoed.body == body, "{} bytes came back", echoed.body.len());
+    s.assert_log_ends("GET /hello-p3/x 200", " http-hello-p3");
+}
+
+#[test]
+fn each_request_to_a_wasi_0_3_handler_gets_a_fresh_instance() {
+    let scratch = Scratch::new();
+    let probe = handler(&scratch, "probe3", "http-probe-p3.wasm", "");
+    let s = Served::start(&[&probe]);
+    for _ in 0..3 {
+        assert_eq!(s.get("/count").body, "request 1 of this instance\n");
+    }
+}
+
+#[test]
+fn a_wasi_0_3_handler_that_fails_fails_its_request_only() {
+    let scratch = Scratch::new();
+    let probe = handler(
+        &scratch,
+        "probe3",
+        "http-probe-p3.wasm",
+        "limits: { memory: 32MiB, timeout: 700ms }\n",
+    );
+    let s = Served::start(&[&probe]);
+    let trap = s.get("/trap");
+    assert_eq!(trap.status, 500, "{trap:?}");
+    assert!(s.wait_log("GET /trap 500").contains("trap"));
+    let spin = s.get("/spin");
+    assert_eq!(spin.status, 504, "a busy loop is stopped: {spin:?}");
+    assert!(s.wait_log("GET /spin 504").contains("700ms"));
+    let sleep = s.get("/sleep?ms=60000");
+    assert_eq!(
+        sleep.status, 504,
+        "a wait in an async host call is stopped: {sleep:?}"
+    );
+    assert_eq!(s.get("/sleep?ms=1").body, "slept");
+    let alloc = s.get("/alloc?mib=64");
+    assert_eq!(alloc.status, 500, "{alloc:?}");
+    assert!(s.wait_log("GET /alloc 500").contains("32MiB"));
+    assert_eq!(s.get("/alloc?mib=4").body, "allocated");
+    assert_eq!(s.get("/count").body, "request 1 of this instance\n");
+}
+
+#[test]
+fn a_wasi_0_3_handler_reaches_only_granted_hosts() {
+    let up = upstream();
+    let scratch = Scratch::new();
+    let denied = handler(&scratch, "denied", "http-probe-p3.wasm", "");
+    let granted = handler(
+        &scratch,
+        "granted",
+        "http-probe-p3.wasm",
+        &format!(
+            "environment: edge\nnetwork:\n  allow: [\"{}\"]\nhttp:\n  route: /granted/...\n",
+            up.addr
+        ),
+    );
+    let s = Served::start(&[&denied, &granted]);
+    let r = s.get(&format!("/fetch?to={}", up.addr));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (502, "error: ErrorCode::HttpRequestDenied")
+    );
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let r = s.get(&format!("/granted/fetch?to={}", up.addr));
+    assert_eq!((r.status, r.body.as_str()), (200, "200 upstream"));
+    assert_eq!(up.connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn the_node_serves_a_deployed_wasi_0_3_handler() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", &hello_p3()]);
+    assert_eq!(
+        node.get("/hello-p3/x"),
+        (200, "¡Hola desde Qyvol, WASI 0.3! GET /hello-p3/x\n".into())
+    );
+    assert_eq!(node.app("http-hello-p3").expect("listed")["kind"], "http");
+}
