@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use qyvol_common::{
     ByteSize, DurationSpec, Environment, GuestPath, Manifest, NetworkGrant, PolicyViolation,
 };
+use qyvol_runtime::serve::Reuse;
 use qyvol_runtime::{DenialSink, Limits, MountGrant, RunRequest};
 
 use crate::LaunchError;
@@ -248,4 +249,38 @@ pub fn max_body(manifest: &Manifest, operator: ByteSize) -> ByteSize {
         Some(asked) => asked,
         None => operator,
     }
+}
+
+/// How many requests one instance of a WASI 0.3 handler takes: the manifest's `http.reuse`
+/// and `http.concurrent_reuse`, else the operator's (`qyvol serve --reuse`,
+/// `--concurrent-reuse`; a fresh instance per request when unset). A bundle's or image's
+/// manifest may only ask for less: state kept between requests is a way for one client's data
+/// to reach another's, which the operator alone decides to allow. Only 0.3 handlers are reused
+/// (`wasi` is what the guest speaks): a manifest asking it of another is refused.
+pub fn reuse(
+    manifest: &Manifest,
+    wasi: qyvol_runtime::WasiGeneration,
+    operator: Reuse,
+) -> Result<Reuse, LaunchError> {
+    let asked = manifest.http.reuse.is_some() || manifest.http.concurrent_reuse.is_some();
+    if wasi != qyvol_runtime::WasiGeneration::P3 {
+        if asked {
+            return Err(LaunchError::Usage(format!(
+                "`{}` sets `http.reuse` or `http.concurrent_reuse`, which only WASI 0.3 handlers take, and it is not one: remove them (it gets a fresh instance per request)",
+                manifest.name,
+            )));
+        }
+        return Ok(Reuse::FRESH);
+    }
+    let pick = |asked: Option<u32>, operator: u32| match asked {
+        Some(asked) if manifest.from_image => asked.min(operator),
+        Some(asked) => asked,
+        None => operator,
+    };
+    let requests = pick(manifest.http.reuse, operator.requests).max(1);
+    let concurrent = pick(manifest.http.concurrent_reuse, operator.concurrent).max(1);
+    Ok(Reuse {
+        requests,
+        concurrent: concurrent.min(requests),
+    })
 }

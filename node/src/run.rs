@@ -118,6 +118,15 @@ impl Node {
             route,
             max_body: record.spec.max_body,
             concurrency: record.spec.concurrency,
+            reuse: record
+                .spec
+                .reuse
+                .map_or(qyvol_runtime::serve::Reuse::FRESH, |(r, c)| {
+                    qyvol_runtime::serve::Reuse {
+                        requests: r,
+                        concurrent: c,
+                    }
+                }),
             wasm,
             request,
             engine,

@@ -33,6 +33,7 @@ pub(crate) fn spec_of(
         memory: req.limits.memory,
         memory_total: req.limits.memory_total,
         concurrency: None,
+        reuse: None,
         timeout_ms: ms(req.limits.timeout),
         fuel: req.limits.fuel,
         compile_timeout_ms: ms(req.limits.compile),

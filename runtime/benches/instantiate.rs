@@ -65,6 +65,7 @@ fn example_server(file: &str, route: &str) -> (Server, tokio::runtime::Runtime) 
         request: RunRequest::default(),
         engine: EngineConfig::decide(Purpose::Serving, &Limits::default(), WasiGeneration::P2),
         max_body: 1 << 20,
+        reuse: qyvol_runtime::serve::Reuse::FRESH,
         concurrency: None,
     };
     let server =

@@ -33,6 +33,12 @@ pub(crate) fn serve(launch: qyvol_launch::Launch, listen: &str) -> anyhow::Resul
         )
         .0,
         concurrency: None,
+        // The image's manifest may only ask for less than a fresh instance per request.
+        reuse: qyvol_launch::grants::reuse(
+            &launch.manifest,
+            launch.wasm.info.wasi,
+            qyvol_runtime::serve::Reuse::FRESH,
+        )?,
         wasm: launch.wasm,
         request: launch.request,
         engine: launch.engine,

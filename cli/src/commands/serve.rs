@@ -37,6 +37,16 @@ pub struct ServeCommand {
     #[arg(long, value_name = "SIZE", default_value = "10MiB")]
     max_body: ByteSize,
 
+    /// Requests one instance of a WASI 0.3 handler takes before a fresh one is made, unless
+    /// its manifest sets `http.reuse` (1: a fresh instance per request)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    reuse: u32,
+
+    /// Requests one instance of a WASI 0.3 handler takes at once (at most --reuse), unless
+    /// its manifest sets `http.concurrent_reuse`
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    concurrent_reuse: u32,
+
     /// Requests handled at once (more wait for a slot)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     max_concurrency: u32,
@@ -119,6 +129,14 @@ impl ServeCommand {
                 route: launch.manifest.http.route.clone(),
                 max_body: qyvol_launch::grants::max_body(&launch.manifest, self.max_body).0,
                 concurrency: None,
+                reuse: qyvol_launch::grants::reuse(
+                    &launch.manifest,
+                    launch.wasm.info.wasi,
+                    qyvol_runtime::serve::Reuse {
+                        requests: self.reuse,
+                        concurrent: self.concurrent_reuse,
+                    },
+                )?,
                 wasm: launch.wasm,
                 request: launch.request,
                 engine: launch.engine,

@@ -166,6 +166,12 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "serve.max_body" => {
             "Cuerpo de petición más grande que acepta un manejador si su manifiesto no fija `http.max_body`"
         }
+        "serve.reuse" => {
+            "Peticiones que atiende una instancia de un manejador WASI 0.3 antes de crear otra, si su manifiesto no fija `http.reuse` (1: una instancia nueva por petición)"
+        }
+        "serve.concurrent_reuse" => {
+            "Peticiones que atiende a la vez una instancia de un manejador WASI 0.3 (como mucho --reuse), si su manifiesto no fija `http.concurrent_reuse`"
+        }
         "serve.max_concurrency" => "Peticiones atendidas a la vez (las demás esperan turno)",
         "serve.max_connections" => {
             "Conexiones abiertas a la vez; a una más se le responde 503 y se cierra"

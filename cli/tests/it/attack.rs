@@ -4,91 +4,17 @@
 //! layer list can say anything.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use qyvol_store::bundle::{
-    ANN_ENGINE, Bundle, ImageSource, MEDIA_MANIFEST, MEDIA_PRECOMPILED, MEDIA_QYV, MEDIA_WASM,
-    MEDIA_WASM_CONFIG, sha256_digest,
-};
+use qyvol_store::bundle::{ANN_ENGINE, Bundle, ImageSource};
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    Scratch, guest, padded_hello, qyvol_in, qyvol_std, repo_root, stderr, stdout,
+    Scratch, guest, hand_made_bundle, padded_hello, qyvol_in, qyvol_std, repo_root, stderr, stdout,
 };
 
 const HELLO: &str = "👋 ¡Hola desde Qyvol WASI!\n";
-
-fn desc(media: &str, bytes: &[u8], annotations: Value) -> Value {
-    let mut d = json!({
-        "mediaType": media,
-        "digest": sha256_digest(bytes).to_string(),
-        "size": bytes.len(),
-    });
-    if annotations.is_object() {
-        d["annotations"] = annotations;
-    }
-    d
-}
-
-/// Writes a bundle of `wasm` and `qyv` with `precompiled` layers (code, annotations); `edit`
-/// may change the image manifest (as JSON) before it is written.
-fn hand_made_bundle(
-    out: &Path,
-    wasm: &[u8],
-    qyv: &[u8],
-    precompiled: &[(Vec<u8>, Value)],
-    edit: impl FnOnce(&mut Value),
-) -> PathBuf {
-    let config = serde_json::to_vec(&json!({
-        "architecture": "wasm",
-        "os": "wasip1",
-        "layerDigests": [sha256_digest(wasm).to_string()],
-    }))
-    .expect("config");
-    let mut layers = vec![
-        desc(MEDIA_WASM, wasm, Value::Null),
-        desc(MEDIA_QYV, qyv, Value::Null),
-    ];
-    let mut blobs: Vec<&[u8]> = vec![&config, wasm, qyv];
-    for (code, ann) in precompiled {
-        layers.push(desc(MEDIA_PRECOMPILED, code, ann.clone()));
-        blobs.push(code);
-    }
-    let mut manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_MANIFEST,
-        "config": desc(MEDIA_WASM_CONFIG, &config, Value::Null),
-        "layers": layers,
-    });
-    edit(&mut manifest);
-    let manifest = serde_json::to_vec(&manifest).expect("manifest");
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "manifests": [desc(MEDIA_MANIFEST, &manifest, Value::Null)],
-    }))
-    .expect("index");
-    blobs.push(&manifest);
-    let mut tar = tar::Builder::new(std::fs::File::create(out).expect("create bundle"));
-    let mut add = |name: &str, bytes: &[u8]| {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        tar.append_data(&mut header, name, bytes).expect("append");
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
-    add("index.json", &index);
-    let mut seen = std::collections::HashSet::new();
-    for blob in blobs {
-        let digest = sha256_digest(blob);
-        if seen.insert(digest.clone()) {
-            add(&format!("blobs/sha256/{}", digest.hex()), blob);
-        }
-    }
-    tar.finish().expect("finish bundle");
-    out.to_path_buf()
-}
 
 fn hello_wasm() -> Vec<u8> {
     std::fs::read(repo_root().join("examples/hello.wasm")).expect("hello.wasm")

@@ -3,7 +3,7 @@
 //! `cli/tests/guests/http-probe-p3`. They are served beside 0.2 handlers, a fresh instance per
 //! request, under the same limits and network grants.
 
-use crate::fixture::{Node, Scratch, Served, handler, repo_root, upstream};
+use crate::fixture::{Node, Scratch, Served, hand_made_bundle, handler, repo_root, upstream};
 
 fn hello_p3() -> String {
     repo_root()
@@ -115,4 +115,56 @@ fn the_node_serves_a_deployed_wasi_0_3_handler() {
         (200, "¡Hola desde Qyvol, WASI 0.3! GET /hello-p3/x\n".into())
     );
     assert_eq!(node.app("http-hello-p3").expect("listed")["kind"], "http");
+}
+
+/// What `/count` answers for `n` requests in a row.
+fn counts(s: &Served, path: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| s.get(path).body.trim().to_string())
+        .collect()
+}
+
+fn nth(ns: &[u32]) -> Vec<String> {
+    ns.iter()
+        .map(|n| format!("request {n} of this instance"))
+        .collect()
+}
+
+#[test]
+fn the_operator_lets_a_wasi_0_3_handler_reuse_instances_and_a_bundle_may_only_ask_for_less() {
+    let scratch = Scratch::new();
+    let probe = handler(&scratch, "probe3", "http-probe-p3.wasm", "");
+    let s = Served::start(&["--reuse", "3", &probe]);
+    assert_eq!(counts(&s, "/count", 4), nth(&[1, 2, 3, 1]));
+
+    // The operator's own manifest sets it for its app.
+    let own = handler(&scratch, "own", "http-probe-p3.wasm", "http:\n  reuse: 2\n");
+    let s = Served::start(&[&own]);
+    assert_eq!(counts(&s, "/count", 3), nth(&[1, 2, 1]));
+
+    // A bundle's manifest asking for more than the operator allows gets the operator's.
+    let wasm = std::fs::read(crate::fixture::guest("http-probe-p3.wasm")).expect("wasm");
+    let qyv = b"name: greedy\nentrypoint: x.wasm\nruntime: wasi-http\nhttp:\n  reuse: 50\n";
+    let bundle = hand_made_bundle(&scratch.path("greedy.qyvc"), &wasm, qyv, &[], |_| {});
+    let s = Served::start(&[bundle.to_str().expect("utf-8")]);
+    assert_eq!(counts(&s, "/count", 2), nth(&[1, 1]));
+    let s = Served::start(&["--reuse", "2", bundle.to_str().expect("utf-8")]);
+    assert_eq!(counts(&s, "/count", 3), nth(&[1, 2, 1]));
+}
+
+#[test]
+fn reuse_is_refused_for_a_handler_that_is_not_wasi_0_3() {
+    let scratch = Scratch::new();
+    let p2 = handler(&scratch, "p2", "http-probe.wasm", "http:\n  reuse: 2\n");
+    let out = crate::fixture::qyvol()
+        .env("QYVOL_LANG", "en")
+        .args(["serve", "--listen", "127.0.0.1:0", &p2])
+        .output()
+        .expect("serve");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        crate::fixture::stderr(&out).contains("only WASI 0.3 handlers take"),
+        "{}",
+        crate::fixture::stderr(&out)
+    );
 }

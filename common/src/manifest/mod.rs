@@ -27,6 +27,11 @@ pub struct HttpSpec {
     pub route: Route,
     /// The largest request body it accepts; `None` for the server's default.
     pub max_body: Option<ByteSize>,
+    /// How many requests one instance of a WASI 0.3 handler may take, in all (`reuse`) and
+    /// at once (`concurrent_reuse`); `None` for the operator's setting (a fresh instance per
+    /// request unless the operator says otherwise).
+    pub reuse: Option<u32>,
+    pub concurrent_reuse: Option<u32>,
 }
 
 impl Default for HttpSpec {
@@ -34,6 +39,8 @@ impl Default for HttpSpec {
         Self {
             route: Route::any(),
             max_body: None,
+            reuse: None,
+            concurrent_reuse: None,
         }
     }
 }

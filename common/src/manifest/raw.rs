@@ -57,6 +57,10 @@ pub(super) struct RawHttp {
     pub(super) route: Option<Route>,
     #[serde(default)]
     pub(super) max_body: Option<ByteSize>,
+    #[serde(default)]
+    pub(super) reuse: Option<u32>,
+    #[serde(default)]
+    pub(super) concurrent_reuse: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -144,10 +144,28 @@ pub(super) fn resolve(
                 &h.referenced,
             ));
         }
-        Some(h) => HttpSpec {
-            route: h.value.route.unwrap_or_else(Route::any),
-            max_body: h.value.max_body,
-        },
+        Some(h) => {
+            for (key, value) in [
+                ("reuse", h.value.reuse),
+                ("concurrent_reuse", h.value.concurrent_reuse),
+            ] {
+                if value == Some(0) {
+                    return Err(fail(
+                        ErrorKind::BadManifest,
+                        format!(
+                            "`http.{key}` counts requests per instance: at least 1 (1 is a fresh instance per request)"
+                        ),
+                        &h.referenced,
+                    ));
+                }
+            }
+            HttpSpec {
+                route: h.value.route.unwrap_or_else(Route::any),
+                max_body: h.value.max_body,
+                reuse: h.value.reuse,
+                concurrent_reuse: h.value.concurrent_reuse,
+            }
+        }
         None => HttpSpec::default(),
     };
     Ok(Manifest {

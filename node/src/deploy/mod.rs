@@ -183,6 +183,15 @@ impl Node {
             }
             spec.concurrency = Some(n);
         }
+        // The deploy's own manifest may reuse instances; a packaged one may only ask for less.
+        let reuse = qyvol_launch::grants::reuse(
+            &launch.manifest,
+            launch.wasm.info.wasi,
+            qyvol_runtime::serve::Reuse::FRESH,
+        )?;
+        if reuse != qyvol_runtime::serve::Reuse::FRESH {
+            spec.reuse = Some((reuse.requests, reuse.concurrent));
+        }
         let record = AppRecord {
             name,
             source: req.source.clone(),

@@ -134,6 +134,10 @@ pub struct Spec {
     /// An HTTP app's requests in progress at once (the node's share when absent).
     #[serde(default)]
     pub concurrency: Option<u32>,
+    /// A WASI 0.3 handler's requests per instance, in all and at once (fresh instances when
+    /// absent).
+    #[serde(default)]
+    pub reuse: Option<(u32, u32)>,
     pub timeout_ms: Option<u64>,
     pub fuel: Option<u64>,
     pub compile_timeout_ms: Option<u64>,

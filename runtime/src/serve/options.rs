@@ -24,6 +24,9 @@ pub struct App {
     /// Requests of this app in progress at once, from the moment their head is read (503
     /// beyond); `None` takes the server's [`ServeOptions::app_share`].
     pub concurrency: Option<u32>,
+    /// How many requests one instance takes, for a WASI 0.3 handler (0.2 handlers and CGI
+    /// modules get a fresh instance per request).
+    pub reuse: super::Reuse,
 }
 
 /// One access-log line's worth: what was asked, what was answered, how long it took (to the

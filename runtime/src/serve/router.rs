@@ -12,9 +12,7 @@ use super::body::{self, BodyPace};
 use super::cookies::{filter_set_cookies, hide_cookies};
 use super::failure::error_response;
 use super::options::{AccessEntry, App, Events, ServeOptions};
-use super::{
-    Body, Handler, Loaded, LoadedApp, RequestFailure, Reuse, Runtime, cgi, component, service,
-};
+use super::{Body, Handler, Loaded, LoadedApp, RequestFailure, Runtime, cgi, component, service};
 use crate::compile::Compilation;
 use crate::engine::{self, EpochTicker};
 use crate::inspect::{WasiGeneration, WasmKind};
@@ -95,15 +93,9 @@ impl Router {
         let rt = self.runtime(app.engine)?;
         let mounts = wasi::Mounts::open(&app.request.mounts)?;
         let handler = match app.wasm.info.kind {
-            WasmKind::Component if app.wasm.info.wasi == WasiGeneration::P3 => {
-                Handler::Service(service::Template::new(
-                    &rt.engine,
-                    &app.wasm,
-                    &app.request.limits,
-                    how,
-                    Reuse::FRESH,
-                )?)
-            }
+            WasmKind::Component if app.wasm.info.wasi == WasiGeneration::P3 => Handler::Service(
+                service::Template::new(&rt.engine, &app.wasm, &app.request.limits, how, app.reuse)?,
+            ),
             WasmKind::Component => Handler::Component(component::Template::new(
                 &rt.engine,
                 &app.wasm,
