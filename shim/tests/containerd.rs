@@ -939,16 +939,27 @@ fn artifacts_without_a_module_or_with_repeated_layers_are_refused_to_containerd_
 
 #[test]
 fn an_http_app_answers_on_its_port_and_sigterm_ends_it_cleanly() {
+    serves_in_its_pod_until_sigterm(
+        "examples/http-hello/http-hello.wasm",
+        "¡Hola desde Qyvol! GET /hello/pod\n",
+    );
+}
+
+#[test]
+fn a_wasi_0_3_http_app_answers_on_its_port_and_sigterm_ends_it_cleanly() {
+    serves_in_its_pod_until_sigterm(
+        "examples/http-hello-p3/http-hello-p3.wasm",
+        "¡Hola desde Qyvol, WASI 0.3! GET /hello/pod\n",
+    );
+}
+
+/// Runs the handler `wasm` (a path in the repository) as a pod's container serving
+/// `/hello/...`, checks `GET /hello/pod` answers `greeting`, then that SIGTERM ends it with 0.
+fn serves_in_its_pod_until_sigterm(wasm: &str, greeting: &str) {
     let ctd = Containerd::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let qyv = "version: 1\nname: web\nentrypoint: app.wasm\nruntime: wasi-http\nhttp:\n  route: /hello/...\n";
-    let archive = image_of(
-        dir.path(),
-        &repo().join("examples/http-hello/http-hello.wasm"),
-        qyv,
-        "web",
-        true,
-    );
+    let archive = image_of(dir.path(), &repo().join(wasm), qyv, "web", true);
     ctd.import(&archive, true);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("port")
@@ -989,10 +1000,7 @@ fn an_http_app_answers_on_its_port_and_sigterm_ends_it_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
-    assert!(
-        answer.ends_with("\r\n\r\n¡Hola desde Qyvol! GET /hello/pod\n"),
-        "{answer}"
-    );
+    assert!(answer.ends_with(&format!("\r\n\r\n{greeting}")), "{answer}");
     assert!(
         get("/elsewhere")
             .expect("answer")
