@@ -66,6 +66,31 @@ pub struct ModuleInfo {
     pub exports: Vec<Export>,
 }
 
+impl ModuleInfo {
+    /// The standard worlds a component's exports make it: `wasi:cli/command` (it exports
+    /// `wasi:cli/run`), `wasi:http/proxy` (0.2's `incoming-handler`), `wasi:http/service`
+    /// (0.3's `handler`), each with the version of the interface that makes it.
+    pub fn worlds(&self) -> Vec<String> {
+        let world = |export: &str| {
+            let (name, version) = export.split_once('@').unwrap_or((export, ""));
+            let world = match name {
+                "wasi:cli/run" => "wasi:cli/command",
+                "wasi:http/incoming-handler" => "wasi:http/proxy",
+                "wasi:http/handler" => "wasi:http/service",
+                _ => return None,
+            };
+            Some(match version {
+                "" => world.to_string(),
+                v => format!("{world}@{v}"),
+            })
+        };
+        if self.kind != WasmKind::Component {
+            return Vec::new();
+        }
+        self.exports.iter().filter_map(|e| world(&e.name)).collect()
+    }
+}
+
 /// What a module's imports let it ask the host for: a grant only matters for what it can ask.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Uses {

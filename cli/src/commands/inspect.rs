@@ -99,6 +99,7 @@ impl InspectCommand {
                 })),
                 "kind": info.kind,
                 "wasi": info.wasi,
+                "worlds": info.worlds(),
                 "size": info.size,
                 "sha256": info.sha256,
                 "imports": info.imports,
@@ -137,7 +138,10 @@ impl InspectCommand {
             sanitize(&path.display().to_string())
         ));
         out(&format!("{:<14}{kind}", format!("{}:", label("kind"))));
-        out(&format!("{:<14}{wasi}", "wasi:"));
+        match info.worlds().join(", ") {
+            worlds if worlds.is_empty() => out(&format!("{:<14}{wasi}", "wasi:")),
+            worlds => out(&format!("{:<14}{wasi} ({})", "wasi:", sanitize(&worlds))),
+        }
         out(&format!(
             "{:<14}{} ({} B)",
             format!("{}:", label("size")),

@@ -48,6 +48,29 @@ fn inspect_says_a_wasi_0_3_component_speaks_0_3() {
         .filter_map(|e| e["name"].as_str())
         .collect();
     assert!(exports.contains(&"wasi:cli/run@0.3.0"), "{exports:?}");
+    // Its std also exports 0.2's `run` (wasm32-wasip2's entry), which a 0.3 host never calls.
+    assert_eq!(
+        doc["worlds"],
+        serde_json::json!(["wasi:cli/command@0.2.0", "wasi:cli/command@0.3.0"])
+    );
+}
+
+#[test]
+fn inspect_names_the_world_a_wasi_0_3_handler_makes() {
+    let out = qyvol()
+        .env("QYVOL_LANG", "en")
+        .arg("inspect")
+        .arg(crate::fixture::repo_root().join("examples/http-hello-p3/http-hello-p3.wasm"))
+        .output()
+        .expect("inspect");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l == "wasi:         0.3 (wasi:http/service@0.3.0)"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
