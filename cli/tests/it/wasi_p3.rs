@@ -176,3 +176,40 @@ fn wasi_0_3_datagrams_from_any_peer_reach_only_a_socket_bound_to_a_listen_grant(
         format!("got anyone from {}\n", intruder.local_addr().expect("addr"))
     );
 }
+
+#[test]
+fn a_wasi_0_3_command_writes_through_a_writable_mount_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "orig").expect("write");
+    let folder = dir.path().display().to_string();
+    let ro = probe(
+        &["--mount", &format!("{folder}:/data:ro")],
+        &["write", "/data/f.txt", "changed"],
+    );
+    assert_eq!(
+        stdout(&ro),
+        "probe-p3\nerror: ErrorCode::NotPermitted\n",
+        "{}",
+        stderr(&ro)
+    );
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "orig");
+    let rw = probe(
+        &["--mount", &format!("{folder}:/data")],
+        &["write", "/data/f.txt", "changed"],
+    );
+    assert_eq!(stdout(&rw), "probe-p3\nwritten\n", "{}", stderr(&rw));
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "changed");
+}
+
+#[test]
+fn a_wasi_0_3_command_waiting_in_an_async_host_call_is_stopped_at_its_time_limit() {
+    let out = probe(&["--timeout", "1s"], &["sleep", "600000"]);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "probe-p3\n");
+    assert!(
+        stderr(&out).contains("The time limit of 1s passed"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -5,6 +5,9 @@
 //! - `env NAME`: prints the variable's value
 //! - `exit N`: exits with code N (0.3's `exit-with-code`)
 //! - `read PATH`: prints the file (0.3's filesystem, through std)
+//! - `write PATH TEXT`: writes the file through 0.3's `wasi:filesystem` (`open-at`,
+//!   `write-via-stream`) in the preopen PATH is under; prints `written` or the error code
+//! - `sleep MS`: waits in 0.3's `wait-for` (an async host call), then prints `slept`
 //! - `connect IP:PORT`: a TCP connection; prints `connected` or the error code
 //! - `lookup NAME`: a name lookup; prints the addresses or the error code
 //! - `udp IP:PORT`: sends one datagram; prints `sent` or the error code
@@ -31,6 +34,33 @@ mod guest {
             }
             IpSocketAddress::Ipv6(v6) => format!("{v6:?}"),
         }
+    }
+
+    async fn write(path: &str, text: &str) -> Result<(), String> {
+        use wasip3::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
+        let (dir, rel) = wasip3::filesystem::preopens::get_directories()
+            .into_iter()
+            .find_map(|(d, guest)| {
+                let rel = path
+                    .strip_prefix(guest.trim_end_matches('/'))?
+                    .strip_prefix('/')?;
+                Some((d, rel.to_string()))
+            })
+            .ok_or("no preopen holds that path")?;
+        let file = dir
+            .open_at(
+                PathFlags::empty(),
+                rel,
+                OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                DescriptorFlags::WRITE,
+            )
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let (mut tx, rx) = wasip3::wit_stream::new();
+        let done = file.write_via_stream(rx, 0);
+        tx.write_all(text.as_bytes().to_vec()).await;
+        drop(tx);
+        done.await.map_err(|e| format!("{e:?}"))
     }
 
     struct Probe;
@@ -68,6 +98,15 @@ mod guest {
                     Ok(text) => print!("{text}"),
                     Err(e) => println!("error: {e}"),
                 },
+                ["write", path, text] => match write(path, text).await {
+                    Ok(()) => println!("written"),
+                    Err(e) => println!("error: {e}"),
+                },
+                ["sleep", ms] => {
+                    let ms: u64 = ms.parse().expect("milliseconds");
+                    wasip3::clocks::monotonic_clock::wait_for(ms * 1_000_000).await;
+                    println!("slept");
+                }
                 ["connect", addr] => {
                     let socket = TcpSocket::create(IpAddressFamily::Ipv4).expect("a socket");
                     match socket.connect(v4(addr)).await {
@@ -103,7 +142,9 @@ mod guest {
                     }
                 }
                 _ => {
-                    println!("usage: probe-p3 args|env|exit|read|connect|lookup|udp|udp-recv ...");
+                    println!(
+                        "usage: probe-p3 args|env|exit|read|write|sleep|connect|lookup|udp|udp-recv ..."
+                    );
                     return Err(());
                 }
             }
