@@ -168,3 +168,52 @@ fn reuse_is_refused_for_a_handler_that_is_not_wasi_0_3() {
         crate::fixture::stderr(&out)
     );
 }
+
+#[test]
+fn a_wasi_0_3_instance_keeps_its_slot_until_its_tasks_end_so_requests_wait_rather_than_fail() {
+    let scratch = Scratch::new();
+    let probe = handler(&scratch, "probe3", "http-probe-p3.wasm", "");
+    // One slot: the instance whose task lingers after its response keeps it until the time
+    // limit ends that task; the next request waits for it instead of finding the pool full.
+    let s = Served::start(&["--max-concurrency", "1", "--timeout", "2s", &probe]);
+    assert_eq!(s.get("/linger").body, "lingering");
+    let next = s.get("/count");
+    assert_eq!(
+        (next.status, next.body.as_str()),
+        (200, "request 1 of this instance\n")
+    );
+
+    // Many clients on two slots: every request waits its turn, none fails.
+    let s = std::sync::Arc::new(Served::start(&["--max-concurrency", "2", &probe]));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || (0..10).map(|_| s.get("/count").status).collect::<Vec<_>>())
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().expect("client"), vec![200; 10]);
+    }
+}
+
+#[test]
+fn a_wasi_0_3_handler_may_not_answer_with_an_interim_status_or_take_a_doubtful_host() {
+    let scratch = Scratch::new();
+    let probe = handler(&scratch, "probe3", "http-probe-p3.wasm", "");
+    let s = Served::start(&[&probe]);
+    for code in [101, 103, 199] {
+        let r = s.get(&format!("/status?c={code}"));
+        assert_eq!(r.status, 500, "{code}: {r:?}");
+    }
+    assert_eq!(s.get("/status?c=299").status, 299);
+    let user_info = crate::fixture::send(
+        s.addr,
+        b"GET /count HTTP/1.1\r\nHost: user:pass@evil.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(user_info.status, 400, "{user_info:?}");
+    let two_hosts = crate::fixture::send(
+        s.addr,
+        b"GET /count HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(two_hosts.status, 400, "{two_hosts:?}");
+}

@@ -54,7 +54,7 @@ pub(crate) struct Loaded {
     network: NetworkAccess,
     max_body: u64,
     /// Turns for requests in progress, and how many there are (`None`: unbounded).
-    turns: Option<(tokio::sync::Semaphore, u32)>,
+    turns: Option<(Arc<tokio::sync::Semaphore>, u32)>,
     handler: Handler,
     rt: Arc<Runtime>,
 }
@@ -67,18 +67,32 @@ enum Handler {
     Cgi(cgi::Template),
 }
 
+/// The request's turn among the app's and slot among the server's: a WASI 0.3 instance keeps
+/// them until it ends (its tasks may run on after the response), so the instances alive never
+/// outnumber the slots the pool is sized for; other handlers hold them to the response.
+pub(crate) type Held = Vec<tokio::sync::OwnedSemaphorePermit>;
+
 impl Loaded {
-    /// Answers `req` (read whole) from `peer` with this app's handler.
+    /// Answers `req` (read whole) from `peer` with this app's handler. A response whose status
+    /// is not final (1xx, 101's protocol switch) is the handler's failure, as for CGI.
     async fn handle(
         self: &Arc<Self>,
         req: hyper::Request<Bytes>,
         peer: std::net::SocketAddr,
+        held: Held,
     ) -> Result<hyper::Response<Body>, RequestFailure> {
-        match &self.handler {
+        let response = match &self.handler {
             Handler::Component(t) => t.handle(&self.rt, self, req).await,
-            Handler::Service(t) => t.handle(self, req).await,
+            Handler::Service(t) => t.handle(self, req, held).await,
             Handler::Cgi(t) => t.handle(&self.rt, self, req, peer).await,
+        }?;
+        let status = response.status().as_u16();
+        if !(200..=599).contains(&status) {
+            return Err(RequestFailure::Protocol(format!(
+                "the handler answered with status {status}, which is not a final status (200-599)"
+            )));
         }
+        Ok(response)
     }
 
     /// Instantiates the handler once in a fresh store, without calling it.

@@ -110,10 +110,10 @@ impl Router {
             )?),
         };
         crate::background::finish_cache_writes();
-        let turns = app
-            .concurrency
-            .or(self.options.app_share)
-            .map(|n| (tokio::sync::Semaphore::new(n.max(1) as usize), n.max(1)));
+        let turns = app.concurrency.or(self.options.app_share).map(|n| {
+            let n = n.max(1);
+            (Arc::new(tokio::sync::Semaphore::new(n as usize)), n)
+        });
         Ok(LoadedApp(Arc::new(Loaded {
             turns,
             mounts,
@@ -185,7 +185,9 @@ impl Router {
         let shared = Arc::new(Shared {
             router: self.clone(),
             events: events.clone(),
-            slots: tokio::sync::Semaphore::new(self.options.max_concurrency as usize),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                self.options.max_concurrency as usize,
+            )),
             body: self.options.body,
             in_flight: std::sync::atomic::AtomicUsize::new(0),
         });
@@ -266,7 +268,7 @@ impl Router {
 struct Shared {
     router: Arc<Router>,
     events: Arc<dyn Events>,
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
     body: BodyPace,
     in_flight: std::sync::atomic::AtomicUsize,
 }
@@ -342,24 +344,18 @@ impl Shared {
             });
         }
         // Taken before the body is read: a slow body holds one of the app's turns, not more.
-        let _turn = match &app.turns {
-            Some((turns, limit)) => Some(
-                turns
-                    .try_acquire()
-                    .map_err(|_| RequestFailure::AppBusy { limit: *limit })?,
-            ),
-            None => None,
-        };
+        let mut held = super::Held::new();
+        if let Some((turns, limit)) = &app.turns {
+            let turn = turns.clone().try_acquire_owned();
+            held.push(turn.map_err(|_| RequestFailure::AppBusy { limit: *limit })?);
+        }
         let (mut parts, body) = req.into_parts();
         hide_cookies(&mut parts.headers, &self.router.options.hidden_cookies);
         // The whole body first, so a slot is only ever taken by a complete request.
         let body = body::read(body, app.max_body, self.body).await?;
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| RequestFailure::ShuttingDown)?;
+        let slot = self.slots.clone().acquire_owned().await;
+        held.push(slot.map_err(|_| RequestFailure::ShuttingDown)?);
         let req = Request::from_parts(parts, body);
-        app.handle(req, peer).await
+        app.handle(req, peer, held).await
     }
 }

@@ -90,7 +90,7 @@ impl Server {
         let peer = SocketAddr::from(([127, 0, 0, 1], 0));
         let response = match &app {
             None => Err(RequestFailure::NoRoute),
-            Some(app) => app.handle(req, peer).await,
+            Some(app) => app.handle(req, peer, Vec::new()).await,
         }
         .unwrap_or_else(|f| error_response(&f));
         let (parts, body) = response.into_parts();

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
 
-use super::{Body, Host, Loaded, RequestFailure, failure_of, new_store};
+use super::{Body, Held, Host, Loaded, RequestFailure, failure_of, new_store};
 use crate::compile::Compilation;
 use crate::limits::Limits;
 use crate::prepared::finish;
@@ -92,6 +92,7 @@ impl Template {
         &self,
         app: &Arc<Loaded>,
         req: Request<Bytes>,
+        held: Held,
     ) -> Result<Response<Body>, RequestFailure> {
         let req = with_full_uri(req)?;
         let handler = self.handler.get_or_init(|| {
@@ -107,7 +108,7 @@ impl Template {
                 .boxed_unsync()
         });
         let (tx, failed) = oneshot::channel();
-        let err = match handler.handle(tx, req).await {
+        let err = match handler.handle((tx, held), req).await {
             Ok(response) => return Ok(response),
             Err(err) => err,
         };
@@ -119,7 +120,7 @@ impl Template {
                 "the handler answered with an error: {code:?}"
             )));
         }
-        let err = match err.downcast::<InstantiationError<oneshot::Sender<Outcome>>>() {
+        let err = match err.downcast::<InstantiationError<(oneshot::Sender<Outcome>, Held)>>() {
             Ok(failed) => match Arc::try_unwrap(failed.error) {
                 Ok(err) => err,
                 Err(shared) => wasmtime::format_err!("{shared:#}"),
@@ -145,12 +146,20 @@ fn with_full_uri(req: Request<Bytes>) -> Result<Request<Bytes>, RequestFailure> 
     let authority = match parts.uri.authority() {
         Some(a) => a.clone(),
         None => {
-            let host = parts.headers.get(hyper::header::HOST).ok_or_else(|| {
-                RequestFailure::BadRequest("the request has no `Host` header".into())
-            })?;
-            Authority::try_from(host.as_bytes()).map_err(|_| {
-                RequestFailure::BadRequest("the `Host` header is not a host name or address".into())
-            })?
+            let mut hosts = parts.headers.get_all(hyper::header::HOST).iter();
+            let (Some(host), None) = (hosts.next(), hosts.next()) else {
+                return Err(RequestFailure::BadRequest(
+                    "the request needs exactly one `Host` header".into(),
+                ));
+            };
+            Authority::try_from(host.as_bytes())
+                .ok()
+                .filter(|a| !a.as_str().contains('@'))
+                .ok_or_else(|| {
+                    RequestFailure::BadRequest(
+                        "the `Host` header is not a host name or address with a port".into(),
+                    )
+                })?
         }
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -195,28 +204,32 @@ impl HandlerState for Service {
             view: <Host<WasiCtx> as wasmtime_wasi_http::WasiHttpView>::http,
             expiration: Expiry {
                 timeout,
+                request_start: None,
                 timer: None,
             },
             state: Worker {
                 app,
                 reuse: self.reuse,
                 waiting: Mutex::new(Vec::new()),
+                held: Mutex::new(Vec::new()),
             },
         })
     }
 }
 
-/// One instance's state: how many requests it takes, and who to tell how it ended.
+/// One instance's state: how many requests it takes, who to tell how it ended, and the turn
+/// and slot of the request that made it, kept while it lives (a reused instance counts once).
 struct Worker {
     app: Arc<Loaded>,
     reuse: Reuse,
     waiting: Mutex<Vec<oneshot::Sender<Outcome>>>,
+    held: Mutex<Held>,
 }
 
 impl WorkerState for Worker {
     type StoreData = Host<WasiCtx>;
-    /// Told how the instance ended when it ends badly.
-    type RequestData = oneshot::Sender<Outcome>;
+    /// Told how the instance ended when it ends badly; the request's turn and slot.
+    type RequestData = (oneshot::Sender<Outcome>, Held);
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.reuse.requests as usize {
@@ -231,13 +244,17 @@ impl WorkerState for Worker {
     fn on_request_start(
         &self,
         _store: StoreContextMut<'_, Host<WasiCtx>>,
-        failed: oneshot::Sender<Outcome>,
+        (failed, held): (oneshot::Sender<Outcome>, Held),
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         self.waiting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(failed);
+        let mut kept = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.is_empty() {
+            *kept = held;
+        }
         match self.app.request.limits.timeout {
             Some(limit) => Box::pin(tokio::time::sleep(limit)),
             None => Box::pin(std::future::pending()),
@@ -263,6 +280,9 @@ impl WorkerState for Worker {
 /// call holds that loop): a request past its time limit, or an instance idle too long.
 struct Expiry {
     timeout: Option<Duration>,
+    /// When the latest request started: work after its response counts from there, so the
+    /// time limit bounds the instance's life as it bounds a 0.2 handler's.
+    request_start: Option<Instant>,
     /// The timer for the state it was set for.
     timer: Option<(WorkerStatus, Instant, Pin<Box<tokio::time::Sleep>>)>,
 }
@@ -274,9 +294,13 @@ impl WorkerExpiration for Expiry {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
-        let limit = match status {
-            WorkerStatus::Idle => Some(IDLE),
-            WorkerStatus::Requests | WorkerStatus::PostReturn => self.timeout,
+        let (limit, start) = match status {
+            WorkerStatus::Idle => (Some(IDLE), start),
+            WorkerStatus::Requests => {
+                self.request_start = Some(start);
+                (self.timeout, start)
+            }
+            WorkerStatus::PostReturn => (self.timeout, self.request_start.unwrap_or(start)),
         };
         let Some(limit) = limit else {
             return Poll::Pending;

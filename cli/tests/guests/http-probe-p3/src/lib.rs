@@ -9,6 +9,8 @@
 //! - `/spin`: loops forever; `/trap`: traps
 //! - `/sleep?ms=N`: waits N ms in 0.3's `wait-for`, then answers `slept`
 //! - `/alloc?mib=N`: allocates N MiB, then answers `allocated`
+//! - `/linger`: answers `lingering`, then a task it spawned waits an hour
+//! - `/status?c=N`: answers with status N
 //! - anything else: a greeting naming the method and path
 //!
 //! Rebuilt by scripts/build-examples.sh (`wasm32-wasip2`, whose linker makes the component).
@@ -103,6 +105,16 @@ mod guest {
                         .unwrap_or(0);
                     std::hint::black_box(vec![1u8; mib << 20]);
                     reply(200, b"allocated".to_vec())
+                }
+                "/linger" => {
+                    wit_bindgen::spawn_local(async {
+                        wasip3::clocks::monotonic_clock::wait_for(3_600_000_000_000).await;
+                    });
+                    reply(200, b"lingering".to_vec())
+                }
+                "/status" => {
+                    let code = query.strip_prefix("c=").and_then(|n| n.parse().ok());
+                    reply(code.unwrap_or(200), b"status".to_vec())
                 }
                 #[expect(
                     clippy::empty_loop,
