@@ -19,6 +19,21 @@ ensure_wasmtime() {
   fi
 }
 
+# The newest wasmtime release, for what it serves that 49 does not compare with (WASI 0.3
+# handlers, which `wasmtime serve` reuses by default since 46): in bench/work/tools-newest,
+# built with the toolchain it needs (installed by rustup when missing); sets W_NEWEST.
+WASMTIME_NEWEST=50.0.1
+WASMTIME_NEWEST_RUST=1.97.0
+ensure_wasmtime_newest() {
+  W_NEWEST=$WORK/tools-newest/bin/wasmtime
+  if ! [ -x "$W_NEWEST" ] || ! "$W_NEWEST" --version | grep -q "$WASMTIME_NEWEST"; then
+    echo "installing wasmtime-cli $WASMTIME_NEWEST with Rust $WASMTIME_NEWEST_RUST (once; takes a while)"
+    rustup toolchain install "$WASMTIME_NEWEST_RUST" --profile minimal
+    cargo "+$WASMTIME_NEWEST_RUST" install --quiet wasmtime-cli@"$WASMTIME_NEWEST" --locked \
+      --root "$WORK/tools-newest"
+  fi
+}
+
 # wrk_line LABEL ROUND FILE: one TSV line (label, round, requests/s, p50 ms, p99 ms, non-2xx)
 # from the output of `wrk --latency` in FILE.
 wrk_line() {

@@ -121,5 +121,7 @@ cargo bench --quiet -p qyvol-runtime --bench instantiate -- --noplot | tee "$WOR
 # HTTP: qyvol serve vs wasmtime serve (writes bench/serve-results.md and its TSV).
 bench/serve.sh
 cp "$WORK/serve/runs.tsv" "$WORK/json/serve.tsv"
+# A WASI 0.3 handler: qyvol serve vs the newest wasmtime serve (writes bench/serve-p3-results.md).
+bench/serve-p3.sh
 python3 bench/report.py "$WORK/json" > bench/results.md
 echo "wrote bench/results.md and bench/ratios.svg"

@@ -112,9 +112,14 @@ impl Metrics {
             .sum()
     }
 
-    /// The exposition: counters, the histogram, and the gauges passed in (memory per app,
-    /// apps per state), which the node reads when asked.
-    pub fn render(&self, memory: &[(String, u64)], states: &[(&str, u64)]) -> String {
+    /// The exposition: counters, the histogram, and what is passed in (memory per app, apps
+    /// per state, HTTP apps' instances), which the node reads when asked.
+    pub fn render(
+        &self,
+        memory: &[(String, u64)],
+        states: &[(&str, u64)],
+        instances: &[(String, qyvol_runtime::serve::Instances)],
+    ) -> String {
         let c = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         let mut section = |name: &str, kind: &str, help: &str, lines: String| {
@@ -194,6 +199,24 @@ impl Metrics {
             memory
                 .iter()
                 .map(|(app, n)| format!("qyvol_memory_bytes{{app=\"{app}\"}} {n}\n"))
+                .collect(),
+        );
+        section(
+            "qyvol_http_instances_total",
+            "counter",
+            "Instances made for an HTTP app's requests (one per request unless a WASI 0.3 app reuses them).",
+            instances
+                .iter()
+                .map(|(app, i)| format!("qyvol_http_instances_total{{app=\"{app}\"}} {}\n", i.made))
+                .collect(),
+        );
+        section(
+            "qyvol_http_instances",
+            "gauge",
+            "Instances of an HTTP app alive now (answering, finishing a response, or waiting for reuse).",
+            instances
+                .iter()
+                .map(|(app, i)| format!("qyvol_http_instances{{app=\"{app}\"}} {}\n", i.alive))
                 .collect(),
         );
         section(

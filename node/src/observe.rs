@@ -65,6 +65,7 @@ impl Node {
             .map_or(0, |g| g.load(std::sync::atomic::Ordering::Relaxed));
         AppView {
             requests: self.0.metrics.requests_of(&r.name),
+            instances: self.0.router.instances(&r.name).map_or(0, |i| i.made),
             crash_looping: r.status.crash_looping(),
             name: r.name,
             kind: r.kind,
@@ -149,7 +150,11 @@ impl Node {
             )
         })
         .collect();
-        Ok(self.0.metrics.render(&memory, &states))
+        let instances: Vec<_> = records
+            .iter()
+            .filter_map(|r| Some((r.name.clone(), self.0.router.instances(&r.name)?)))
+            .collect();
+        Ok(self.0.metrics.render(&memory, &states, &instances))
     }
 
     /// Linear memory in use by each app's live instances.

@@ -63,6 +63,10 @@ pub struct AppView {
     pub error: Option<String>,
     pub memory: u64,
     pub requests: u64,
+    /// An HTTP app's instances made so far: as many as its requests with fresh instances, fewer
+    /// when a WASI 0.3 app reuses them.
+    #[serde(default)]
+    pub instances: u64,
     /// Only in `inspect`: the grants and limits each instance gets.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub spec: Option<state::Spec>,

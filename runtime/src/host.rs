@@ -21,6 +21,8 @@ pub(crate) struct Host<W> {
     pub(crate) deadline: Option<Instant>,
     /// Set by the embedder to end the run (checked at each epoch tick).
     pub(crate) stop: Option<Stop>,
+    /// A served app's count of live instances, which this store is one of.
+    pub(crate) alive: Option<crate::serve::Alive>,
 }
 
 impl<W> Host<W> {
@@ -39,6 +41,7 @@ impl<W> Host<W> {
             limiter: Limiter::new(memory),
             deadline: timeout.map(|t| Instant::now() + t),
             stop: None,
+            alive: None,
         }
     }
 

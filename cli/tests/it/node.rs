@@ -453,6 +453,7 @@ fn metrics_pass_promtool_and_count_requests_restarts_and_exits() {
     let text = stdout(&out);
     for line in [
         "qyvol_requests_total{app=\"http-hello\",status=\"200\"} 1",
+        "qyvol_http_instances_total{app=\"http-hello\"} 1",
         "qyvol_restarts_total{app=\"crash\"} 1",
         "qyvol_exits_total{app=\"crash\",cause=\"exited\"} 2",
         "qyvol_instance_starts_total{app=\"crash\"} 2",

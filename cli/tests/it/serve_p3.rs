@@ -3,7 +3,9 @@
 //! `cli/tests/guests/http-probe-p3`. They are served beside 0.2 handlers, a fresh instance per
 //! request, under the same limits and network grants.
 
-use crate::fixture::{Node, Scratch, Served, hand_made_bundle, handler, repo_root, upstream};
+use crate::fixture::{
+    Node, Scratch, Served, hand_made_bundle, handler, repo_root, upstream, wait_until,
+};
 
 fn hello_p3() -> String {
     repo_root()
@@ -216,4 +218,38 @@ fn a_wasi_0_3_handler_may_not_answer_with_an_interim_status_or_take_a_doubtful_h
         b"GET /count HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(two_hosts.status, 400, "{two_hosts:?}");
+}
+
+#[test]
+fn the_node_reuses_a_wasi_0_3_apps_instances_as_its_operators_manifest_says_and_counts_them() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let reused = handler(
+        &s,
+        "reused",
+        "http-probe-p3.wasm",
+        "http:\n  route: /reused/...\n  reuse: 5\n",
+    );
+    let fresh = handler(
+        &s,
+        "fresh",
+        "http-probe-p3.wasm",
+        "http:\n  route: /fresh/...\n",
+    );
+    node.ok(&["deploy", &reused]);
+    node.ok(&["deploy", &fresh]);
+    for n in 1..=3 {
+        let expected = format!("request {n} of this instance\n");
+        assert_eq!(node.get("/reused/count"), (200, expected));
+        assert_eq!(
+            node.get("/fresh/count"),
+            (200, "request 1 of this instance\n".into())
+        );
+    }
+    wait_until("the requests counted", || {
+        node.app("reused").is_some_and(|a| a["requests"] == 3)
+            && node.app("fresh").is_some_and(|a| a["requests"] == 3)
+    });
+    assert_eq!(node.app("reused").expect("listed")["instances"], 1);
+    assert_eq!(node.app("fresh").expect("listed")["instances"], 3);
 }

@@ -57,6 +57,52 @@ pub(crate) struct Loaded {
     turns: Option<(Arc<tokio::sync::Semaphore>, u32)>,
     handler: Handler,
     rt: Arc<Runtime>,
+    instances: Arc<Counts>,
+}
+
+/// An app's instances: made since it was loaded, and alive now (a store is an instance's
+/// life: made per request, or per several when a WASI 0.3 handler's are reused).
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    made: std::sync::atomic::AtomicU64,
+    alive: std::sync::atomic::AtomicU64,
+}
+
+/// What [`Router::instances`] reports of an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Instances {
+    pub made: u64,
+    pub alive: u64,
+}
+
+impl Counts {
+    pub(crate) fn read(&self) -> Instances {
+        use std::sync::atomic::Ordering::Relaxed;
+        Instances {
+            made: self.made.load(Relaxed),
+            alive: self.alive.load(Relaxed),
+        }
+    }
+}
+
+/// Held by an instance's store: counted alive from its making to its drop.
+pub(crate) struct Alive(Arc<Counts>);
+
+impl Alive {
+    fn new(counts: &Arc<Counts>) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        counts.made.fetch_add(1, Relaxed);
+        counts.alive.fetch_add(1, Relaxed);
+        Self(counts.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0
+            .alive
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 enum Handler {
@@ -134,8 +180,9 @@ pub(crate) fn new_store<W: Send + 'static>(
     wasi: W,
 ) -> Result<Store<Host<W>>, RequestFailure> {
     let limits = &app.request.limits;
-    let host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout)
+    let mut host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout)
         .observed(&app.request, None);
+    host.alive = Some(Alive::new(&app.instances));
     let mut store = Store::new(&rt.engine, host);
     store.limiter(|h| &mut h.limiter);
     let internal = |e: wasmtime::Error| RequestFailure::Protocol(format!("{e:#}"));

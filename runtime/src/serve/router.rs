@@ -124,6 +124,7 @@ impl Router {
             max_body: app.max_body,
             handler,
             rt,
+            instances: Default::default(),
         })))
     }
 
@@ -156,6 +157,14 @@ impl Router {
         next.push(app.0);
         *apps = Arc::from(next);
         Ok(())
+    }
+
+    /// The instances of the app named `name`: made since it was loaded, and alive now.
+    pub fn instances(&self, name: &str) -> Option<super::Instances> {
+        let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .find(|a| a.name == name)
+            .map(|a| a.instances.read())
     }
 
     /// Stops routing to the app named `name` (requests in flight finish); whether it was there.

@@ -101,6 +101,7 @@ impl AppsQuery {
             "route" => apps.sort_by(|a, b| a.route.cmp(&b.route)),
             "memory" => apps.sort_by_key(|a| a.memory),
             "requests" => apps.sort_by_key(|a| a.requests),
+            "instances" => apps.sort_by_key(|a| a.instances),
             _ => apps.sort_by(|a, b| a.name.cmp(&b.name)),
         }
         if self.dir == "desc" {
@@ -165,6 +166,7 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
                             (column("name", T::Name)) (column("kind", T::Kind)) (column("state", T::State))
                             (column("restarts", T::Restarts)) (column("uptime", T::Uptime)) (column("route", T::Route))
                             (column("memory", T::Memory)) (column("requests", T::Requests))
+                            (column("instances", T::Instances))
                         } }
                         tbody {
                             @for a in apps {
@@ -178,6 +180,7 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
                                     td { code { (a.route.as_deref().unwrap_or("—")) } }
                                     td.num { (bytes(a.memory)) }
                                     td.num { (a.requests) }
+                                    td.num { (a.instances) }
                                 }
                             }
                         }
