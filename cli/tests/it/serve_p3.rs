@@ -253,3 +253,31 @@ fn the_node_reuses_a_wasi_0_3_apps_instances_as_its_operators_manifest_says_and_
     assert_eq!(node.app("reused").expect("listed")["instances"], 1);
     assert_eq!(node.app("fresh").expect("listed")["instances"], 3);
 }
+
+#[test]
+fn removing_an_app_ends_its_instances_still_running_after_their_response() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &["--max-concurrency", "1"]);
+    // `native`: no time limit, so only the removal can end the task it leaves running.
+    let lingering = handler(
+        &s,
+        "lingering",
+        "http-probe-p3.wasm",
+        "http:\n  route: /lingering/...\n",
+    );
+    let other = handler(
+        &s,
+        "other",
+        "http-probe-p3.wasm",
+        "http:\n  route: /other/...\n",
+    );
+    node.ok(&["deploy", &lingering]);
+    node.ok(&["deploy", &other]);
+    assert_eq!(node.get("/lingering/linger"), (200, "lingering".into()));
+    // That instance holds the node's one slot while it lives; removing its app ends it.
+    node.ok(&["rm", "-f", "lingering"]);
+    assert_eq!(
+        node.get("/other/count"),
+        (200, "request 1 of this instance\n".into())
+    );
+}

@@ -66,8 +66,12 @@ impl Template {
         let pre = self.0.clone();
         let limits = app.request.limits;
         // A guest blocked in a host call (a sleep, a read) is past epochs' reach.
+        let removed = app.removed();
         let task = tokio::spawn(async move {
-            with_deadline(limits.timeout, run(&pre, &mut store, req, tx)).await
+            tokio::select! {
+                ran = with_deadline(limits.timeout, run(&pre, &mut store, req, tx)) => ran,
+                () = removed => Some(Err(wasmtime::format_err!("the app was removed"))),
+            }
         });
         match rx.await {
             Ok(Ok(response)) => Ok(response),

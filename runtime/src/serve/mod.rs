@@ -58,6 +58,19 @@ pub(crate) struct Loaded {
     handler: Handler,
     rt: Arc<Runtime>,
     instances: Arc<Counts>,
+    /// Set when the app is removed: its instances still running after their response (a
+    /// WASI 0.3 task, a 0.2 handler writing on) end then, not at their time limit, if any.
+    gone: tokio::sync::watch::Sender<bool>,
+}
+
+impl Loaded {
+    /// Resolves once the app is removed.
+    fn removed(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut gone = self.gone.subscribe();
+        async move {
+            let _ = gone.wait_for(|gone| *gone).await;
+        }
+    }
 }
 
 /// An app's instances: made since it was loaded, and alive now (a store is an instance's

@@ -125,6 +125,7 @@ impl Router {
             handler,
             rt,
             instances: Default::default(),
+            gone: tokio::sync::watch::Sender::new(false),
         })))
     }
 
@@ -171,6 +172,9 @@ impl Router {
     pub fn remove(&self, name: &str) -> bool {
         let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
         let before = apps.len();
+        for app in apps.iter().filter(|a| a.name == name) {
+            app.gone.send_replace(true);
+        }
         let next: Vec<_> = apps.iter().filter(|a| a.name != name).cloned().collect();
         *apps = Arc::from(next);
         apps.len() != before

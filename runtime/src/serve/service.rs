@@ -206,6 +206,7 @@ impl HandlerState for Service {
                 timeout,
                 request_start: None,
                 timer: None,
+                removed: Box::pin(app.removed()),
             },
             state: Worker {
                 app,
@@ -285,6 +286,8 @@ struct Expiry {
     request_start: Option<Instant>,
     /// The timer for the state it was set for.
     timer: Option<(WorkerStatus, Instant, Pin<Box<tokio::time::Sleep>>)>,
+    /// Resolves when the app is removed: its instances end then.
+    removed: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
 }
 
 impl WorkerExpiration for Expiry {
@@ -294,6 +297,9 @@ impl WorkerExpiration for Expiry {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        if self.removed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
         let (limit, start) = match status {
             WorkerStatus::Idle => (Some(IDLE), start),
             WorkerStatus::Requests => {
