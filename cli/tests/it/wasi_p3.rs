@@ -213,3 +213,48 @@ fn a_wasi_0_3_command_waiting_in_an_async_host_call_is_stopped_at_its_time_limit
         stderr(&out)
     );
 }
+
+#[test]
+fn a_wasi_0_3_command_listens_only_where_a_listen_grant_says() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let denied = probe(&["--allow-net", &addr], &["listen", &addr]);
+    assert_eq!(
+        stdout(&denied),
+        "probe-p3\nerror: ErrorCode::AccessDenied\n",
+        "a connect grant is not a listen grant: {}",
+        stderr(&denied)
+    );
+    let grant = format!("listen {addr}");
+    let granted = probe(&["--allow-net", &grant], &["listen", &addr]);
+    assert_eq!(
+        stdout(&granted),
+        "probe-p3\nlistening\n",
+        "{}",
+        stderr(&granted)
+    );
+}
+
+#[test]
+fn a_wasi_0_3_command_stops_at_its_memory_and_fuel_limits() {
+    let big = probe(&["--memory", "32MiB"], &["alloc", "64"]);
+    assert_eq!(big.status.code(), Some(137), "{}", stderr(&big));
+    assert!(
+        stderr(&big).contains("memory limit of 32MiB"),
+        "{}",
+        stderr(&big)
+    );
+    let small = probe(&["--memory", "32MiB"], &["alloc", "4"]);
+    assert_eq!(
+        stdout(&small),
+        "probe-p3\nallocated\n",
+        "{}",
+        stderr(&small)
+    );
+    let spin = probe(&["--fuel", "10000000"], &["spin"]);
+    assert_eq!(spin.status.code(), Some(124), "{}", stderr(&spin));
+    assert!(stderr(&spin).contains("⛽"), "{}", stderr(&spin));
+}

@@ -9,6 +9,8 @@
 //!   `write-via-stream`) in the preopen PATH is under; prints `written` or the error code
 //! - `sleep MS`: waits in 0.3's `wait-for` (an async host call), then prints `slept`
 //! - `connect IP:PORT`: a TCP connection; prints `connected` or the error code
+//! - `listen IP:PORT`: binds a TCP socket there and listens; prints `listening` or the error code
+//! - `alloc MIB`: allocates MIB MiB, prints `allocated`; `spin`: loops forever
 //! - `lookup NAME`: a name lookup; prints the addresses or the error code
 //! - `udp IP:PORT`: sends one datagram; prints `sent` or the error code
 //! - `udp-recv IP:PORT`: binds there, prints `bound IP:PORT`, then the first datagram it
@@ -114,6 +116,23 @@ mod guest {
                         Err(e) => println!("error: {e:?}"),
                     }
                 }
+                ["listen", addr] => {
+                    let socket = TcpSocket::create(IpAddressFamily::Ipv4).expect("a socket");
+                    match socket
+                        .bind(v4(addr))
+                        .and_then(|()| socket.listen().map(drop))
+                    {
+                        Ok(()) => println!("listening"),
+                        Err(e) => println!("error: {e:?}"),
+                    }
+                }
+                ["alloc", mib] => {
+                    let mib: usize = mib.parse().expect("MiB");
+                    std::hint::black_box(vec![1u8; mib << 20]);
+                    println!("allocated");
+                }
+                #[expect(clippy::empty_loop, reason = "the test of a guest that never ends")]
+                ["spin"] => loop {},
                 ["lookup", name] => match resolve_addresses(name.to_string()).await {
                     Ok(addrs) => println!("{addrs:?}"),
                     Err(e) => println!("error: {e:?}"),
@@ -143,7 +162,7 @@ mod guest {
                 }
                 _ => {
                     println!(
-                        "usage: probe-p3 args|env|exit|read|write|sleep|connect|lookup|udp|udp-recv ..."
+                        "usage: probe-p3 args|env|exit|read|write|sleep|connect|listen|alloc|spin|lookup|udp|udp-recv ..."
                     );
                     return Err(());
                 }
