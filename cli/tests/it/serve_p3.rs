@@ -281,3 +281,39 @@ fn removing_an_app_ends_its_instances_still_running_after_their_response() {
         (200, "request 1 of this instance\n".into())
     );
 }
+
+#[test]
+fn a_wasi_0_3_handler_built_into_a_bundle_is_served_from_its_precompiled_code() {
+    let s = Scratch::new();
+    let home = s.path("home");
+    let bundle = s.path("hello-p3.qyvc");
+    crate::fixture::build(&home, std::path::Path::new(&hello_p3()), &bundle);
+    // The home that built it trusts its code as its own: served without compiling.
+    let mut cmd = crate::fixture::qyvol_std();
+    cmd.env("QYVOL_HOME", &home)
+        .env("QYVOL_LOG", "qyvol_runtime=debug")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg(&bundle);
+    let served = Served::spawn(cmd);
+    let r = served.get("/hello-p3/b");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "¡Hola desde Qyvol, WASI 0.3! GET /hello-p3/b\n")
+    );
+    assert!(
+        !served.log().contains(crate::fixture::COMPILING),
+        "{}",
+        served.log()
+    );
+    // The control: the same handler from its manifest, in a home that has nothing, compiles.
+    let mut cmd = crate::fixture::qyvol_std();
+    cmd.env("QYVOL_HOME", s.path("empty"))
+        .env("QYVOL_LOG", "qyvol_runtime=debug")
+        .args(["serve", "--listen", "127.0.0.1:0", &hello_p3()]);
+    let fresh = Served::spawn(cmd);
+    assert!(
+        fresh.log().contains(crate::fixture::COMPILING),
+        "{}",
+        fresh.log()
+    );
+}
