@@ -117,7 +117,9 @@ impl ModuleInfo {
             } else {
                 uses.filesystem |= name.starts_with("wasi:filesystem/");
                 uses.sockets |= name.starts_with("wasi:sockets/");
-                uses.http_outgoing |= name.starts_with("wasi:http/outgoing-handler");
+                // 0.2's `outgoing-handler`, 0.3's `client`.
+                uses.http_outgoing |= name.starts_with("wasi:http/outgoing-handler")
+                    || name.starts_with("wasi:http/client@");
                 uses.environment |= name.starts_with("wasi:cli/environment");
             }
         }
@@ -256,6 +258,29 @@ mod tests {
         assert_eq!(info.imports[0].kind, "func");
         let names: Vec<_> = info.exports.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["memory", "_start"]);
+    }
+
+    #[test]
+    fn outgoing_http_is_0_2s_outgoing_handler_or_0_3s_client() {
+        let component = |import: &str| ModuleInfo {
+            kind: WasmKind::Component,
+            wasi: WasiGeneration::P3,
+            size: 0,
+            sha256: String::new(),
+            imports: vec![Import {
+                module: String::new(),
+                name: import.into(),
+                kind: "instance".into(),
+            }],
+            exports: Vec::new(),
+        };
+        assert!(component("wasi:http/client@0.3.0").uses().http_outgoing);
+        assert!(
+            component("wasi:http/outgoing-handler@0.2.6")
+                .uses()
+                .http_outgoing
+        );
+        assert!(!component("wasi:http/types@0.3.0").uses().http_outgoing);
     }
 
     #[test]
