@@ -107,13 +107,29 @@ impl Containerd {
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
 
-    /// `ctr run --rm` of `image` with Qyvol's runtime; `extra` goes before the image.
+    /// `ctr run` of `image` with Qyvol's runtime (`extra` goes before the image), then the
+    /// task and container removed. Not `--rm`: ctr deletes the task as soon as it saw the exit,
+    /// and after a very early exit the delete can find the task still "running" and make ctr
+    /// exit 1 instead of with the task's status (seen once in a CI run).
     fn run(&self, extra: &[&str], image: &str, id: &str, args: &[&str]) -> Output {
-        let mut all = vec!["run", "--rm", "--runtime", "io.containerd.qyvol.v1"];
+        let mut all = vec!["run", "--runtime", "io.containerd.qyvol.v1"];
         all.extend_from_slice(extra);
         all.extend_from_slice(&[image, id, "/app.wasm"]);
         all.extend_from_slice(args);
-        self.ctr(&all)
+        let out = self.ctr(&all);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let deleted = self.ctr(&["task", "delete", id]);
+            if deleted.status.success()
+                || text(&deleted.stderr).contains("not found")
+                || Instant::now() > deadline
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.ctr(&["container", "delete", id]);
+        out
     }
 
     fn log(&self) -> String {
