@@ -22,7 +22,7 @@ pub(crate) struct Host<W> {
     /// Set by the embedder to end the run (checked at each epoch tick).
     pub(crate) stop: Option<Stop>,
     /// A served app's count of live instances, which this store is one of.
-    pub(crate) alive: Option<crate::serve::Alive>,
+    pub(crate) alive: Option<crate::instances::Alive>,
 }
 
 impl<W> Host<W> {

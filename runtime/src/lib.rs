@@ -13,6 +13,7 @@ mod handles;
 mod host;
 mod imports;
 mod inspect;
+mod instances;
 mod limits;
 mod net;
 mod prepared;

@@ -20,6 +20,7 @@ mod router;
 mod server;
 mod service;
 
+pub use crate::instances::Instances;
 pub use body::BodyPace;
 pub use failure::RequestFailure;
 pub(crate) use failure::failure_of;
@@ -57,7 +58,7 @@ pub(crate) struct Loaded {
     turns: Option<(Arc<tokio::sync::Semaphore>, u32)>,
     handler: Handler,
     rt: Arc<Runtime>,
-    instances: Arc<Counts>,
+    instances: Arc<crate::instances::Counts>,
     /// Set when the app is removed: its instances still running after their response (a
     /// WASI 0.3 task, a 0.2 handler writing on) end then, not at their time limit, if any.
     gone: tokio::sync::watch::Sender<bool>,
@@ -70,51 +71,6 @@ impl Loaded {
         async move {
             let _ = gone.wait_for(|gone| *gone).await;
         }
-    }
-}
-
-/// An app's instances: made since it was loaded, and alive now (a store is an instance's
-/// life: made per request, or per several when a WASI 0.3 handler's are reused).
-#[derive(Debug, Default)]
-pub(crate) struct Counts {
-    made: std::sync::atomic::AtomicU64,
-    alive: std::sync::atomic::AtomicU64,
-}
-
-/// What [`Router::instances`] reports of an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Instances {
-    pub made: u64,
-    pub alive: u64,
-}
-
-impl Counts {
-    pub(crate) fn read(&self) -> Instances {
-        use std::sync::atomic::Ordering::Relaxed;
-        Instances {
-            made: self.made.load(Relaxed),
-            alive: self.alive.load(Relaxed),
-        }
-    }
-}
-
-/// Held by an instance's store: counted alive from its making to its drop.
-pub(crate) struct Alive(Arc<Counts>);
-
-impl Alive {
-    fn new(counts: &Arc<Counts>) -> Self {
-        use std::sync::atomic::Ordering::Relaxed;
-        counts.made.fetch_add(1, Relaxed);
-        counts.alive.fetch_add(1, Relaxed);
-        Self(counts.clone())
-    }
-}
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        self.0
-            .alive
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -195,7 +151,7 @@ pub(crate) fn new_store<W: Send + 'static>(
     let limits = &app.request.limits;
     let mut host = Host::new(wasi, app.network.clone(), limits.memory, limits.timeout)
         .observed(&app.request, None);
-    host.alive = Some(Alive::new(&app.instances));
+    host.alive = Some(crate::instances::Alive::new(&app.instances));
     let mut store = Store::new(&rt.engine, host);
     store.limiter(|h| &mut h.limiter);
     let internal = |e: wasmtime::Error| RequestFailure::Protocol(format!("{e:#}"));

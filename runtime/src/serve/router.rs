@@ -161,7 +161,7 @@ impl Router {
     }
 
     /// The instances of the app named `name`: made since it was loaded, and alive now.
-    pub fn instances(&self, name: &str) -> Option<super::Instances> {
+    pub fn instances(&self, name: &str) -> Option<crate::instances::Instances> {
         let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
         apps.iter()
             .find(|a| a.name == name)
