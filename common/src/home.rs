@@ -66,6 +66,11 @@ impl Home {
         self.root.join("store")
     }
 
+    /// Where each app run here keeps its key-value buckets (`APP.redb`).
+    pub fn keyvalue(&self) -> PathBuf {
+        self.root.join("keyvalue")
+    }
+
     /// The trust policy: which images need which keys (`qyvol trust`). The store finds it
     /// beside itself (`trust_policy_beside`).
     pub fn trust_policy(&self) -> PathBuf {

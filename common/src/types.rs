@@ -120,6 +120,13 @@ impl std::str::FromStr for ByteSize {
     }
 }
 
+/// As a plain number of bytes, which [`Deserialize`] reads back.
+impl serde::Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

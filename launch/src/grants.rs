@@ -42,6 +42,8 @@ pub struct Operator {
     pub block_private: Option<bool>,
     /// The guest's program name (its `argv[0]`); the app's name when `None`.
     pub argv0: Option<String>,
+    /// Key-value buckets, variables and secrets.
+    pub state: crate::StateGrants,
 }
 
 impl Default for Operator {
@@ -61,6 +63,7 @@ impl Default for Operator {
             policy: None,
             block_private: None,
             argv0: None,
+            state: crate::StateGrants::default(),
         }
     }
 }
@@ -184,7 +187,7 @@ pub fn request(
     let limits = limits(manifest, op);
     let mut all_args = manifest.args.clone();
     all_args.extend(args);
-    Ok(RunRequest {
+    let mut req = RunRequest {
         argv0: op
             .argv0
             .clone()
@@ -200,7 +203,9 @@ pub fn request(
             .unwrap_or(policy.block_private),
         denials,
         ..RunRequest::default()
-    })
+    };
+    crate::state::apply(manifest, &op.state, &mut req)?;
+    Ok(req)
 }
 
 /// The limits a run gets: the operator's, else the manifest's, else the policy's caps.

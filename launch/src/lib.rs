@@ -15,6 +15,7 @@
 pub mod describe;
 pub mod grants;
 mod runner;
+pub mod state;
 mod target;
 pub mod trust;
 
@@ -25,6 +26,7 @@ use qyvol_store::bundle::BundleError;
 
 pub use grants::{MountFlag, Operator};
 pub use runner::Runner;
+pub use state::StateGrants;
 pub use target::{Image, Launch, Opened, Pull, is_wasm_file, open, prepare};
 pub use trust::{CodeTrust, PrecompiledPolicy};
 

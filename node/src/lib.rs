@@ -21,6 +21,7 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod observe;
+mod appstate;
 mod paths;
 mod run;
 mod series;
@@ -43,7 +44,7 @@ use paths::load_or_make_token;
 pub use logs::LogLine;
 pub use paths::{NodeLock, Paths};
 pub use state::{AppKind, AppRecord, Desired, RestartPolicy, State};
-pub use wire::{AppView, DeployRequest, Event, NodeInfo};
+pub use wire::{AppView, DeployRequest, Event, NodeInfo, SecretValue};
 
 /// Why a node call failed; each maps to an HTTP status in the API.
 #[derive(Debug, thiserror::Error)]

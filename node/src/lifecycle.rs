@@ -126,6 +126,7 @@ impl Node {
             }
         }
         self.0.logs.remove(name);
+        self.forget_secrets(name);
         self.0.metrics.forget(name);
         self.event(name, "remove", None);
         Ok(())

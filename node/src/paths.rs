@@ -37,6 +37,18 @@ impl Paths {
     pub(crate) fn modules(&self) -> PathBuf {
         self.dir.join("modules")
     }
+    /// Each app's key-value buckets (`APP.redb`).
+    pub(crate) fn keyvalue(&self) -> PathBuf {
+        self.dir.join("keyvalue")
+    }
+    /// Each app's secrets (`APP.json`, 0600), apart from its record.
+    pub(crate) fn secrets(&self) -> PathBuf {
+        self.dir.join("secrets")
+    }
+    /// Named volumes (`qyvol volume`), one folder each.
+    pub(crate) fn volumes(&self) -> PathBuf {
+        self.dir.join("volumes")
+    }
     /// The dashboard's uploads while they are read and deployed.
     pub(crate) fn uploads(&self) -> PathBuf {
         self.dir.join("uploads")

@@ -40,7 +40,11 @@ impl Node {
                 return Err(e);
             }
         };
-        let request = request_of(&record.spec)?;
+        let mut request = request_of(&record.spec)?;
+        if let Err(e) = self.attach_state(&record, &mut request) {
+            self.failed(&record.name, &e.to_string());
+            return Err(e);
+        }
         self.launch(record, wasm, request, reset).await
     }
 

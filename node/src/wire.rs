@@ -39,6 +39,26 @@ pub struct DeployRequest {
     pub max_module_size: Option<String>,
     /// The longest compilation may take (default: `run`'s).
     pub compile_timeout: Option<String>,
+    /// Key-value buckets granted (`--keyvalue`).
+    pub keyvalue: Vec<String>,
+    /// `NAME=VALUE` variables for `wasi:config` (`--config`).
+    pub config: Vec<String>,
+    /// Secrets, read by the client from files or stdin (`--secret NAME=FILE`).
+    pub secrets: Vec<SecretValue>,
+}
+
+/// A secret in a deploy request: its value never printed by `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretValue {
+    pub name: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValue({}: <hidden>)", self.name)
+    }
 }
 
 /// An app as `ps` and `inspect` show it.

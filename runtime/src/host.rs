@@ -23,6 +23,9 @@ pub(crate) struct Host<W> {
     pub(crate) stop: Option<Stop>,
     /// A served app's count of live instances, which this store is one of.
     pub(crate) alive: Option<crate::instances::Alive>,
+    /// The buckets it may open, and its `wasi:config` variables and secrets.
+    pub(crate) kv: Option<crate::keyvalue::KeyValue>,
+    pub(crate) config: crate::keyvalue::ConfigVars,
 }
 
 impl<W> Host<W> {
@@ -42,6 +45,8 @@ impl<W> Host<W> {
             deadline: timeout.map(|t| Instant::now() + t),
             stop: None,
             alive: None,
+            kv: None,
+            config: crate::keyvalue::ConfigVars::default(),
         }
     }
 
@@ -54,6 +59,8 @@ impl<W> Host<W> {
             req.node_memory.clone(),
         );
         self.stop = stop;
+        self.kv = req.keyvalue.clone();
+        self.config = req.config.clone();
         self
     }
 
@@ -86,5 +93,18 @@ impl wasmtime_wasi_http::WasiHttpView for Host<wasmtime_wasi::WasiCtx> {
             table: &mut self.table,
             hooks: &mut self.net,
         }
+    }
+}
+
+impl crate::keyvalue::StateHost for Host<wasmtime_wasi::WasiCtx> {
+    fn kv_view(&mut self) -> crate::keyvalue::KvView<'_> {
+        crate::keyvalue::KvView {
+            kv: self.kv.as_ref(),
+            table: &mut self.table,
+        }
+    }
+
+    fn config(&mut self) -> &wasmtime_wasi_config::WasiConfigVariables {
+        self.config.vars()
     }
 }

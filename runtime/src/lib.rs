@@ -14,6 +14,7 @@ mod host;
 mod imports;
 mod inspect;
 mod instances;
+pub mod keyvalue;
 mod limits;
 mod net;
 mod prepared;

@@ -295,7 +295,9 @@ fn link_component(
 /// Compiles and links a component against all of WASI and `wasi:http` 0.2, and 0.3 where the
 /// engine has concurrency (commands may make outgoing requests, handlers answer incoming ones,
 /// both under the same grants); the caller checks it exports the world it is run as.
-pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
+pub(crate) fn link_component_world<
+    T: NetworkHost + WasiHttpView + crate::keyvalue::StateHost,
+>(
     engine: &Engine,
     wasm: &Wasm,
     limits: &Limits,
@@ -313,6 +315,7 @@ pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + 'static>(
         wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(RuntimeError::engine)?;
     }
     crate::net::link_guards(&mut linker).map_err(RuntimeError::engine)?;
+    crate::keyvalue::link(&mut linker).map_err(RuntimeError::engine)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(RuntimeError::engine)?;
     linker

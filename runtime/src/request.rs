@@ -125,6 +125,10 @@ pub struct RunRequest {
     pub node_memory: Option<MemoryBudget>,
     /// Ends a run from outside; a run with one is always interruptible (epochs on).
     pub stop: Option<Stop>,
+    /// The key-value buckets it may open (`wasi:keyvalue`), if any.
+    pub keyvalue: Option<crate::keyvalue::KeyValue>,
+    /// Its `wasi:config` variables and secrets.
+    pub config: crate::keyvalue::ConfigVars,
 }
 
 /// Where a guest's standard output and error go.

@@ -11,6 +11,7 @@ pub mod node;
 pub mod registry;
 pub mod run;
 pub mod serve;
+pub(crate) mod state;
 pub mod trust;
 
 use crate::exit::Failure;

@@ -123,11 +123,23 @@ pub(crate) struct GrantArgs {
     /// Longest time compilation may take before the module is refused
     #[arg(long, value_name = "DUR", default_value = "5m")]
     pub(crate) compile_timeout: DurationSpec,
+
+    /// Grant a key-value bucket (wasi:keyvalue) that keeps its data between runs
+    #[arg(long, value_name = "NAME", value_parser = super::state::parse_bucket)]
+    pub(crate) keyvalue: Vec<qyvol_common::AppName>,
+
+    /// Set a variable the module reads through wasi:config
+    #[arg(long, value_name = "NAME=VALUE", value_parser = qyvol_common::parse_config_pair)]
+    pub(crate) config: Vec<(qyvol_common::ConfigKey, String)>,
+
+    /// Give a secret, read from FILE (`-`: stdin), that the module reads through wasi:config
+    #[arg(long, value_name = "NAME=FILE", value_parser = super::state::parse_secret_flag)]
+    pub(crate) secret: Vec<(qyvol_common::ConfigKey, PathBuf)>,
 }
 
 impl GrantArgs {
-    pub(crate) fn operator(&self) -> Operator {
-        Operator {
+    pub(crate) fn operator(&self) -> Result<Operator, Failure> {
+        Ok(Operator {
             env: self.env.clone(),
             mounts: self.mount.clone(),
             network: self.allow_net.clone(),
@@ -146,7 +158,8 @@ impl GrantArgs {
             policy: qyvol_common::Home::open().ok().map(|h| h.trust_policy()),
             block_private: None,
             argv0: None,
-        }
+            state: super::state::grants(&self.keyvalue, &self.config, &self.secret)?,
+        })
     }
 }
 
@@ -157,7 +170,7 @@ impl RunCommand {
         let cache = (!self.no_cache).then(super::cache::open).transpose()?;
         let op = Operator {
             argv0: self.argv0.clone(),
-            ..self.grants.operator()
+            ..self.grants.operator()?
         };
         let insecure = self.insecure;
         let opened = qyvol_launch::open(&self.file, &op, cache.as_ref(), &mut |r| {

@@ -84,7 +84,7 @@ impl ServeCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: self.quiet };
         let cache = (!self.no_cache).then(super::cache::open).transpose()?;
-        let op = self.grants.operator();
+        let op = self.grants.operator()?;
         let log = Arc::new(AccessLog::start(self.json, self.quiet));
         let mut apps = Vec::with_capacity(self.files.len());
         for file in &self.files {

@@ -9,6 +9,7 @@ mod resolve;
 use crate::error::{ErrorKind, ManifestError};
 use crate::network::{GrantKind, NetworkGrant, Route};
 use crate::policy::{Environment, Policy, PolicyViolation};
+use crate::state::{ConfigKey, KvQuotas};
 use crate::types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind};
 use raw::{parse, read_bounded};
 pub(crate) use resolve::check_wasm_file;
@@ -88,6 +89,22 @@ impl std::fmt::Display for RequestedMount {
     }
 }
 
+/// What an app keeps and reads besides its files: the buckets it may open (`wasi:keyvalue`),
+/// their quotas, and the variables and secrets it reads (`wasi:config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateSpec {
+    /// Buckets granted by this (operator's) manifest; a packaged one's are [`Requests`].
+    pub keyvalue: Vec<AppName>,
+    pub quotas: KvQuotas,
+    /// Variables with their values; `None` is one the operator must give.
+    pub config: Vec<(ConfigKey, Option<String>)>,
+    /// Secrets the operator must give.
+    pub secrets: Vec<ConfigKey>,
+}
+
+/// The most buckets, variables or secrets one manifest may list.
+pub const MAX_STATE_NAMES: usize = 64;
+
 /// What a bundle's or image's own manifest asks of the host. Packaged code is untrusted: its
 /// manifest may limit itself (limits, args, env, route apply) but grants nothing, so these
 /// are requests the operator may grant with flags or a `.qyv` of their own.
@@ -95,11 +112,12 @@ impl std::fmt::Display for RequestedMount {
 pub struct Requests {
     pub mounts: Vec<RequestedMount>,
     pub network: Vec<NetworkGrant>,
+    pub keyvalue: Vec<AppName>,
 }
 
 impl Requests {
     pub fn is_empty(&self) -> bool {
-        self.mounts.is_empty() && self.network.is_empty()
+        self.mounts.is_empty() && self.network.is_empty() && self.keyvalue.is_empty()
     }
 }
 
@@ -148,6 +166,7 @@ pub struct Manifest {
     pub requested: Requests,
     /// This is a bundle's or image's own manifest (untrusted: it may limit, not loosen).
     pub from_image: bool,
+    pub state: StateSpec,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -191,7 +210,10 @@ impl Manifest {
                 })
                 .collect(),
             network: std::mem::take(&mut raw.network.allow),
+            keyvalue: raw.keyvalue.take().map(|k| k.value).unwrap_or_default(),
         };
+        // Its own quotas may only be lower than the defaults.
+        let quotas = KvQuotas::default().with(&raw.limits.keyvalue, false);
         raw.build = None;
         let options = LoadOptions {
             unbuilt: true,
@@ -201,6 +223,7 @@ impl Manifest {
         manifest.entrypoint = bundle.to_path_buf();
         manifest.requested = requested;
         manifest.from_image = true;
+        manifest.state.quotas = quotas;
         // It may tighten the guard against private addresses, never loosen it.
         if manifest.block_private == Some(false) {
             manifest.block_private = None;
@@ -242,6 +265,7 @@ impl Manifest {
             packaged: None,
             requested: Requests::default(),
             from_image: false,
+            state: StateSpec::default(),
         })
     }
 

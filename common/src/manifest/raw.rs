@@ -12,6 +12,7 @@ use crate::error::{ErrorKind, ManifestError};
 use crate::file::{FileError, open_regular};
 use crate::network::{NetworkGrant, Route};
 use crate::policy::Environment;
+use crate::state::{ConfigKey, KvLimits};
 use crate::types::{AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind};
 use crate::yaml::from_str;
 
@@ -39,6 +40,15 @@ pub(crate) struct RawManifest {
     pub(super) network: RawNetwork,
     #[serde(default)]
     pub(super) http: Option<Spanned<RawHttp>>,
+    /// Key-value buckets: granted in the operator's manifest, requested in a packaged one.
+    #[serde(default)]
+    pub(super) keyvalue: Option<Spanned<Vec<AppName>>>,
+    /// `wasi:config` variables; a null value is one the operator must give.
+    #[serde(default)]
+    pub(super) config: Option<Spanned<BTreeMap<ConfigKey, Option<String>>>>,
+    /// Names of the secrets the operator must give.
+    #[serde(default)]
+    pub(super) secrets: Option<Spanned<Vec<ConfigKey>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +96,8 @@ pub(super) struct RawLimits {
     pub(super) memory: Option<ByteSize>,
     pub(super) timeout: Option<DurationSpec>,
     pub(super) fuel: Option<u64>,
+    #[serde(default)]
+    pub(super) keyvalue: KvLimits,
 }
 
 pub(super) fn read_bounded(path: &Path) -> Result<String, ManifestError> {
@@ -158,5 +170,55 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestErro
             .at(&v.referenced));
         }
     }
+    check_state(path, &raw)?;
     Ok(raw)
+}
+
+/// Lists of buckets, variables and secrets are short, without repeats, and values are
+/// within [`crate::MAX_CONFIG_VALUE`]: a manifest cannot make the host open thousands of
+/// stores or keep megabytes of settings per instance.
+fn check_state(path: &Path, raw: &RawManifest) -> Result<(), ManifestError> {
+    let fail = |msg: String, at: &serde_saphyr::Location| {
+        ManifestError::new(ErrorKind::BadManifest, path, msg).at(at)
+    };
+    let too_many = |field: &str, n: usize| {
+        format!(
+            "`{field}` lists {n} names; a manifest may list at most {}",
+            super::MAX_STATE_NAMES
+        )
+    };
+    if let Some(k) = &raw.keyvalue {
+        if k.value.len() > super::MAX_STATE_NAMES {
+            return Err(fail(too_many("keyvalue", k.value.len()), &k.referenced));
+        }
+        if let Some(dup) = k.value.iter().enumerate().find(|(i, b)| k.value[..*i].contains(b)) {
+            return Err(fail(format!("bucket `{}` is listed twice in `keyvalue`", dup.1), &k.referenced));
+        }
+    }
+    if let Some(s) = &raw.secrets {
+        if s.value.len() > super::MAX_STATE_NAMES {
+            return Err(fail(too_many("secrets", s.value.len()), &s.referenced));
+        }
+        if let Some(dup) = s.value.iter().enumerate().find(|(i, n)| s.value[..*i].contains(n)) {
+            return Err(fail(format!("secret `{}` is listed twice in `secrets`", dup.1), &s.referenced));
+        }
+    }
+    if let Some(c) = &raw.config {
+        if c.value.len() > super::MAX_STATE_NAMES {
+            return Err(fail(too_many("config", c.value.len()), &c.referenced));
+        }
+        for (key, value) in &c.value {
+            if let Some(v) = value {
+                crate::state::config_value(key, v.clone().into_bytes())
+                    .map_err(|e| fail(e, &c.referenced))?;
+            }
+            if raw.secrets.as_ref().is_some_and(|s| s.value.contains(key)) {
+                return Err(fail(
+                    format!("`{key}` is both a variable (`config`) and a secret (`secrets`): give it one place"),
+                    &c.referenced,
+                ));
+            }
+        }
+    }
+    Ok(())
 }

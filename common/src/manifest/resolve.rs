@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use super::raw::RawManifest;
 use super::{
     BuildSpec, HttpSpec, LoadOptions, Manifest, Mount, Packaged, Requests, ResolvedLimits,
+    StateSpec,
 };
+use crate::state::KvQuotas;
 use crate::error::{ErrorKind, ManifestError};
 use crate::file::{FileError, open_regular};
 use crate::folder::{FolderError, open_mount};
@@ -136,6 +138,15 @@ pub(super) fn resolve(
         }
         None => None,
     };
+    let state = StateSpec {
+        keyvalue: raw.keyvalue.map(|k| k.value).unwrap_or_default(),
+        quotas: KvQuotas::default().with(&raw.limits.keyvalue, true),
+        config: raw
+            .config
+            .map(|c| c.value.into_iter().collect())
+            .unwrap_or_default(),
+        secrets: raw.secrets.map(|s| s.value).unwrap_or_default(),
+    };
     let http = match raw.http {
         Some(h) if raw.runtime != RuntimeKind::WasiHttp => {
             return Err(fail(
@@ -189,6 +200,7 @@ pub(super) fn resolve(
         packaged,
         requested: Requests::default(),
         from_image: false,
+        state,
     })
 }
 

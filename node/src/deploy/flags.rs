@@ -78,6 +78,30 @@ pub(super) fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
         );
     }
     op.fuel = req.fuel;
+    for b in &req.keyvalue {
+        op.state.keyvalue.push(
+            qyvol_common::AppName::try_from(b.clone())
+                .map_err(|e| bad(format!("`--keyvalue {b}`: {e}")))?,
+        );
+    }
+    for pair in &req.config {
+        op.state.config.push(
+            qyvol_common::parse_config_pair(pair)
+                .map_err(|e| bad(format!("`--config`: {e}")))?,
+        );
+    }
+    for s in &req.secrets {
+        let name: qyvol_common::ConfigKey = s
+            .name
+            .parse()
+            .map_err(|e: String| bad(format!("`--secret`: {e}")))?;
+        if op.state.secrets.iter().any(|(n, _)| *n == name) {
+            return Err(bad(format!("`--secret {name}` is given twice")));
+        }
+        let value = qyvol_common::Secret::new(&name, s.value.clone().into_bytes())
+            .map_err(|e| bad(format!("`--secret`: {e}")))?;
+        op.state.secrets.push((name, value));
+    }
     Ok(op)
 }
 

@@ -79,6 +79,7 @@ impl Node {
         {
             let _modules = self.0.modules.lock().await;
             self.store_module(&prepared)?;
+            self.keep_secrets(&prepared.record.name, &prepared.secrets)?;
             self.0.db.insert_new(&prepared.record)?;
         }
         self.event(
@@ -102,6 +103,7 @@ impl Node {
             let _modules = self.0.modules.lock().await;
             self.0.db.remove(&name)?;
             self.forget_module(&module)?;
+            self.forget_secrets(&name);
             self.0.logs.remove(&name);
             self.0.metrics.forget(&name);
             return Err(e);
@@ -112,6 +114,7 @@ impl Node {
     /// The blocking half of a deploy: open the target, merge grants, load the module.
     fn open_target(&self, req: DeployRequest) -> Result<Deployable, NodeError> {
         let mut op = operator(&req)?;
+        op.state.keyvalue_dir = Some(self.0.paths.keyvalue());
         op.policy = Some(self.0.home.trust_policy());
         // Loopback, link-local and private addresses (the node's own API and app port among
         // them) need a grant naming the address, whatever the environment.
@@ -138,6 +141,13 @@ impl Node {
         let opened = qyvol_launch::open(&source, &op, Some(cache), &mut |r| {
             pull(home, r, req.insecure, None).map(drop)
         })?;
+        let name = match &req.name {
+            Some(n) => qyvol_common::AppName::try_from(n.clone())
+                .map_err(|e| NodeError::BadRequest(format!("`--name {n}`: {e}")))?,
+            None => opened.manifest.name.clone(),
+        };
+        op.state.owner = Some(name.clone());
+        let name = name.to_string();
         let denials = qyvol_runtime::DenialSink::default();
         let launch = qyvol_launch::prepare(
             opened,
@@ -151,12 +161,6 @@ impl Node {
         let kind = match launch.manifest.runtime {
             RuntimeKind::Wasi => AppKind::Command,
             RuntimeKind::WasiHttp => AppKind::Http,
-        };
-        let name = match &req.name {
-            Some(n) => qyvol_common::AppName::try_from(n.clone())
-                .map_err(|e| NodeError::BadRequest(format!("`--name {n}`: {e}")))?
-                .to_string(),
-            None => launch.manifest.name.to_string(),
         };
         let max_body = qyvol_launch::grants::max_body(
             &launch.manifest,
@@ -209,6 +213,12 @@ impl Node {
             record,
             wasm: launch.wasm,
             request,
+            secrets: op
+                .state
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         })
     }
 }
@@ -218,6 +228,7 @@ struct Deployable {
     record: AppRecord,
     wasm: Wasm,
     request: RunRequest,
+    secrets: Vec<(String, qyvol_common::Secret)>,
 }
 
 /// Pulls `reference` into the store (a deploy's, or the dashboard's with its progress).

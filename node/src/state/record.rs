@@ -150,6 +150,17 @@ pub struct Spec {
     /// What the module's imports reach (absent in records of older nodes).
     #[serde(default)]
     pub uses: Option<qyvol_runtime::Uses>,
+    /// Key-value buckets granted, and their quotas (defaults when absent).
+    #[serde(default)]
+    pub keyvalue: Vec<String>,
+    #[serde(default)]
+    pub kv_quotas: Option<qyvol_common::KvQuotas>,
+    /// `wasi:config` variables (names and values).
+    #[serde(default)]
+    pub config: Vec<(String, String)>,
+    /// The names of its secrets; their values are kept apart (`node/secrets/`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

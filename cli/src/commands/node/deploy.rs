@@ -154,6 +154,15 @@ impl DeployCommand {
             allow_outside: g.allow_outside,
             max_module_size: Some(g.max_module_size.0.to_string()),
             compile_timeout: Some(g.compile_timeout.to_string()),
+            keyvalue: g.keyvalue.iter().map(ToString::to_string).collect(),
+            config: g.config.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            secrets: crate::commands::state::read_secrets(&g.secret)?
+                .into_iter()
+                .map(|(name, value)| qyvol_node::SecretValue {
+                    name: name.to_string(),
+                    value: value.expose().to_string(),
+                })
+                .collect(),
         };
         let body = serde_json::to_value(&req).map_err(Failure::internal)?;
         let client = self.target.client()?;
