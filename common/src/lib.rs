@@ -22,13 +22,14 @@ pub use folder::{Folder, FolderError, open_mount};
 pub use home::{Home, HomeError, trust_policy_beside};
 pub use lang::Lang;
 pub use manifest::{
-    BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, Manifest, Mount, Packaged,
-    MAX_STATE_NAMES, RequestedMount, Requests, ResolvedLimits, StateSpec,
+    BuildSpec, HttpSpec, LoadOptions, MANIFEST_MAX_BYTES, MAX_STATE_NAMES, Manifest, Mount,
+    Packaged, RequestedMount, Requests, ResolvedLimits, StateSpec,
 };
 pub use network::{GrantKind, HostPattern, NetworkGrant, Route, is_private};
 pub use policy::{Environment, Policy, PolicyViolation};
 pub use state::{
-    ConfigKey, KvLimits, KvQuotas, MAX_CONFIG_VALUE, Secret, config_value, parse_config_pair, printable,
+    ConfigKey, KvLimits, KvQuotas, MAX_CONFIG_VALUE, Secret, config_value, parse_config_pair,
+    printable,
 };
 pub use types::{
     AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_file, parse_env_pair,

@@ -27,6 +27,8 @@ pub struct StateGrants {
     pub keyvalue_dir: Option<PathBuf>,
     /// Whose buckets they are, when not the manifest's name (`deploy --name`).
     pub owner: Option<AppName>,
+    /// Where writes a quota refused are reported.
+    pub refusals: qyvol_runtime::keyvalue::QuotaSink,
 }
 
 /// Buckets this run may open: the (operator's) manifest's and the operator's flags'.
@@ -70,6 +72,7 @@ pub(crate) fn apply(
             buckets: names,
             quotas: manifest.state.quotas,
             app: owner.to_string(),
+            refusals: op.refusals.clone(),
         });
     }
     let (variables, secrets) = values(manifest, op)?;
@@ -79,7 +82,10 @@ pub(crate) fn apply(
 
 /// Variables (the manifest's defaults, then the operator's) and secrets, or an error naming
 /// every one the manifest declares and nobody gave.
-#[expect(clippy::type_complexity, reason = "two lists of pairs, named where they are used")]
+#[expect(
+    clippy::type_complexity,
+    reason = "two lists of pairs, named where they are used"
+)]
 pub fn values(
     manifest: &Manifest,
     op: &StateGrants,
@@ -102,7 +108,9 @@ pub fn values(
     }
     for key in &manifest.state.secrets {
         if !op.secrets.iter().any(|(k, _)| k == key) {
-            missing.push(format!("secret `{key}` (`--secret {key}=FILE`, or `=-` for stdin)"));
+            missing.push(format!(
+                "secret `{key}` (`--secret {key}=FILE`, or `=-` for stdin)"
+            ));
         }
     }
     let mut secrets = Vec::new();

@@ -19,7 +19,11 @@ impl Node {
     }
 
     /// Keeps `app`'s secrets (replacing any it had), written whole or not at all.
-    pub(crate) fn keep_secrets(&self, app: &str, secrets: &[(String, Secret)]) -> Result<(), NodeError> {
+    pub(crate) fn keep_secrets(
+        &self,
+        app: &str,
+        secrets: &[(String, Secret)],
+    ) -> Result<(), NodeError> {
         let file = self.secrets_file(app);
         if secrets.is_empty() {
             self.forget_secrets(app);
@@ -27,8 +31,10 @@ impl Node {
         }
         let dir = self.0.paths.secrets();
         qyvol_common::create_private_dir(&dir).map_err(NodeError::internal)?;
-        let map: std::collections::BTreeMap<&str, &str> =
-            secrets.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        let map: std::collections::BTreeMap<&str, &str> = secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
         let text = serde_json::to_vec(&map).map_err(NodeError::internal)?;
         // tempfile creates it 0600 in the 0700 folder; renamed over the old one once synced.
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(NodeError::internal)?;
@@ -62,11 +68,26 @@ impl Node {
             .secrets
             .iter()
             .map(|name| {
-                let value = map.get(name).ok_or_else(|| lost(format!("`{name}` is missing")))?;
+                let value = map
+                    .get(name)
+                    .ok_or_else(|| lost(format!("`{name}` is missing")))?;
                 let key = name.parse().map_err(lost)?;
-                Ok((name.clone(), Secret::new(&key, value.clone().into_bytes()).map_err(lost)?))
+                Ok((
+                    name.clone(),
+                    Secret::new(&key, value.clone().into_bytes()).map_err(lost)?,
+                ))
             })
             .collect()
+    }
+
+    /// Writes each write a quota refused to the app's log.
+    pub(crate) fn quota_sink(&self) -> qyvol_runtime::keyvalue::QuotaSink {
+        let node = self.clone();
+        qyvol_runtime::keyvalue::QuotaSink::new(move |app, why| {
+            node.0
+                .logs
+                .note(app, &format!("key-value write refused: {why}"));
+        })
     }
 
     /// Opens `app`'s key-value store (shared with its running instances).
@@ -77,7 +98,11 @@ impl Node {
     }
 
     /// Gives a run request made from `record` its buckets, variables and secrets.
-    pub(crate) fn attach_state(&self, record: &AppRecord, req: &mut RunRequest) -> Result<(), NodeError> {
+    pub(crate) fn attach_state(
+        &self,
+        record: &AppRecord,
+        req: &mut RunRequest,
+    ) -> Result<(), NodeError> {
         let spec = &record.spec;
         if !spec.keyvalue.is_empty() {
             req.keyvalue = Some(KeyValue {
@@ -85,6 +110,7 @@ impl Node {
                 buckets: spec.keyvalue.clone(),
                 quotas: spec.kv_quotas.unwrap_or_default(),
                 app: record.name.clone(),
+                refusals: self.quota_sink(),
             });
         }
         req.config = ConfigVars::new(spec.config.clone(), &self.read_secrets(record)?);
@@ -102,7 +128,11 @@ impl Node {
             .map_err(|e| NodeError::State(e.to_string()))?;
         for b in &record.spec.keyvalue {
             if !used.iter().any(|u| u.name == *b) {
-                used.push(BucketUsage { name: b.clone(), keys: 0, bytes: 0 });
+                used.push(BucketUsage {
+                    name: b.clone(),
+                    keys: 0,
+                    bytes: 0,
+                });
             }
         }
         used.retain(|u| record.spec.keyvalue.contains(&u.name));

@@ -14,6 +14,7 @@
 pub mod access;
 mod answer;
 pub mod api;
+mod appstate;
 pub mod client;
 mod dashboard;
 mod deploy;
@@ -21,7 +22,6 @@ mod lifecycle;
 mod logs;
 mod metrics;
 mod observe;
-mod appstate;
 mod paths;
 mod run;
 mod series;

@@ -42,7 +42,11 @@ pub(crate) fn spec_of(
         max_body,
         precompiled,
         uses: Some(uses),
-        keyvalue: req.keyvalue.as_ref().map(|k| k.buckets.clone()).unwrap_or_default(),
+        keyvalue: req
+            .keyvalue
+            .as_ref()
+            .map(|k| k.buckets.clone())
+            .unwrap_or_default(),
         kv_quotas: req.keyvalue.as_ref().map(|k| k.quotas),
         config: req.config.variables.to_vec(),
         secrets: req.config.secret_names.to_vec(),

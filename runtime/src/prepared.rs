@@ -295,9 +295,7 @@ fn link_component(
 /// Compiles and links a component against all of WASI and `wasi:http` 0.2, and 0.3 where the
 /// engine has concurrency (commands may make outgoing requests, handlers answer incoming ones,
 /// both under the same grants); the caller checks it exports the world it is run as.
-pub(crate) fn link_component_world<
-    T: NetworkHost + WasiHttpView + crate::keyvalue::StateHost,
->(
+pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + crate::keyvalue::StateHost>(
     engine: &Engine,
     wasm: &Wasm,
     limits: &Limits,

@@ -191,7 +191,7 @@ impl RunCommand {
         if manifest.runtime == RuntimeKind::WasiHttp {
             return Err(not_served());
         }
-        requests_not_granted(&ui, &manifest.requested);
+        requests_not_granted(&ui, &manifest.requested, &op);
         let launch = qyvol_launch::prepare(
             opened,
             &op,
@@ -229,7 +229,7 @@ impl RunCommand {
 
 /// Tells the operator what a bundle's or image's manifest asked for and did not get (packaged
 /// code grants itself nothing), with the flags that would grant it.
-pub(crate) fn requests_not_granted(ui: &Ui, requested: &Requests) {
+pub(crate) fn requests_not_granted(ui: &Ui, requested: &Requests, op: &Operator) {
     for m in &requested.mounts {
         let mode = if m.readonly == Some(false) { "" } else { ":ro" };
         // The bundle wrote both paths: escaped, like all text a module controls.
@@ -246,6 +246,13 @@ pub(crate) fn requests_not_granted(ui: &Ui, requested: &Requests) {
             &text,
             &format!("--allow-net '{text}'"),
         ));
+    }
+    for bucket in requested
+        .keyvalue
+        .iter()
+        .filter(|b| !op.state.keyvalue.contains(b))
+    {
+        ui.alert(Msg::BucketRequested(bucket.as_str()));
     }
 }
 

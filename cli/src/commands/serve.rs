@@ -108,7 +108,7 @@ impl ServeCommand {
             if !bare && opened.manifest.runtime != RuntimeKind::WasiHttp {
                 return Err(not_a_handler());
             }
-            requests_not_granted(&ui, &opened.manifest.requested);
+            requests_not_granted(&ui, &opened.manifest.requested, &op);
             // Refusals go to the access log, in its format and order.
             let sink = log.clone();
             let denials = qyvol_runtime::DenialSink::new(move |d| sink.denied(d));

@@ -28,7 +28,9 @@ pub(crate) fn parse_secret_flag(s: &str) -> Result<(ConfigKey, PathBuf), String>
 }
 
 /// Reads each secret's value (at most one from stdin).
-pub(crate) fn read_secrets(flags: &[(ConfigKey, PathBuf)]) -> Result<Vec<(ConfigKey, Secret)>, Failure> {
+pub(crate) fn read_secrets(
+    flags: &[(ConfigKey, PathBuf)],
+) -> Result<Vec<(ConfigKey, Secret)>, Failure> {
     let usage = |e: String| Failure::new(Code::Usage, Msg::BadFlag, e);
     if flags.iter().filter(|(_, f)| f.as_os_str() == "-").count() > 1 {
         return Err(usage("only one `--secret NAME=-` can read stdin".into()));
@@ -54,7 +56,12 @@ pub(crate) fn read_secrets(flags: &[(ConfigKey, PathBuf)]) -> Result<Vec<(Config
                 }
             }
         };
-        read.map_err(|e| usage(format!("secret `{name}`: cannot read `{}`: {e}", file.display())))?;
+        read.map_err(|e| {
+            usage(format!(
+                "secret `{name}`: cannot read `{}`: {e}",
+                file.display()
+            ))
+        })?;
         out.push((name.clone(), Secret::new(name, bytes).map_err(usage)?));
     }
     Ok(out)
@@ -72,5 +79,11 @@ pub(crate) fn grants(
         secrets: read_secrets(secrets)?,
         keyvalue_dir: qyvol_common::Home::open().ok().map(|h| h.keyvalue()),
         owner: None,
+        refusals: qyvol_runtime::keyvalue::QuotaSink::new(|app, why| {
+            eprintln!(
+                "{}",
+                Msg::KvRefused(app, &qyvol_common::printable(why)).text(crate::i18n::lang())
+            );
+        }),
     })
 }

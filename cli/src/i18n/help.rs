@@ -157,6 +157,15 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.allow_net" | "serve.allow_net" => {
             "Deja que el módulo se conecte a HOST:PUERTO (o escuche, con `listen HOST:PUERTO`)"
         }
+        "run.keyvalue" | "serve.keyvalue" | "deploy.keyvalue" => {
+            "Concede un cubo clave-valor (wasi:keyvalue) que guarda sus datos entre ejecuciones"
+        }
+        "run.config" | "serve.config" | "deploy.config" => {
+            "Define una variable que el módulo lee con wasi:config"
+        }
+        "run.secret" | "serve.secret" | "deploy.secret" => {
+            "Da un secreto, leído de FILE (`-`: la entrada estándar), que el módulo lee con wasi:config"
+        }
         "serve" => "Sirve manejadores HTTP (runtime: wasi-http) desde manifiestos .qyv",
         "serve.files" => {
             "Los manifiestos .qyv a servir (o paquetes .qyvc, referencias de imagen, componentes .wasm)"

@@ -113,6 +113,8 @@ pub enum Msg<'a> {
     // the trust boundary
     MountRequested(&'a str, &'a str, &'a str),
     NetworkRequested(&'a str, &'a str),
+    BucketRequested(&'a str),
+    KvRefused(&'a str, &'a str),
     PrecompiledUntrusted,
     NotRunnable,
     Trust(qyvol_launch::CodeTrust),

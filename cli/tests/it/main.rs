@@ -32,6 +32,7 @@ mod serve;
 mod serve_p3;
 mod signing;
 mod special_files;
+mod state;
 mod store;
 mod tiering;
 mod trust;

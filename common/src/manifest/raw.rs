@@ -191,16 +191,32 @@ fn check_state(path: &Path, raw: &RawManifest) -> Result<(), ManifestError> {
         if k.value.len() > super::MAX_STATE_NAMES {
             return Err(fail(too_many("keyvalue", k.value.len()), &k.referenced));
         }
-        if let Some(dup) = k.value.iter().enumerate().find(|(i, b)| k.value[..*i].contains(b)) {
-            return Err(fail(format!("bucket `{}` is listed twice in `keyvalue`", dup.1), &k.referenced));
+        if let Some(dup) = k
+            .value
+            .iter()
+            .enumerate()
+            .find(|(i, b)| k.value[..*i].contains(b))
+        {
+            return Err(fail(
+                format!("bucket `{}` is listed twice in `keyvalue`", dup.1),
+                &k.referenced,
+            ));
         }
     }
     if let Some(s) = &raw.secrets {
         if s.value.len() > super::MAX_STATE_NAMES {
             return Err(fail(too_many("secrets", s.value.len()), &s.referenced));
         }
-        if let Some(dup) = s.value.iter().enumerate().find(|(i, n)| s.value[..*i].contains(n)) {
-            return Err(fail(format!("secret `{}` is listed twice in `secrets`", dup.1), &s.referenced));
+        if let Some(dup) = s
+            .value
+            .iter()
+            .enumerate()
+            .find(|(i, n)| s.value[..*i].contains(n))
+        {
+            return Err(fail(
+                format!("secret `{}` is listed twice in `secrets`", dup.1),
+                &s.referenced,
+            ));
         }
     }
     if let Some(c) = &raw.config {
@@ -214,7 +230,9 @@ fn check_state(path: &Path, raw: &RawManifest) -> Result<(), ManifestError> {
             }
             if raw.secrets.as_ref().is_some_and(|s| s.value.contains(key)) {
                 return Err(fail(
-                    format!("`{key}` is both a variable (`config`) and a secret (`secrets`): give it one place"),
+                    format!(
+                        "`{key}` is both a variable (`config`) and a secret (`secrets`): give it one place"
+                    ),
                     &c.referenced,
                 ));
             }

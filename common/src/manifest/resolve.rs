@@ -9,11 +9,11 @@ use super::{
     BuildSpec, HttpSpec, LoadOptions, Manifest, Mount, Packaged, Requests, ResolvedLimits,
     StateSpec,
 };
-use crate::state::KvQuotas;
 use crate::error::{ErrorKind, ManifestError};
 use crate::file::{FileError, open_regular};
 use crate::folder::{FolderError, open_mount};
 use crate::network::Route;
+use crate::state::KvQuotas;
 use crate::types::{RuntimeKind, check_env};
 
 pub(super) fn resolve(

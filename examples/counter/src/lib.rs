@@ -23,12 +23,16 @@ struct Counter;
 wasip2::http::proxy::export!(Counter);
 
 fn setting(name: &str, default: &str) -> String {
-    config::get(name).ok().flatten().unwrap_or_else(|| default.to_string())
+    config::get(name)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// The visit count after adding `delta` (0 reads it).
 fn count(delta: u64) -> Result<u64, String> {
-    let bucket = store::open("counts").map_err(|e| format!("cannot open bucket `counts`: {e:?}"))?;
+    let bucket =
+        store::open("counts").map_err(|e| format!("cannot open bucket `counts`: {e:?}"))?;
     atomics::increment(&bucket, "visits", delta).map_err(|e| format!("cannot count: {e:?}"))
 }
 
@@ -59,7 +63,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Counter {
                 .into_iter()
                 .next()
                 .and_then(|v| String::from_utf8(v).ok());
-            let allowed = matches!((&expected, &given), (Some(t), Some(g)) if *g == format!("Bearer {t}"));
+            let allowed =
+                matches!((&expected, &given), (Some(t), Some(g)) if *g == format!("Bearer {t}"));
             if !allowed {
                 return answer(out, 401, "a valid admin token is needed\n");
             }
@@ -70,7 +75,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Counter {
         }
         match count(1) {
             Ok(n) => {
-                let text = format!("{}, {}! You are visitor {n}.\n", setting("greeting", "Hola"), setting("name", "mundo"));
+                let text = format!(
+                    "{}, {}! You are visitor {n}.\n",
+                    setting("greeting", "Hola"),
+                    setting("name", "mundo")
+                );
                 answer(out, 200, &text);
             }
             Err(e) => answer(out, 500, &format!("{e}\n")),

@@ -86,8 +86,7 @@ pub(super) fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
     }
     for pair in &req.config {
         op.state.config.push(
-            qyvol_common::parse_config_pair(pair)
-                .map_err(|e| bad(format!("`--config`: {e}")))?,
+            qyvol_common::parse_config_pair(pair).map_err(|e| bad(format!("`--config`: {e}")))?,
         );
     }
     for s in &req.secrets {

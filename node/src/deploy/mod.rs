@@ -115,6 +115,7 @@ impl Node {
     fn open_target(&self, req: DeployRequest) -> Result<Deployable, NodeError> {
         let mut op = operator(&req)?;
         op.state.keyvalue_dir = Some(self.0.paths.keyvalue());
+        op.state.refusals = self.quota_sink();
         op.policy = Some(self.0.home.trust_policy());
         // Loopback, link-local and private addresses (the node's own API and app port among
         // them) need a grant naming the address, whatever the environment.

@@ -20,6 +20,27 @@ pub struct KeyValue {
     pub quotas: KvQuotas,
     /// Who the store belongs to, for the log.
     pub app: String,
+    /// Told of each write a quota refused.
+    pub refusals: QuotaSink,
+}
+
+type Report = dyn Fn(&str, &str) + Send + Sync;
+
+/// Told of each write a quota or size limit refused, with the app's name and why: the operator
+/// learns it (`run` prints it, the node writes it to the app's log), not only the guest.
+#[derive(Clone, Default)]
+pub struct QuotaSink(Option<Arc<Report>>);
+
+impl QuotaSink {
+    pub fn new(f: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+}
+
+impl std::fmt::Debug for QuotaSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuotaSink")
+    }
 }
 
 /// A run's `wasi:config` variables and secrets, made once and shared by every instance.
@@ -43,11 +64,18 @@ impl std::fmt::Debug for ConfigVars {
 
 impl ConfigVars {
     /// What the guest reads: `variables`, then `secrets` (names apart from the variables').
-    pub fn new(variables: Vec<(String, String)>, secrets: &[(String, qyvol_common::Secret)]) -> Self {
+    pub fn new(
+        variables: Vec<(String, String)>,
+        secrets: &[(String, qyvol_common::Secret)],
+    ) -> Self {
         let all = variables
             .iter()
             .cloned()
-            .chain(secrets.iter().map(|(k, v)| (k.clone(), v.expose().to_string())))
+            .chain(
+                secrets
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.expose().to_string())),
+            )
             .collect();
         Self {
             all: Arc::new(all),
@@ -110,8 +138,16 @@ pub(crate) fn link<T: StateHost>(linker: &mut Linker<T>) -> wasmtime::Result<()>
 impl KvView<'_> {
     /// The grant and the name of an open bucket.
     fn bucket(&self, b: &Resource<OpenBucket>) -> Result<(KeyValue, String), KvError> {
-        let name = self.table.get(b).map_err(|e| KvError::Other(e.to_string()))?.0.clone();
-        let kv = self.kv.cloned().ok_or_else(|| KvError::NotGranted(name.clone()))?;
+        let name = self
+            .table
+            .get(b)
+            .map_err(|e| KvError::Other(e.to_string()))?
+            .0
+            .clone();
+        let kv = self
+            .kv
+            .cloned()
+            .ok_or_else(|| KvError::NotGranted(name.clone()))?;
         Ok((kv, name))
     }
 }
@@ -121,24 +157,29 @@ async fn blocking<R: Send + 'static>(
     kv: KeyValue,
     f: impl FnOnce(&KeyValue) -> Result<R, KvError> + Send + 'static,
 ) -> Result<R, KvError> {
-    let app = kv.app.clone();
+    let (app, sink) = (kv.app.clone(), kv.refusals.clone());
     let result = tokio::task::spawn_blocking(move || f(&kv))
         .await
         .map_err(|e| KvError::Other(format!("the key-value operation failed: {e}")))?;
     if let Err(KvError::Quota(why)) = &result {
         tracing::warn!(app = %app, "key-value write refused: {why}");
+        if let Some(report) = &sink.0 {
+            report(&app, why);
+        }
     }
     result
 }
 
 impl wit::store::Host for KvView<'_> {
     async fn open(&mut self, identifier: String) -> Result<Resource<OpenBucket>, KvError> {
-        let granted = self
-            .kv
-            .is_some_and(|kv| kv.buckets.contains(&identifier));
+        let granted = self.kv.is_some_and(|kv| kv.buckets.contains(&identifier));
         if !granted {
             let app = self.kv.map_or("", |kv| kv.app.as_str());
-            tracing::warn!(app, "the guest opened bucket {:?}, which is not granted", qyvol_common::printable(&identifier));
+            tracing::warn!(
+                app,
+                "the guest opened bucket {:?}, which is not granted",
+                qyvol_common::printable(&identifier)
+            );
             return Err(KvError::NotGranted(identifier));
         }
         self.table
@@ -155,14 +196,26 @@ impl wit::store::Host for KvView<'_> {
 }
 
 impl wit::store::HostBucket for KvView<'_> {
-    async fn get(&mut self, b: Resource<OpenBucket>, key: String) -> Result<Option<Vec<u8>>, KvError> {
+    async fn get(
+        &mut self,
+        b: Resource<OpenBucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, KvError> {
         let (kv, name) = self.bucket(&b)?;
         blocking(kv, move |kv| kv.store.get(&name, &key)).await
     }
 
-    async fn set(&mut self, b: Resource<OpenBucket>, key: String, value: Vec<u8>) -> Result<(), KvError> {
+    async fn set(
+        &mut self,
+        b: Resource<OpenBucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), KvError> {
         let (kv, name) = self.bucket(&b)?;
-        blocking(kv, move |kv| kv.store.set_many(&name, &[(key, value)], &kv.quotas)).await
+        blocking(kv, move |kv| {
+            kv.store.set_many(&name, &[(key, value)], &kv.quotas)
+        })
+        .await
     }
 
     async fn delete(&mut self, b: Resource<OpenBucket>, key: String) -> Result<(), KvError> {
@@ -194,9 +247,17 @@ impl wit::store::HostBucket for KvView<'_> {
 }
 
 impl wit::atomics::Host for KvView<'_> {
-    async fn increment(&mut self, b: Resource<OpenBucket>, key: String, delta: u64) -> Result<u64, KvError> {
+    async fn increment(
+        &mut self,
+        b: Resource<OpenBucket>,
+        key: String,
+        delta: u64,
+    ) -> Result<u64, KvError> {
         let (kv, name) = self.bucket(&b)?;
-        blocking(kv, move |kv| kv.store.increment(&name, &key, delta, &kv.quotas)).await
+        blocking(kv, move |kv| {
+            kv.store.increment(&name, &key, delta, &kv.quotas)
+        })
+        .await
     }
 }
 
@@ -215,12 +276,20 @@ impl wit::batch::Host for KvView<'_> {
         .await
     }
 
-    async fn set_many(&mut self, b: Resource<OpenBucket>, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+    async fn set_many(
+        &mut self,
+        b: Resource<OpenBucket>,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), KvError> {
         let (kv, name) = self.bucket(&b)?;
         blocking(kv, move |kv| kv.store.set_many(&name, &pairs, &kv.quotas)).await
     }
 
-    async fn delete_many(&mut self, b: Resource<OpenBucket>, keys: Vec<String>) -> Result<(), KvError> {
+    async fn delete_many(
+        &mut self,
+        b: Resource<OpenBucket>,
+        keys: Vec<String>,
+    ) -> Result<(), KvError> {
         let (kv, name) = self.bucket(&b)?;
         blocking(kv, move |kv| kv.store.delete_many(&name, &keys)).await
     }

@@ -68,7 +68,9 @@ pub struct AppStore {
 
 impl std::fmt::Debug for AppStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("AppStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,9 +93,8 @@ impl AppStore {
             return Ok(store);
         }
         if let Some(dir) = path.parent() {
-            qyvol_common::create_private_dir(dir).map_err(|e| {
-                KvError::Other(format!("cannot create `{}`: {e}", dir.display()))
-            })?;
+            qyvol_common::create_private_dir(dir)
+                .map_err(|e| KvError::Other(format!("cannot create `{}`: {e}", dir.display())))?;
         }
         let damaged = |why: String| {
             KvError::Other(format!(
@@ -102,7 +103,9 @@ impl AppStore {
             ))
         };
         if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-            return Err(damaged("it is empty: its contents were lost; move it away to start again".into()));
+            return Err(damaged(
+                "it is empty: its contents were lost; move it away to start again".into(),
+            ));
         }
         // redb asserts on some damaged files: an error, never a panic.
         let db = std::panic::catch_unwind(|| Database::create(path))
@@ -142,7 +145,12 @@ impl AppStore {
     }
 
     /// Keys in order, from the `skip`-th, at most `limit`; and whether more follow.
-    pub fn keys(&self, bucket: &str, skip: u64, limit: usize) -> Result<(Vec<String>, bool), KvError> {
+    pub fn keys(
+        &self,
+        bucket: &str,
+        skip: u64,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), KvError> {
         let tx = self.db.begin_read().map_err(failed)?;
         let name = table(bucket);
         let t = match tx.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
@@ -165,7 +173,12 @@ impl AppStore {
     }
 
     /// Writes every pair in one transaction, or none of them if a quota refuses one.
-    pub fn set_many(&self, bucket: &str, pairs: &[(String, Vec<u8>)], quotas: &KvQuotas) -> Result<(), KvError> {
+    pub fn set_many(
+        &self,
+        bucket: &str,
+        pairs: &[(String, Vec<u8>)],
+        quotas: &KvQuotas,
+    ) -> Result<(), KvError> {
         for (key, value) in pairs {
             check_sizes(bucket, key, value.len(), quotas).inspect_err(|_| self.refused())?;
         }
@@ -174,7 +187,8 @@ impl AppStore {
                 let old = t.insert(key.as_str(), value.as_slice()).map_err(failed)?;
                 match old {
                     Some(old) => {
-                        usage.1 = usage.1.saturating_sub(old.value().len() as u64) + value.len() as u64;
+                        usage.1 =
+                            usage.1.saturating_sub(old.value().len() as u64) + value.len() as u64;
                     }
                     None => {
                         usage.0 += 1;
@@ -196,7 +210,9 @@ impl AppStore {
             for key in keys {
                 if let Some(old) = t.remove(key.as_str()).map_err(failed)? {
                     usage.0 = usage.0.saturating_sub(1);
-                    usage.1 = usage.1.saturating_sub((key.len() + old.value().len()) as u64);
+                    usage.1 = usage
+                        .1
+                        .saturating_sub((key.len() + old.value().len()) as u64);
                 }
             }
             Ok(())
@@ -207,7 +223,13 @@ impl AppStore {
 
     /// Adds `delta` to the number at `key` (8 bytes, little-endian, as wasmtime-wasi-keyvalue
     /// keeps it; a missing key counts from 0) and returns the new value.
-    pub fn increment(&self, bucket: &str, key: &str, delta: u64, quotas: &KvQuotas) -> Result<u64, KvError> {
+    pub fn increment(
+        &self,
+        bucket: &str,
+        key: &str,
+        delta: u64,
+        quotas: &KvQuotas,
+    ) -> Result<u64, KvError> {
         check_sizes(bucket, key, 8, quotas).inspect_err(|_| self.refused())?;
         let mut new = 0;
         self.write(bucket, |t, usage| {
