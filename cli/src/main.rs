@@ -56,6 +56,8 @@ enum Command {
     Restart(commands::node::LifecycleCommand),
     Rm(commands::node::RmCommand),
     Events(commands::node::EventsCommand),
+    Kv(commands::node::KvCommand),
+    Volume(commands::node::VolumeCommand),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +114,8 @@ fn main() -> ExitCode {
         Command::Node(c) => c.execute(),
         Command::Dashboard(c) => c.execute(),
         Command::Deploy(c) => c.execute(),
+        Command::Kv(c) => c.execute(),
+        Command::Volume(c) => c.execute(),
         Command::Ps(c) => c.execute(),
         Command::Logs(c) => c.execute(),
         Command::Stop(c) => c.execute(commands::node::Verb::Stop),

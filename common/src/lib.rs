@@ -29,7 +29,6 @@ pub use network::{GrantKind, HostPattern, NetworkGrant, Route, is_private};
 pub use policy::{Environment, Policy, PolicyViolation};
 pub use state::{
     ConfigKey, KvLimits, KvQuotas, MAX_CONFIG_VALUE, Secret, config_value, parse_config_pair,
-    printable,
 };
 pub use types::{
     AppName, ByteSize, DurationSpec, GuestPath, RuntimeKind, parse_env_file, parse_env_pair,

@@ -163,19 +163,6 @@ pub fn parse_config_pair(s: &str) -> Result<(ConfigKey, String), String> {
     Ok((key, value))
 }
 
-/// Text safe to show in a terminal, a log line or a page: control characters escaped.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,10 +195,5 @@ mod tests {
         let secret = Secret::new(&name, b"hunter2".to_vec()).expect("secret");
         assert!(!format!("{secret:?}").contains("hunter2"));
         assert_eq!(secret.expose(), "hunter2");
-    }
-
-    #[test]
-    fn control_characters_are_escaped_for_display() {
-        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
     }
 }

@@ -13,7 +13,7 @@ use crate::NodeError;
 /// The HTTP status and code of an error, for the API and the dashboard alike.
 pub(crate) fn status_of(e: &NodeError) -> (StatusCode, &'static str) {
     match e {
-        NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
+        NodeError::NotFound(_) | NodeError::Missing(_) => (StatusCode::NOT_FOUND, "not-found"),
         NodeError::Exists(_) => (StatusCode::CONFLICT, "exists"),
         NodeError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         NodeError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request"),

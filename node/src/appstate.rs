@@ -140,3 +140,163 @@ impl Node {
         Ok(used)
     }
 }
+
+/// A key's value as the API shows it: its size, the text when it is UTF-8, and the bytes in
+/// hex.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct KvValue {
+    pub key: String,
+    pub bytes: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    pub hex: String,
+}
+
+/// One page of a bucket's keys, and where the next starts.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct KvKeys {
+    pub keys: Vec<String>,
+    pub cursor: Option<u64>,
+}
+
+/// The operator's look at and changes to a deployed app's buckets (`qyvol kv`).
+impl Node {
+    /// The app's record, and `bucket` checked as one it was granted.
+    fn kv_target(&self, app: &str, bucket: Option<&str>) -> Result<AppRecord, NodeError> {
+        let record = self
+            .0
+            .db
+            .get(app)?
+            .filter(|r| r.accepted)
+            .ok_or_else(|| NodeError::NotFound(app.into()))?;
+        if let Some(b) = bucket
+            && !record.spec.keyvalue.iter().any(|g| g == b)
+        {
+            return Err(NodeError::BadRequest(format!(
+                "`{app}` has no bucket `{}`; its buckets: {}",
+                qyvol_common::escape_controls(b),
+                if record.spec.keyvalue.is_empty() {
+                    "none".into()
+                } else {
+                    record.spec.keyvalue.join(", ")
+                }
+            )));
+        }
+        Ok(record)
+    }
+
+    pub fn kv_buckets(&self, app: &str) -> Result<Vec<BucketUsage>, NodeError> {
+        let record = self.kv_target(app, None)?;
+        self.buckets(&record)
+    }
+
+    pub fn kv_keys(&self, app: &str, bucket: &str, cursor: u64) -> Result<KvKeys, NodeError> {
+        self.kv_target(app, Some(bucket))?;
+        let (keys, more) = self
+            .kv_store(app)?
+            .keys(bucket, cursor, 1000)
+            .map_err(kv_error)?;
+        let cursor = more.then(|| cursor + keys.len() as u64);
+        Ok(KvKeys { keys, cursor })
+    }
+
+    pub fn kv_get(&self, app: &str, bucket: &str, key: &str) -> Result<KvValue, NodeError> {
+        self.kv_target(app, Some(bucket))?;
+        let value = self
+            .kv_store(app)?
+            .get(bucket, key)
+            .map_err(kv_error)?
+            .ok_or_else(|| {
+                NodeError::Missing(format!(
+                    "bucket `{bucket}` of `{app}` has no key `{}`",
+                    qyvol_common::escape_controls(key)
+                ))
+            })?;
+        Ok(KvValue {
+            key: key.to_string(),
+            bytes: value.len(),
+            hex: hex::encode(&value),
+            // Text is shown as text; bytes with control characters (a counter's eight bytes,
+            // say) only as hex.
+            text: String::from_utf8(value).ok().filter(|t| {
+                !t.chars()
+                    .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            }),
+        })
+    }
+
+    /// Writes `value` under the app's own quotas.
+    pub fn kv_put(
+        &self,
+        app: &str,
+        bucket: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), NodeError> {
+        let record = self.kv_target(app, Some(bucket))?;
+        let quotas = record.spec.kv_quotas.unwrap_or_default();
+        self.kv_store(app)?
+            .set_many(bucket, &[(key.to_string(), value)], &quotas)
+            .map_err(kv_error)
+    }
+
+    pub fn kv_delete(&self, app: &str, bucket: &str, key: &str) -> Result<(), NodeError> {
+        self.kv_target(app, Some(bucket))?;
+        self.kv_store(app)?
+            .delete_many(bucket, &[key.to_string()])
+            .map_err(kv_error)
+    }
+}
+
+fn kv_error(e: qyvol_runtime::keyvalue::KvError) -> NodeError {
+    match e {
+        qyvol_runtime::keyvalue::KvError::Quota(why) => NodeError::Conflict(why),
+        other => NodeError::State(other.to_string()),
+    }
+}
+
+impl Node {
+    /// The key-value sections of `/metrics`: operations served since each store opened, and
+    /// what each bucket holds.
+    pub(crate) fn kv_metrics(&self, records: &[AppRecord]) -> String {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let (mut ops, mut keys, mut bytes) = (String::new(), String::new(), String::new());
+        for r in records.iter().filter(|r| !r.spec.keyvalue.is_empty()) {
+            let Ok(store) = self.kv_store(&r.name) else {
+                continue;
+            };
+            let s = &store.stats;
+            for (op, n) in [
+                ("read", &s.reads),
+                ("write", &s.writes),
+                ("delete", &s.deletes),
+                ("refused", &s.refused),
+            ] {
+                let _ = writeln!(
+                    ops,
+                    "qyvol_kv_operations_total{{app=\"{}\",op=\"{op}\"}} {}",
+                    r.name,
+                    n.load(Relaxed)
+                );
+            }
+            for b in self.buckets(r).unwrap_or_default() {
+                let _ = writeln!(
+                    keys,
+                    "qyvol_kv_keys{{app=\"{}\",bucket=\"{}\"}} {}",
+                    r.name, b.name, b.keys
+                );
+                let _ = writeln!(
+                    bytes,
+                    "qyvol_kv_bytes{{app=\"{}\",bucket=\"{}\"}} {}",
+                    r.name, b.name, b.bytes
+                );
+            }
+        }
+        format!(
+            "# HELP qyvol_kv_operations_total Key-value operations by app and kind (read, write, delete, refused by a quota), since its store was opened.\n# TYPE qyvol_kv_operations_total counter\n{ops}\
+             # HELP qyvol_kv_keys Keys held, by app and bucket.\n# TYPE qyvol_kv_keys gauge\n{keys}\
+             # HELP qyvol_kv_bytes Bytes held (keys and values), by app and bucket.\n# TYPE qyvol_kv_bytes gauge\n{bytes}"
+        )
+    }
+}

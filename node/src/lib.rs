@@ -28,6 +28,7 @@ mod series;
 mod spec;
 pub mod state;
 mod supervise;
+mod volumes;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -41,9 +42,11 @@ use qyvol_runtime::{Cache, MemoryGauge, Stop};
 
 use paths::load_or_make_token;
 
+pub use appstate::{KvKeys, KvValue};
 pub use logs::LogLine;
 pub use paths::{NodeLock, Paths};
 pub use state::{AppKind, AppRecord, Desired, RestartPolicy, State};
+pub use volumes::{VolumeView, is_volume_name};
 pub use wire::{AppView, DeployRequest, Event, NodeInfo, SecretValue};
 
 /// Why a node call failed; each maps to an HTTP status in the API.
@@ -52,6 +55,9 @@ pub enum NodeError {
     /// No app by that name (404).
     #[error("no app is named `{0}`")]
     NotFound(String),
+    /// Something else that does not exist: a key, a volume (404).
+    #[error("{0}")]
+    Missing(String),
     /// An app by that name exists (409).
     #[error(
         "an app named `{0}` already exists: remove it first (`qyvol rm {0}`) or deploy with another `--name`"

@@ -48,9 +48,15 @@ impl Node {
             .get(name)?
             .filter(|r| r.accepted)
             .ok_or_else(|| NodeError::NotFound(name.into()))?;
-        let spec = record.spec.clone();
+        let mut spec = record.spec.clone();
+        // Variables' values stay with the operator who set them: the API shows their names.
+        for (_, value) in &mut spec.env {
+            *value = HIDDEN.to_string();
+        }
+        let buckets = self.buckets(&record).ok();
         Ok(AppView {
             spec: Some(spec),
+            buckets,
             ..self.view_of(record)
         })
     }
@@ -84,6 +90,7 @@ impl Node {
             error: r.status.error,
             memory,
             spec: None,
+            buckets: None,
         }
     }
 
@@ -154,7 +161,9 @@ impl Node {
             .iter()
             .filter_map(|r| Some((r.name.clone(), self.0.router.instances(&r.name)?)))
             .collect();
-        Ok(self.0.metrics.render(&memory, &states, &instances))
+        let mut text = self.0.metrics.render(&memory, &states, &instances);
+        text.push_str(&self.kv_metrics(&records));
+        Ok(text)
     }
 
     /// Linear memory in use by each app's live instances.
@@ -200,3 +209,5 @@ impl qyvol_runtime::serve::Events for AppEvents {
         tracing::info!(in_flight, "the app port is draining");
     }
 }
+
+const HIDDEN: &str = "<hidden>";

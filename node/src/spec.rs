@@ -28,6 +28,7 @@ pub(crate) fn spec_of(
                 guest: m.guest.clone(),
                 readonly: m.readonly,
                 beneath: m.beneath.clone(),
+                volume: None,
             })
             .collect(),
         memory: req.limits.memory,

@@ -90,6 +90,9 @@ pub struct AppView {
     /// Only in `inspect`: the grants and limits each instance gets.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub spec: Option<state::Spec>,
+    /// Only in `inspect`: what each granted key-value bucket holds.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub buckets: Option<Vec<qyvol_runtime::keyvalue::BucketUsage>>,
 }
 
 /// The node itself, for an overview (the dashboard's first view).

@@ -82,7 +82,7 @@ pub(crate) fn grants(
         refusals: qyvol_runtime::keyvalue::QuotaSink::new(|app, why| {
             eprintln!(
                 "{}",
-                Msg::KvRefused(app, &qyvol_common::printable(why)).text(crate::i18n::lang())
+                Msg::KvRefused(app, &qyvol_common::escape_controls(why)).text(crate::i18n::lang())
             );
         }),
     })

@@ -166,6 +166,19 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.secret" | "serve.secret" | "deploy.secret" => {
             "Da un secreto, leído de FILE (`-`: la entrada estándar), que el módulo lee con wasi:config"
         }
+        "kv" => "Mira y cambia los cubos clave-valor de una app desplegada",
+        "kv.ls" => "Lista los cubos de una app (claves, bytes), o las claves de un cubo",
+        "kv.get" => "Muestra el valor de una clave",
+        "kv.get.hex" => "Muestra el valor en hexadecimal, aunque sea texto",
+        "kv.put" => "Escribe una clave: VALUE, o los bytes de --file (`-`: la entrada estándar)",
+        "kv.put.file" => "Lee el valor de este archivo (`-`: la entrada estándar)",
+        "kv.rm" => "Borra una clave",
+        "kv.ls.json" | "volume.ls.json" => "Salida en JSON para scripts",
+        "volume" => "Gestiona los volúmenes con nombre del nodo (`deploy --mount NOMBRE:/data`)",
+        "volume.create" => "Crea un volumen",
+        "volume.ls" => "Lista los volúmenes con su tamaño y las apps que los montan",
+        "volume.inspect" => "Muestra un volumen en JSON",
+        "volume.rm" => "Borra un volumen y sus archivos (se rechaza mientras una app lo monta)",
         "serve" => "Sirve manejadores HTTP (runtime: wasi-http) desde manifiestos .qyv",
         "serve.files" => {
             "Los manifiestos .qyv a servir (o paquetes .qyvc, referencias de imagen, componentes .wasm)"
@@ -313,6 +326,19 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         "load" => &[
             "qyvol load -i hello.tar",
             "qyvol load -i app.qyvc -t localhost:5000/app:1",
+        ],
+        "volume" => &[
+            "qyvol volume create data",
+            "qyvol deploy app.qyv --mount data:/data",
+            "qyvol volume ls",
+            "qyvol volume rm data",
+        ],
+        "kv" => &[
+            "qyvol kv ls counter",
+            "qyvol kv ls counter counts",
+            "qyvol kv get counter counts visits --hex",
+            "qyvol kv put counter counts greeting Hola",
+            "qyvol kv rm counter counts greeting",
         ],
         "cache" => &[
             "qyvol cache ls",

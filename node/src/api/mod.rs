@@ -15,6 +15,7 @@ mod guards;
 mod listen;
 mod serve;
 mod sign;
+mod state;
 mod streams;
 
 use std::time::Duration;
@@ -79,6 +80,20 @@ fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
         .route("/api/v1/apps/{name}/start", post(start))
         .route("/api/v1/apps/{name}/restart", post(restart))
         .route("/api/v1/apps/{name}/logs", get(logs))
+        .route("/api/v1/apps/{name}/kv", get(state::buckets))
+        .route("/api/v1/apps/{name}/kv/{bucket}", get(state::keys))
+        .route(
+            "/api/v1/apps/{name}/kv/{bucket}/{key}",
+            get(state::get).put(state::put).delete(state::delete),
+        )
+        .route(
+            "/api/v1/volumes",
+            get(state::volumes).post(state::create_volume),
+        )
+        .route(
+            "/api/v1/volumes/{name}",
+            get(state::volume).delete(state::remove_volume),
+        )
         .route("/api/v1/events", get(events))
         .route("/api/v1/node", get(info))
         .route("/api/v1/node/stop", post(shutdown))

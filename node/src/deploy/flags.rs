@@ -5,7 +5,12 @@ use qyvol_launch::{Operator, PrecompiledPolicy};
 
 use crate::{DeployRequest, NodeError};
 
-pub(super) fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
+/// The operator's grants; a mount whose host is a volume name (`data:/data`) mounts the folder
+/// `volume` gives for it (creating the volume if it is new, as Docker does).
+pub(super) fn operator(
+    req: &DeployRequest,
+    volume: &dyn Fn(&str) -> Result<std::path::PathBuf, NodeError>,
+) -> Result<Operator, NodeError> {
     let bad = NodeError::BadRequest;
     let mut op = Operator {
         precompiled: match (req.allow_precompiled, req.no_precompiled) {
@@ -51,10 +56,13 @@ pub(super) fn operator(req: &DeployRequest) -> Result<Operator, NodeError> {
         op.env.push((k, Some(v)));
     }
     for m in &req.mounts {
-        let flag: qyvol_launch::MountFlag = m.parse().map_err(|e: String| bad(e))?;
+        let mut flag: qyvol_launch::MountFlag = m.parse().map_err(|e: String| bad(e))?;
+        if let Some(name) = flag.host.to_str().filter(|h| crate::is_volume_name(h)) {
+            flag.host = volume(name)?;
+        }
         if !flag.host.is_absolute() {
             return Err(bad(format!(
-                "`--mount {m}`: the host folder must be an absolute path on the node's machine"
+                "`--mount {m}`: the host folder must be an absolute path on the node's machine, or a volume's name (lowercase letters, digits and `-`)"
             )));
         }
         op.mounts.push(flag);

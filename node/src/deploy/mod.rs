@@ -113,7 +113,7 @@ impl Node {
 
     /// The blocking half of a deploy: open the target, merge grants, load the module.
     fn open_target(&self, req: DeployRequest) -> Result<Deployable, NodeError> {
-        let mut op = operator(&req)?;
+        let mut op = operator(&req, &|name| self.create_volume(name, true).map(|v| v.path))?;
         op.state.keyvalue_dir = Some(self.0.paths.keyvalue());
         op.state.refusals = self.quota_sink();
         op.policy = Some(self.0.home.trust_policy());
@@ -175,6 +175,15 @@ impl Node {
             launch.wasm.precompiled.clone(),
             launch.wasm.info.uses(),
         );
+        // Mounts of the node's volumes are recorded by name: `volume rm` refuses while used.
+        let volumes = self.0.paths.volumes().canonicalize().ok();
+        for m in &mut spec.mounts {
+            if let Some(dir) = &volumes
+                && m.host.parent() == Some(dir.as_path())
+            {
+                m.volume = m.host.file_name().map(|n| n.to_string_lossy().into_owned());
+            }
+        }
         if let Some(n) = req.concurrency {
             if kind != AppKind::Http {
                 return Err(NodeError::BadRequest(

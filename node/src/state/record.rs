@@ -169,6 +169,9 @@ pub struct MountSpec {
     pub guest: String,
     pub readonly: bool,
     pub beneath: Option<PathBuf>,
+    /// The named volume `host` is, if it is one.
+    #[serde(default)]
+    pub volume: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

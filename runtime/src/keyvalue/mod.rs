@@ -178,7 +178,7 @@ impl wit::store::Host for KvView<'_> {
             tracing::warn!(
                 app,
                 "the guest opened bucket {:?}, which is not granted",
-                qyvol_common::printable(&identifier)
+                qyvol_common::escape_controls(&identifier)
             );
             return Err(KvError::NotGranted(identifier));
         }

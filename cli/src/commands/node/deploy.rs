@@ -130,7 +130,13 @@ impl DeployCommand {
                     Some(false) => ":rw",
                     None => "",
                 };
-                let host = absolute(&m.host.to_string_lossy());
+                // A volume's name stays a name (`data:/data`); a path is made absolute.
+                let host = m.host.to_string_lossy();
+                let host = if qyvol_node::is_volume_name(&host) {
+                    host.into_owned()
+                } else {
+                    absolute(&host)
+                };
                 format!("{host}:{}{mode}", m.guest.as_str())
             })
             .collect();

@@ -6,12 +6,16 @@
 mod apps;
 mod daemon;
 mod deploy;
+mod kv;
 mod logs;
+mod volume;
 
 pub use apps::{LifecycleCommand, PsCommand, RmCommand, Verb, inspect_app};
 pub use daemon::{DashboardCommand, NodeCommand};
 pub use deploy::DeployCommand;
+pub use kv::KvCommand;
 pub use logs::{EventsCommand, LogsCommand};
+pub use volume::VolumeCommand;
 
 use clap::Args;
 use qyvol_node::Paths;

@@ -24,7 +24,7 @@ pub fn app_page(ctx: &Ctx, app: &AppView, status: Markup) -> Markup {
         (status)
         section aria-labelledby="policy" {
             h2 #policy { (ctx.t(T::Policy)) }
-            @if let Some(spec) = spec { (policy(ctx, spec)) }
+            @if let Some(spec) = spec { (policy(ctx, spec, app.buckets.as_deref().unwrap_or_default())) }
         }
         section aria-labelledby="charts-h" {
             h2 #charts-h { (ctx.t(T::Charts)) }
@@ -84,7 +84,7 @@ pub fn app_status(ctx: &Ctx, app: &AppView, events: &[Event], now: u64) -> Marku
 
 /// The grants and limits as sentences: what the app may read, write, connect to, and how much
 /// it may use.
-fn policy(ctx: &Ctx, spec: &Spec) -> Markup {
+fn policy(ctx: &Ctx, spec: &Spec, buckets: &[qyvol_runtime::keyvalue::BucketUsage]) -> Markup {
     let reads: Vec<_> = spec.mounts.iter().filter(|m| m.readonly).collect();
     let writes: Vec<_> = spec.mounts.iter().filter(|m| !m.readonly).collect();
     let limit = |v: Option<String>| v.unwrap_or_else(|| ctx.t(T::NoLimit).to_string());
@@ -110,6 +110,23 @@ fn policy(ctx: &Ctx, spec: &Spec) -> Markup {
             dd {
                 @if spec.env.is_empty() { (ctx.t(T::NoEnv)) }
                 @for (k, _) in &spec.env { code { (k) } " " }
+            }
+            dt { (ctx.t(T::ConfigVars)) }
+            dd #config-vars {
+                @if spec.config.is_empty() { (ctx.t(T::NoEnv)) }
+                @for (k, _) in &spec.config { code { (qyvol_common::escape_controls(k)) } " " }
+            }
+            dt { (ctx.t(T::Secrets)) }
+            dd #secrets {
+                @if spec.secrets.is_empty() { (ctx.t(T::NoEnv)) }
+                @for k in &spec.secrets { code { (qyvol_common::escape_controls(k)) } " " }
+            }
+            dt { (ctx.t(T::Buckets)) }
+            dd #buckets {
+                @if buckets.is_empty() { (ctx.t(T::NoEnv)) }
+                @for b in buckets {
+                    div { code { (b.name) } " — " (b.keys) " " (ctx.t(T::BucketLine)) ", " (bytes(b.bytes)) }
+                }
             }
             @if !spec.args.is_empty() {
                 dt { (ctx.t(T::Arguments)) }
