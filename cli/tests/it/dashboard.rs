@@ -994,3 +994,35 @@ fn the_app_port_passes_on_at_most_16_kib_of_a_guests_cookies() {
         "the 5,000-byte cookie and those past 16 KiB are dropped"
     );
 }
+
+/// The state issue's dashboard promise: buckets with keys and bytes, variable and secret
+/// names, and no value of a secret, a `-e` variable or a config variable with escapes.
+#[test]
+fn an_apps_page_names_its_buckets_variables_and_secrets_and_shows_no_value() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    let secret = "tok-dashboard-5e1f-never-shown";
+    let env_value = "env-dashboard-0c2a-never-shown";
+    let token = s.write("admin-token", secret);
+    node.ok(&[
+        "deploy",
+        "--secret",
+        &format!("admin_token={}", token.display()),
+        "--config",
+        "name=Ana",
+        "--config",
+        "note=\u{1b}[31mred\u{1b}]0;pwned\u{7}",
+        "-e",
+        &format!("NOTE={env_value}"),
+        &repo_root().join("examples/counter/counter.qyv").display().to_string(),
+    ]);
+    assert_eq!(node.get("/").0, 200);
+    scenario(
+        "state.mjs",
+        &node,
+        &[
+            ("QYVOL_SECRET", secret.to_string()),
+            ("QYVOL_ENV_VALUE", env_value.to_string()),
+        ],
+    );
+}

@@ -26,6 +26,7 @@ mod manifests;
 mod mounts;
 mod network;
 mod node;
+mod node_state;
 mod registry;
 mod seed;
 mod serve;

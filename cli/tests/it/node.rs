@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::fixture::{
-    Node, Scratch, guest, hello_http, probe, qyvol_std, raw, repo_root, stderr, stdout, wait_until,
+    Node, Scratch, guest, hello_http, probe, promtool_passes, qyvol_std, raw, repo_root, stderr, stdout, wait_until,
 };
 
 #[test]
@@ -444,13 +444,7 @@ fn metrics_pass_promtool_and_count_requests_restarts_and_exits() {
     wait_until("the crash", || {
         node.app("crash").is_some_and(|a| a["state"] == "exited")
     });
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--unix-socket"])
-        .arg(s.path("home/node/qyvol.sock"))
-        .arg("http://localhost/metrics")
-        .output()
-        .expect("curl");
-    let text = stdout(&out);
+    let text = node.metrics();
     for line in [
         "qyvol_requests_total{app=\"http-hello\",status=\"200\"} 1",
         "qyvol_http_instances_total{app=\"http-hello\"} 1",
@@ -461,26 +455,7 @@ fn metrics_pass_promtool_and_count_requests_restarts_and_exits() {
     ] {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
-    let mut check = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`)");
-    check
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("feed");
-    let checked = check.wait_with_output().expect("promtool");
-    assert!(
-        checked.status.success(),
-        "{}{}",
-        stdout(&checked),
-        stderr(&checked)
-    );
+    promtool_passes(&text);
 }
 
 #[test]
