@@ -258,3 +258,22 @@ fn a_wasi_0_3_command_stops_at_its_memory_and_fuel_limits() {
     assert_eq!(spin.status.code(), Some(124), "{}", stderr(&spin));
     assert!(stderr(&spin).contains("⛽"), "{}", stderr(&spin));
 }
+
+#[test]
+fn a_wasi_0_3_command_keeps_state_in_a_granted_bucket_and_reads_config() {
+    let s = crate::fixture::Scratch::new();
+    let run = |flags: &[&str], args: &[&str]| {
+        let out = crate::fixture::qyvol_in(&s.path("home"))
+            .args(["run", "-q"])
+            .args(flags)
+            .arg(guest("probe-p3.wasm"))
+            .args(args)
+            .output()
+            .expect("qyvol run");
+        stdout(&out)
+    };
+    assert_eq!(run(&["--keyvalue", "b"], &["kv-incr", "b", "k"]), "probe-p3\nOk(1)\n");
+    assert_eq!(run(&["--keyvalue", "b"], &["kv-incr", "b", "k"]), "probe-p3\nOk(2)\n");
+    assert_eq!(run(&[], &["kv-incr", "b", "k"]), "probe-p3\nopen b: Error::AccessDenied\n");
+    assert_eq!(run(&["--config", "x=1"], &["config", "x"]), "probe-p3\nOk(Some(\"1\"))\n");
+}

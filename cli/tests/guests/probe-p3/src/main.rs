@@ -80,6 +80,16 @@ mod guest {
         })
     }
 
+    mod state {
+        wit_bindgen::generate!({
+            path: "../kv-probe/wit",
+            world: "kv-probe",
+            generate_all,
+        });
+        pub use wasi::config::store as config;
+        pub use wasi::keyvalue::{atomics, store};
+    }
+
     impl wasip3::exports::cli::run::Guest for Probe {
         async fn run() -> Result<(), ()> {
             let args = get_arguments();
@@ -93,6 +103,11 @@ mod guest {
                         None => println!("(unset)"),
                     }
                 }
+                ["kv-incr", bucket, key] => match state::store::open(bucket) {
+                    Ok(b) => println!("{:?}", state::atomics::increment(&b, key, 1)),
+                    Err(e) => println!("open {bucket}: {e:?}"),
+                },
+                ["config", name] => println!("{:?}", state::config::get(name)),
                 ["exit", code] => {
                     wasip3::cli::exit::exit_with_code(code.parse().expect("a code"));
                 }
