@@ -1014,7 +1014,10 @@ fn an_apps_page_names_its_buckets_variables_and_secrets_and_shows_no_value() {
         "note=\u{1b}[31mred\u{1b}]0;pwned\u{7}",
         "-e",
         &format!("NOTE={env_value}"),
-        &repo_root().join("examples/counter/counter.qyv").display().to_string(),
+        &repo_root()
+            .join("examples/counter/counter.qyv")
+            .display()
+            .to_string(),
     ]);
     assert_eq!(node.get("/").0, 200);
     scenario(

@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::fixture::{
-    Node, Scratch, guest, hello_http, probe, promtool_passes, qyvol_std, raw, repo_root, stderr, stdout, wait_until,
+    Node, Scratch, guest, hello_http, probe, promtool_passes, qyvol_std, raw, repo_root, stderr,
+    stdout, wait_until,
 };
 
 #[test]

@@ -10,7 +10,10 @@ const SECRET: &str = "tok-7f3a9c2e51-never-shown";
 const ENV_VALUE: &str = "env-value-4b8d1e-never-shown";
 
 fn counter() -> String {
-    repo_root().join("examples/counter/counter.qyv").display().to_string()
+    repo_root()
+        .join("examples/counter/counter.qyv")
+        .display()
+        .to_string()
 }
 
 /// The counter deployed with its secret from a file, a configured name and a variable.
@@ -31,7 +34,9 @@ fn deploy_counter(node: &Node, s: &Scratch) {
 fn admin(node: &Node) -> (u16, String) {
     crate::fixture::raw(
         node.http,
-        &format!("GET /admin HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {SECRET}\r\n\r\n"),
+        &format!(
+            "GET /admin HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {SECRET}\r\n\r\n"
+        ),
     )
 }
 
@@ -59,11 +64,18 @@ fn the_counter_counts_exactly_under_concurrent_requests_and_through_kill_9_of_th
                 })
             })
             .collect();
-        clients.into_iter().flat_map(|c| c.join().expect("client")).collect()
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().expect("client"))
+            .collect()
     });
     let unique: BTreeSet<u64> = seen.iter().copied().collect();
     assert_eq!(seen.len(), 200);
-    assert_eq!(unique, (1..=200).collect::<BTreeSet<u64>>(), "each number once");
+    assert_eq!(
+        unique,
+        (1..=200).collect::<BTreeSet<u64>>(),
+        "each number once"
+    );
     assert_eq!(admin(&node), (200, "visits: 200\n".into()));
 
     node.kill();
@@ -98,13 +110,19 @@ fn the_secret_and_variable_values_are_in_no_listing_record_log_or_metric() {
     }
     // Names are shown: the operator can tell what the app was given.
     let inspect = node.ok(&["inspect", "counter"]);
-    assert!(inspect.contains("admin_token") && inspect.contains("NOTE"), "{inspect}");
+    assert!(
+        inspect.contains("admin_token") && inspect.contains("NOTE"),
+        "{inspect}"
+    );
     // On disk, the value is only in the secrets file, which only the node's user reads.
     let db = std::fs::read(s.path("home/node/state.redb")).expect("the node's database");
     assert!(!db.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()));
     use std::os::unix::fs::PermissionsExt;
     let file = s.path("home/node/secrets/counter.json");
-    let mode = std::fs::metadata(&file).expect("the secrets file").permissions().mode();
+    let mode = std::fs::metadata(&file)
+        .expect("the secrets file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o077, 0, "{mode:o}");
     // Removing the app forgets its secret.
     node.ok(&["rm", "-f", "counter"]);
@@ -134,24 +152,68 @@ fn the_operator_reads_and_changes_buckets_with_qyvol_kv() {
         assert_eq!(node.get("/").0, 200);
     }
     let ls = node.ok(&["kv", "ls", "counter"]);
-    assert!(ls.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["counts", "1", "14B"]), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["counts", "1", "14B"]),
+        "{ls}"
+    );
     assert_eq!(node.ok(&["kv", "ls", "counter", "counts"]), "visits\n");
     // The count is eight bytes, little-endian: shown as hex.
-    assert_eq!(node.ok(&["kv", "get", "counter", "counts", "visits"]), "0300000000000000\n");
-    node.ok(&["kv", "put", "counter", "counts", "a/key with spaces", "hola"]);
-    assert_eq!(node.ok(&["kv", "get", "counter", "counts", "a/key with spaces"]), "hola\n");
+    assert_eq!(
+        node.ok(&["kv", "get", "counter", "counts", "visits"]),
+        "0300000000000000\n"
+    );
+    node.ok(&[
+        "kv",
+        "put",
+        "counter",
+        "counts",
+        "a/key with spaces",
+        "hola",
+    ]);
+    assert_eq!(
+        node.ok(&["kv", "get", "counter", "counts", "a/key with spaces"]),
+        "hola\n"
+    );
     let bin = s.write("bin", [0u8, 159, 146, 150, 255]);
-    node.ok(&["kv", "put", "counter", "counts", "bin", "--file", &bin.display().to_string()]);
-    assert_eq!(node.ok(&["kv", "get", "counter", "counts", "bin"]), "009f9296ff\n");
+    node.ok(&[
+        "kv",
+        "put",
+        "counter",
+        "counts",
+        "bin",
+        "--file",
+        &bin.display().to_string(),
+    ]);
+    assert_eq!(
+        node.ok(&["kv", "get", "counter", "counts", "bin"]),
+        "009f9296ff\n"
+    );
     // The operator's write counts for the app: it sees the new count.
-    node.ok(&["kv", "put", "counter", "counts", "visits", "--file", &s.write("n", 41u64.to_le_bytes()).display().to_string()]);
+    node.ok(&[
+        "kv",
+        "put",
+        "counter",
+        "counts",
+        "visits",
+        "--file",
+        &s.write("n", 41u64.to_le_bytes()).display().to_string(),
+    ]);
     assert_eq!(node.get("/").1, "Hola, Ana! You are visitor 42.\n");
     node.ok(&["kv", "rm", "counter", "counts", "a/key with spaces"]);
     let gone = node.cli(&["kv", "get", "counter", "counts", "a/key with spaces"]);
     assert_ne!(gone.status.code(), Some(0));
-    assert!(stderr(&gone).contains("has no key `a/key with spaces`"), "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("has no key `a/key with spaces`"),
+        "{}",
+        stderr(&gone)
+    );
     let other = node.cli(&["kv", "ls", "counter", "sessions"]);
-    assert!(stderr(&other).contains("`counter` has no bucket `sessions`; its buckets: counts"), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("`counter` has no bucket `sessions`; its buckets: counts"),
+        "{}",
+        stderr(&other)
+    );
 }
 
 #[test]
@@ -164,10 +226,18 @@ fn a_quota_refusal_reaches_the_apps_log_and_the_metrics_pass_promtool() {
         "name: filler\nentrypoint: kv-probe.wasm\nruntime: wasi\nkeyvalue: [b]\nlimits:\n  keyvalue:\n    max_keys: 5\n",
     );
     node.ok(&["deploy", &app.display().to_string(), "--", "fill", "b", "3"]);
-    wait_until("the filler to end", || node.app("filler").is_some_and(|a| a["state"] == "exited"));
+    wait_until("the filler to end", || {
+        node.app("filler").is_some_and(|a| a["state"] == "exited")
+    });
     let logs = node.ok(&["logs", "filler"]);
-    assert!(logs.contains("stored 5 then: Error::Other(\"bucket `b` is full"), "{logs}");
-    assert!(logs.contains("key-value write refused: bucket `b` is full"), "{logs}");
+    assert!(
+        logs.contains("stored 5 then: Error::Other(\"bucket `b` is full"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("key-value write refused: bucket `b` is full"),
+        "{logs}"
+    );
     let text = node.metrics();
     for line in [
         "qyvol_kv_keys{app=\"filler\",bucket=\"b\"} 5",
@@ -186,20 +256,57 @@ fn a_named_volume_outlives_its_app_and_cannot_be_removed_while_mounted() {
     node.ok(&["volume", "create", "data"]);
     let again = node.cli(&["volume", "create", "data"]);
     assert!(stderr(&again).contains("a volume named `data` already exists"));
-    node.ok(&["deploy", "--name", "writer", "--mount", "data:/data", &probe, "--", "write", "/data/note.txt", "kept"]);
-    wait_until("the writer to end", || node.app("writer").is_some_and(|a| a["state"] == "exited"));
+    node.ok(&[
+        "deploy",
+        "--name",
+        "writer",
+        "--mount",
+        "data:/data",
+        &probe,
+        "--",
+        "write",
+        "/data/note.txt",
+        "kept",
+    ]);
+    wait_until("the writer to end", || {
+        node.app("writer").is_some_and(|a| a["state"] == "exited")
+    });
     let ls = node.ok(&["volume", "ls"]);
-    assert!(ls.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["data", "4B", "writer"]), "{ls}");
+    assert!(
+        ls.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["data", "4B", "writer"]),
+        "{ls}"
+    );
     let refused = node.cli(&["volume", "rm", "data"]);
-    assert!(stderr(&refused).contains("volume `data` is in use by writer"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("volume `data` is in use by writer"),
+        "{}",
+        stderr(&refused)
+    );
     node.ok(&["rm", "writer"]);
     // A new app finds what the removed one wrote, read-only.
-    node.ok(&["deploy", "--name", "reader", "--mount", "data:/data:ro", &probe, "--", "read", "/data/note.txt"]);
-    wait_until("the reader to end", || node.app("reader").is_some_and(|a| a["state"] == "exited"));
+    node.ok(&[
+        "deploy",
+        "--name",
+        "reader",
+        "--mount",
+        "data:/data:ro",
+        &probe,
+        "--",
+        "read",
+        "/data/note.txt",
+    ]);
+    wait_until("the reader to end", || {
+        node.app("reader").is_some_and(|a| a["state"] == "exited")
+    });
     assert_eq!(node.ok(&["logs", "reader"]), "kept\n");
     node.ok(&["rm", "reader"]);
     node.ok(&["volume", "rm", "data"]);
     assert!(!s.path("home/node/volumes/data").exists());
     let gone = node.cli(&["volume", "inspect", "data"]);
-    assert!(stderr(&gone).contains("no volume is named `data`"), "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("no volume is named `data`"),
+        "{}",
+        stderr(&gone)
+    );
 }

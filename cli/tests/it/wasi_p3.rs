@@ -272,8 +272,20 @@ fn a_wasi_0_3_command_keeps_state_in_a_granted_bucket_and_reads_config() {
             .expect("qyvol run");
         stdout(&out)
     };
-    assert_eq!(run(&["--keyvalue", "b"], &["kv-incr", "b", "k"]), "probe-p3\nOk(1)\n");
-    assert_eq!(run(&["--keyvalue", "b"], &["kv-incr", "b", "k"]), "probe-p3\nOk(2)\n");
-    assert_eq!(run(&[], &["kv-incr", "b", "k"]), "probe-p3\nopen b: Error::AccessDenied\n");
-    assert_eq!(run(&["--config", "x=1"], &["config", "x"]), "probe-p3\nOk(Some(\"1\"))\n");
+    assert_eq!(
+        run(&["--keyvalue", "b"], &["kv-incr", "b", "k"]),
+        "probe-p3\nOk(1)\n"
+    );
+    assert_eq!(
+        run(&["--keyvalue", "b"], &["kv-incr", "b", "k"]),
+        "probe-p3\nOk(2)\n"
+    );
+    assert_eq!(
+        run(&[], &["kv-incr", "b", "k"]),
+        "probe-p3\nopen b: Error::AccessDenied\n"
+    );
+    assert_eq!(
+        run(&["--config", "x=1"], &["config", "x"]),
+        "probe-p3\nOk(Some(\"1\"))\n"
+    );
 }
