@@ -96,6 +96,9 @@ impl InspectCommand {
                     "route": (m.runtime == qyvol_common::RuntimeKind::WasiHttp)
                         .then(|| m.http.route.to_string()),
                     "network": m.network.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "keyvalue": m.state.keyvalue.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+                    "config": m.state.config.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                    "secrets": m.state.secrets.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
                 })),
                 "kind": info.kind,
                 "wasi": info.wasi,
@@ -131,6 +134,28 @@ impl InspectCommand {
                     grants.join(", ")
                 ));
             }
+            // Names only: a variable's value may be a setting the operator keeps to themselves.
+            let names = |f: &'static str, list: Vec<&str>| {
+                if !list.is_empty() {
+                    out(&format!(
+                        "{:<14}{}",
+                        format!("{}:", label(f)),
+                        list.join(", ")
+                    ));
+                }
+            };
+            names(
+                "keyvalue",
+                m.state.keyvalue.iter().map(|b| b.as_str()).collect(),
+            );
+            names(
+                "config",
+                m.state.config.iter().map(|(k, _)| k.as_str()).collect(),
+            );
+            names(
+                "secrets",
+                m.state.secrets.iter().map(|k| k.as_str()).collect(),
+            );
         }
         out(&format!(
             "{:<14}{}",
@@ -235,7 +260,17 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
             "precompiled": platforms,
             "precompiled_trust": trust.as_str(),
             "precompiled_runs": trust.runs(),
-            "requests": { "mounts": requested_mounts, "network": requested_network },
+            "requests": {
+                "mounts": requested_mounts,
+                "network": requested_network,
+                "keyvalue": manifest.requested.keyvalue.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+            },
+            // What the app reads through wasi:config: variable names (with their defaults
+            // unshown) and the secrets the operator must give.
+            "declares": {
+                "config": manifest.state.config.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                "secrets": manifest.state.secrets.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            },
         });
         out(&serde_json::to_string_pretty(&doc).map_err(Failure::internal)?);
         return Ok(ExitCode::SUCCESS);
@@ -295,6 +330,9 @@ fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitCode, Failur
         }
         for n in &requested_network {
             out(&format!("  - network {}", sanitize(n)));
+        }
+        for b in &manifest.requested.keyvalue {
+            out(&format!("  - keyvalue {b}"));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -329,8 +329,8 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         ],
         "volume" => &[
             "qyvol volume create data",
-            "qyvol deploy app.qyv --mount data:/data",
             "qyvol volume ls",
+            "qyvol volume inspect data",
             "qyvol volume rm data",
         ],
         "kv" => &[

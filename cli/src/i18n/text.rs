@@ -288,6 +288,9 @@ fn field_es(f: &str) -> &str {
         "network" => "red",
         "code" => "código",
         "requests" => "pide",
+        "keyvalue" => "cubos",
+        "config" => "variables",
+        "secrets" => "secretos",
         other => other,
     }
 }

@@ -318,3 +318,55 @@ fn a_secret_is_read_from_a_file_or_stdin_and_reaches_the_guest_alone() {
     assert_eq!(code, 2);
     assert!(err.contains("never given on the command line"), "{err}");
 }
+
+#[test]
+fn qyvol_serve_keeps_the_counters_count_across_restarts_of_the_server() {
+    let s = Scratch::new();
+    let token = s.write("token", "t0k");
+    let serve = || {
+        let mut cmd = qyvol_std();
+        cmd.env("QYVOL_HOME", s.path("h"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--secret"])
+            .arg(format!("admin_token={}", token.display()))
+            .arg(repo_root().join("examples/counter/counter.qyv"));
+        Served::spawn(cmd)
+    };
+    let first = serve();
+    assert_eq!(first.get("/").body, "Hola, mundo! You are visitor 1.\n");
+    assert_eq!(first.get("/").body, "Hola, mundo! You are visitor 2.\n");
+    drop(first);
+    let second = serve();
+    assert_eq!(second.get("/").body, "Hola, mundo! You are visitor 3.\n");
+}
+
+#[test]
+fn inspect_names_a_manifests_buckets_variables_and_secrets_but_no_value() {
+    let s = Scratch::new();
+    let app = probe_manifest(
+        &s,
+        "shown",
+        "keyvalue: [counts]\nconfig:\n  greeting: not-this-value\nsecrets: [api_key]\n",
+    );
+    let out = qyvol_in(&s.path("h"))
+        .env("QYVOL_LANG", "en")
+        .args(["inspect", "--json"])
+        .arg(&app)
+        .output()
+        .expect("inspect");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["manifest"]["keyvalue"], serde_json::json!(["counts"]));
+    assert_eq!(doc["manifest"]["config"], serde_json::json!(["greeting"]));
+    assert_eq!(doc["manifest"]["secrets"], serde_json::json!(["api_key"]));
+    let text = qyvol_in(&s.path("h"))
+        .env("QYVOL_LANG", "en")
+        .arg("inspect")
+        .arg(&app)
+        .output()
+        .expect("inspect");
+    let text = stdout(&text);
+    assert!(
+        text.contains("keyvalue:     counts") && text.contains("secrets:      api_key"),
+        "{text}"
+    );
+    assert!(!text.contains("not-this-value") && !stdout(&out).contains("not-this-value"));
+}
