@@ -144,6 +144,7 @@ impl From<qyvol_launch::LaunchError> for Failure {
             E::Policy(e) => e.into(),
             E::Home(e) => e.into(),
             E::Usage(why) => Failure::new(Code::Usage, Msg::BadFlag, why),
+            E::KeyValue(why) => Failure::new(Code::Unavailable, Msg::KvUnavailable, why),
             E::Missing(why) => Failure::new(Code::MissingFile, Msg::MissingFile, why),
             E::NotRunnable(why) => Failure::new(Code::NotWasm, Msg::NotRunnable, why),
             E::Internal(why) => Failure::internal(why),

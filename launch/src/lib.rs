@@ -54,6 +54,9 @@ pub enum LaunchError {
     /// The target is not something Qyvol runs (e.g. a FIFO, a folder).
     #[error("{0}")]
     NotRunnable(String),
+    /// The app's key-value store cannot be used (held by another process, damaged).
+    #[error("{0}")]
+    KeyValue(String),
     /// Qyvol's own failure (e.g. the cache cannot be written).
     #[error("{0}")]
     Internal(String),

@@ -134,5 +134,5 @@ pub fn values(
 
 /// A shared handle for the operator's tools (the node's `kv` API): the app's store, opened.
 pub fn open_store(dir: &std::path::Path, app: &AppName) -> Result<Arc<AppStore>, LaunchError> {
-    AppStore::open(&store_path(dir, app)).map_err(|e| LaunchError::Usage(e.to_string()))
+    AppStore::open(&store_path(dir, app)).map_err(|e| LaunchError::KeyValue(e.to_string()))
 }

@@ -90,11 +90,34 @@ impl Node {
         })
     }
 
-    /// Opens `app`'s key-value store (shared with its running instances).
+    /// `app`'s key-value store, opened once and kept while the app is deployed (shared with
+    /// its instances; its operation counters live as long).
     pub(crate) fn kv_store(&self, app: &str) -> Result<std::sync::Arc<AppStore>, NodeError> {
+        let mut open = self.0.kv_stores.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = open.get(app) {
+            return Ok(store.clone());
+        }
         let name = AppName::try_from(app.to_string()).map_err(NodeError::BadRequest)?;
-        qyvol_launch::state::open_store(&self.0.paths.keyvalue(), &name)
-            .map_err(|e| NodeError::State(e.to_string()))
+        let store = qyvol_launch::state::open_store(&self.0.paths.keyvalue(), &name)
+            .map_err(|e| NodeError::Internal(e.to_string()))?;
+        open.insert(app.to_string(), store.clone());
+        Ok(store)
+    }
+
+    /// Deletes `app`'s buckets (its removal): an app deployed later under its name starts
+    /// with none.
+    pub(crate) fn forget_kv(&self, app: &str) -> Result<(), NodeError> {
+        self.0
+            .kv_stores
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
+        let name = AppName::try_from(app.to_string()).map_err(NodeError::BadRequest)?;
+        AppStore::delete(&qyvol_launch::state::store_path(
+            &self.0.paths.keyvalue(),
+            &name,
+        ))
+        .map_err(NodeError::internal)
     }
 
     /// Gives a run request made from `record` its buckets, variables and secrets.
@@ -152,11 +175,11 @@ pub struct KvValue {
     pub hex: String,
 }
 
-/// One page of a bucket's keys, and where the next starts.
+/// One page of a bucket's keys, and the key the next page starts after.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct KvKeys {
     pub keys: Vec<String>,
-    pub cursor: Option<u64>,
+    pub next: Option<String>,
 }
 
 /// The operator's look at and changes to a deployed app's buckets (`qyvol kv`).
@@ -190,14 +213,19 @@ impl Node {
         self.buckets(&record)
     }
 
-    pub fn kv_keys(&self, app: &str, bucket: &str, cursor: u64) -> Result<KvKeys, NodeError> {
+    pub fn kv_keys(
+        &self,
+        app: &str,
+        bucket: &str,
+        after: Option<&str>,
+    ) -> Result<KvKeys, NodeError> {
         self.kv_target(app, Some(bucket))?;
         let (keys, more) = self
             .kv_store(app)?
-            .keys(bucket, cursor, 1000)
+            .keys_after(bucket, after, 1000)
             .map_err(kv_error)?;
-        let cursor = more.then(|| cursor + keys.len() as u64);
-        Ok(KvKeys { keys, cursor })
+        let next = if more { keys.last().cloned() } else { None };
+        Ok(KvKeys { keys, next })
     }
 
     pub fn kv_get(&self, app: &str, bucket: &str, key: &str) -> Result<KvValue, NodeError> {

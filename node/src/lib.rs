@@ -144,6 +144,8 @@ pub(crate) struct Inner {
     /// HTTP apps' log collectors, by name (their instances come and go per request).
     collectors: Mutex<HashMap<String, logs::Collector>>,
     gauges: Mutex<HashMap<String, MemoryGauge>>,
+    /// Each app's key-value store, open while the app is deployed (its counters with it).
+    kv_stores: Mutex<HashMap<String, Arc<qyvol_runtime::keyvalue::AppStore>>>,
     /// The memory of every app's instances together, and its bound.
     memory: qyvol_runtime::MemoryBudget,
     /// One lock per app name, so calls about one app happen one after another.
@@ -241,6 +243,7 @@ impl Node {
             started: state::now_ms(),
             dashboard: std::sync::OnceLock::new(),
             logins: access::Logins::default(),
+            kv_stores: Mutex::default(),
         })))
     }
 

@@ -102,7 +102,18 @@ impl Node {
         self.start(name).await
     }
 
+    /// Removes an app with its secrets and its key-value buckets.
     pub async fn remove(&self, name: &str, force: bool) -> Result<(), NodeError> {
+        self.remove_keeping(name, force, false).await
+    }
+
+    /// Removes an app; `keep_data` keeps its buckets for an app deployed again under its name.
+    pub async fn remove_keeping(
+        &self,
+        name: &str,
+        force: bool,
+        keep_data: bool,
+    ) -> Result<(), NodeError> {
         let lock = self.name_lock(name);
         let _held = lock.lock().await;
         // A damaged record can still be removed (its module is then left in place).
@@ -127,6 +138,9 @@ impl Node {
         }
         self.0.logs.remove(name);
         self.forget_secrets(name);
+        if !keep_data {
+            self.forget_kv(name)?;
+        }
         self.0.metrics.forget(name);
         self.event(name, "remove", None);
         Ok(())

@@ -129,6 +129,36 @@ impl Node {
         Ok(out)
     }
 
+    /// Refuses a mount of the node's own files (its secrets, stores, token, compiled code) or
+    /// of a folder holding them; the node's volumes are the exception.
+    pub(crate) fn check_mount_host(&self, host: &Path) -> Result<(), NodeError> {
+        let host = host.canonicalize().unwrap_or_else(|_| host.to_path_buf());
+        let volumes = self.0.paths.volumes().canonicalize().ok();
+        if volumes
+            .as_ref()
+            .is_some_and(|v| host.starts_with(v) && host != *v)
+        {
+            return Ok(());
+        }
+        let home = &self.0.home;
+        for own in [
+            self.0.paths.dir.clone(),
+            home.cache(),
+            home.store(),
+            home.keyvalue(),
+        ] {
+            let own = own.canonicalize().unwrap_or(own);
+            if host.starts_with(&own) || own.starts_with(&host) {
+                return Err(NodeError::BadRequest(format!(
+                    "`{}` holds or is inside the node's own files (`{}`: its secrets, key-value stores, token and compiled code): mount another folder, or a volume (`--mount NAME:/data`)",
+                    host.display(),
+                    own.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Removes volume `name` and its files, unless an app's record mounts it.
     pub async fn remove_volume(&self, name: &str) -> Result<(), NodeError> {
         // Deploys commit records under this lock: none can start using it meanwhile.

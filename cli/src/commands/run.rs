@@ -205,6 +205,7 @@ impl RunCommand {
             return Err(not_served());
         }
         code_trust(&ui, launch.code);
+        key_value_store(&ui, &launch.request);
         let wasm = &launch.wasm;
         ui.status(Msg::Imports);
         for import in &wasm.info.imports {
@@ -253,6 +254,18 @@ pub(crate) fn requests_not_granted(ui: &Ui, requested: &Requests, op: &Operator)
         .filter(|b| !op.state.keyvalue.contains(b))
     {
         ui.alert(Msg::BucketRequested(bucket.as_str()));
+    }
+}
+
+/// Says whose key-value store a run's granted buckets are in: the app's name decides it, and a
+/// package names itself, so the operator sees which app's data they are granting.
+pub(crate) fn key_value_store(ui: &Ui, req: &qyvol_runtime::RunRequest) {
+    if let Some(kv) = &req.keyvalue {
+        ui.status(Msg::KvStore(
+            &kv.app,
+            &kv.buckets.join(", "),
+            &sanitize(&kv.store.path().display().to_string()),
+        ));
     }
 }
 

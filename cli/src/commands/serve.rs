@@ -124,6 +124,7 @@ impl ServeCommand {
                 return Err(not_a_handler());
             }
             code_trust(&ui, launch.code);
+            super::run::key_value_store(&ui, &launch.request);
             apps.push(App {
                 name: launch.manifest.name.to_string(),
                 route: launch.manifest.http.route.clone(),

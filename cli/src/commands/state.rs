@@ -45,23 +45,22 @@ pub(crate) fn read_secrets(
         let read = if file.as_os_str() == "-" {
             std::io::stdin().lock().take(limit).read_to_end(&mut bytes)
         } else {
-            match qyvol_common::open_regular(file) {
-                Ok((f, _)) => f.take(limit).read_to_end(&mut bytes),
+            // Any readable file, a FIFO too (`--secret k=<(pass show k)`), read up to the cap.
+            // What the flag named is not repeated: a value typed there by mistake stays unseen.
+            match std::fs::File::open(file) {
+                Ok(f) => f.take(limit).read_to_end(&mut bytes),
                 Err(e) => {
                     return Err(Failure::new(
                         Code::MissingFile,
                         Msg::MissingFile,
-                        format!("secret `{name}`: {e}"),
+                        format!(
+                            "secret `{name}`: the file it names cannot be opened ({e}); give NAME=FILE, or NAME=- for stdin"
+                        ),
                     ));
                 }
             }
         };
-        read.map_err(|e| {
-            usage(format!(
-                "secret `{name}`: cannot read `{}`: {e}",
-                file.display()
-            ))
-        })?;
+        read.map_err(|e| usage(format!("secret `{name}`: its file cannot be read: {e}")))?;
         out.push((name.clone(), Secret::new(name, bytes).map_err(usage)?));
     }
     Ok(out)

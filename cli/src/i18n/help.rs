@@ -246,6 +246,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "logs.timestamps" => "Muestra la hora de cada línea",
         "logs.name" | "stop.names" | "start.names" | "restart.names" | "rm.names" => "Las apps",
         "rm.force" => "Las detiene antes si están en marcha",
+        "rm.keep_data" => {
+            "Conserva sus cubos clave-valor, para una app que se despliegue de nuevo con el mismo nombre"
+        }
         "qyvol.help" | "run.help" | "serve.help" | "inspect.help" | "completions.help" => {
             "Muestra la ayuda"
         }
@@ -370,7 +373,11 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         "stop" => &["qyvol stop worker"],
         "start" => &["qyvol start worker"],
         "restart" => &["qyvol restart worker"],
-        "rm" => &["qyvol rm worker", "qyvol rm -f worker"],
+        "rm" => &[
+            "qyvol rm worker",
+            "qyvol rm -f worker",
+            "qyvol rm -f --keep-data counter",
+        ],
         "events" => &["qyvol events", "qyvol events --json"],
         _ => return None,
     };

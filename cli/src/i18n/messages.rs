@@ -115,6 +115,8 @@ pub enum Msg<'a> {
     NetworkRequested(&'a str, &'a str),
     BucketRequested(&'a str),
     KvRefused(&'a str, &'a str),
+    KvUnavailable,
+    KvStore(&'a str, &'a str, &'a str),
     PrecompiledUntrusted,
     NotRunnable,
     Trust(qyvol_launch::CodeTrust),

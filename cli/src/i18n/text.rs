@@ -41,6 +41,10 @@ impl Msg<'_> {
             (M::NetworkRequested(n, flag), En) => format!("🔒 The package asks for the network `{n}`: not granted; grant it with `{flag}`"),
             (M::BucketRequested(b), Es) => format!("🔒 El paquete pide el cubo clave-valor `{b}`: no se concede; concédelo con `--keyvalue {b}`"),
             (M::BucketRequested(b), En) => format!("🔒 The package asks for the key-value bucket `{b}`: not granted; grant it with `--keyvalue {b}`"),
+            (M::KvStore(app, b, path), Es) => format!("🗄  Cubos de «{app}»: {b} ({path})"),
+            (M::KvStore(app, b, path), En) => format!("🗄  Buckets of `{app}`: {b} ({path})"),
+            (M::KvUnavailable, Es) => "no se puede usar el almacén clave-valor de la app".into(),
+            (M::KvUnavailable, En) => "cannot use the app's key-value store".into(),
             (M::KvRefused(app, why), Es) => format!("⚠️ {app}: escritura clave-valor rechazada: {why}"),
             (M::KvRefused(app, why), En) => format!("⚠️ {app}: key-value write refused: {why}"),
             (M::PrecompiledUntrusted, Es) => "🔒 El código nativo del paquete no se construyó en esta máquina: se compila su wasm (usa `--allow-precompiled` si confías en quien lo construyó)".into(),
@@ -291,6 +295,7 @@ fn field_es(f: &str) -> &str {
         "keyvalue" => "cubos",
         "config" => "variables",
         "secrets" => "secretos",
+        "declares" => "declara",
         other => other,
     }
 }

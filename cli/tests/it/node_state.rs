@@ -242,6 +242,7 @@ fn a_quota_refusal_reaches_the_apps_log_and_the_metrics_pass_promtool() {
     for line in [
         "qyvol_kv_keys{app=\"filler\",bucket=\"b\"} 5",
         "qyvol_kv_bytes{app=\"filler\",bucket=\"b\"} 60",
+        "qyvol_kv_operations_total{app=\"filler\",op=\"refused\"} 1",
     ] {
         assert!(text.contains(line), "missing `{line}` in\n{text}");
     }
@@ -309,4 +310,79 @@ fn a_named_volume_outlives_its_app_and_cannot_be_removed_while_mounted() {
         "{}",
         stderr(&gone)
     );
+}
+
+#[test]
+fn rm_deletes_an_apps_buckets_unless_asked_to_keep_them() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    deploy_counter(&node, &s);
+    assert_eq!(node.get("/").1, "Hola, Ana! You are visitor 1.\n");
+    node.ok(&["rm", "-f", "--keep-data", "counter"]);
+    deploy_counter(&node, &s);
+    assert_eq!(
+        node.get("/").1,
+        "Hola, Ana! You are visitor 2.\n",
+        "kept for the same name"
+    );
+    node.ok(&["rm", "-f", "counter"]);
+    assert!(!s.path("home/node/keyvalue/counter.redb").exists());
+    // Another app deployed under the name starts with nothing of the removed one's.
+    deploy_counter(&node, &s);
+    assert_eq!(node.get("/").1, "Hola, Ana! You are visitor 1.\n");
+}
+
+#[test]
+fn kv_put_takes_a_value_as_large_as_the_quota_allows() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    deploy_counter(&node, &s);
+    let big = s.write("big", vec![0xabu8; 1024 * 1024]);
+    node.ok(&[
+        "kv",
+        "put",
+        "counter",
+        "counts",
+        "big",
+        "--file",
+        &big.display().to_string(),
+    ]);
+    let hex = node.ok(&["kv", "get", "counter", "counts", "big"]);
+    assert_eq!(hex.trim().len(), 2 * 1024 * 1024);
+    let over = s.write("over", vec![0u8; 1024 * 1024 + 1]);
+    let refused = node.cli(&[
+        "kv",
+        "put",
+        "counter",
+        "counts",
+        "over",
+        "--file",
+        &over.display().to_string(),
+    ]);
+    assert!(
+        stderr(&refused).contains("is larger than 1MiB"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
+fn an_app_cannot_be_given_the_nodes_own_folders() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let probe = guest("probe-p1.wasm").display().to_string();
+    for host in ["home/node", "home/node/secrets", "home", "home/cache"] {
+        std::fs::create_dir_all(s.path(host)).expect("folder");
+        let mount = format!("{}:/n:ro", s.path(host).display());
+        let out = node.cli(&[
+            "deploy", "--name", "peek", "--mount", &mount, &probe, "--", "ls", "/n",
+        ]);
+        assert_ne!(out.status.code(), Some(0), "{host}");
+        assert!(
+            stderr(&out).contains("the node's own files"),
+            "{host}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(node.ps().is_empty());
 }

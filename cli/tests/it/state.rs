@@ -370,3 +370,72 @@ fn inspect_names_a_manifests_buckets_variables_and_secrets_but_no_value() {
     );
     assert!(!text.contains("not-this-value") && !stdout(&out).contains("not-this-value"));
 }
+
+#[test]
+fn a_damaged_store_is_a_clear_error_without_a_panic_and_the_run_says_whose_store_it_uses() {
+    let s = Scratch::new();
+    let app = probe_manifest(&s, "fragile", "keyvalue: [b]\n");
+    let out = qyvol_in(&s.path("h"))
+        .env("QYVOL_LANG", "en")
+        .arg("run")
+        .arg(&app)
+        .args(["set", "b", "k", "v"])
+        .output()
+        .expect("run");
+    assert!(
+        stderr(&out).contains(&format!(
+            "Buckets of `fragile`: b ({})",
+            s.path("h/keyvalue/fragile.redb").display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.path("h/keyvalue/fragile.redb"))
+        .expect("the store");
+    file.set_len(1000).expect("truncate");
+    let (code, out, err) = kv(&s.path("h"), &[], &app, &["get", "b", "k"]);
+    assert_eq!(code, 69, "{out}{err}");
+    assert!(
+        err.contains("cannot be opened (it is damaged; move it away to start again)"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_store_another_process_holds_is_refused_with_the_reason() {
+    let s = Scratch::new();
+    let token = s.write("token", "t");
+    let mut cmd = qyvol_std();
+    cmd.env("QYVOL_HOME", s.path("h"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--secret"])
+        .arg(format!("admin_token={}", token.display()))
+        .arg(repo_root().join("examples/counter/counter.qyv"));
+    let served = Served::spawn(cmd);
+    assert_eq!(served.get("/").status, 200);
+    // Another app calling itself `counter`, in the same home, while serve holds the store.
+    let app = probe_manifest(&s, "counter", "keyvalue: [counts]\n");
+    let (code, _, err) = kv(&s.path("h"), &[], &app, &["get", "counts", "visits"]);
+    assert_eq!(code, 69, "{err}");
+    assert!(err.contains("another Qyvol process has it open"), "{err}");
+}
+
+#[test]
+fn a_secret_typed_where_its_file_goes_is_not_repeated_in_the_error() {
+    let s = Scratch::new();
+    let app = probe_manifest(&s, "typo", "secrets: [api_key]\n");
+    let (code, _, err) = kv(
+        &s.path("h"),
+        &["--secret", "api_key=hunter2-literal"],
+        &app,
+        &["config", "api_key"],
+    );
+    assert_eq!(code, 66, "{err}");
+    assert!(
+        err.contains("secret `api_key`: the file it names cannot be opened"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

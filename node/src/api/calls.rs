@@ -70,6 +70,9 @@ pub(super) async fn inspect(
 pub(super) struct RemoveQuery {
     #[serde(default)]
     force: bool,
+    /// Keep the app's key-value buckets (`rm --keep-data`).
+    #[serde(default)]
+    keep_data: bool,
 }
 
 pub(super) async fn remove(
@@ -77,7 +80,7 @@ pub(super) async fn remove(
     Path(name): Path<String>,
     Query(q): Query<RemoveQuery>,
 ) -> Result<Response, NodeError> {
-    api.node.remove(&name, q.force).await?;
+    api.node.remove_keeping(&name, q.force, q.keep_data).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -84,7 +84,11 @@ fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
         .route("/api/v1/apps/{name}/kv/{bucket}", get(state::keys))
         .route(
             "/api/v1/apps/{name}/kv/{bucket}/{key}",
-            get(state::get).put(state::put).delete(state::delete),
+            get(state::get)
+                .put(state::put)
+                .delete(state::delete)
+                // A value of up to 1 MiB (the default quota) sent as hex, with its JSON.
+                .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_BODY + 4096)),
         )
         .route(
             "/api/v1/volumes",

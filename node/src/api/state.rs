@@ -20,8 +20,9 @@ pub(super) async fn buckets(
 
 #[derive(Deserialize)]
 pub(super) struct KeysQuery {
+    /// The key this page starts after (the last page's `next`).
     #[serde(default)]
-    cursor: u64,
+    after: Option<String>,
 }
 
 pub(super) async fn keys(
@@ -29,7 +30,7 @@ pub(super) async fn keys(
     Path((app, bucket)): Path<(String, String)>,
     Query(q): Query<KeysQuery>,
 ) -> Result<Response, NodeError> {
-    Ok(Json(api.node.kv_keys(&app, &bucket, q.cursor)?).into_response())
+    Ok(Json(api.node.kv_keys(&app, &bucket, q.after.as_deref())?).into_response())
 }
 
 pub(super) async fn get(

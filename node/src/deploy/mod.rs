@@ -159,6 +159,10 @@ impl Node {
             qyvol_launch::Runner::Supervised,
         )?;
         let mut request = launch.request;
+        // The operator's flags and their manifest's `mounts` alike.
+        for m in &request.mounts {
+            self.check_mount_host(&m.host)?;
+        }
         let kind = match launch.manifest.runtime {
             RuntimeKind::Wasi => AppKind::Command,
             RuntimeKind::WasiHttp => AppKind::Http,

@@ -107,8 +107,8 @@ impl AppStore {
                 "it is empty: its contents were lost; move it away to start again".into(),
             ));
         }
-        // redb asserts on some damaged files: an error, never a panic.
-        let db = std::panic::catch_unwind(|| Database::create(path))
+        // redb asserts on some damaged files: an error, never a panic (nor its message).
+        let db = quietly(|| Database::create(path))
             .map_err(|_| damaged("it is damaged; move it away to start again".into()))?
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => damaged(
@@ -130,46 +130,76 @@ impl AppStore {
         &self.path
     }
 
+    /// Deletes the store at `path` (its app was removed): the next [`AppStore::open`] there
+    /// makes a new, empty one, even while a handle to the old one is still being dropped.
+    pub fn delete(path: &Path) -> std::io::Result<()> {
+        let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = open.as_mut() {
+            open.remove(path);
+        }
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     pub fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let tx = self.db.begin_read().map_err(failed)?;
-        let name = table(bucket);
-        let value = match tx.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
-            Ok(t) => t.get(key).map_err(failed)?.map(|v| v.value().to_vec()),
-            Err(TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(failed(e)),
-        };
-        self.stats.reads.fetch_add(1, Relaxed);
+        let value = self.read_bucket(bucket, None, |t| {
+            Ok(t.get(key).map_err(failed)?.map(|v| v.value().to_vec()))
+        })?;
         let read = value.as_ref().map_or(0, Vec::len);
         self.stats.bytes_read.fetch_add(read as u64, Relaxed);
         Ok(value)
     }
 
-    /// Keys in order, from the `skip`-th, at most `limit`; and whether more follow.
+    /// Keys in order after `after` (from the first when `None`), at most `limit`; and whether
+    /// more follow. A page costs its own keys, however deep it is (the API's pages).
+    pub fn keys_after(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool), KvError> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.read_bucket(bucket, (Vec::new(), false), |t| {
+            page(
+                t.range::<&str>((start, Bound::Unbounded)).map_err(failed)?,
+                limit,
+            )
+        })
+    }
+
+    /// Keys in order from the `skip`-th, at most `limit`; and whether more follow. What
+    /// `list-keys` offers, whose cursor is a number: a deep page walks the keys before it.
     pub fn keys(
         &self,
         bucket: &str,
         skip: u64,
         limit: usize,
     ) -> Result<(Vec<String>, bool), KvError> {
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        self.read_bucket(bucket, (Vec::new(), false), |t| {
+            page(t.iter().map_err(failed)?.skip(skip), limit)
+        })
+    }
+
+    /// `f` over the bucket's table in one read transaction; `empty` when it has none yet.
+    fn read_bucket<R>(
+        &self,
+        bucket: &str,
+        empty: R,
+        f: impl FnOnce(&redb::ReadOnlyTable<&'static str, &'static [u8]>) -> Result<R, KvError>,
+    ) -> Result<R, KvError> {
         let tx = self.db.begin_read().map_err(failed)?;
         let name = table(bucket);
-        let t = match tx.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), false)),
+        let result = match tx.open_table(TableDefinition::<&str, &[u8]>::new(&name)) {
+            Ok(t) => f(&t)?,
+            Err(TableError::TableDoesNotExist(_)) => empty,
             Err(e) => return Err(failed(e)),
         };
-        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-        let mut keys = Vec::new();
-        let mut more = false;
-        for entry in t.iter().map_err(failed)?.skip(skip) {
-            if keys.len() == limit {
-                more = true;
-                break;
-            }
-            keys.push(entry.map_err(failed)?.0.value().to_string());
-        }
         self.stats.reads.fetch_add(1, Relaxed);
-        Ok((keys, more))
+        Ok(result)
     }
 
     /// Writes every pair in one transaction, or none of them if a quota refuses one.
@@ -318,6 +348,29 @@ impl AppStore {
     }
 }
 
+type Entry<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static str>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
+/// The first `limit` keys of `entries`, and whether more follow.
+fn page<'a>(
+    entries: impl Iterator<Item = Entry<'a>>,
+    limit: usize,
+) -> Result<(Vec<String>, bool), KvError> {
+    let mut keys = Vec::new();
+    for entry in entries {
+        if keys.len() == limit {
+            return Ok((keys, true));
+        }
+        keys.push(entry.map_err(failed)?.0.value().to_string());
+    }
+    Ok((keys, false))
+}
+
 fn check_sizes(bucket: &str, key: &str, value: usize, quotas: &KvQuotas) -> Result<(), KvError> {
     if key.len() > MAX_KEY_BYTES {
         return Err(KvError::Quota(format!(
@@ -348,6 +401,28 @@ fn within(bucket: &str, (keys, bytes): (u64, u64), quotas: &KvQuotas) -> Result<
         )));
     }
     Ok(())
+}
+
+thread_local! {
+    /// Set while a store is opened: a panic then is an error we report, not a crash to print.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, turning a panic into `Err` without printing it (the caller says what failed).
+fn quietly<R>(f: impl FnOnce() -> R + std::panic::UnwindSafe) -> std::thread::Result<R> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    QUIET.with(|q| q.set(true));
+    let result = std::panic::catch_unwind(f);
+    QUIET.with(|q| q.set(false));
+    result
 }
 
 fn set_private(path: &Path) {

@@ -151,5 +151,18 @@ pub(super) fn inspect_bundle(path: &std::path::Path, json: bool) -> Result<ExitC
             out(&format!("  - keyvalue {b}"));
         }
     }
+    let declared: Vec<String> = manifest
+        .state
+        .config
+        .iter()
+        .map(|(k, _)| format!("config {k}"))
+        .chain(manifest.state.secrets.iter().map(|k| format!("secret {k}")))
+        .collect();
+    if !declared.is_empty() {
+        out(&format!("{}:", Msg::Field("declares").text(l)));
+        for d in &declared {
+            out(&format!("  - {d}"));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

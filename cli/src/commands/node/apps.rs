@@ -145,6 +145,10 @@ pub struct RmCommand {
     #[arg(short, long)]
     force: bool,
 
+    /// Keep their key-value buckets, for an app deployed again under the same name
+    #[arg(long)]
+    keep_data: bool,
+
     #[command(flatten)]
     target: NodeArgs,
 
@@ -155,9 +159,9 @@ pub struct RmCommand {
 
 impl RmCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
-        let force = self.force;
+        let (force, keep) = (self.force, self.keep_data);
         each_app(&self.names, &self.target, |name| {
-            let path = format!("/api/v1/apps/{name}?force={force}");
+            let path = format!("/api/v1/apps/{name}?force={force}&keep_data={keep}");
             (Method::DELETE, path, Msg::AppRemoved(name))
         })
     }

@@ -89,8 +89,14 @@ fn read_value(file: &std::path::Path) -> Result<Vec<u8>, Failure> {
             .take(MAX_PUT + 1)
             .read_to_end(&mut bytes)
     } else {
-        let (f, _) = qyvol_common::open_regular(file)
-            .map_err(|e| Failure::new(Code::MissingFile, Msg::MissingFile, e))?;
+        // Any readable file, a FIFO (`--file <(...)`) too, read up to the cap.
+        let f = std::fs::File::open(file).map_err(|e| {
+            Failure::new(
+                Code::MissingFile,
+                Msg::MissingFile,
+                format!("`--file {}`: {e}", file.display()),
+            )
+        })?;
         f.take(MAX_PUT + 1).read_to_end(&mut bytes)
     };
     read.map_err(|e| {
@@ -148,18 +154,17 @@ impl KvCommand {
             } => {
                 check_name(&app)?;
                 let mut all = Vec::new();
-                let mut cursor = 0;
+                let mut after: Option<String> = None;
                 loop {
-                    let path = format!(
-                        "/api/v1/apps/{}/kv/{}?cursor={cursor}",
-                        part(&app),
-                        part(&bucket)
-                    );
+                    let mut path = format!("/api/v1/apps/{}/kv/{}", part(&app), part(&bucket));
+                    if let Some(a) = &after {
+                        path = format!("{path}?after={}", part(a));
+                    }
                     let page: KvKeys =
                         block(async { Ok(client.json(Method::GET, &path, None).await?) })?;
                     all.extend(page.keys);
-                    match page.cursor {
-                        Some(c) => cursor = c,
+                    match page.next {
+                        Some(next) => after = Some(next),
                         None => break,
                     }
                 }
