@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --target wasm32-wasip1 -p hello -p probe -p cpu-bench -p cgi-hello -p cgi-probe
 cargo build --release --target wasm32-wasip2 -p probe -p probe-p3 -p http-hello -p http-hello-p3 -p http-probe \
-  -p http-probe-p3 -p tcp-hello -p counter -p kv-probe
+  -p http-probe-p3 -p tcp-hello -p counter -p kv-probe -p compose-api -p compose-front
 p1=target/wasm32-wasip1/release
 p2=target/wasm32-wasip2/release
 cp $p1/hello.wasm examples/hello.wasm
@@ -14,6 +14,8 @@ cp $p2/http_hello.wasm examples/http-hello/http-hello.wasm
 cp $p2/http_hello_p3.wasm examples/http-hello-p3/http-hello-p3.wasm
 cp $p2/tcp-hello.wasm examples/tcp-hello/tcp-hello.wasm
 cp $p2/counter.wasm examples/counter/counter.wasm
+cp $p2/compose_api.wasm examples/compose/api/api.wasm
+cp $p2/compose_front.wasm examples/compose/front/front.wasm
 cp $p2/kv-probe.wasm cli/tests/guests/kv-probe.wasm
 cp $p1/probe.wasm cli/tests/guests/probe-p1.wasm
 cp $p2/probe.wasm cli/tests/guests/probe-p2.wasm

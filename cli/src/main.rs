@@ -54,9 +54,13 @@ enum Command {
     Start(commands::node::LifecycleCommand),
     /// Restart apps of the node
     Restart(commands::node::LifecycleCommand),
+    /// Return apps of the node to the version their last update replaced
+    Rollback(commands::node::LifecycleCommand),
     Rm(commands::node::RmCommand),
     Events(commands::node::EventsCommand),
     Kv(commands::node::KvCommand),
+    Up(commands::node::UpCommand),
+    Down(commands::node::DownCommand),
     Volume(commands::node::VolumeCommand),
 }
 
@@ -115,12 +119,15 @@ fn main() -> ExitCode {
         Command::Dashboard(c) => c.execute(),
         Command::Deploy(c) => c.execute(),
         Command::Kv(c) => c.execute(),
+        Command::Up(c) => c.execute(),
+        Command::Down(c) => c.execute(),
         Command::Volume(c) => c.execute(),
         Command::Ps(c) => c.execute(),
         Command::Logs(c) => c.execute(),
         Command::Stop(c) => c.execute(commands::node::Verb::Stop),
         Command::Start(c) => c.execute(commands::node::Verb::Start),
         Command::Restart(c) => c.execute(commands::node::Verb::Restart),
+        Command::Rollback(c) => c.execute(commands::node::Verb::Rollback),
         Command::Rm(c) => c.execute(),
         Command::Events(c) => c.execute(),
     };

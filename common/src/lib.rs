@@ -2,6 +2,7 @@
 //! policies behind each environment. Nothing here knows about wasmtime, tokio or the network, so
 //! every crate (and every tool that reads manifests) can depend on it cheaply.
 
+mod compose;
 mod digest;
 mod error;
 mod file;
@@ -15,6 +16,7 @@ mod state;
 mod types;
 pub mod yaml;
 
+pub use compose::{COMPOSE_FILE, Compose, ComposeApp};
 pub use digest::{Digest, DigestError};
 pub use error::{ErrorKind, ManifestError};
 pub use file::{FileError, SpecialFile, create_private_dir, open_regular, read_head, read_regular};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, de};
 /// An application name: lowercase ASCII letters, digits and `-`, 1 to 63 characters, starting
 /// and ending with a letter or digit. Names become file and store paths, so nothing else is let
 /// through (no `/`, `..`, unicode look-alikes or control characters).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AppName(String);
 
 impl AppName {

@@ -18,16 +18,19 @@ mod appstate;
 pub mod client;
 mod dashboard;
 mod deploy;
+mod health;
 mod lifecycle;
 mod logs;
 mod metrics;
 mod observe;
 mod paths;
+pub mod project;
 mod run;
 mod series;
 mod spec;
 pub mod state;
 mod supervise;
+mod update;
 mod volumes;
 mod wire;
 
@@ -146,6 +149,8 @@ pub(crate) struct Inner {
     gauges: Mutex<HashMap<String, MemoryGauge>>,
     /// Each app's key-value store, open while the app is deployed (its counters with it).
     kv_stores: Mutex<HashMap<String, Arc<qyvol_runtime::keyvalue::AppStore>>>,
+    /// What the health checks last saw of each app that has one.
+    health: health::HealthMap,
     /// The memory of every app's instances together, and its bound.
     memory: qyvol_runtime::MemoryBudget,
     /// One lock per app name, so calls about one app happen one after another.
@@ -193,6 +198,12 @@ impl Node {
     /// token if there is none.
     pub fn open(home: Home, options: NodeOptions) -> Result<Self, NodeError> {
         let paths = Paths::of(&home);
+        Self::open_at(home, paths, options)
+    }
+
+    /// A node keeping its files at `paths` rather than `QYVOL_HOME/node/` (a project's own
+    /// node under `qyvol up`), sharing `home`'s compile cache and image store.
+    pub fn open_at(home: Home, paths: Paths, options: NodeOptions) -> Result<Self, NodeError> {
         qyvol_common::create_private_dir(&paths.dir).map_err(NodeError::internal)?;
         let token = load_or_make_token(&paths.token())?;
         let db = state::Db::open(&paths.db())?;
@@ -244,6 +255,7 @@ impl Node {
             dashboard: std::sync::OnceLock::new(),
             logins: access::Logins::default(),
             kv_stores: Mutex::default(),
+            health: Mutex::default(),
         })))
     }
 

@@ -138,6 +138,7 @@ impl Node {
         }
         self.0.logs.remove(name);
         self.forget_secrets(name);
+        self.forget_health(name);
         if !keep_data {
             self.forget_kv(name)?;
         }

@@ -69,7 +69,15 @@ impl Node {
             .unwrap_or_else(|p| p.into_inner())
             .get(&r.name)
             .map_or(0, |g| g.load(std::sync::atomic::Ordering::Relaxed));
+        let (health, health_error) = match self.health_of(&r.name) {
+            Some((word, why)) => (Some(word), why),
+            None => (r.spec.health.as_ref().map(|_| "starting".to_string()), None),
+        };
         AppView {
+            project: r.project.clone(),
+            health,
+            health_error,
+            rollback: r.previous.is_some(),
             requests: self.0.metrics.requests_of(&r.name),
             instances: self.0.router.instances(&r.name).map_or(0, |i| i.made),
             crash_looping: r.status.crash_looping(),

@@ -19,6 +19,13 @@ impl Paths {
             dir: home.root.join("node"),
         }
     }
+
+    /// The files of project `name`'s own node (`qyvol up` in the foreground).
+    pub fn of_project(home: &Home, name: &str) -> Self {
+        Self {
+            dir: home.root.join("projects").join(name),
+        }
+    }
     pub fn socket(&self) -> PathBuf {
         self.dir.join("qyvol.sock")
     }

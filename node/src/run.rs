@@ -76,6 +76,11 @@ impl Node {
             }
         };
         request.output = collector.output.clone();
+        // Apps it may call by name, answered by the node's router in process.
+        request.calls = qyvol_runtime::calls::Calls {
+            targets: record.spec.calls.clone().into(),
+            dialer: Some(self.0.router.dialer()),
+        };
         let gauge = MemoryGauge::default();
         request.memory_gauge = Some(gauge.clone());
         request.node_memory = Some(self.0.memory.clone());
@@ -111,6 +116,33 @@ impl Node {
         engine: qyvol_runtime::EngineConfig,
         collector: logs::Collector,
     ) -> Result<(), NodeError> {
+        let loaded = self.load_http(record, wasm, request, engine).await?;
+        self.0
+            .router
+            .insert(loaded)
+            .map_err(|e| NodeError::Conflict(e.to_string()))?;
+        self.0
+            .collectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.name.clone(), collector);
+        self.0.db.update(&record.name, |r| {
+            r.status.state = State::Running;
+            r.status.started = Some(state::now_ms());
+            r.status.error = None;
+        })?;
+        self.event(&record.name, "start", None);
+        Ok(())
+    }
+
+    /// Compiles and links an HTTP app on the node's router, not yet routed.
+    pub(crate) async fn load_http(
+        &self,
+        record: &AppRecord,
+        wasm: Wasm,
+        request: RunRequest,
+        engine: qyvol_runtime::EngineConfig,
+    ) -> Result<qyvol_runtime::serve::LoadedApp, NodeError> {
         let route = record
             .route
             .as_deref()
@@ -137,7 +169,7 @@ impl Node {
         };
         let router = self.0.router.clone();
         let cache = self.0.cache.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             router.load(
                 app,
                 qyvol_runtime::Compilation {
@@ -149,23 +181,7 @@ impl Node {
         })
         .await
         .map_err(NodeError::internal)?
-        .map_err(|e| NodeError::Launch(e.into()))?;
-        self.0
-            .router
-            .insert(loaded)
-            .map_err(|e| NodeError::Conflict(e.to_string()))?;
-        self.0
-            .collectors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(record.name.clone(), collector);
-        self.0.db.update(&record.name, |r| {
-            r.status.state = State::Running;
-            r.status.started = Some(state::now_ms());
-            r.status.error = None;
-        })?;
-        self.event(&record.name, "start", None);
-        Ok(())
+        .map_err(|e| NodeError::Launch(e.into()))
     }
 
     /// Ends whatever runs for `name` (its supervisor, or its route); the record is unchanged.

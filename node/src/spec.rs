@@ -51,6 +51,8 @@ pub(crate) fn spec_of(
         kv_quotas: req.keyvalue.as_ref().map(|k| k.quotas),
         config: req.config.variables.to_vec(),
         secrets: req.config.secret_names.to_vec(),
+        calls: req.calls.targets.to_vec(),
+        health: None,
     }
 }
 

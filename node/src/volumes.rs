@@ -141,12 +141,16 @@ impl Node {
             return Ok(());
         }
         let home = &self.0.home;
+        let nodes = [home.root.join("node"), home.root.join("projects")];
         for own in [
             self.0.paths.dir.clone(),
             home.cache(),
             home.store(),
             home.keyvalue(),
-        ] {
+        ]
+        .into_iter()
+        .chain(nodes)
+        {
             let own = own.canonicalize().unwrap_or(own);
             if host.starts_with(&own) || own.starts_with(&host) {
                 return Err(NodeError::BadRequest(format!(

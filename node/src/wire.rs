@@ -45,6 +45,16 @@ pub struct DeployRequest {
     pub config: Vec<String>,
     /// Secrets, read by the client from files or stdin (`--secret NAME=FILE`).
     pub secrets: Vec<SecretValue>,
+    /// The project the app belongs to (`qyvol up -d`): `ps` groups by it, `down` removes it.
+    pub project: Option<String>,
+    /// Apps of the project it may call by name, in process (`calls: [api]`).
+    pub calls: Vec<String>,
+    /// Replace a running app of this name with zero downtime, or deploy it if there is none.
+    pub update: bool,
+    /// An HTTP app's health check path, and how often it is probed (default `10s`); the new
+    /// version of an update must answer it with a 2xx before it takes the route.
+    pub health: Option<String>,
+    pub health_interval: Option<String>,
 }
 
 /// A secret in a deploy request: its value never printed by `Debug`.
@@ -90,6 +100,18 @@ pub struct AppView {
     /// Only in `inspect`: the grants and limits each instance gets.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub spec: Option<state::Spec>,
+    /// The project it belongs to (`qyvol up -d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// `starting`, `healthy` or `unhealthy`, for an app with a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    /// Why its last health check failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_error: Option<String>,
+    /// Whether `qyvol rollback` has a version to return to.
+    #[serde(default)]
+    pub rollback: bool,
     /// Only in `inspect`: what each granted key-value bucket holds.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub buckets: Option<Vec<qyvol_runtime::keyvalue::BucketUsage>>,

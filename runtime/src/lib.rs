@@ -5,6 +5,7 @@
 
 mod background;
 mod cache;
+pub mod calls;
 mod compile;
 mod engine;
 mod error;

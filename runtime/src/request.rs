@@ -129,6 +129,8 @@ pub struct RunRequest {
     pub keyvalue: Option<crate::keyvalue::KeyValue>,
     /// Its `wasi:config` variables and secrets.
     pub config: crate::keyvalue::ConfigVars,
+    /// The apps it may call by name, in process.
+    pub calls: crate::calls::Calls,
 }
 
 /// Where a guest's standard output and error go.

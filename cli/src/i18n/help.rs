@@ -79,6 +79,7 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "start" => "Arranca apps detenidas del nodo",
         "restart" => "Reinicia apps del nodo",
         "rm" => "Elimina apps del nodo",
+        "rollback" => "Devuelve apps del nodo a la versión que reemplazó su última actualización",
         "events" => "Muestra los eventos del nodo en directo",
         "prune" => "Elimina los blobs que ninguna referencia alcanza",
         "save" => {
@@ -218,6 +219,19 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "completions.shell" => "La shell: bash, zsh, fish, elvish o powershell",
         "help" => "Muestra la ayuda de un comando",
         "deploy.name" => "Nombre de la app (por defecto, el del manifiesto)",
+        "deploy.update" => {
+            "Reemplaza sin cortes la app en marcha con este nombre (o la despliega si no existe): la versión nueva toma la ruta cuando está lista y las peticiones en curso terminan en la vieja"
+        }
+        "deploy.health" => {
+            "Comprobación de salud de una app HTTP: una ruta que responde 2xx cuando está bien; la versión nueva de una actualización debe pasarla antes de tomar la ruta"
+        }
+        "deploy.health_interval" => "Cada cuánto se comprueba la salud [por defecto: 10s]",
+        "deploy.calls" => {
+            "Una app del mismo proyecto a la que esta puede llamar por su nombre (`http://NOMBRE/`), dentro del proceso"
+        }
+        "deploy.project" => {
+            "El proyecto de la app (lo pone `qyvol up -d`; `qyvol down` lo elimina)"
+        }
         "deploy.restart" => "Política de reinicio: no, on-failure[:MAX], always, unless-stopped",
         "deploy.env" => {
             "Define una variable de entorno para la app (K=V), o copia K del entorno de esta shell (así un secreto no va en la línea de órdenes)"
@@ -244,7 +258,8 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "logs.tail" => "Solo las últimas N líneas",
         "logs.since" => "Solo desde una hora (RFC 3339) o hace un tiempo (p. ej. 10m)",
         "logs.timestamps" => "Muestra la hora de cada línea",
-        "logs.name" | "stop.names" | "start.names" | "restart.names" | "rm.names" => "Las apps",
+        "logs.name" | "stop.names" | "start.names" | "restart.names" | "rm.names"
+        | "rollback.names" => "Las apps",
         "rm.force" => "Las detiene antes si están en marcha",
         "rm.keep_data" => {
             "Conserva sus cubos clave-valor, para una app que se despliegue de nuevo con el mismo nombre"
@@ -373,6 +388,7 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
         "stop" => &["qyvol stop worker"],
         "start" => &["qyvol start worker"],
         "restart" => &["qyvol restart worker"],
+        "rollback" => &["qyvol rollback api"],
         "rm" => &[
             "qyvol rm worker",
             "qyvol rm -f worker",

@@ -129,15 +129,29 @@ impl Msg<'_> {
             (M::Deployed(n, st), En) => format!("🚀 Deployed {n} ({st})"),
             (M::AppStopped(n), Es) => format!("⏹ {n} detenido"),
             (M::AppStopped(n), En) => format!("⏹ {n} stopped"),
+            (M::ProjectUp(p, url), Es) => format!("🟢 Proyecto {p} en marcha: {url} (Ctrl-C lo detiene)"),
+            (M::ProjectUp(p, url), En) => format!("🟢 Project {p} is up: {url} (Ctrl-C stops it)"),
+            (M::ProjectStopping(p), Es) => format!("⏹ Deteniendo el proyecto {p}..."),
+            (M::ProjectStopping(p), En) => format!("⏹ Stopping project {p}..."),
+            (M::VolumeRemoved(v), Es) => format!("🗑 volumen {v} eliminado"),
+            (M::VolumeRemoved(v), En) => format!("🗑 volume {v} removed"),
+            (M::Rebuilding(a), Es) => format!("🔨 {a} cambió: reconstruyendo y actualizando"),
+            (M::Rebuilding(a), En) => format!("🔨 {a} changed: rebuilding and updating"),
+            (M::BuildKept(a, why), Es) => format!("❌ La construcción de {a} falló; sigue la última versión buena:\n{why}"),
+            (M::BuildKept(a, why), En) => format!("❌ Building {a} failed; the last good version keeps serving:\n{why}"),
+            (M::UpdateKept(a, why), Es) => format!("❌ La actualización de {a} falló; sigue la versión anterior: {why}"),
+            (M::UpdateKept(a, why), En) => format!("❌ Updating {a} failed; the previous version keeps serving: {why}"),
+            (M::AppRolledBack(n), Es) => format!("↩ {n} vuelve a su versión anterior"),
+            (M::AppRolledBack(n), En) => format!("↩ {n} is back on its previous version"),
             (M::AppStarted(n), Es) => format!("▶ {n} en marcha"),
             (M::AppStarted(n), En) => format!("▶ {n} started"),
             (M::AppRemoved(n), Es) => format!("🗑 {n} eliminado"),
             (M::AppRemoved(n), En) => format!("🗑 {n} removed"),
             (M::PsHeader, Es) => {
-                "NOMBRE               TIPO     ESTADO         REINICIOS  ACTIVO   MEMORIA    PETICIONES  MÓDULO".into()
+                "NOMBRE               TIPO     ESTADO         REINICIOS  ACTIVO   MEMORIA    PETICIONES  MÓDULO        SALUD      PROYECTO".into()
             }
             (M::PsHeader, En) => {
-                "NAME                 KIND     STATE          RESTARTS   UP       MEMORY     REQUESTS    MODULE".into()
+                "NAME                 KIND     STATE          RESTARTS   UP       MEMORY     REQUESTS    MODULE        HEALTH     PROJECT".into()
             }
             (M::Pulling(r), Es) => format!("⬇ Descargando {r}"),
             (M::Pulling(r), En) => format!("⬇ Pulling {r}"),

@@ -177,6 +177,11 @@ pub struct LoadOptions {
     pub unbuilt: bool,
 }
 
+/// Reads a YAML file Qyvol takes (at most [`MANIFEST_MAX_BYTES`], UTF-8, not a wasm binary).
+pub(crate) fn read_text(path: &Path) -> Result<String, ManifestError> {
+    read_bounded(path)
+}
+
 impl Manifest {
     /// Reads, parses and resolves the manifest at `path`.
     pub fn load(path: &Path, options: LoadOptions) -> Result<Self, ManifestError> {

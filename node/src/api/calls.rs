@@ -105,6 +105,13 @@ pub(super) async fn restart(
     Ok(Json(api.node.restart(&name).await?).into_response())
 }
 
+pub(super) async fn rollback(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Response, NodeError> {
+    Ok(Json(api.node.rollback(&name).await?).into_response())
+}
+
 pub(super) async fn info(State(api): State<Api>) -> Result<Response, NodeError> {
     Ok(Json(api.node.info()?).into_response())
 }

@@ -28,7 +28,8 @@ use axum::routing::{get, post};
 use crate::answer::status_of;
 use crate::{Node, NodeError};
 use calls::{
-    deploy, info, inspect, list, login_link, metrics, proof, remove, restart, shutdown, start, stop,
+    deploy, info, inspect, list, login_link, metrics, proof, remove, restart, rollback, shutdown,
+    start, stop,
 };
 use guards::guard;
 use streams::{events, logs};
@@ -79,6 +80,7 @@ fn routes(node: Node, tcp_hosts: Option<Vec<String>>) -> axum::Router {
         .route("/api/v1/apps/{name}/stop", post(stop))
         .route("/api/v1/apps/{name}/start", post(start))
         .route("/api/v1/apps/{name}/restart", post(restart))
+        .route("/api/v1/apps/{name}/rollback", post(rollback))
         .route("/api/v1/apps/{name}/logs", get(logs))
         .route("/api/v1/apps/{name}/kv", get(state::buckets))
         .route("/api/v1/apps/{name}/kv/{bucket}", get(state::keys))

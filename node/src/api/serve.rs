@@ -64,6 +64,9 @@ pub async fn serve(node: Node, listeners: Listeners) -> Result<(), NodeError> {
                 if let Err(e) = node.sample() {
                     tracing::warn!(error = %e, "could not sample the apps' load");
                 }
+                if let Err(e) = node.check_health().await {
+                    tracing::warn!(error = %e, "could not check the apps' health");
+                }
             }
         })
     };

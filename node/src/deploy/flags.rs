@@ -112,6 +112,75 @@ pub(super) fn operator(
     Ok(op)
 }
 
+/// The project, the apps it may call (named within its project: `api` of project `shop` is
+/// the app `shop-api`) and the health check of a deploy request.
+/// A deploy request's project, calls (the name called, the app answering) and health check.
+pub(super) struct Grouping {
+    pub(super) project: Option<String>,
+    pub(super) calls: Vec<(String, String)>,
+    pub(super) health: Option<crate::state::HealthSpec>,
+}
+
+pub(super) fn project_calls_health(req: &DeployRequest) -> Result<Grouping, NodeError> {
+    let bad = NodeError::BadRequest;
+    let name = |what: &str, n: &str| {
+        qyvol_common::AppName::try_from(n.to_string())
+            .map(|n| n.to_string())
+            .map_err(|e| {
+                bad(format!(
+                    "{what} `{}`: {e}",
+                    qyvol_common::escape_controls(n)
+                ))
+            })
+    };
+    let project = req
+        .project
+        .as_deref()
+        .map(|p| name("project", p))
+        .transpose()?;
+    let mut calls = Vec::new();
+    for c in &req.calls {
+        let called = name("`--calls`", c)?;
+        let app = match &project {
+            Some(p) => format!("{p}-{called}"),
+            None => called.clone(),
+        };
+        if !calls.iter().any(|(k, _): &(String, String)| *k == called) {
+            calls.push((called, app));
+        }
+    }
+    let health = match &req.health {
+        None => None,
+        Some(path) => {
+            if !path.starts_with('/') || path.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(bad(format!(
+                    "`--health {}`: give a path such as `/health`",
+                    qyvol_common::escape_controls(path)
+                )));
+            }
+            let every: qyvol_common::DurationSpec = req
+                .health_interval
+                .as_deref()
+                .unwrap_or("10s")
+                .parse()
+                .map_err(|e: String| bad(format!("`--health-interval`: {e}")))?;
+            let ms = u64::try_from(every.0.as_millis()).unwrap_or(u64::MAX);
+            if ms < 100 {
+                return Err(bad("`--health-interval` is at least 100ms".into()));
+            }
+            Some(crate::state::HealthSpec {
+                path: path.clone(),
+                interval_ms: ms,
+            })
+        }
+    };
+    Ok(Grouping {
+        project,
+        calls,
+        health,
+    })
+}
+
 /// `--memory-total`, checked against `--memory`: the app's instances together may not hold
 /// less than one of them may.
 pub(super) fn memory_total(req: &DeployRequest) -> Result<Option<u64>, NodeError> {

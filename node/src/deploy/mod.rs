@@ -14,7 +14,7 @@ use qyvol_runtime::{RunRequest, Wasm};
 use crate::spec::spec_of;
 use crate::state::{self, AppKind, AppRecord, Desired, RestartPolicy};
 use crate::{AppView, DeployRequest, Node, NodeError};
-use flags::{memory_total, operator};
+use flags::{memory_total, operator, project_calls_health};
 
 /// Deploys waiting beyond this many are refused with 429.
 const MAX_WAITING_DEPLOYS: usize = 256;
@@ -64,6 +64,7 @@ impl Node {
             .acquire()
             .await
             .map_err(NodeError::internal)?;
+        let update = req.update;
         let node = self.clone();
         let mut prepared = tokio::task::spawn_blocking(move || node.open_target(req))
             .await
@@ -73,6 +74,12 @@ impl Node {
         }
         let lock = self.name_lock(&prepared.record.name);
         let _held = lock.lock().await;
+        if let Some(old) = self.0.db.get(&prepared.record.name)?.filter(|r| r.accepted) {
+            if update {
+                return self.update_to(old, prepared).await;
+            }
+            return Err(NodeError::Exists(prepared.record.name.clone()));
+        }
         if self.0.db.get(&prepared.record.name)?.is_some() {
             return Err(NodeError::Exists(prepared.record.name.clone()));
         }
@@ -173,6 +180,17 @@ impl Node {
         )
         .0;
         request.limits.memory_total = memory_total(&req)?;
+        let flags::Grouping {
+            project,
+            calls,
+            health,
+        } = project_calls_health(&req)?;
+        if health.is_some() && kind != AppKind::Http {
+            return Err(NodeError::BadRequest(
+                "`--health` probes an HTTP app's path; this app is a command".into(),
+            ));
+        }
+        request.calls.targets = calls.into();
         let mut spec = spec_of(
             &request,
             max_body,
@@ -210,6 +228,7 @@ impl Node {
         if reuse != qyvol_runtime::serve::Reuse::FRESH {
             spec.reuse = Some((reuse.requests, reuse.concurrent));
         }
+        spec.health = health;
         let record = AppRecord {
             name,
             source: req.source.clone(),
@@ -222,6 +241,8 @@ impl Node {
             status: state::Status::created(),
             created: state::now_ms(),
             accepted: false,
+            project,
+            previous: None,
         };
         Ok(Deployable {
             record,
@@ -238,11 +259,11 @@ impl Node {
 }
 
 /// A deploy, opened and checked, ready to be committed.
-struct Deployable {
-    record: AppRecord,
-    wasm: Wasm,
-    request: RunRequest,
-    secrets: Vec<(String, qyvol_common::Secret)>,
+pub(crate) struct Deployable {
+    pub(crate) record: AppRecord,
+    pub(crate) wasm: Wasm,
+    pub(crate) request: RunRequest,
+    pub(crate) secrets: Vec<(String, qyvol_common::Secret)>,
 }
 
 /// Pulls `reference` into the store (a deploy's, or the dashboard's with its progress).

@@ -14,9 +14,12 @@ impl Node {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let used = records
-                .iter()
-                .any(|r| r.module.strip_prefix("sha256:") == Some(name.as_str()));
+            let used = records.iter().any(|r| {
+                r.module.strip_prefix("sha256:") == Some(name.as_str())
+                    || r.previous
+                        .as_ref()
+                        .is_some_and(|p| p.module.strip_prefix("sha256:") == Some(name.as_str()))
+            });
             if !used {
                 let _ = std::fs::remove_file(entry.path());
             }
@@ -25,7 +28,11 @@ impl Node {
 
     /// Removes a module from the module store unless an app still uses it.
     pub(crate) fn forget_module(&self, module: &str) -> Result<(), NodeError> {
-        if !self.0.db.list()?.iter().any(|r| r.module == module) {
+        let used =
+            self.0.db.list()?.iter().any(|r| {
+                r.module == module || r.previous.as_ref().is_some_and(|p| p.module == module)
+            });
+        if !used {
             let _ = std::fs::remove_file(self.module_path(module)?);
         }
         Ok(())
@@ -38,7 +45,7 @@ impl Node {
     }
 
     /// Copies the module into the node's module store (synced, then renamed into place).
-    pub(super) fn store_module(&self, d: &Deployable) -> Result<(), NodeError> {
+    pub(crate) fn store_module(&self, d: &Deployable) -> Result<(), NodeError> {
         use std::io::Write;
         let dest = self.module_path(&d.record.module)?;
         if dest.exists() {

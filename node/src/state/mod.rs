@@ -9,7 +9,9 @@ mod db;
 mod record;
 
 pub use db::Db;
-pub use record::{AppKind, AppRecord, Desired, MountSpec, RestartPolicy, Spec, State, Status};
+pub use record::{
+    AppKind, AppRecord, Desired, HealthSpec, MountSpec, RestartPolicy, Spec, State, Status,
+};
 
 /// Unix milliseconds now.
 pub fn now_ms() -> u64 {

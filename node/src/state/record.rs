@@ -29,6 +29,12 @@ pub struct AppRecord {
     /// and removed when the node starts. (Records of older nodes were all accepted.)
     #[serde(default = "accepted")]
     pub accepted: bool,
+    /// The project it was deployed with (`qyvol up -d`), if any.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// The version an update replaced, kept for `qyvol rollback` until the next update.
+    #[serde(default)]
+    pub previous: Option<Box<AppRecord>>,
 }
 
 fn accepted() -> bool {
@@ -161,6 +167,20 @@ pub struct Spec {
     /// The names of its secrets; their values are kept apart (`node/secrets/`).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Apps it may call by name in process: (the name it calls, the app that answers).
+    #[serde(default)]
+    pub calls: Vec<(String, String)>,
+    /// An HTTP app's health check: a path probed every `interval_ms`.
+    #[serde(default)]
+    pub health: Option<HealthSpec>,
+}
+
+/// An HTTP app's health check (Docker's HEALTHCHECK for an HTTP app): `GET path` in process,
+/// healthy on a 2xx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    pub path: String,
+    pub interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

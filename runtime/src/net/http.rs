@@ -39,10 +39,39 @@ impl wasmtime_wasi_http::WasiHttpHooks for GuestNet {
     > {
         let access = self.access.clone();
         Box::new(async move {
+            if let Some(app) = access.calls.target(request.uri()) {
+                return call_in_process(&access, app, request).await;
+            }
             let target = access.http_target(request.uri()).await?;
             send(&access, request, target, options.unwrap_or_default()).await
         })
     }
+}
+
+/// Hands `request` to app `app` of this process (a name the guest may call): its body
+/// collected (at most [`crate::calls::MAX_CALL_BODY`]), the answer streamed back.
+async fn call_in_process(
+    access: &NetworkAccess,
+    app: &str,
+    request: http::Request<WasiBody>,
+) -> Result<(http::Response<WasiBody>, IoFuture), Error> {
+    let dialer = access
+        .calls
+        .dialer
+        .clone()
+        .ok_or(Error::DestinationNotFound)?;
+    let (parts, body) = request.into_parts();
+    let body = http_body_util::Limited::new(body, crate::calls::MAX_CALL_BODY)
+        .collect()
+        .await
+        .map_err(|_| Error::HttpRequestBodySize(Some(crate::calls::MAX_CALL_BODY as u64)))?
+        .to_bytes();
+    let response = dialer
+        .call(app, http::Request::from_parts(parts, body))
+        .await
+        .ok_or(Error::DestinationNotFound)?;
+    let io: IoFuture = Box::new(async { Ok(()) });
+    Ok((response, io))
 }
 
 /// Where a checked request goes: the name for TLS, and the addresses it may connect to.

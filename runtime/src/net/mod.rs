@@ -35,6 +35,8 @@ pub(crate) struct NetworkAccess {
     /// Addresses a name grant resolved to when the guest connected or sent to them: datagrams
     /// from them are replies it may receive.
     named_peers: Arc<Mutex<HashSet<SocketAddr>>>,
+    /// Apps it calls by name, in process (never through a socket).
+    calls: crate::calls::Calls,
 }
 
 impl NetworkAccess {
@@ -47,12 +49,16 @@ impl NetworkAccess {
             block_private,
             sink,
             named_peers: Arc::default(),
+            calls: crate::calls::Calls::default(),
         }
     }
 
     /// The grants and switches of a run or of an app's requests.
     pub(crate) fn of(req: &crate::RunRequest) -> Self {
-        Self::new(&req.network, req.block_private, req.denials.clone())
+        Self {
+            calls: req.calls.clone(),
+            ..Self::new(&req.network, req.block_private, req.denials.clone())
+        }
     }
 
     /// Whether any grant names a host rather than an address (the guest then needs DNS).

@@ -15,6 +15,7 @@ mod cgi;
 mod component;
 mod cookies;
 mod failure;
+mod inprocess;
 mod options;
 mod router;
 mod server;

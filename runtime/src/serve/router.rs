@@ -32,7 +32,7 @@ pub struct Router {
     /// The engines apps are linked on, one per setting.
     engines: std::sync::Mutex<Vec<Arc<Runtime>>>,
     largest_memory: Option<u64>,
-    apps: std::sync::RwLock<Arc<[Arc<Loaded>]>>,
+    pub(super) apps: std::sync::RwLock<Arc<[Arc<Loaded>]>>,
     options: ServeOptions,
 }
 

@@ -38,6 +38,9 @@ impl PsCommand {
         }
         out(&Msg::PsHeader.text(lang()));
         let now = qyvol_node::state::now_ms();
+        // Grouped by project (apps of none first), by name within one.
+        let mut apps = apps;
+        apps.sort_by(|a, b| (&a.project, &a.name).cmp(&(&b.project, &b.name)));
         for a in &apps {
             let state = if a.crash_looping {
                 "crash-loop".to_string()
@@ -53,7 +56,7 @@ impl PsCommand {
             };
             let module = a.module.trim_start_matches("sha256:");
             out(&format!(
-                "{:<20} {:<8} {:<14} {:<10} {:<8} {:<10} {:<11} {}",
+                "{:<20} {:<8} {:<14} {:<10} {:<8} {:<10} {:<11} {:<13} {:<10} {}",
                 sanitize(&a.name),
                 a.kind.as_str(),
                 state,
@@ -61,7 +64,11 @@ impl PsCommand {
                 up,
                 ByteSize(a.memory).to_string(),
                 a.requests,
-                &module[..module.len().min(12)]
+                &module[..module.len().min(12)],
+                a.health.as_deref().unwrap_or("-"),
+                a.project
+                    .as_deref()
+                    .map_or_else(|| "-".to_string(), sanitize),
             ));
         }
         Ok(ExitCode::SUCCESS)
@@ -84,6 +91,7 @@ pub enum Verb {
     Stop,
     Start,
     Restart,
+    Rollback,
 }
 
 /// Stop, start or restart apps
@@ -103,11 +111,13 @@ impl LifecycleCommand {
             Verb::Stop => "stop",
             Verb::Start => "start",
             Verb::Restart => "restart",
+            Verb::Rollback => "rollback",
         };
         each_app(&self.names, &self.target, |name| {
             let done = match verb {
                 Verb::Stop => Msg::AppStopped(name),
                 Verb::Start | Verb::Restart => Msg::AppStarted(name),
+                Verb::Rollback => Msg::AppRolledBack(name),
             };
             (Method::POST, format!("/api/v1/apps/{name}/{action}"), done)
         })

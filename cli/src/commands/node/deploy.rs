@@ -47,6 +47,28 @@ pub struct DeployCommand {
     #[arg(long, value_name = "N")]
     concurrency: Option<u32>,
 
+    /// Replace the running app of this name with zero downtime (deploy it if there is none):
+    /// the new version takes the route once ready, requests in flight finish on the old one
+    #[arg(long)]
+    update: bool,
+
+    /// An HTTP app's health check: a path that answers 2xx when it is well; an update's new
+    /// version must pass it before it takes the route
+    #[arg(long, value_name = "PATH")]
+    health: Option<String>,
+
+    /// How often the health check runs [default: 10s]
+    #[arg(long, value_name = "DUR", requires = "health")]
+    health_interval: Option<qyvol_common::DurationSpec>,
+
+    /// An app of the same project this one may call by name (`http://NAME/`), in process
+    #[arg(long, value_name = "NAME")]
+    calls: Vec<String>,
+
+    /// The project the app belongs to (`qyvol up -d` sets it; `qyvol down` removes it)
+    #[arg(long, value_name = "NAME")]
+    project: Option<String>,
+
     /// Print the deployed app as JSON
     #[arg(long)]
     json: bool,
@@ -160,6 +182,11 @@ impl DeployCommand {
             allow_outside: g.allow_outside,
             max_module_size: Some(g.max_module_size.0.to_string()),
             compile_timeout: Some(g.compile_timeout.to_string()),
+            project: self.project.clone(),
+            calls: self.calls.clone(),
+            update: self.update,
+            health: self.health.clone(),
+            health_interval: self.health_interval.map(|d| d.to_string()),
             keyvalue: g.keyvalue.iter().map(ToString::to_string).collect(),
             config: g.config.iter().map(|(k, v)| format!("{k}={v}")).collect(),
             secrets: crate::commands::state::read_secrets(&g.secret)?

@@ -4,13 +4,16 @@
 //! verb shares: which node it talks to, how a call is run, and the checks on names and lines.
 
 mod apps;
+mod compose;
 mod daemon;
 mod deploy;
 mod kv;
 mod logs;
 mod volume;
+mod watch;
 
 pub use apps::{LifecycleCommand, PsCommand, RmCommand, Verb, inspect_app};
+pub use compose::{DownCommand, UpCommand};
 pub use daemon::{DashboardCommand, NodeCommand};
 pub use deploy::DeployCommand;
 pub use kv::KvCommand;

@@ -1,0 +1,138 @@
+//! Health checks of HTTP apps (Docker's HEALTHCHECK, for an HTTP path): every app with one is
+//! sent `GET path` in process at its interval; a 2xx is healthy, anything else (or no answer)
+//! a failure, and three failures in a row unhealthy. `ps` and the dashboard show it; an
+//! unhealthy app whose restart policy restarts (`always`, `unless-stopped`, `on-failure`) is
+//! restarted, as Docker's policies act on a dead container.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::state::{Desired, RestartPolicy, State};
+use crate::{Node, NodeError};
+
+/// Failures in a row that make an app unhealthy.
+const FAILURES: u32 = 3;
+/// How long one probe may take.
+const PROBE_TIME: Duration = Duration::from_secs(5);
+
+/// What the checks last saw of an app.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Health {
+    failures: u32,
+    /// `None` until the first probe answers or fails.
+    healthy: Option<bool>,
+    last: Option<Instant>,
+    /// Why the last probe failed.
+    why: Option<String>,
+}
+
+impl Health {
+    /// `starting`, `healthy` or `unhealthy`, as `ps` shows it.
+    pub(crate) fn word(&self) -> &'static str {
+        match self.healthy {
+            None => "starting",
+            Some(true) => "healthy",
+            Some(false) => "unhealthy",
+        }
+    }
+}
+
+impl Node {
+    /// `name`'s health, when it has a check.
+    pub(crate) fn health_of(&self, name: &str) -> Option<(String, Option<String>)> {
+        let all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(name).map(|h| (h.word().to_string(), h.why.clone()))
+    }
+
+    /// Probes each running HTTP app whose check is due; called every second.
+    pub(crate) async fn check_health(&self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        let due: Vec<_> = self
+            .0
+            .db
+            .list()?
+            .into_iter()
+            .filter(|r| {
+                r.accepted && r.status.state == State::Running && r.desired == Desired::Running
+            })
+            .filter_map(|r| {
+                let spec = r.spec.health.clone()?;
+                let all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                let last = all.get(&r.name).and_then(|h| h.last);
+                let due = last.is_none_or(|l| {
+                    now.duration_since(l) >= Duration::from_millis(spec.interval_ms)
+                });
+                due.then_some((r, spec))
+            })
+            .collect();
+        for (record, spec) in due {
+            let req = hyper::Request::get(format!("http://localhost{}", spec.path))
+                .header(hyper::header::HOST, "localhost")
+                .body(bytes::Bytes::new())
+                .map_err(NodeError::internal)?;
+            let answer =
+                tokio::time::timeout(PROBE_TIME, self.0.router.call(&record.name, req)).await;
+            let failed = match answer {
+                Ok(Ok(r)) if r.status().is_success() => None,
+                Ok(Ok(r)) => Some(format!(
+                    "`GET {}` answered {}",
+                    spec.path,
+                    r.status().as_u16()
+                )),
+                Ok(Err(f)) => Some(format!("`GET {}` failed: {f:?}", spec.path)),
+                Err(_) => Some(format!(
+                    "`GET {}` took over {} s",
+                    spec.path,
+                    PROBE_TIME.as_secs()
+                )),
+            };
+            let unhealthy_now = {
+                let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                let h = all.entry(record.name.clone()).or_default();
+                h.last = Some(now);
+                let was = h.healthy;
+                match &failed {
+                    None => {
+                        h.failures = 0;
+                        h.healthy = Some(true);
+                        h.why = None;
+                    }
+                    Some(why) => {
+                        h.failures += 1;
+                        h.why = Some(why.clone());
+                        if h.failures >= FAILURES {
+                            h.healthy = Some(false);
+                        }
+                    }
+                }
+                h.healthy == Some(false) && was != Some(false)
+            };
+            if unhealthy_now {
+                let why = failed.unwrap_or_default();
+                self.0.logs.note(&record.name, &format!("unhealthy: {why}"));
+                self.event(&record.name, "unhealthy", Some(why));
+                if record.restart != RestartPolicy::No {
+                    self.0
+                        .health
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&record.name);
+                    let _ = self.restart(&record.name).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets what the checks saw of `name` (removed, or its check changed).
+    pub(crate) fn forget_health(&self, name: &str) {
+        self.0
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+}
+
+/// The health of every app, for [`crate::Inner`].
+pub(crate) type HealthMap = std::sync::Mutex<HashMap<String, Health>>;

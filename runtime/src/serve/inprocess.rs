@@ -1,0 +1,118 @@
+//! The router answering apps of its own process: calls between apps by name (see
+//! [`crate::calls`]), readiness and health probes, and the atomic swap of an app for its new
+//! version while requests in flight finish on the old one.
+
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use hyper::{Request, Response};
+
+use super::failure::error_response;
+use super::{Body, LoadedApp, RequestFailure, Router};
+use crate::RuntimeError;
+
+/// Where in-process requests say they come from.
+const IN_PROCESS: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+impl Router {
+    /// Hands `req` to the app named `name`, as a request on the port would be (its body cap and
+    /// its turns apply; it takes no slot of the port, whose request already holds one).
+    pub async fn call(
+        &self,
+        name: &str,
+        req: Request<Bytes>,
+    ) -> Result<Response<Body>, RequestFailure> {
+        let app = self.by_name(name).ok_or(RequestFailure::NoRoute)?;
+        call_loaded(&app, req).await
+    }
+
+    /// A dialer for the apps' outgoing calls, holding the router weakly.
+    pub fn dialer(self: &Arc<Self>) -> Arc<dyn crate::calls::Dialer> {
+        Arc::new(RouterDialer(Arc::downgrade(self)))
+    }
+
+    /// Serves `app` in place of the app of its name, at once: new requests reach the new one,
+    /// requests in flight finish on the old one. Refused when its route is another app's.
+    pub fn replace(&self, app: LoadedApp) -> Result<(), RuntimeError> {
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = apps
+            .iter()
+            .find(|b| b.route == app.0.route && b.name != app.0.name)
+        {
+            return Err(RuntimeError::Serve(format!(
+                "`{}` and `{}` both ask for the route `{}`; give one of them another `http.route`",
+                b.name, app.0.name, app.0.route
+            )));
+        }
+        let next: Vec<_> = apps
+            .iter()
+            .filter(|a| a.name != app.0.name)
+            .cloned()
+            .chain(std::iter::once(app.0.clone()))
+            .collect();
+        *apps = Arc::from(next);
+        Ok(())
+    }
+
+    fn by_name(&self, name: &str) -> Option<Arc<super::Loaded>> {
+        let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
+        apps.iter().find(|a| a.name == name).cloned()
+    }
+}
+
+impl LoadedApp {
+    /// A `GET path` answered by this app before it is routed (a readiness or health check):
+    /// its status, or why it gave none.
+    pub async fn probe(&self, path: &str) -> Result<u16, String> {
+        let req = Request::get(format!("http://localhost{path}"))
+            .header(hyper::header::HOST, "localhost")
+            .body(Bytes::new())
+            .map_err(|e| e.to_string())?;
+        match call_loaded(&self.0, req).await {
+            Ok(r) => Ok(r.status().as_u16()),
+            Err(f) => Err(format!("{f:?}")),
+        }
+    }
+}
+
+async fn call_loaded(
+    app: &Arc<super::Loaded>,
+    req: Request<Bytes>,
+) -> Result<Response<Body>, RequestFailure> {
+    if req.body().len() as u64 > app.max_body {
+        return Err(RequestFailure::BodyTooLarge {
+            limit: app.max_body,
+        });
+    }
+    let mut held = super::Held::new();
+    if let Some((turns, limit)) = &app.turns {
+        let turn = turns.clone().try_acquire_owned();
+        held.push(turn.map_err(|_| RequestFailure::AppBusy { limit: *limit })?);
+    }
+    app.handle(req, IN_PROCESS, held).await
+}
+
+struct RouterDialer(Weak<Router>);
+
+impl crate::calls::Dialer for RouterDialer {
+    fn call(
+        &self,
+        app: &str,
+        req: Request<Bytes>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<Response<crate::calls::CallBody>>> + Send>,
+    > {
+        let router = self.0.upgrade();
+        let app = app.to_string();
+        Box::pin(async move {
+            let router = router?;
+            match router.call(&app, req).await {
+                Ok(r) => Some(r),
+                // No such app (yet): the caller gets wasi:http's destination-not-found.
+                Err(RequestFailure::NoRoute) => None,
+                Err(f) => Some(error_response(&f)),
+            }
+        })
+    }
+}
