@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use clap::Args;
 use hyper::Method;
-use qyvol_common::{COMPOSE_FILE, Compose, ComposeApp};
+use qyvol_common::{COMPOSE_FILE, Compose};
 use qyvol_node::client::{Client, Endpoint};
-use qyvol_node::{AppView, NodeOptions, Paths, SecretValue};
+use qyvol_node::{AppView, NodeOptions, Paths};
 
 use super::{NodeArgs, block};
 use crate::exit::Failure;
@@ -59,49 +59,6 @@ pub struct DownCommand {
     target: NodeArgs,
 }
 
-fn secrets_of(app: &ComposeApp) -> Result<Vec<SecretValue>, Failure> {
-    Ok(crate::commands::state::read_secrets(&app.secrets)?
-        .into_iter()
-        .map(|(name, value)| SecretValue {
-            name: name.to_string(),
-            value: value.expose().to_string(),
-        })
-        .collect())
-}
-
-/// Deploys (or updates) one app and waits until it is ready: healthy, when it has a check.
-pub(super) async fn deploy_app(
-    client: &Client,
-    project: &str,
-    app: &ComposeApp,
-    ui: &Ui,
-) -> Result<AppView, Failure> {
-    let req = qyvol_node::project::deploy_request(project, app, secrets_of(app)?);
-    let body = serde_json::to_value(&req).map_err(Failure::internal)?;
-    let view: AppView = client
-        .json(Method::POST, "/api/v1/apps", Some(&body))
-        .await?;
-    if app.health.is_some() {
-        let path = format!("/api/v1/apps/{}", view.name);
-        for _ in 0..300 {
-            let now: AppView = client.json(Method::GET, &path, None).await?;
-            if now.health.as_deref() == Some("healthy") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    ui.status(Msg::Deployed(&view.name, view.state.as_str()));
-    Ok(view)
-}
-
-async fn up_all(client: &Client, compose: &Compose, ui: &Ui) -> Result<(), Failure> {
-    for app in &compose.apps {
-        deploy_app(client, compose.name.as_str(), app, ui).await?;
-    }
-    Ok(())
-}
-
 impl UpCommand {
     pub fn execute(self) -> Result<ExitCode, Failure> {
         let ui = Ui { quiet: false };
@@ -109,7 +66,7 @@ impl UpCommand {
         if self.detach {
             let client = self.target.client()?;
             block(async {
-                up_all(&client, &compose, &ui).await?;
+                super::project::up_all(&client, &compose, &ui).await?;
                 if self.watch {
                     crate::commands::node::watch::run(&client, &compose, &ui).await?;
                 }
@@ -143,7 +100,7 @@ impl UpCommand {
             node.reconcile().await?;
             let serving = tokio::spawn(qyvol_node::api::serve(node.clone(), listeners));
             let client = Client::new(Endpoint::Unix(paths.socket()));
-            up_all(&client, compose, ui).await?;
+            super::project::up_all(&client, compose, ui).await?;
             ui.status(Msg::ProjectUp(
                 compose.name.as_str(),
                 &format!("http://{http}/"),

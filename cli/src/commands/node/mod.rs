@@ -9,6 +9,7 @@ mod daemon;
 mod deploy;
 mod kv;
 mod logs;
+mod project;
 mod volume;
 mod watch;
 

@@ -45,7 +45,7 @@ pub(super) async fn run(client: &Client, compose: &Compose, ui: &Ui) -> Result<(
                 Err(errors) => ui.alert(Msg::BuildKept(&app.name, &sanitize(&errors))),
                 Ok(()) => {
                     if let Err(e) =
-                        super::compose::deploy_app(client, compose.name.as_str(), app, ui).await
+                        super::project::deploy_app(client, compose.name.as_str(), app, ui).await
                     {
                         ui.alert(Msg::UpdateKept(&app.name, &sanitize(&e.detail)));
                     }

@@ -1,0 +1,56 @@
+//! One project's apps deployed through a node's API, each after what it depends on and, when
+//! it has a health check, once healthy: what `up`, `up -d` and `--watch` share.
+
+use std::time::Duration;
+
+use hyper::Method;
+use qyvol_common::{Compose, ComposeApp};
+use qyvol_node::client::Client;
+use qyvol_node::{AppView, SecretValue};
+
+use crate::exit::Failure;
+use crate::i18n::Msg;
+use crate::ui::Ui;
+
+fn secrets_of(app: &ComposeApp) -> Result<Vec<SecretValue>, Failure> {
+    Ok(crate::commands::state::read_secrets(&app.secrets)?
+        .into_iter()
+        .map(|(name, value)| SecretValue {
+            name: name.to_string(),
+            value: value.expose().to_string(),
+        })
+        .collect())
+}
+
+/// Deploys (or updates) one app and waits until it is ready: healthy, when it has a check.
+pub(super) async fn deploy_app(
+    client: &Client,
+    project: &str,
+    app: &ComposeApp,
+    ui: &Ui,
+) -> Result<AppView, Failure> {
+    let req = qyvol_node::project::deploy_request(project, app, secrets_of(app)?);
+    let body = serde_json::to_value(&req).map_err(Failure::internal)?;
+    let view: AppView = client
+        .json(Method::POST, "/api/v1/apps", Some(&body))
+        .await?;
+    if app.health.is_some() {
+        let path = format!("/api/v1/apps/{}", view.name);
+        for _ in 0..300 {
+            let now: AppView = client.json(Method::GET, &path, None).await?;
+            if now.health.as_deref() == Some("healthy") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    ui.status(Msg::Deployed(&view.name, view.state.as_str()));
+    Ok(view)
+}
+
+pub(super) async fn up_all(client: &Client, compose: &Compose, ui: &Ui) -> Result<(), Failure> {
+    for app in &compose.apps {
+        deploy_app(client, compose.name.as_str(), app, ui).await?;
+    }
+    Ok(())
+}
