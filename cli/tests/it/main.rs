@@ -10,6 +10,7 @@ mod attack;
 mod bundle;
 mod cache;
 mod cli;
+mod compose;
 mod cosign;
 mod dashboard;
 mod features;

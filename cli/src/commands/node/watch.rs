@@ -41,7 +41,11 @@ pub(super) async fn run(client: &Client, compose: &Compose, ui: &Ui) -> Result<(
                 now = again;
             }
             ui.status(Msg::Rebuilding(&app.name));
-            match tokio::task::block_in_place(|| build(app)) {
+            let building = app.clone();
+            let built = tokio::task::spawn_blocking(move || build(&building))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()));
+            match built {
                 Err(errors) => ui.alert(Msg::BuildKept(&app.name, &sanitize(&errors))),
                 Ok(()) => {
                     if let Err(e) =
