@@ -123,5 +123,7 @@ bench/serve.sh
 cp "$WORK/serve/runs.tsv" "$WORK/json/serve.tsv"
 # A WASI 0.3 handler: qyvol serve vs the newest wasmtime serve (writes bench/serve-p3-results.md).
 bench/serve-p3.sh
+# Calls between apps: in process vs loopback TCP (writes bench/calls-results.md).
+bench/calls.sh
 python3 bench/report.py "$WORK/json" > bench/results.md
 echo "wrote bench/results.md and bench/ratios.svg"

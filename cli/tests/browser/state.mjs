@@ -22,6 +22,13 @@ try {
   for (const value of [env("QYVOL_SECRET"), env("QYVOL_ENV_VALUE"), "Ana", "\u001b"]) {
     assert.ok(!html.includes(value), `the page shows ${JSON.stringify(value)}`);
   }
+  step("an app with a health check shows how it is");
+  await page.goto(at(page, "/apps"));
+  const health = page.locator("tr", { hasText: "checked" }).locator("span.health");
+  await until(async () => (await health.count()) === 1, "the health badge");
+  assert.equal(await health.getAttribute("data-health"), "healthy");
+  assert.equal((await health.textContent()).trim(), "healthy");
+
   noProblems(page);
   console.log("state: ok");
 } finally {

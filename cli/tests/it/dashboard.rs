@@ -1020,6 +1020,23 @@ fn an_apps_page_names_its_buckets_variables_and_secrets_and_shows_no_value() {
             .to_string(),
     ]);
     assert_eq!(node.get("/").0, 200);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "checked",
+        "--health",
+        "/health",
+        "--health-interval",
+        "200ms",
+        &repo_root()
+            .join("examples/compose/api/api.qyv")
+            .display()
+            .to_string(),
+    ]);
+    wait_until("the checked app to be healthy", || {
+        node.app("checked")
+            .is_some_and(|a| a["health"] == "healthy")
+    });
     scenario(
         "state.mjs",
         &node,

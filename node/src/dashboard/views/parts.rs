@@ -54,6 +54,15 @@ pub(super) fn state_badge(ctx: &Ctx, app: &AppView) -> Markup {
         span.badge.(class) data-state=(app.state.as_str()) {
             (state_name(app.state, ctx.lang))
             @if app.crash_looping { " · " (ctx.t(T::CrashLoop)) }
+            @if let Some(h) = &app.health {
+                " · " span.health data-health=(h) title=[app.health_error.as_deref()] {
+                    (match h.as_str() {
+                        "healthy" => ctx.t(T::Healthy),
+                        "unhealthy" => ctx.t(T::Unhealthy),
+                        _ => ctx.t(T::HealthStarting),
+                    })
+                }
+            }
             @if app.state == State::Exited {
                 @if let Some(code) = app.exit_code { " (" (code) ")" }
             }
