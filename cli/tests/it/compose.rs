@@ -323,3 +323,31 @@ fn a_compose_file_with_a_mistake_is_refused_at_its_line_and_column() {
         assert!(stderr(&out).contains(says), "{text}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn an_unhealthy_app_whose_policy_restarts_is_restarted() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&[
+        "deploy",
+        "--name",
+        "flaky",
+        "--restart",
+        "always",
+        "--health",
+        "/health",
+        "--health-interval",
+        "100ms",
+        "--config",
+        "broken=1",
+        &example("api/api.qyv"),
+    ]);
+    // Unhealthy, restarted (its checks start over), unhealthy again: two such lines.
+    wait_until("a second unhealthy spell", || {
+        node.ok(&["logs", "flaky"])
+            .matches("unhealthy: `GET /health` answered 500")
+            .count()
+            >= 2
+    });
+    assert_eq!(node.app("flaky").expect("flaky")["state"], "running");
+}
