@@ -190,6 +190,11 @@ impl Node {
                 "`--health` probes an HTTP app's path; this app is a command".into(),
             ));
         }
+        if let Some((called, _)) = calls.iter().find(|(_, app)| *app == name) {
+            return Err(NodeError::BadRequest(format!(
+                "`{name}` cannot call itself (`--calls {called}`): each call would make another"
+            )));
+        }
         request.calls.targets = calls.into();
         let mut spec = spec_of(
             &request,
