@@ -22,7 +22,7 @@ pub const COMPOSE_FILE: &str = "qyvol-compose.yaml";
 struct RawCompose {
     #[serde(default)]
     version: Option<Spanned<u32>>,
-    name: AppName,
+    name: Spanned<AppName>,
     apps: Spanned<BTreeMap<AppName, Spanned<RawApp>>>,
 }
 
@@ -122,6 +122,15 @@ impl Compose {
                 &v.referenced,
             ));
         }
+        if raw.name.value.as_str().contains('-') {
+            return Err(fail(
+                format!(
+                    "the project name `{}` has a `-`: a project's name is lowercase letters and digits (its apps are named PROJECT-APP, which must say which project they belong to)",
+                    raw.name.value
+                ),
+                &raw.name.referenced,
+            ));
+        }
         if raw.apps.value.is_empty() {
             return Err(fail("`apps` lists no app".into(), &raw.apps.referenced));
         }
@@ -158,12 +167,12 @@ impl Compose {
             .into_iter()
             .map(|name| {
                 let raw_app = &raw.apps.value[&name];
-                resolve(&dir, &name, &raw_app.value)
+                resolve(&dir, raw.name.value.as_str(), &name, &raw_app.value)
             })
             .collect();
         Ok(Self {
             path: path.to_path_buf(),
-            name: raw.name,
+            name: raw.name.value,
             apps,
         })
     }
@@ -190,7 +199,7 @@ fn order(apps: &BTreeMap<AppName, Spanned<RawApp>>) -> Result<Vec<AppName>, Vec<
     Ok(done)
 }
 
-fn resolve(dir: &Path, name: &AppName, raw: &RawApp) -> ComposeApp {
+fn resolve(dir: &Path, project: &str, name: &AppName, raw: &RawApp) -> ComposeApp {
     let joined = dir.join(&raw.source);
     // A path when something is there (or it reads like one); an image reference otherwise.
     let is_path = joined.exists() || raw.source.starts_with('.') || raw.source.starts_with('/');
@@ -212,9 +221,13 @@ fn resolve(dir: &Path, name: &AppName, raw: &RawApp) -> ComposeApp {
         .mounts
         .iter()
         .map(|m| match m.split_once(':') {
-            // A relative host path is relative to the compose file; a volume's name stays.
+            // A relative host path is relative to the compose file; a volume is the project's
+            // own (`data` is `PROJECT-data`, as Docker's compose scopes them).
             Some((host, rest)) if host.starts_with('.') => {
                 format!("{}:{rest}", dir.join(host).display())
+            }
+            Some((host, rest)) if AppName::try_from(host.to_string()).is_ok() => {
+                format!("{project}-{host}:{rest}")
             }
             _ => m.clone(),
         })

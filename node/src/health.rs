@@ -13,7 +13,7 @@ use crate::{Node, NodeError};
 /// Failures in a row that make an app unhealthy.
 const FAILURES: u32 = 3;
 /// How long one probe may take.
-const PROBE_TIME: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_TIME: Duration = Duration::from_secs(5);
 
 /// What the checks last saw of an app.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +24,10 @@ pub(crate) struct Health {
     last: Option<Instant>,
     /// Why the last probe failed.
     why: Option<String>,
+    /// Restarts made because the app was unhealthy (its policy's maximum applies).
+    restarts: u32,
+    /// A check of it is running.
+    busy: bool,
 }
 
 impl Health {
@@ -57,15 +61,43 @@ impl Node {
             })
             .filter_map(|r| {
                 let spec = r.spec.health.clone()?;
-                let all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
-                let last = all.get(&r.name).and_then(|h| h.last);
-                let due = last.is_none_or(|l| {
-                    now.duration_since(l) >= Duration::from_millis(spec.interval_ms)
-                });
+                let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                let h = all.entry(r.name.clone()).or_default();
+                let due = !h.busy
+                    && h.last.is_none_or(|l| {
+                        now.duration_since(l) >= Duration::from_millis(spec.interval_ms)
+                    });
+                if due {
+                    h.busy = true;
+                }
                 due.then_some((r, spec))
             })
             .collect();
+        // Each app's check in its own task: a slow one delays no other app's (nor the node's
+        // once-a-second work).
         for (record, spec) in due {
+            let node = self.clone();
+            tokio::spawn(async move {
+                let name = record.name.clone();
+                if let Err(e) = node.probe_one(record, spec, now).await {
+                    tracing::warn!(app = %name, error = %e, "the health check failed to run");
+                }
+                let mut all = node.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(h) = all.get_mut(&name) {
+                    h.busy = false;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    async fn probe_one(
+        &self,
+        record: crate::state::AppRecord,
+        spec: crate::state::HealthSpec,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        {
             let req = hyper::Request::get(format!("http://localhost{}", spec.path))
                 .header(hyper::header::HOST, "localhost")
                 .body(bytes::Bytes::new())
@@ -79,7 +111,7 @@ impl Node {
                     spec.path,
                     r.status().as_u16()
                 )),
-                Ok(Err(f)) => Some(format!("`GET {}` failed: {f:?}", spec.path)),
+                Ok(Err(f)) => Some(format!("`GET {}` failed: {}", spec.path, f.describe())),
                 Err(_) => Some(format!(
                     "`GET {}` took over {} s",
                     spec.path,
@@ -111,13 +143,36 @@ impl Node {
                 let why = failed.unwrap_or_default();
                 self.0.logs.note(&record.name, &format!("unhealthy: {why}"));
                 self.event(&record.name, "unhealthy", Some(why));
-                if record.restart != RestartPolicy::No {
-                    self.0
-                        .health
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&record.name);
-                    let _ = self.restart(&record.name).await;
+                let restarts = {
+                    let all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                    all.get(&record.name).map_or(0, |h| h.restarts)
+                };
+                let allowed = match record.restart {
+                    RestartPolicy::No => false,
+                    RestartPolicy::OnFailure { max } => max.is_none_or(|m| restarts < m),
+                    RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+                };
+                if allowed {
+                    // Waits as a crashed command's restart does: longer after each.
+                    let wait =
+                        Duration::from_millis(100 << restarts.min(9)).min(Duration::from_secs(60));
+                    tokio::time::sleep(wait).await;
+                    {
+                        let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                        let h = all.entry(record.name.clone()).or_default();
+                        *h = Health {
+                            restarts: restarts + 1,
+                            ..Health::default()
+                        };
+                    }
+                    // Counted like a policy's restart of a command (`ps`'s RESTARTS).
+                    let lock = self.name_lock(&record.name);
+                    let _held = lock.lock().await;
+                    self.halt(&record.name).await;
+                    if let Ok(Some(r)) = self.0.db.update(&record.name, |r| r.status.restarts += 1)
+                    {
+                        let _ = self.start_record(r, false).await;
+                    }
                 }
             }
         }

@@ -19,11 +19,25 @@ const READY_TIME: Duration = Duration::from_secs(30);
 
 impl Node {
     /// Replaces `old` (committed, its name locked by the caller) with the deploy `new`.
+    /// One project's app is updated only from that project (and a hand-deployed one only by
+    /// hand): a project cannot take over an app it did not deploy.
     pub(crate) async fn update_to(
         &self,
         old: AppRecord,
         new: Deployable,
     ) -> Result<AppView, NodeError> {
+        if old.project != new.record.project {
+            let whose = |p: &Option<String>| match p {
+                Some(p) => format!("project `{p}`"),
+                None => "no project".to_string(),
+            };
+            return Err(NodeError::Conflict(format!(
+                "`{}` belongs to {}, and this update comes from {}: update it from its own project, or remove it first",
+                old.name,
+                whose(&old.project),
+                whose(&new.record.project)
+            )));
+        }
         {
             let _modules = self.0.modules.lock().await;
             self.store_module(&new)?;
@@ -93,9 +107,9 @@ impl Node {
                     "a command"
                 },
                 if record.kind == AppKind::Http {
-                    "is not"
-                } else {
                     "is an HTTP app"
+                } else {
+                    "is a command"
                 }
             )));
         }
@@ -183,10 +197,18 @@ impl Node {
 async fn ready(app: &qyvol_runtime::serve::LoadedApp, path: &str) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIME;
     loop {
-        let why = match app.probe(path).await {
-            Ok(status) if (200..300).contains(&status) => return Ok(()),
-            Ok(status) => format!("`GET {path}` answered {status}"),
-            Err(e) => format!("`GET {path}` failed: {e}"),
+        // One check may not outlast the window: a handler that never answers fails it.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let why = match tokio::time::timeout(left.min(crate::health::PROBE_TIME), app.probe(path))
+            .await
+        {
+            Ok(Ok(status)) if (200..300).contains(&status) => return Ok(()),
+            Ok(Ok(status)) => format!("`GET {path}` answered {status}"),
+            Ok(Err(e)) => format!("`GET {path}` failed: {e}"),
+            Err(_) => format!(
+                "`GET {path}` gave no answer within {} s",
+                crate::health::PROBE_TIME.as_secs()
+            ),
         };
         if Instant::now() >= deadline {
             return Err(why);

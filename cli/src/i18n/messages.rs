@@ -123,6 +123,8 @@ pub enum Msg<'a> {
     Rebuilding(&'a str),
     BuildKept(&'a str, &'a str),
     UpdateKept(&'a str, &'a str),
+    WatchTooBig(&'a str, usize),
+    ProjectAlreadyUp,
     KvStore(&'a str, &'a str, &'a str),
     PrecompiledUntrusted,
     NotRunnable,

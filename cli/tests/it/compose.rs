@@ -310,6 +310,10 @@ fn a_compose_file_with_a_mistake_is_refused_at_its_line_and_column() {
             "`depends_on` goes round in a circle: a → b",
         ),
         ("version: 1\nname: P!\napps: {}\n", "the name contains 'P'"),
+        (
+            "version: 1\nname: my-shop\napps:\n  a:\n    source: x.wasm\n",
+            "2:7: the project name `my-shop` has a `-`",
+        ),
     ] {
         let file = s.write("bad.yaml", text);
         let out = qyvol_std()
@@ -349,5 +353,94 @@ fn an_unhealthy_app_whose_policy_restarts_is_restarted() {
             .count()
             >= 2
     });
-    assert_eq!(node.app("flaky").expect("flaky")["state"], "running");
+    let app = node.app("flaky").expect("flaky");
+    assert_eq!(app["state"], "running");
+    assert!(
+        app["restarts"].as_u64().is_some_and(|n| n >= 1),
+        "ps counts the restart: {app}"
+    );
+}
+
+#[test]
+fn a_health_check_that_never_answers_fails_and_an_update_waiting_on_it_gives_up() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let probe = guest("http-probe.wasm").display().to_string();
+    node.ok(&[
+        "deploy",
+        "--name",
+        "slow",
+        "--health",
+        "/sleep?ms=600000",
+        "--health-interval",
+        "200ms",
+        &probe,
+    ]);
+    wait_until("the hung app to be unhealthy", || {
+        node.app("slow").is_some_and(|a| a["health"] == "unhealthy")
+    });
+    assert_eq!(
+        node.app("slow").expect("slow")["health_error"],
+        "`GET /sleep?ms=600000` took over 5 s"
+    );
+    node.ok(&["rm", "-f", "slow"]);
+    node.ok(&["deploy", "--name", "web", &probe]);
+    let update = node.cli(&[
+        "deploy",
+        "--update",
+        "--name",
+        "web",
+        "--health",
+        "/sleep?ms=600000",
+        &probe,
+    ]);
+    assert!(!update.status.success());
+    assert!(
+        stderr(&update).contains(
+            "(`GET /sleep?ms=600000` gave no answer within 5 s); the old version keeps serving"
+        ),
+        "{}",
+        stderr(&update)
+    );
+    // The app's controls answer at once afterwards.
+    node.ok(&["stop", "web"]);
+}
+
+#[test]
+fn a_project_cannot_take_over_an_app_it_did_not_deploy_and_its_volumes_are_its_own() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&["deploy", "--name", "own-api", &example("api/api.qyv")]);
+    let file = s.write(
+        "own.yaml",
+        format!(
+            "version: 1\nname: own\napps:\n  api:\n    source: {}\n    mounts: [\"data:/data\"]\n",
+            example("api/api.qyv")
+        ),
+    );
+    let took = node.cli(&["up", "-d", "-f", &file.display().to_string()]);
+    assert!(!took.status.success());
+    assert!(
+        stderr(&took)
+            .contains("`own-api` belongs to no project, and this update comes from project `own`"),
+        "{}",
+        stderr(&took)
+    );
+    node.ok(&["rm", "-f", "own-api"]);
+    node.ok(&["volume", "create", "data"]);
+    node.ok(&["up", "-d", "-f", &file.display().to_string()]);
+    let volumes = node.ok(&["volume", "ls"]);
+    assert!(
+        volumes
+            .lines()
+            .any(|l| l.starts_with("own-data") && l.trim_end().ends_with("own-api")),
+        "{volumes}"
+    );
+    node.ok(&["down", "--volumes", "-f", &file.display().to_string()]);
+    let left = node.ok(&["volume", "ls"]);
+    assert!(
+        left.lines().any(|l| l.starts_with("data ")),
+        "a volume the project did not make stays: {left}"
+    );
+    assert!(!left.contains("own-data"), "{left}");
 }

@@ -138,6 +138,13 @@ pub(super) fn project_calls_health(req: &DeployRequest) -> Result<Grouping, Node
         .as_deref()
         .map(|p| name("project", p))
         .transpose()?;
+    if let Some(p) = &project
+        && p.contains('-')
+    {
+        return Err(bad(format!(
+            "project `{p}`: a project's name is lowercase letters and digits, without `-` (its apps are named PROJECT-APP, which must say which project they belong to)"
+        )));
+    }
     let mut calls = Vec::new();
     for c in &req.calls {
         let called = name("`--calls`", c)?;
@@ -152,6 +159,9 @@ pub(super) fn project_calls_health(req: &DeployRequest) -> Result<Grouping, Node
     let health = match &req.health {
         None => None,
         Some(path) => {
+            if path.len() > 1024 {
+                return Err(bad("`--health` is a path of at most 1024 bytes".into()));
+            }
             if !path.starts_with('/') || path.chars().any(|c| c.is_control() || c == ' ') {
                 return Err(bad(format!(
                     "`--health {}`: give a path such as `/health`",

@@ -57,6 +57,12 @@ impl RequestFailure {
         }
     }
 
+    /// The status and the short words a client gets, for a probe's report (`500 Internal
+    /// Server Error: the handler failed`).
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.status().as_u16(), self.body().trim_end())
+    }
+
     /// Whether the connection ends with this answer: the client is too slow or one too many.
     fn closes(&self) -> bool {
         matches!(

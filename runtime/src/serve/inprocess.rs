@@ -71,7 +71,7 @@ impl LoadedApp {
             .map_err(|e| e.to_string())?;
         match call_loaded(&self.0, req).await {
             Ok(r) => Ok(r.status().as_u16()),
-            Err(f) => Err(format!("{f:?}")),
+            Err(f) => Err(f.describe()),
         }
     }
 }

@@ -82,7 +82,16 @@ impl UpCommand {
         let home = crate::commands::home()?;
         let paths = Paths::of_project(&home, compose.name.as_str());
         qyvol_common::create_private_dir(&paths.dir).map_err(Failure::internal)?;
-        let _lock = qyvol_node::NodeLock::take(&paths)?;
+        let _lock = qyvol_node::NodeLock::take(&paths).map_err(|_| {
+            Failure::new(
+                crate::exit::Code::Refused,
+                Msg::ProjectAlreadyUp,
+                format!(
+                    "project `{}` is already up (a `qyvol up` of it runs in another terminal): stop that one with Ctrl-C first",
+                    compose.name
+                ),
+            )
+        })?;
         let options = NodeOptions {
             http: self.http,
             api: None,

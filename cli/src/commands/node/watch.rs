@@ -24,6 +24,11 @@ const MAX_FILES: usize = 20_000;
 
 pub(super) async fn run(client: &Client, compose: &Compose, ui: &Ui) -> Result<(), Failure> {
     let mut seen: Vec<u64> = compose.apps.iter().map(|a| fingerprint(&a.watch)).collect();
+    for app in &compose.apps {
+        if look(&app.watch).1 {
+            ui.alert(Msg::WatchTooBig(&app.name, MAX_FILES));
+        }
+    }
     loop {
         tokio::time::sleep(LOOK).await;
         for (i, app) in compose.apps.iter().enumerate() {
@@ -46,7 +51,11 @@ pub(super) async fn run(client: &Client, compose: &Compose, ui: &Ui) -> Result<(
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()));
             match built {
-                Err(errors) => ui.alert(Msg::BuildKept(&app.name, &sanitize(&errors))),
+                Err(errors) => {
+                    // Escaped line by line: the build's own lines stay lines.
+                    let shown: Vec<String> = errors.lines().map(sanitize).collect();
+                    ui.alert(Msg::BuildKept(&app.name, &shown.join("\n")));
+                }
                 Ok(()) => {
                     if let Err(e) =
                         super::project::deploy_app(client, compose.name.as_str(), app, ui).await
@@ -100,6 +109,11 @@ fn build(app: &ComposeApp) -> Result<(), String> {
 
 /// A digest of the files under `paths` (names, sizes, modification times).
 fn fingerprint(paths: &[PathBuf]) -> u64 {
+    look(paths).0
+}
+
+/// [`fingerprint`]'s digest, and whether there were more than [`MAX_FILES`] files to look at.
+fn look(paths: &[PathBuf]) -> (u64, bool) {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let mut stack: Vec<PathBuf> = paths.to_vec();
     let mut files = 0;
@@ -121,12 +135,12 @@ fn fingerprint(paths: &[PathBuf]) -> u64 {
         } else {
             files += 1;
             if files > MAX_FILES {
-                break;
+                return (h.finish(), true);
             }
             p.hash(&mut h);
             meta.len().hash(&mut h);
             meta.modified().ok().hash(&mut h);
         }
     }
-    h.finish()
+    (h.finish(), false)
 }
