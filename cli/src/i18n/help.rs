@@ -167,6 +167,19 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "run.secret" | "serve.secret" | "deploy.secret" => {
             "Da un secreto, leído de FILE (`-`: la entrada estándar), que el módulo lee con wasi:config"
         }
+        "up" => "Arranca juntas las apps de un archivo compose, como un proyecto",
+        "up.file" | "down.file" => "El archivo compose",
+        "up.detach" => {
+            "Despliega el proyecto en el nodo y vuelve (por defecto: lo ejecuta aquí hasta Ctrl-C)"
+        }
+        "up.watch" => {
+            "Reconstruye y actualiza una app cuando cambian sus archivos (solo la app cuyos archivos cambiaron)"
+        }
+        "up.http" => "Dónde se sirven las apps HTTP del proyecto cuando se ejecuta en primer plano",
+        "down" => "Elimina del nodo las apps de un proyecto",
+        "down.volumes" => {
+            "Borra también los cubos clave-valor de las apps y los volúmenes del proyecto"
+        }
         "kv" => "Mira y cambia los cubos clave-valor de una app desplegada",
         "kv.ls" => "Lista los cubos de una app (claves, bytes), o las claves de un cubo",
         "kv.get" => "Muestra el valor de una clave",
@@ -345,6 +358,12 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
             "qyvol load -i hello.tar",
             "qyvol load -i app.qyvc -t localhost:5000/app:1",
         ],
+        "up" => &[
+            "cd examples/compose && qyvol up",
+            "qyvol up -d -f examples/compose/qyvol-compose.yaml",
+            "qyvol up -d --watch",
+        ],
+        "down" => &["qyvol down", "qyvol down --volumes -f examples/compose/qyvol-compose.yaml"],
         "volume" => &[
             "qyvol volume create data",
             "qyvol volume ls",

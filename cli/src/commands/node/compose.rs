@@ -51,7 +51,7 @@ pub struct DownCommand {
     #[arg(short, long, value_name = "FILE", default_value = COMPOSE_FILE)]
     file: PathBuf,
 
-    /// Also delete the apps' key-value buckets and the volumes the file names
+    /// Also delete the apps' key-value buckets and the project's volumes (`data` is PROJECT-data)
     #[arg(long)]
     volumes: bool,
 
