@@ -363,7 +363,10 @@ pub fn examples(cmd: &str, lang: Lang) -> Option<String> {
             "qyvol up -d -f examples/compose/qyvol-compose.yaml",
             "qyvol up -d --watch",
         ],
-        "down" => &["qyvol down", "qyvol down --volumes -f examples/compose/qyvol-compose.yaml"],
+        "down" => &[
+            "qyvol down",
+            "qyvol down --volumes -f examples/compose/qyvol-compose.yaml",
+        ],
         "volume" => &[
             "qyvol volume create data",
             "qyvol volume ls",
