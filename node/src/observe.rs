@@ -199,6 +199,13 @@ impl Node {
 /// What the app port tells the node: each request counted for its app.
 pub(crate) struct AppEvents(pub(crate) Node);
 
+impl Node {
+    /// Where requests are counted: the app port's, and calls between apps.
+    pub(crate) fn app_events(&self) -> std::sync::Arc<dyn qyvol_runtime::serve::Events> {
+        std::sync::Arc::new(AppEvents(self.clone()))
+    }
+}
+
 impl qyvol_runtime::serve::Events for AppEvents {
     fn request(&self, e: &qyvol_runtime::serve::AccessEntry<'_>) {
         if let Some(app) = e.app {

@@ -79,7 +79,7 @@ impl Node {
         // Apps it may call by name, answered by the node's router in process.
         request.calls = qyvol_runtime::calls::Calls {
             targets: record.spec.calls.clone().into(),
-            dialer: Some(self.0.router.dialer()),
+            dialer: Some(self.0.router.dialer(Some(self.app_events()))),
         };
         let gauge = MemoryGauge::default();
         request.memory_gauge = Some(gauge.clone());

@@ -131,7 +131,7 @@ impl Node {
                 }
                 request.calls = qyvol_runtime::calls::Calls {
                     targets: record.spec.calls.clone().into(),
-                    dialer: Some(self.0.router.dialer()),
+                    dialer: Some(self.0.router.dialer(Some(self.app_events()))),
                 };
                 request.memory_gauge = self
                     .0

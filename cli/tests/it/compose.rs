@@ -65,6 +65,12 @@ fn up_d_starts_the_project_whose_front_calls_the_api_by_name_and_down_removes_it
         node.get("/").1,
         "Hola desde el frente! The API says: 1 items (api v1)\n"
     );
+    // The API counts the front's two calls and the POST: calls are requests to it too.
+    let metrics = node.metrics();
+    assert!(
+        metrics.contains("qyvol_requests_total{app=\"shop-api\",status=\"200\"} 3"),
+        "{metrics}"
+    );
     let ps = node.ok(&["ps"]);
     assert!(
         ps.lines().any(|l| l.starts_with("shop-api")

@@ -27,9 +27,16 @@ impl Router {
         call_loaded(&app, req).await
     }
 
-    /// A dialer for the apps' outgoing calls, holding the router weakly.
-    pub fn dialer(self: &Arc<Self>) -> Arc<dyn crate::calls::Dialer> {
-        Arc::new(RouterDialer(Arc::downgrade(self)))
+    /// A dialer for the apps' outgoing calls, holding the router weakly; each call is told to
+    /// `events` as a request to the app called (its metrics, its access log line).
+    pub fn dialer(
+        self: &Arc<Self>,
+        events: Option<Arc<dyn super::Events>>,
+    ) -> Arc<dyn crate::calls::Dialer> {
+        Arc::new(RouterDialer {
+            router: Arc::downgrade(self),
+            events,
+        })
     }
 
     /// Serves `app` in place of the app of its name, at once: new requests reach the new one,
@@ -93,7 +100,10 @@ async fn call_loaded(
     app.handle(req, IN_PROCESS, held).await
 }
 
-struct RouterDialer(Weak<Router>);
+struct RouterDialer {
+    router: Weak<Router>,
+    events: Option<Arc<dyn super::Events>>,
+}
 
 impl crate::calls::Dialer for RouterDialer {
     fn call(
@@ -103,16 +113,30 @@ impl crate::calls::Dialer for RouterDialer {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Option<Response<crate::calls::CallBody>>> + Send>,
     > {
-        let router = self.0.upgrade();
+        let router = self.router.upgrade();
+        let events = self.events.clone();
         let app = app.to_string();
         Box::pin(async move {
             let router = router?;
-            match router.call(&app, req).await {
-                Ok(r) => Some(r),
+            let (method, path) = (req.method().to_string(), req.uri().path().to_string());
+            let start = std::time::Instant::now();
+            let (response, failure) = match router.call(&app, req).await {
+                Ok(r) => (r, None),
                 // No such app (yet): the caller gets wasi:http's destination-not-found.
-                Err(RequestFailure::NoRoute) => None,
-                Err(f) => Some(error_response(&f)),
+                Err(RequestFailure::NoRoute) => return None,
+                Err(f) => (error_response(&f), Some(f)),
+            };
+            if let Some(events) = &events {
+                events.request(&super::AccessEntry {
+                    method: &method,
+                    path: &path,
+                    status: response.status().as_u16(),
+                    duration: start.elapsed(),
+                    app: Some(&app),
+                    failure: failure.as_ref(),
+                });
             }
+            Some(response)
         })
     }
 }
