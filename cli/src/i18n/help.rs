@@ -175,6 +175,9 @@ pub fn help_es(key: &str) -> Option<&'static str> {
         "up.watch" => {
             "Reconstruye y actualiza una app cuando cambian sus archivos (solo la app cuyos archivos cambiaron)"
         }
+        "up.remove_orphans" => {
+            "Elimina las apps del proyecto que el archivo ya no lista (por defecto, las nombra)"
+        }
         "up.http" => "Dónde se sirven las apps HTTP del proyecto cuando se ejecuta en primer plano",
         "down" => "Elimina del nodo las apps de un proyecto",
         "down.volumes" => {

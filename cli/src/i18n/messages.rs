@@ -125,6 +125,7 @@ pub enum Msg<'a> {
     UpdateKept(&'a str, &'a str),
     WatchTooBig(&'a str, usize),
     ProjectAlreadyUp,
+    Orphan(&'a str, &'a str),
     KvStore(&'a str, &'a str, &'a str),
     PrecompiledUntrusted,
     NotRunnable,

@@ -141,6 +141,8 @@ impl Msg<'_> {
             (M::BuildKept(a, why), En) => format!("❌ Building {a} failed; the last good version keeps serving:\n{why}"),
             (M::WatchTooBig(a, n), Es) => format!("⚠️ {a}: se vigilan solo {n} archivos y hay más; los cambios del resto no se ven: di qué vigilar con `watch:`"),
             (M::WatchTooBig(a, n), En) => format!("⚠️ {a}: only {n} files are watched and there are more; changes to the rest go unseen: list what to watch with `watch:`"),
+            (M::Orphan(a, p), Es) => format!("⚠️ {a} es del proyecto {p} pero el archivo ya no la lista: quítala con `--remove-orphans` o `qyvol rm -f {a}`"),
+            (M::Orphan(a, p), En) => format!("⚠️ {a} belongs to project {p} but the file no longer lists it: remove it with `--remove-orphans` or `qyvol rm -f {a}`"),
             (M::ProjectAlreadyUp, Es) => "el proyecto ya está en marcha".into(),
             (M::ProjectAlreadyUp, En) => "the project is already up".into(),
             (M::UpdateKept(a, why), Es) => format!("❌ La actualización de {a} falló; sigue la versión anterior: {why}"),

@@ -450,3 +450,29 @@ fn a_project_cannot_take_over_an_app_it_did_not_deploy_and_its_volumes_are_its_o
     );
     assert!(!left.contains("own-data"), "{left}");
 }
+
+#[test]
+fn an_app_the_file_no_longer_lists_is_named_and_removed_on_request() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    node.ok(&["up", "-d", "-f", &compose(&s, "orph", "    calls: [api]\n")]);
+    let api_only = s.write(
+        "orph-api.yaml",
+        format!(
+            "version: 1\nname: orph\napps:\n  api:\n    source: {}\n",
+            example("api/api.qyv")
+        ),
+    );
+    let file = api_only.display().to_string();
+    let again = node.cli(&["up", "-d", "-f", &file]);
+    assert!(
+        stderr(&again)
+            .contains("orph-front belongs to project orph but the file no longer lists it"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(node.app("orph-front").is_some(), "named, not removed");
+    node.ok(&["up", "-d", "--remove-orphans", "-f", &file]);
+    assert!(node.app("orph-front").is_none());
+    assert!(node.app("orph-api").is_some());
+}

@@ -36,6 +36,10 @@ pub struct UpCommand {
     #[arg(long)]
     watch: bool,
 
+    /// Remove the project's apps the file no longer lists (default: name them)
+    #[arg(long)]
+    remove_orphans: bool,
+
     /// Where the project's HTTP apps are served when it runs in the foreground
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: std::net::SocketAddr,
@@ -66,7 +70,7 @@ impl UpCommand {
         if self.detach {
             let client = self.target.client()?;
             block(async {
-                super::project::up_all(&client, &compose, &ui).await?;
+                super::project::up_all(&client, &compose, &ui, self.remove_orphans).await?;
                 if self.watch {
                     crate::commands::node::watch::run(&client, &compose, &ui).await?;
                 }
@@ -109,7 +113,7 @@ impl UpCommand {
             node.reconcile().await?;
             let serving = tokio::spawn(qyvol_node::api::serve(node.clone(), listeners));
             let client = Client::new(Endpoint::Unix(paths.socket()));
-            super::project::up_all(&client, compose, ui).await?;
+            super::project::up_all(&client, compose, ui, self.remove_orphans).await?;
             ui.status(Msg::ProjectUp(
                 compose.name.as_str(),
                 &format!("http://{http}/"),

@@ -48,9 +48,39 @@ pub(super) async fn deploy_app(
     Ok(view)
 }
 
-pub(super) async fn up_all(client: &Client, compose: &Compose, ui: &Ui) -> Result<(), Failure> {
+/// Deploys every app of the project; then the project's apps the file no longer lists
+/// (orphans, as Docker's compose calls them) are named, or removed with `remove_orphans`.
+pub(super) async fn up_all(
+    client: &Client,
+    compose: &Compose,
+    ui: &Ui,
+    remove_orphans: bool,
+) -> Result<(), Failure> {
+    let project = compose.name.as_str();
     for app in &compose.apps {
-        deploy_app(client, compose.name.as_str(), app, ui).await?;
+        deploy_app(client, project, app, ui).await?;
+    }
+    let listed: Vec<String> = compose
+        .apps
+        .iter()
+        .map(|a| qyvol_node::project::app_name(project, &a.name))
+        .collect();
+    let apps: Vec<AppView> = client
+        .json(Method::GET, "/api/v1/apps?all=true", None)
+        .await?;
+    for orphan in apps
+        .iter()
+        .filter(|a| a.project.as_deref() == Some(project) && !listed.contains(&a.name))
+    {
+        if remove_orphans {
+            let path = format!("/api/v1/apps/{}?force=true&keep_data=true", orphan.name);
+            client
+                .call(Method::DELETE, &path, Some(&serde_json::json!({})))
+                .await?;
+            ui.status(Msg::AppRemoved(&orphan.name));
+        } else {
+            ui.alert(Msg::Orphan(&orphan.name, project));
+        }
     }
     Ok(())
 }
