@@ -23,23 +23,26 @@ const SKIPPED: [&str; 3] = ["target", ".git", "node_modules"];
 const MAX_FILES: usize = 20_000;
 
 pub(super) async fn run(client: &Client, compose: &Compose, ui: &Ui) -> Result<(), Failure> {
-    let mut seen: Vec<u64> = compose.apps.iter().map(|a| fingerprint(&a.watch)).collect();
-    for app in &compose.apps {
-        if look(&app.watch).1 {
+    // What each app's build writes is not a change to act on (it would rebuild forever).
+    let outputs: Vec<Option<PathBuf>> = compose.apps.iter().map(build_output).collect();
+    let look_at = |i: usize| look(&compose.apps[i].watch, outputs[i].as_deref());
+    let mut seen: Vec<u64> = (0..compose.apps.len()).map(|i| look_at(i).0).collect();
+    for (i, app) in compose.apps.iter().enumerate() {
+        if look_at(i).1 {
             ui.alert(Msg::WatchTooBig(&app.name, MAX_FILES));
         }
     }
     loop {
         tokio::time::sleep(LOOK).await;
         for (i, app) in compose.apps.iter().enumerate() {
-            let mut now = fingerprint(&app.watch);
+            let mut now = look_at(i).0;
             if now == seen[i] {
                 continue;
             }
             // Edits come in bursts (an editor's save, a formatter): wait for the last one.
             loop {
                 tokio::time::sleep(SETTLE).await;
-                let again = fingerprint(&app.watch);
+                let again = look_at(i).0;
                 if again == now {
                     break;
                 }
@@ -64,10 +67,24 @@ pub(super) async fn run(client: &Client, compose: &Compose, ui: &Ui) -> Result<(
                     }
                 }
             }
-            // What the build wrote is not a change to act on.
-            seen[i] = fingerprint(&app.watch);
+            // What changed while it built is seen at the next look.
+            seen[i] = now;
         }
     }
+}
+
+/// The file the app's manifest's build writes, when it has one.
+fn build_output(app: &ComposeApp) -> Option<PathBuf> {
+    let source = Path::new(&app.source);
+    if source.extension().is_none_or(|e| e != "qyv") {
+        return None;
+    }
+    let options = LoadOptions {
+        unbuilt: true,
+        ..LoadOptions::default()
+    };
+    let build = Manifest::load(source, options).ok()?.build?;
+    Some(std::path::absolute(&build.output).unwrap_or(build.output))
 }
 
 /// Runs the app's manifest's `build.command` in its folder; its output when it fails.
@@ -107,13 +124,9 @@ fn build(app: &ComposeApp) -> Result<(), String> {
     ))
 }
 
-/// A digest of the files under `paths` (names, sizes, modification times).
-fn fingerprint(paths: &[PathBuf]) -> u64 {
-    look(paths).0
-}
-
-/// [`fingerprint`]'s digest, and whether there were more than [`MAX_FILES`] files to look at.
-fn look(paths: &[PathBuf]) -> (u64, bool) {
+/// A digest of the files under `paths` but `skip` (names, sizes, modification times), and
+/// whether there were more than [`MAX_FILES`] to look at.
+fn look(paths: &[PathBuf], skip: Option<&Path>) -> (u64, bool) {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let mut stack: Vec<PathBuf> = paths.to_vec();
     let mut files = 0;
@@ -133,6 +146,9 @@ fn look(paths: &[PathBuf]) -> (u64, bool) {
                 stack.extend(names);
             }
         } else {
+            if skip.is_some_and(|s| std::path::absolute(&p).is_ok_and(|a| a == s)) {
+                continue;
+            }
             files += 1;
             if files > MAX_FILES {
                 return (h.finish(), true);
