@@ -79,9 +79,7 @@ impl Node {
             let node = self.clone();
             tokio::spawn(async move {
                 let name = record.name.clone();
-                if let Err(e) = node.probe_one(record, spec, now).await {
-                    tracing::warn!(app = %name, error = %e, "the health check failed to run");
-                }
+                node.probe_one(record, spec, now).await;
                 let mut all = node.0.health.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(h) = all.get_mut(&name) {
                     h.busy = false;
@@ -91,92 +89,81 @@ impl Node {
         Ok(())
     }
 
+    /// One check of `record`'s app, and what follows from it.
     async fn probe_one(
         &self,
         record: crate::state::AppRecord,
         spec: crate::state::HealthSpec,
         now: Instant,
-    ) -> Result<(), NodeError> {
-        {
-            let req = hyper::Request::get(format!("http://localhost{}", spec.path))
-                .header(hyper::header::HOST, "localhost")
-                .body(bytes::Bytes::new())
-                .map_err(NodeError::internal)?;
-            let answer =
-                tokio::time::timeout(PROBE_TIME, self.0.router.call(&record.name, req)).await;
-            let failed = match answer {
-                Ok(Ok(r)) if r.status().is_success() => None,
-                Ok(Ok(r)) => Some(format!(
-                    "`GET {}` answered {}",
-                    spec.path,
-                    r.status().as_u16()
-                )),
-                Ok(Err(f)) => Some(format!("`GET {}` failed: {}", spec.path, f.describe())),
-                Err(_) => Some(format!(
-                    "`GET {}` took over {} s",
-                    spec.path,
-                    PROBE_TIME.as_secs()
-                )),
-            };
-            let unhealthy_now = {
-                let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
-                let h = all.entry(record.name.clone()).or_default();
-                h.last = Some(now);
-                let was = h.healthy;
-                match &failed {
-                    None => {
-                        h.failures = 0;
-                        h.healthy = Some(true);
-                        h.why = None;
-                    }
-                    Some(why) => {
-                        h.failures += 1;
-                        h.why = Some(why.clone());
-                        if h.failures >= FAILURES {
-                            h.healthy = Some(false);
-                        }
-                    }
+    ) {
+        let answer =
+            tokio::time::timeout(PROBE_TIME, self.0.router.probe(&record.name, &spec.path)).await;
+        let failed = match answer {
+            Ok(Ok(status)) if (200..300).contains(&status) => None,
+            Ok(Ok(status)) => Some(format!("`GET {}` answered {status}", spec.path)),
+            Ok(Err(why)) => Some(format!("`GET {}` failed: {why}", spec.path)),
+            Err(_) => Some(format!(
+                "`GET {}` took over {} s",
+                spec.path,
+                PROBE_TIME.as_secs()
+            )),
+        };
+        let unhealthy_now = {
+            let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+            let h = all.entry(record.name.clone()).or_default();
+            h.last = Some(now);
+            let was = h.healthy;
+            match &failed {
+                None => {
+                    h.failures = 0;
+                    h.healthy = Some(true);
+                    h.why = None;
                 }
-                h.healthy == Some(false) && was != Some(false)
-            };
-            if unhealthy_now {
-                let why = failed.unwrap_or_default();
-                self.0.logs.note(&record.name, &format!("unhealthy: {why}"));
-                self.event(&record.name, "unhealthy", Some(why));
-                let restarts = {
-                    let all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
-                    all.get(&record.name).map_or(0, |h| h.restarts)
-                };
-                let allowed = match record.restart {
-                    RestartPolicy::No => false,
-                    RestartPolicy::OnFailure { max } => max.is_none_or(|m| restarts < m),
-                    RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
-                };
-                if allowed {
-                    // Waits as a crashed command's restart does: longer after each.
-                    let wait =
-                        Duration::from_millis(100 << restarts.min(9)).min(Duration::from_secs(60));
-                    tokio::time::sleep(wait).await;
-                    {
-                        let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
-                        let h = all.entry(record.name.clone()).or_default();
-                        *h = Health {
-                            restarts: restarts + 1,
-                            ..Health::default()
-                        };
-                    }
-                    // Counted like a policy's restart of a command (`ps`'s RESTARTS).
-                    let lock = self.name_lock(&record.name);
-                    let _held = lock.lock().await;
-                    self.halt(&record.name).await;
-                    if let Ok(Some(r)) = self.0.db.update(&record.name, |r| r.status.restarts += 1)
-                    {
-                        let _ = self.start_record(r, false).await;
+                Some(why) => {
+                    h.failures += 1;
+                    h.why = Some(why.clone());
+                    if h.failures >= FAILURES {
+                        h.healthy = Some(false);
                     }
                 }
             }
+            h.healthy == Some(false) && was != Some(false)
+        };
+        if unhealthy_now {
+            let why = failed.unwrap_or_default();
+            self.0.logs.note(&record.name, &format!("unhealthy: {why}"));
+            self.event(&record.name, "unhealthy", Some(why));
+            let restarts = {
+                let all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                all.get(&record.name).map_or(0, |h| h.restarts)
+            };
+            let allowed = match record.restart {
+                RestartPolicy::No => false,
+                RestartPolicy::OnFailure { max } => max.is_none_or(|m| restarts < m),
+                RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            };
+            if allowed {
+                // Waits as a crashed command's restart does: longer after each.
+                let wait =
+                    Duration::from_millis(100 << restarts.min(9)).min(Duration::from_secs(60));
+                tokio::time::sleep(wait).await;
+                {
+                    let mut all = self.0.health.lock().unwrap_or_else(|p| p.into_inner());
+                    let h = all.entry(record.name.clone()).or_default();
+                    *h = Health {
+                        restarts: restarts + 1,
+                        ..Health::default()
+                    };
+                }
+                // Counted like a policy's restart of a command (`ps`'s RESTARTS).
+                let lock = self.name_lock(&record.name);
+                let _held = lock.lock().await;
+                self.halt(&record.name).await;
+                if let Ok(Some(r)) = self.0.db.update(&record.name, |r| r.status.restarts += 1) {
+                    let _ = self.start_record(r, false).await;
+                }
+            }
         }
-        Ok(())
     }
 
     /// Forgets what the checks saw of `name` (removed, or its check changed).

@@ -62,6 +62,14 @@ impl Router {
         Ok(())
     }
 
+    /// [`LoadedApp::probe`] of the app named `name` (a health check of a routed app).
+    pub async fn probe(&self, name: &str, path: &str) -> Result<u16, String> {
+        let app = self
+            .by_name(name)
+            .ok_or_else(|| RequestFailure::NoRoute.describe())?;
+        probe(&app, path).await
+    }
+
     fn by_name(&self, name: &str) -> Option<Arc<super::Loaded>> {
         let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
         apps.iter().find(|a| a.name == name).cloned()
@@ -72,14 +80,19 @@ impl LoadedApp {
     /// A `GET path` answered by this app before it is routed (a readiness or health check):
     /// its status, or why it gave none.
     pub async fn probe(&self, path: &str) -> Result<u16, String> {
-        let req = Request::get(format!("http://localhost{path}"))
-            .header(hyper::header::HOST, "localhost")
-            .body(Bytes::new())
-            .map_err(|e| e.to_string())?;
-        match call_loaded(&self.0, req).await {
-            Ok(r) => Ok(r.status().as_u16()),
-            Err(f) => Err(f.describe()),
-        }
+        probe(&self.0, path).await
+    }
+}
+
+/// `GET path` of `app`, in process: its status, or why it gave none.
+async fn probe(app: &Arc<super::Loaded>, path: &str) -> Result<u16, String> {
+    let req = Request::get(format!("http://localhost{path}"))
+        .header(hyper::header::HOST, "localhost")
+        .body(Bytes::new())
+        .map_err(|e| e.to_string())?;
+    match call_loaded(app, req).await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(f) => Err(f.describe()),
     }
 }
 
@@ -87,16 +100,7 @@ async fn call_loaded(
     app: &Arc<super::Loaded>,
     req: Request<Bytes>,
 ) -> Result<Response<Body>, RequestFailure> {
-    if req.body().len() as u64 > app.max_body {
-        return Err(RequestFailure::BodyTooLarge {
-            limit: app.max_body,
-        });
-    }
-    let mut held = super::Held::new();
-    if let Some((turns, limit)) = &app.turns {
-        let turn = turns.clone().try_acquire_owned();
-        held.push(turn.map_err(|_| RequestFailure::AppBusy { limit: *limit })?);
-    }
+    let held = app.admit(Some(req.body().len() as u64))?;
     app.handle(req, IN_PROCESS, held).await
 }
 

@@ -89,6 +89,22 @@ enum Handler {
 pub(crate) type Held = Vec<tokio::sync::OwnedSemaphorePermit>;
 
 impl Loaded {
+    /// Admits a request whose body is (or says it is) `body` bytes: refused past the app's
+    /// body cap, or when the app already answers all it may at once; else its turn, held.
+    fn admit(&self, body: Option<u64>) -> Result<Held, RequestFailure> {
+        if body.is_some_and(|n| n > self.max_body) {
+            return Err(RequestFailure::BodyTooLarge {
+                limit: self.max_body,
+            });
+        }
+        let mut held = Held::new();
+        if let Some((turns, limit)) = &self.turns {
+            let turn = turns.clone().try_acquire_owned();
+            held.push(turn.map_err(|_| RequestFailure::AppBusy { limit: *limit })?);
+        }
+        Ok(held)
+    }
+
     /// Answers `req` (read whole) from `peer` with this app's handler. A response whose status
     /// is not final (1xx, 101's protocol switch) is the handler's failure, as for CGI.
     async fn handle(

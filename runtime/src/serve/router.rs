@@ -351,17 +351,8 @@ impl Shared {
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > app.max_body) {
-            return Err(RequestFailure::BodyTooLarge {
-                limit: app.max_body,
-            });
-        }
         // Taken before the body is read: a slow body holds one of the app's turns, not more.
-        let mut held = super::Held::new();
-        if let Some((turns, limit)) = &app.turns {
-            let turn = turns.clone().try_acquire_owned();
-            held.push(turn.map_err(|_| RequestFailure::AppBusy { limit: *limit })?);
-        }
+        let mut held = app.admit(declared)?;
         let (mut parts, body) = req.into_parts();
         hide_cookies(&mut parts.headers, &self.router.options.hidden_cookies);
         // The whole body first, so a slot is only ever taken by a complete request.
