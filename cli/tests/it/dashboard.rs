@@ -1003,22 +1003,12 @@ fn an_apps_page_names_its_buckets_variables_and_secrets_and_shows_no_value() {
     let node = Node::with_api(&s.path("home"));
     let secret = "tok-dashboard-5e1f-never-shown";
     let env_value = "env-dashboard-0c2a-never-shown";
-    let token = s.write("admin-token", secret);
-    node.ok(&[
-        "deploy",
-        "--secret",
-        &format!("admin_token={}", token.display()),
-        "--config",
-        "name=Ana",
-        "--config",
-        "note=\u{1b}[31mred\u{1b}]0;pwned\u{7}",
-        "-e",
-        &format!("NOTE={env_value}"),
-        &repo_root()
-            .join("examples/counter/counter.qyv")
-            .display()
-            .to_string(),
-    ]);
+    node.deploy_counter(
+        &s,
+        secret,
+        env_value,
+        &["--config", "note=\u{1b}[31mred\u{1b}]0;pwned\u{7}"],
+    );
     assert_eq!(node.get("/").0, 200);
     node.ok(&[
         "deploy",

@@ -4,31 +4,14 @@
 
 use std::collections::BTreeSet;
 
-use crate::fixture::{Node, Scratch, guest, promtool_passes, repo_root, stderr, wait_until};
+use crate::fixture::{Node, Scratch, counter_manifest, guest, promtool_passes, stderr, wait_until};
 
 const SECRET: &str = "tok-7f3a9c2e51-never-shown";
 const ENV_VALUE: &str = "env-value-4b8d1e-never-shown";
 
-fn counter() -> String {
-    repo_root()
-        .join("examples/counter/counter.qyv")
-        .display()
-        .to_string()
-}
-
 /// The counter deployed with its secret from a file, a configured name and a variable.
 fn deploy_counter(node: &Node, s: &Scratch) {
-    let token = s.write("admin-token", SECRET);
-    node.ok(&[
-        "deploy",
-        "--secret",
-        &format!("admin_token={}", token.display()),
-        "--config",
-        "name=Ana",
-        "-e",
-        &format!("NOTE={ENV_VALUE}"),
-        &counter(),
-    ]);
+    node.deploy_counter(s, SECRET, ENV_VALUE, &[]);
 }
 
 fn admin(node: &Node) -> (u16, String) {
@@ -133,7 +116,7 @@ fn the_secret_and_variable_values_are_in_no_listing_record_log_or_metric() {
 fn a_deploy_without_a_declared_secret_is_refused_naming_it() {
     let s = Scratch::new();
     let node = Node::start(&s.path("home"), &[]);
-    let out = node.cli(&["deploy", &counter()]);
+    let out = node.cli(&["deploy", &counter_manifest()]);
     assert_ne!(out.status.code(), Some(0));
     assert!(
         stderr(&out).contains("`counter` needs secret `admin_token` (`--secret admin_token=FILE`"),
