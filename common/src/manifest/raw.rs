@@ -174,6 +174,30 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<RawManifest, ManifestErro
     Ok(raw)
 }
 
+/// `field` lists at most [`super::MAX_STATE_NAMES`] names (each a `what`), none twice.
+fn names_once<T: PartialEq + std::fmt::Display>(
+    field: &str,
+    what: &str,
+    list: &Spanned<Vec<T>>,
+) -> Result<(), String> {
+    let names = &list.value;
+    if names.len() > super::MAX_STATE_NAMES {
+        return Err(format!(
+            "`{field}` lists {} names; a manifest may list at most {}",
+            names.len(),
+            super::MAX_STATE_NAMES
+        ));
+    }
+    match names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        Some((_, dup)) => Err(format!("{what} `{dup}` is listed twice in `{field}`")),
+        None => Ok(()),
+    }
+}
+
 /// Lists of buckets, variables and secrets are short, without repeats, and values are
 /// within [`crate::MAX_CONFIG_VALUE`]: a manifest cannot make the host open thousands of
 /// stores or keep megabytes of settings per instance.
@@ -188,36 +212,10 @@ fn check_state(path: &Path, raw: &RawManifest) -> Result<(), ManifestError> {
         )
     };
     if let Some(k) = &raw.keyvalue {
-        if k.value.len() > super::MAX_STATE_NAMES {
-            return Err(fail(too_many("keyvalue", k.value.len()), &k.referenced));
-        }
-        if let Some(dup) = k
-            .value
-            .iter()
-            .enumerate()
-            .find(|(i, b)| k.value[..*i].contains(b))
-        {
-            return Err(fail(
-                format!("bucket `{}` is listed twice in `keyvalue`", dup.1),
-                &k.referenced,
-            ));
-        }
+        names_once("keyvalue", "bucket", k).map_err(|m| fail(m, &k.referenced))?;
     }
     if let Some(s) = &raw.secrets {
-        if s.value.len() > super::MAX_STATE_NAMES {
-            return Err(fail(too_many("secrets", s.value.len()), &s.referenced));
-        }
-        if let Some(dup) = s
-            .value
-            .iter()
-            .enumerate()
-            .find(|(i, n)| s.value[..*i].contains(n))
-        {
-            return Err(fail(
-                format!("secret `{}` is listed twice in `secrets`", dup.1),
-                &s.referenced,
-            ));
-        }
+        names_once("secrets", "secret", s).map_err(|m| fail(m, &s.referenced))?;
     }
     if let Some(c) = &raw.config {
         if c.value.len() > super::MAX_STATE_NAMES {
