@@ -75,25 +75,17 @@ impl Node {
                 return Err(NodeError::Internal(why));
             }
         };
-        request.output = collector.output.clone();
-        // Apps it may call by name, answered by the node's router in process.
-        request.calls = qyvol_runtime::calls::Calls {
-            targets: record.spec.calls.clone().into(),
-            dialer: Some(self.0.router.dialer(Some(self.app_events()))),
-        };
         let gauge = MemoryGauge::default();
-        request.memory_gauge = Some(gauge.clone());
-        request.node_memory = Some(self.0.memory.clone());
         self.0
             .gauges
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.clone(), gauge);
-        // The engine `launch` judged the deploy's precompiled code for, decided again from
-        // the record when the node restarts.
-        let engine = qyvol_runtime::EngineConfig::decide(
-            qyvol_launch::Runner::Supervised.purpose(record.kind.runtime()),
-            &request.limits,
+            .insert(name.clone(), gauge.clone());
+        let engine = self.wire(
+            &record,
+            &mut request,
+            Some(collector.output.clone()),
+            Some(gauge),
             wasm.info.wasi,
         );
         let result = match record.kind {
@@ -106,6 +98,35 @@ impl Node {
             self.failed(&name, &e.to_string());
         }
         result
+    }
+
+    /// What the node gives every instance of `record`'s app, however it starts (deployed,
+    /// restarted, updated): where its output goes (`output`, when given), the apps it may call,
+    /// where its memory is counted; and the engine it runs on — the one `launch` judged the
+    /// deploy's precompiled code for, decided again from the record when the node restarts.
+    pub(crate) fn wire(
+        &self,
+        record: &AppRecord,
+        request: &mut RunRequest,
+        output: Option<qyvol_runtime::Output>,
+        gauge: Option<MemoryGauge>,
+        wasi: qyvol_runtime::WasiGeneration,
+    ) -> qyvol_runtime::EngineConfig {
+        if let Some(output) = output {
+            request.output = output;
+        }
+        // Apps it may call by name, answered by the node's router in process.
+        request.calls = qyvol_runtime::calls::Calls {
+            targets: record.spec.calls.clone().into(),
+            dialer: Some(self.0.router.dialer(Some(self.app_events()))),
+        };
+        request.memory_gauge = gauge;
+        request.node_memory = Some(self.0.memory.clone());
+        qyvol_runtime::EngineConfig::decide(
+            qyvol_launch::Runner::Supervised.purpose(record.kind.runtime()),
+            &request.limits,
+            wasi,
+        )
     }
 
     async fn route(

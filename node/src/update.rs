@@ -119,33 +119,22 @@ impl Node {
         record.desired = crate::state::Desired::Running;
         match record.kind {
             AppKind::Http if self.0.router.instances(&old.name).is_some() => {
-                let collector = self
+                // The running version's log and memory gauge carry over to the new one.
+                let output = self
                     .0
                     .collectors
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&old.name)
                     .map(|c| c.output.clone());
-                if let Some(output) = collector {
-                    request.output = output;
-                }
-                request.calls = qyvol_runtime::calls::Calls {
-                    targets: record.spec.calls.clone().into(),
-                    dialer: Some(self.0.router.dialer(Some(self.app_events()))),
-                };
-                request.memory_gauge = self
+                let gauge = self
                     .0
                     .gauges
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&old.name)
                     .cloned();
-                request.node_memory = Some(self.0.memory.clone());
-                let engine = qyvol_runtime::EngineConfig::decide(
-                    qyvol_launch::Runner::Supervised.purpose(record.kind.runtime()),
-                    &request.limits,
-                    wasm.info.wasi,
-                );
+                let engine = self.wire(&record, &mut request, output, gauge, wasm.info.wasi);
                 let loaded = self.load_http(&record, wasm, request, engine).await?;
                 if let Some(health) = &record.spec.health {
                     ready(&loaded, &health.path).await.map_err(|why| {
