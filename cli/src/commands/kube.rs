@@ -114,7 +114,15 @@ pub fn objects(manifest: &qyvol_common::Manifest, image: &str, replicas: u32) ->
         annotations.insert("qyvol.dev/fuel".into(), f.to_string().into());
     }
     let http = manifest.runtime == RuntimeKind::WasiHttp;
-    let mut container = json!({ "name": name, "image": image });
+    // The module's path as the program's name, for either image form: the filesystem form's
+    // entrypoint, and what a Wasm OCI artifact (no entrypoint in its config) needs, since
+    // containerd's CRI refuses a container with neither a command nor an entrypoint, and the
+    // shim takes the first argument as the program's name (tested through CRI on 1.7).
+    let mut container = json!({
+        "name": name,
+        "image": image,
+        "command": [format!("/{}", qyvol_store::bundle::ROOTFS_WASM)],
+    });
     if let Some(m) = memory {
         let q = quantity(m.0);
         container["resources"] = json!({ "limits": { "memory": q }, "requests": { "memory": q } });

@@ -67,6 +67,9 @@ fn an_http_app_gets_a_runtime_class_a_deployment_and_a_service() {
         container.image.as_deref(),
         Some("registry.lan/http-hello:1")
     );
+    // The program's name, which a Wasm OCI artifact's config does not give (CRI refuses a
+    // container without one).
+    assert_eq!(container.command, Some(vec!["/app.wasm".to_string()]));
     // `environment: edge`: 128 MiB and 5 s unless the manifest says otherwise.
     let limits = container
         .resources
