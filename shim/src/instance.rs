@@ -153,9 +153,11 @@ fn wire(e: impl std::fmt::Display) -> WireError {
 
 fn build_container(b: Build) -> Result<i32, WireError> {
     let root = b.cfg.determine_rootdir(NAME).map_err(wire)?;
+    let spec = Spec::load(b.cfg.bundle.join("config.json")).map_err(wire)?;
     let mut builder = ContainerBuilder::new(b.id, SyscallType::Linux)
         .with_executor(QyvolExecutor {
             layers: Arc::new(b.layers),
+            sandbox: is_pod_sandbox(&spec),
         })
         .with_root_path(root)
         .map_err(wire)?;
@@ -215,6 +217,8 @@ fn delete_container((): ()) -> Result<(), WireError> {
 struct QyvolExecutor {
     /// The module and manifest layers of a Wasm OCI artifact; empty for the filesystem form.
     layers: Arc<Vec<Layer>>,
+    /// The pod's sandbox (pause) container, run as the Linux process it is.
+    sandbox: bool,
 }
 
 fn is_pod_sandbox(spec: &Spec) -> bool {
@@ -249,9 +253,13 @@ impl Executor for QyvolExecutor {
         std::process::exit(crate::run_container(spec, &self.layers))
     }
 
-    /// The container's variables are the guest's, given to it by the run; the shim's own
-    /// environment stays as it is.
-    fn setup_envs(&self, _: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+    /// The container's variables are the guest's, given to it by the run: the shim's own
+    /// environment is not the image's to set (`QYVOL_*`, `TZ`, ... would reach the runtime).
+    /// The pause process gets its image's and only those, as under runc, not the shim's.
+    fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+        if self.sandbox {
+            return DefaultExecutor {}.setup_envs(envs);
+        }
         Ok(())
     }
 }
