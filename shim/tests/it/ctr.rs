@@ -1,202 +1,17 @@
-//! `containerd-shim-qyvol-v1` under a real containerd (Debian's package, installed by
-//! `.ci/run`; it needs root), started by each test on a private root, state folder and socket
-//! with this build's shim on its PATH, and driven with `ctr`: images as Qyvol writes them,
-//! the guest's output and exit code, the grants (only the container's mounts; no network),
-//! `ctr task kill`, and images the shim cannot run.
+//! The shim driven with `ctr`, which sets a container's annotations and mounts directly:
+//! images as Qyvol writes them, the guest's output and exit code, the grants (only the
+//! container's mounts; no network), `ctr task kill`, and images the shim cannot run.
 
-#![expect(
-    clippy::expect_used,
-    reason = "a broken fixture should fail the test loudly"
-)]
-
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use qyvol_store::bundle::{Bundle, BundleParts};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_path_buf()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A containerd of the test's own, killed when dropped.
-struct Containerd {
-    child: Child,
-    dir: tempfile::TempDir,
-    /// Its own namespace too: the shim keeps its containers' state under
-    /// `/run/containerd/qyvol/<namespace>`, shared by every containerd of the machine.
-    namespace: String,
-}
-
-impl Containerd {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\n  address = \"{0}/sock\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_apparmor = true\n",
-                dir.path().display()
-            ),
-        )
-        .expect("config");
-        // containerd finds `containerd-shim-qyvol-v1` for `io.containerd.qyvol.v1` on its PATH.
-        let shim_dir = Path::new(env!("CARGO_BIN_EXE_containerd-shim-qyvol-v1"))
-            .parent()
-            .expect("the shim's folder")
-            .to_path_buf();
-        let path = format!(
-            "{}:{}",
-            shim_dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(&config)
-            .env("PATH", path)
-            // The shims containerd starts speak the language of its environment (Spanish
-            // unless it says English); these tests read them in English.
-            .env("QYVOL_LANG", "en")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("log")).expect("log"))
-            .spawn()
-            .expect("containerd is installed (.ci/run installs it)");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let namespace = format!("qyvol-test-{}-{nanos}", std::process::id());
-        let ctd = Self {
-            child,
-            dir,
-            namespace,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ctd.ctr(&["version"]).status.success() {
-            assert!(Instant::now() < deadline, "containerd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ctd
-    }
-
-    /// `ctr` against this containerd, in its namespace.
-    fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(self.dir.path().join("sock"))
-            .args(["--namespace", &self.namespace])
-            .args(args)
-            .output()
-            .expect("ctr is installed with containerd")
-    }
-
-    fn import(&self, archive: &Path, unpack: bool) {
-        let archive = archive.display().to_string();
-        let mut args = vec!["image", "import", "--all-platforms"];
-        if !unpack {
-            args.push("--no-unpack");
-        }
-        args.push(&archive);
-        let out = self.ctr(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
-
-    /// `ctr run` of `image` with Qyvol's runtime (`extra` goes before the image), then the
-    /// task and container removed. Not `--rm`: ctr deletes the task as soon as it saw the exit,
-    /// and after a very early exit the delete can find the task still "running" and make ctr
-    /// exit 1 instead of with the task's status (seen once in a CI run).
-    fn run(&self, extra: &[&str], image: &str, id: &str, args: &[&str]) -> Output {
-        let mut all = vec!["run", "--runtime", "io.containerd.qyvol.v1"];
-        all.extend_from_slice(extra);
-        all.extend_from_slice(&[image, id, "/app.wasm"]);
-        all.extend_from_slice(args);
-        let out = self.ctr(&all);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let deleted = self.ctr(&["task", "delete", id]);
-            if deleted.status.success()
-                || text(&deleted.stderr).contains("not found")
-                || Instant::now() > deadline
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.ctr(&["container", "delete", id]);
-        out
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // Tasks a failed test left running: their shims outlive containerd.
-        for task in text(&self.ctr(&["task", "ls", "-q"]).stdout).lines() {
-            let _ = self.ctr(&["task", "kill", "-s", "SIGKILL", task]);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(Path::new("/run/containerd/qyvol").join(&self.namespace));
-    }
-}
-
-/// A test guest as a Qyvol image archive named `localhost:5000/<name>:1`: with the module in
-/// its filesystem (`rootfs`, what this containerd unpacks) or as the Wasm OCI artifact.
-fn image(dir: &Path, guest: &str, name: &str, rootfs: bool) -> PathBuf {
-    let qyv = format!("version: 1\nname: {name}\nentrypoint: app.wasm\nruntime: wasi\n");
-    image_of(
-        dir,
-        &repo().join("cli/tests/guests").join(guest),
-        &qyv,
-        name,
-        rootfs,
-    )
-}
-
-/// The module at `wasm` with the manifest `qyv`, as [`image`] packs it.
-fn image_of(dir: &Path, wasm: &Path, qyv: &str, name: &str, rootfs: bool) -> PathBuf {
-    let wasm = std::fs::read(wasm).expect("module");
-    let bundle = dir.join(format!("{name}.qyvc"));
-    qyvol_store::bundle::write(
-        &bundle,
-        &BundleParts {
-            name,
-            qyv: qyv.as_bytes(),
-            wasm: &wasm,
-            os: if wasmparser::Parser::is_component(&wasm) {
-                "wasip2"
-            } else {
-                "wasip1"
-            },
-            precompiled: None,
-        },
-    )
-    .expect("bundle");
-    let bundle = Bundle::open(&bundle).expect("open");
-    let archive = dir.join(format!("{name}.tar"));
-    let reference = format!("localhost:5000/{name}:1");
-    if rootfs {
-        qyvol_store::bundle::save_rootfs(&bundle, &reference, "1", &archive)
-    } else {
-        qyvol_store::bundle::save(&bundle, &reference, "1", &archive)
-    }
-    .expect("archive");
-    archive
-}
-
-fn probe(ctd: &Containerd, dir: &Path) -> &'static str {
-    ctd.import(&image(dir, "probe-p1.wasm", "probe", true), true);
-    "localhost:5000/probe:1"
-}
+use crate::fixture::{
+    Containerd, image, image_of, linux_image, native_image, oci_archive, pong_server, probe, repo,
+    text,
+};
 
 #[test]
 fn a_qyvol_image_prints_and_exits_through_the_shim() {
@@ -323,14 +138,7 @@ fn the_allow_net_annotation_grants_the_connection_it_names() {
     ctd.import(&image(dir.path(), "probe-p2.wasm", "probe2", true), true);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
     let target = listener.local_addr().expect("addr").to_string();
-    let server = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let (mut s, _) = listener.accept().expect("accept");
-        let mut said = String::new();
-        s.read_to_string(&mut said).expect("read");
-        s.write_all(format!("pong to {said}").as_bytes())
-            .expect("write");
-    });
+    let server = pong_server(listener);
     let grant = format!("qyvol.dev/allow-net={target}");
     let out = ctd.run(
         &["--net-host", "--annotation", &grant],
@@ -344,7 +152,7 @@ fn the_allow_net_annotation_grants_the_connection_it_names() {
         "{}",
         text(&out.stderr)
     );
-    server.join().expect("server");
+    assert_eq!(server.join().expect("server"), ("hello".to_string(), 0));
 }
 
 #[test]
@@ -488,126 +296,6 @@ fn a_container_without_an_entrypoint_is_told_what_to_give() {
         "{}",
         text(&out.stderr)
     );
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-/// An OCI archive of one image named `localhost:5000/<name>:1`, written by hand: its config and
-/// its layers (media type, bytes) as given.
-fn oci_archive(
-    dir: &Path,
-    name: &str,
-    config: &serde_json::Value,
-    layers: &[(&str, Vec<u8>)],
-) -> PathBuf {
-    let config = serde_json::to_vec(config).expect("config");
-    let descriptors: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|(media, bytes)| {
-            serde_json::json!({ "mediaType": media, "digest": sha256(bytes), "size": bytes.len() })
-        })
-        .collect();
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": sha256(&config), "size": config.len() },
-        "layers": descriptors,
-    }))
-    .expect("manifest");
-    let index = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                        "digest": sha256(&manifest), "size": manifest.len(),
-                        "annotations": { "io.containerd.image.name": format!("localhost:5000/{name}:1"),
-                                         "org.opencontainers.image.ref.name": "1" } }],
-    }))
-    .expect("index");
-    let mut archive = tar::Builder::new(Vec::new());
-    let mut put = |name: String, bytes: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o644);
-        h.set_size(bytes.len() as u64);
-        archive.append_data(&mut h, name, bytes).expect("entry");
-    };
-    put("oci-layout".into(), br#"{"imageLayoutVersion":"1.0.0"}"#);
-    put("index.json".into(), &index);
-    let blobs = layers.iter().map(|(_, b)| b.as_slice());
-    for blob in blobs.chain([config.as_slice(), manifest.as_slice()]) {
-        put(format!("blobs/{}", sha256(blob).replace(':', "/")), blob);
-    }
-    let out = dir.join(format!("{name}.tar"));
-    std::fs::write(&out, archive.into_inner().expect("archive")).expect("write");
-    out
-}
-
-/// An ordinary Linux image `localhost:5000/<name>:1` of one layer holding `files` (path, bytes;
-/// all executable), whose entrypoint is `/app.wasm` when it has one.
-fn linux_image(dir: &Path, name: &str, files: &[(String, Vec<u8>)]) -> PathBuf {
-    let mut layer = tar::Builder::new(Vec::new());
-    let mut dirs = std::collections::BTreeSet::new();
-    for (path, bytes) in files {
-        for parent in Path::new(path).ancestors().skip(1) {
-            let parent = parent.display().to_string();
-            if !parent.is_empty() && dirs.insert(parent.clone()) {
-                let mut h = tar::Header::new_ustar();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_size(0);
-                layer
-                    .append_data(&mut h, format!("{parent}/"), std::io::empty())
-                    .expect("dir");
-            }
-        }
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o755);
-        h.set_size(bytes.len() as u64);
-        layer
-            .append_data(&mut h, path, bytes.as_slice())
-            .expect("file");
-    }
-    let layer = layer.into_inner().expect("layer");
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    let entrypoint: Vec<&str> = if files.iter().any(|(p, _)| p == "app.wasm") {
-        vec!["/app.wasm"]
-    } else {
-        vec![]
-    };
-    let config = serde_json::json!({
-        "architecture": arch, "os": "linux",
-        "config": { "Entrypoint": entrypoint },
-        "rootfs": { "type": "layers", "diff_ids": [sha256(&layer)] },
-    });
-    oci_archive(
-        dir,
-        name,
-        &config,
-        &[("application/vnd.oci.image.layer.v1.tar", layer)],
-    )
-}
-
-/// An image whose `/app.wasm` is the host's `echo` (with the libraries it loads): what a
-/// hostile image under the `qyvol` runtime class would ship.
-fn native_image(dir: &Path) -> PathBuf {
-    let echo = Path::new("/bin/echo");
-    let mut files: Vec<(String, Vec<u8>)> =
-        vec![("app.wasm".into(), std::fs::read(echo).expect("echo"))];
-    let ldd = Command::new("ldd").arg(echo).output().expect("ldd");
-    for lib in text(&ldd.stdout)
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-    {
-        let bytes = std::fs::read(lib).expect("library");
-        files.push((lib.trim_start_matches('/').to_string(), bytes));
-    }
-    linux_image(dir, "native", &files)
 }
 
 #[test]
