@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::fixture::cri::{GATEWAY, Node, Pod, Release, Spec};
-use crate::fixture::{image, image_of, native_image, pong_server, repo, text};
+use crate::fixture::{image, native_image, pong_server, text};
 
 /// `test!(name)`: the body `name(Release)` as one test per containerd release.
 macro_rules! per_release {
@@ -228,16 +228,7 @@ fn an_http_app_answers_on_the_pod_ip_logs_each_request_and_stops_within_its_grac
     release: Release,
 ) {
     let node = Node::start(release);
-    let qyv = "version: 1\nname: web\nentrypoint: app.wasm\nruntime: wasi-http\nhttp:\n  route: /hello/...\n";
-    let archive = image_of(
-        node.dir.path(),
-        &repo().join("examples/http-hello/http-hello.wasm"),
-        qyv,
-        "web",
-        !release.unpacks_artifacts(),
-    );
-    let image = node.push(&archive, "web");
-    node.pull(&image).expect("PullImage");
+    let image = node.http_hello();
     let pod = node.run_pod("web", &[]);
     let id = node.launch(&pod, &Spec::new("web", &image, &[]));
 
