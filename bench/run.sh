@@ -125,5 +125,7 @@ cp "$WORK/serve/runs.tsv" "$WORK/json/serve.tsv"
 bench/serve-p3.sh
 # Calls between apps: in process vs loopback TCP (writes bench/calls-results.md).
 bench/calls.sh
+# Pods through containerd's CRI, on 1.6 and 1.7 (writes bench/cri-density-results.md; root).
+if [ "$(id -u)" = 0 ]; then bench/cri-density.sh; else echo "skipping bench/cri-density.sh: it needs root"; fi
 python3 bench/report.py "$WORK/json" > bench/results.md
 echo "wrote bench/results.md and bench/ratios.svg"
