@@ -1,5 +1,5 @@
 //! `qyvol save` and `qyvol load`: OCI archives between stores. (containerd itself runs them
-//! in `shim/tests/containerd.rs`.)
+//! in `shim/tests/it/ctr.rs` and, through CRI, `shim/tests/it/cri.rs`.)
 
 use crate::fixture::{Scratch, build_tagged, qyvol_in, stderr, stdout};
 
