@@ -55,19 +55,9 @@ pub(crate) fn cgroup_memory_limit() -> Option<ByteSize> {
 /// and the files a runtime writes such as `/etc/hosts`). A read-only mount stays read-only.
 /// The image cannot add mounts, so these are the operator's grants.
 pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
-    let system = |p: &str| {
-        p == "/"
-            || ["/proc", "/sys", "/dev", "/run"]
-                .iter()
-                .any(|s| p == *s || p.starts_with(&format!("{s}/")))
-            || matches!(
-                p,
-                "/etc/hosts" | "/etc/hostname" | "/etc/resolv.conf" | "/run/secrets"
-            )
-    };
     let mut mounts: Vec<MountFlag> = Vec::new();
     for (point, readonly) in mount_points(mountinfo) {
-        if system(&point) || !Path::new(&point).is_dir() {
+        if is_system(&point) || !Path::new(&point).is_dir() {
             continue;
         }
         let Ok(guest) = point.parse::<GuestPath>() else {
@@ -88,6 +78,28 @@ pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
     let outer: Vec<PathBuf> = mounts.iter().map(|m| m.host.clone()).collect();
     mounts.retain(|m| !outer.iter().any(|o| o != &m.host && m.host.starts_with(o)));
     mounts
+}
+
+/// The root and the system's own mount points, which are never a guest's: `/proc`, `/sys`,
+/// `/dev`, `/run` and what is under them, and the files a runtime writes.
+fn is_system(p: &str) -> bool {
+    p == "/"
+        || ["/proc", "/sys", "/dev", "/run"]
+            .iter()
+            .any(|s| p == *s || p.starts_with(&format!("{s}/")))
+        || matches!(p, "/etc/hosts" | "/etc/hostname" | "/etc/resolv.conf")
+}
+
+/// The orchestrator's mounts that are single files (a Kubernetes `subPath` of a configMap, a
+/// file given to `ctr run --mount`): a guest is given folders only, so these are left out,
+/// and the run says so rather than the guest finding nothing there.
+pub(crate) fn file_volumes(mountinfo: &str) -> Vec<String> {
+    let mut files: Vec<String> = mount_points(mountinfo)
+        .map(|(point, _)| point)
+        .filter(|p| !is_system(p) && Path::new(p).exists() && !Path::new(p).is_dir())
+        .collect();
+    files.dedup();
+    files
 }
 
 /// Each mount point of `mountinfo` and whether it is read-only, in mount order.

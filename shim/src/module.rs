@@ -19,6 +19,10 @@ pub struct Module<'a> {
 
 impl<'a> Module<'a> {
     /// The module at `path` in the container (`/app.wasm`), and `app.qyv` beside it if there.
+    /// The manifest must be a file of the image, not a symbolic link: one could point it at
+    /// what the runtime put in the container (`/proc`, a volume, a token) and its parse error
+    /// would quote a line of it into the pod's log. (A module behind a link is only ever read
+    /// as WebAssembly, and nothing of a file that is not is shown.)
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let wasm: Cow<'a, [u8]> = Cow::Owned(qyvol_common::read_regular(path, MAX_MODULE)?);
         if !wasm.starts_with(b"\0asm") {
@@ -29,8 +33,15 @@ impl<'a> Module<'a> {
             );
         }
         let qyv = path.with_extension("qyv");
-        let qyv = qyv
-            .is_file()
+        let kind = std::fs::symlink_metadata(&qyv).map(|m| m.file_type());
+        if kind.as_ref().is_ok_and(std::fs::FileType::is_symlink) {
+            bail!(
+                "`{}` is a symbolic link: the image's manifest must be a file of the image",
+                qyv.display()
+            );
+        }
+        let qyv = kind
+            .is_ok_and(|k| k.is_file())
             .then(|| qyvol_common::read_regular(&qyv, image::MAX_TEXT))
             .transpose()?
             .map(Cow::Owned);

@@ -10,7 +10,9 @@ use qyvol_launch::Operator;
 use qyvol_store::bundle::BundleParts;
 
 use crate::annotations::{DEFAULT_LISTEN, PodGrants};
-use crate::container::{cgroup_memory_limit, check_resolver, container_mounts, guest_share};
+use crate::container::{
+    cgroup_memory_limit, check_resolver, container_mounts, file_volumes, guest_share,
+};
 use crate::image::Layer;
 use crate::module::Module;
 use crate::serve::serve;
@@ -104,6 +106,12 @@ pub fn run(
     .context("cannot stage the module")?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     check_resolver(&grants.network, &mountinfo)?;
+    for file in file_volumes(&mountinfo) {
+        eprintln!(
+            "qyvol: the volume at {file} is a file, not a folder, and is not given to the guest \
+             (WebAssembly guests are given folders: mount the folder that holds it)"
+        );
+    }
     let op = Operator {
         env: env
             .iter()
