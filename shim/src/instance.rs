@@ -151,31 +151,50 @@ fn wire(e: impl std::fmt::Display) -> WireError {
     WireError::from(std::io::Error::other(e.to_string()))
 }
 
+/// What youki's libcontainer (0.6) says when it loses a race of its own: the intermediate
+/// process clones the container's init and only then sends the main process its pid, so an
+/// init quicker than that (a pause process, on a loaded node) reports ready first and the build
+/// fails. libcontainer has removed the half-made container by then (a failed cleanup would be
+/// appended to this text), so building it again is safe. Seen once in about 450 pod starts
+/// under load (bench/cri-density.sh); the kubelet would retry after its back-off.
+const YOUKI_READY_RACE: &str = "failed to create container: received unexpected message: InitReady, expected: IntermediateReady(0)";
+
 fn build_container(b: Build) -> Result<i32, WireError> {
     let root = b.cfg.determine_rootdir(NAME).map_err(wire)?;
     let spec = Spec::load(b.cfg.bundle.join("config.json")).map_err(wire)?;
-    let mut builder = ContainerBuilder::new(b.id, SyscallType::Linux)
-        .with_executor(QyvolExecutor {
-            layers: Arc::new(b.layers),
-            sandbox: is_pod_sandbox(&spec),
-        })
-        .with_root_path(root)
-        .map_err(wire)?;
-    if let Ok(f) = b.cfg.open_stdin() {
-        builder = builder.with_stdin(f);
+    let executor = QyvolExecutor {
+        layers: Arc::new(b.layers),
+        sandbox: is_pod_sandbox(&spec),
+    };
+    let build = || {
+        let mut builder = ContainerBuilder::new(b.id.clone(), SyscallType::Linux)
+            .with_executor(executor.clone())
+            .with_root_path(&root)
+            .map_err(Box::new)?;
+        if let Ok(f) = b.cfg.open_stdin() {
+            builder = builder.with_stdin(f);
+        }
+        if let Ok(f) = b.cfg.open_stdout() {
+            builder = builder.with_stdout(f);
+        }
+        if let Ok(f) = b.cfg.open_stderr() {
+            builder = builder.with_stderr(f);
+        }
+        builder
+            .as_init(&b.cfg.bundle)
+            .as_sibling(true)
+            .with_systemd(b.cfg.config.systemd_cgroup)
+            .build()
+            .map_err(Box::new)
+    };
+    let container = match build() {
+        Err(e) if e.to_string() == YOUKI_READY_RACE => {
+            log::warn!("{}: {e}; building it again", b.id);
+            build()
+        }
+        built => built,
     }
-    if let Ok(f) = b.cfg.open_stdout() {
-        builder = builder.with_stdout(f);
-    }
-    if let Ok(f) = b.cfg.open_stderr() {
-        builder = builder.with_stderr(f);
-    }
-    let container = builder
-        .as_init(&b.cfg.bundle)
-        .as_sibling(true)
-        .with_systemd(b.cfg.config.systemd_cgroup)
-        .build()
-        .map_err(wire)?;
+    .map_err(wire)?;
     let pid = container
         .pid()
         .ok_or_else(|| wire("the container has no process"))?
