@@ -125,6 +125,9 @@ cp "$WORK/serve/runs.tsv" "$WORK/json/serve.tsv"
 bench/serve-p3.sh
 # Calls between apps: in process vs loopback TCP (writes bench/calls-results.md).
 bench/calls.sh
+# Python and JavaScript HTTP handlers from componentize-py and componentize-js, qyvol serve vs
+# wasmtime serve (writes bench/workloads-results.md).
+bench/workloads.sh
 # Pods through containerd's CRI, on 1.6 and 1.7 (writes bench/cri-density-results.md; root).
 if [ "$(id -u)" = 0 ]; then bench/cri-density.sh; else echo "skipping bench/cri-density.sh: it needs root"; fi
 python3 bench/report.py "$WORK/json" > bench/results.md
