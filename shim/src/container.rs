@@ -50,15 +50,36 @@ pub(crate) fn cgroup_memory_limit() -> Option<ByteSize> {
         .map(ByteSize)
 }
 
-/// The mounts the orchestrator added to the container (a pod's volumes, `ctr run --mount`):
-/// every mount of `mountinfo` but the root and the system's own (`/proc`, `/sys`, `/dev`,
-/// and the files a runtime writes such as `/etc/hosts`). A read-only mount stays read-only.
-/// The image cannot add mounts, so these are the operator's grants.
-pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
+/// The mounts the orchestrator added to the container (a pod's volumes, `ctr run --mount`),
+/// sorted once: the folders the guest is granted, and the single files left out.
+pub struct ContainerMounts {
+    /// Every folder mounted but the root and the system's own (`/proc`, `/sys`, `/dev`, and
+    /// the files a runtime writes such as `/etc/hosts`). A read-only mount stays read-only. The
+    /// image cannot add mounts, so these are the operator's grants.
+    pub granted: Vec<MountFlag>,
+    /// The mounts that are single files (a Kubernetes `subPath` of a configMap, a file given to
+    /// `ctr run --mount`): a guest is given folders only, so these are left out, and the run
+    /// says so rather than the guest finding nothing there.
+    pub files: Vec<String>,
+}
+
+/// The orchestrator's mounts in `mountinfo`, granted or left out ([`ContainerMounts`]).
+pub fn container_mounts(mountinfo: &str) -> ContainerMounts {
     let mut mounts: Vec<MountFlag> = Vec::new();
+    let mut files: Vec<String> = Vec::new();
     for (point, readonly) in mount_points(mountinfo) {
-        if is_system(&point) || !Path::new(&point).is_dir() {
+        if is_system(&point) {
             continue;
+        }
+        match std::fs::metadata(&point) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                if files.last() != Some(&point) {
+                    files.push(point);
+                }
+                continue;
+            }
+            Err(_) => continue,
         }
         let Ok(guest) = point.parse::<GuestPath>() else {
             continue;
@@ -77,7 +98,10 @@ pub fn container_mounts(mountinfo: &str) -> Vec<MountFlag> {
     // mount's own read-only is the kernel's.
     let outer: Vec<PathBuf> = mounts.iter().map(|m| m.host.clone()).collect();
     mounts.retain(|m| !outer.iter().any(|o| o != &m.host && m.host.starts_with(o)));
-    mounts
+    ContainerMounts {
+        granted: mounts,
+        files,
+    }
 }
 
 /// The root and the system's own mount points, which are never a guest's: `/proc`, `/sys`,
@@ -88,18 +112,6 @@ fn is_system(p: &str) -> bool {
             .iter()
             .any(|s| p == *s || p.starts_with(&format!("{s}/")))
         || matches!(p, "/etc/hosts" | "/etc/hostname" | "/etc/resolv.conf")
-}
-
-/// The orchestrator's mounts that are single files (a Kubernetes `subPath` of a configMap, a
-/// file given to `ctr run --mount`): a guest is given folders only, so these are left out,
-/// and the run says so rather than the guest finding nothing there.
-pub(crate) fn file_volumes(mountinfo: &str) -> Vec<String> {
-    let mut files: Vec<String> = mount_points(mountinfo)
-        .map(|(point, _)| point)
-        .filter(|p| !is_system(p) && Path::new(p).exists() && !Path::new(p).is_dir())
-        .collect();
-    files.dedup();
-    files
 }
 
 /// Each mount point of `mountinfo` and whether it is read-only, in mount order.
@@ -177,7 +189,7 @@ mod tests {
              8 5 0:8 / {escaped}/inner rw - tmpfs tmpfs rw\n"
         );
         std::fs::create_dir(data.join("inner")).expect("inner");
-        let mounts = container_mounts(&info);
+        let mounts = container_mounts(&info).granted;
         assert_eq!(mounts.len(), 1, "{mounts:?}");
         assert_eq!(mounts[0].host, data);
         assert_eq!(mounts[0].readonly, Some(true));

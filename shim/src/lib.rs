@@ -24,7 +24,7 @@ mod serve;
 pub use annotations::{
     ANN_ALLOW_NET, ANN_FUEL, ANN_LISTEN, ANN_TIMEOUT, DEFAULT_LISTEN, PodGrants,
 };
-pub use container::container_mounts;
+pub use container::{ContainerMounts, container_mounts};
 pub use image::Layer;
 pub use module::Module;
 #[cfg(target_env = "gnu")]

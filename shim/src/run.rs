@@ -10,9 +10,7 @@ use qyvol_launch::Operator;
 use qyvol_store::bundle::BundleParts;
 
 use crate::annotations::{DEFAULT_LISTEN, PodGrants};
-use crate::container::{
-    cgroup_memory_limit, check_resolver, container_mounts, file_volumes, guest_share,
-};
+use crate::container::{cgroup_memory_limit, check_resolver, container_mounts, guest_share};
 use crate::image::Layer;
 use crate::module::Module;
 use crate::serve::serve;
@@ -106,7 +104,8 @@ pub fn run(
     .context("cannot stage the module")?;
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     check_resolver(&grants.network, &mountinfo)?;
-    for file in file_volumes(&mountinfo) {
+    let mounts = container_mounts(&mountinfo);
+    for file in &mounts.files {
         eprintln!(
             "qyvol: the volume at {file} is a file, not a folder, and is not given to the guest \
              (WebAssembly guests are given folders: mount the folder that holds it)"
@@ -118,7 +117,7 @@ pub fn run(
             .filter_map(|kv| kv.split_once('='))
             .map(|(k, v)| (k.to_string(), Some(v.to_string())))
             .collect(),
-        mounts: container_mounts(&mountinfo),
+        mounts: mounts.granted,
         memory: grants
             .memory
             .map(|m| guest_share(m, module.wasm.len()))
