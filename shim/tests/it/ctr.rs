@@ -428,12 +428,15 @@ fn ctr_task_kill_stops_a_spinning_guest() {
     let ctd = Containerd::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let probe = probe(&ctd, dir.path());
-    // In the foreground, as an operator runs it: `ctr run` exits with the task's code.
+    // In the foreground, as an operator runs it: `ctr run` exits with the task's code. Not
+    // `--rm`: its delete right after the exit can find the task still "running" on a loaded
+    // machine and make ctr exit 1 instead (as `Containerd::run` explains); the fixture's drop
+    // deletes the task.
     let mut run = Command::new("ctr")
         .arg("--address")
         .arg(ctd.dir.path().join("sock"))
         .args(["--namespace", &ctd.namespace])
-        .args(["run", "--rm", "--runtime", "io.containerd.qyvol.v1", probe])
+        .args(["run", "--runtime", "io.containerd.qyvol.v1", probe])
         .args(["spinner", "/app.wasm", "spin"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -675,7 +678,8 @@ fn serves_in_its_pod_until_sigterm(wasm: &str, greeting: &str) {
         .arg("--address")
         .arg(ctd.dir.path().join("sock"))
         .args(["--namespace", &ctd.namespace])
-        .args(["run", "--rm", "--net-host", "--annotation", &listen])
+        // Not `--rm`, as in `ctr_task_kill_stops_a_spinning_guest`.
+        .args(["run", "--net-host", "--annotation", &listen])
         .args([
             "--runtime",
             "io.containerd.qyvol.v1",
