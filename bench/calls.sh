@@ -18,7 +18,7 @@ cargo build --quiet --release -p cli
 Q=${CARGO_TARGET_DIR:-$ROOT/target}/release/qyvol
 export QYVOL_HOME=$WORK/calls/home QYVOL_LANG=en
 rm -rf "$QYVOL_HOME"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 $Q node -d --http "127.0.0.1:$PORT" --api off >/dev/null
 trap '$Q node stop >/dev/null 2>&1 || true' EXIT
 C=$ROOT/examples/compose

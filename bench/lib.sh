@@ -5,6 +5,8 @@ WORK=$ROOT/bench/work
 WASMTIME_VERSION=49.0.5
 
 need() { command -v "$1" >/dev/null 2>&1; }
+# A free TCP port on the loopback (the kernel's pick).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 apt_install() {
   local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null

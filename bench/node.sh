@@ -24,7 +24,6 @@ export Q QYVOL_LANG=en
 HELLO=$ROOT/examples/http-hello
 # qv ARGS...: a `qyvol` verb, quiet unless it fails (then its messages are shown).
 qv() { "$Q" "$@" >/dev/null 2>"$D/cli.err" || { cat "$D/cli.err"; return 1; }; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A fresh home for the node (its state, module store and compile cache); the node's socket is
 # in it, so every `qyvol` verb below talks to this node.

@@ -48,7 +48,7 @@ for m in yosys big; do
   printf 'version: 1\nname: %s\nentrypoint: %s.wasm\nruntime: wasi\n' "$m" "$m" > "$D/$m.qyv"
 done
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 rm -rf "$D/registry"
 printf 'version: 0.1\nlog: { level: error }\nstorage: { filesystem: { rootdirectory: %s } }\nhttp: { addr: 127.0.0.1:%s }\n' "$D/registry" "$PORT" > "$D/registry.yml"
 docker-registry serve "$D/registry.yml" >/dev/null 2>&1 &

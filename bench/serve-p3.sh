@@ -19,7 +19,6 @@ cargo build --quiet --release -p cli
 Q=${CARGO_TARGET_DIR:-$ROOT/target}/release/qyvol
 export QYVOL_HOME=$WORK/home QYVOL_LANG=en
 HELLO=$ROOT/examples/http-hello-p3
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() {
   local name=$1; shift

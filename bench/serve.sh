@@ -17,7 +17,6 @@ cargo build --quiet --release -p cli
 Q=${CARGO_TARGET_DIR:-$ROOT/target}/release/qyvol
 export QYVOL_HOME=$WORK/home QYVOL_LANG=en
 HELLO=$ROOT/examples/http-hello
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start NAME COMMAND...: starts a server in the background on $PORT and waits until it answers.
 start() {

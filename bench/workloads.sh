@@ -78,7 +78,7 @@ export QYVOL_LANG=en
 : >"$D/first.tsv"; : >"$D/runs.tsv"; : >"$D/memory.tsv"
 for round in $(seq "$ROUNDS"); do
   for w in py-http js-http; do
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
     # Empty caches: a fresh QYVOL_HOME; wasmtime without its cache.
     rm -rf "$D/home"
     QYVOL_HOME=$D/home first "$w|qyvol serve, empty cache" "$round" "$Q" serve -q --listen "127.0.0.1:$PORT" "$D/$w.qyv"
