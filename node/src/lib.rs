@@ -144,8 +144,8 @@ pub(crate) struct Inner {
     series: series::Series,
     /// Command apps' supervisors, by name.
     instances: Mutex<HashMap<String, Instance>>,
-    /// HTTP apps' log collectors, by name (their instances come and go per request).
-    collectors: Mutex<HashMap<String, logs::Collector>>,
+    /// Where HTTP apps' instances print, by name (their instances come and go per request).
+    outputs: Mutex<HashMap<String, qyvol_runtime::Output>>,
     gauges: Mutex<HashMap<String, MemoryGauge>>,
     /// Each app's key-value store, open while the app is deployed (its counters with it).
     kv_stores: Mutex<HashMap<String, Arc<qyvol_runtime::keyvalue::AppStore>>>,
@@ -236,7 +236,7 @@ impl Node {
             metrics: metrics::Metrics::default(),
             series: series::Series::default(),
             instances: Mutex::default(),
-            collectors: Mutex::default(),
+            outputs: Mutex::default(),
             gauges: Mutex::default(),
             memory: qyvol_runtime::MemoryBudget {
                 used: MemoryGauge::default(),

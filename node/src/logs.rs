@@ -1,16 +1,16 @@
 //! Per-app logs on disk: every line a guest prints, with its time and stream, appended to
 //! `node/logs/<app>.log`; past `max` bytes the file is rotated to `<app>.log.1` (the older one
 //! is dropped), so an app never holds more than twice `max` on disk however much it prints.
+//! The lines come in process from the runtime ([`qyvol_runtime::output`]), and the file is open
+//! only while an instance of the app is printing: an idle app holds no descriptor and no thread.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use qyvol_runtime::output::{LineSink, Stream};
 use serde::{Deserialize, Serialize};
-
-/// A line longer than this is cut into pieces of this size.
-const MAX_LINE: usize = 16 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Logs {
@@ -47,7 +47,7 @@ impl LogLine {
     }
 }
 
-/// The file an app's lines are appended to, shared by its stdout and stderr collectors.
+/// The open file an app's lines are appended to.
 struct Sink {
     path: PathBuf,
     file: File,
@@ -96,25 +96,48 @@ fn rotated(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// The write ends an app's instances print to, and the threads that collect them.
-pub struct Collector {
-    pub output: qyvol_runtime::Output,
-    threads: Vec<std::thread::JoinHandle<()>>,
+/// An app's log as its instances' output: the file is open while at least one prints.
+struct AppLog {
+    path: PathBuf,
+    max: u64,
+    state: Mutex<Printing>,
 }
 
-impl std::fmt::Debug for Collector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Collector").finish_non_exhaustive()
+#[derive(Default)]
+struct Printing {
+    instances: usize,
+    sink: Option<Sink>,
+}
+
+impl LineSink for AppLog {
+    fn begin(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .instances += 1;
     }
-}
 
-impl Collector {
-    /// Waits until every line printed so far is on disk: call after dropping every copy of
-    /// `output` (the collectors end when the last write end closes).
-    pub fn finish(self) {
-        drop(self.output);
-        for t in self.threads {
-            let _ = t.join();
+    fn line(&self, stream: Stream, text: &[u8]) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.sink.is_none() {
+            match Sink::open(self.path.clone(), self.max) {
+                Ok(s) => state.sink = Some(s),
+                // A full disk or no descriptor left loses lines, never the app.
+                Err(e) => {
+                    return tracing::warn!(error = %e, path = %self.path.display(), "cannot open a log");
+                }
+            }
+        }
+        if let Some(sink) = &mut state.sink {
+            sink.write(stream.name(), text);
+        }
+    }
+
+    fn end(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.instances = state.instances.saturating_sub(1);
+        if state.instances == 0 {
+            state.sink = None;
         }
     }
 }
@@ -129,32 +152,16 @@ impl Logs {
         self.dir.join(format!("{app}.log"))
     }
 
-    /// Pipes for an app's stdout and stderr, each read by a thread that timestamps its lines
-    /// into the app's log.
-    pub fn collector(&self, app: &str) -> std::io::Result<Collector> {
-        let sink = Arc::new(Mutex::new(Sink::open(self.path(app), self.max)?));
-        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
-        let (out_read, out_write) = pipe()?;
-        let (err_read, err_write) = pipe()?;
-        let mut threads = Vec::new();
-        for (read, stream) in [(out_read, "stdout"), (err_read, "stderr")] {
-            let sink = sink.clone();
-            let read = File::from(read);
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("qyvol-log-{stream}"))
-                    // A collector needs little stack; a node runs two per app.
-                    .stack_size(64 * 1024)
-                    .spawn(move || collect(read, stream, &sink))?,
-            );
-        }
-        Ok(Collector {
-            output: qyvol_runtime::Output::Files {
-                stdout: Arc::new(File::from(out_write)),
-                stderr: Arc::new(File::from(err_write)),
-            },
-            threads,
-        })
+    /// Where `app`'s instances print: its log, written in process. Fails if the log cannot be
+    /// opened now (a deploy says so rather than losing every line later).
+    pub fn output(&self, app: &str) -> std::io::Result<qyvol_runtime::Output> {
+        let path = self.path(app);
+        drop(Sink::open(path.clone(), self.max)?);
+        Ok(qyvol_runtime::Output::Lines(Arc::new(AppLog {
+            path,
+            max: self.max,
+            state: Mutex::default(),
+        })))
     }
 
     /// Appends a line of the node's own about `app` (e.g. why it could not start).
@@ -276,33 +283,5 @@ impl Cursor {
             .lines()
             .filter_map(LogLine::parse)
             .collect()
-    }
-}
-
-fn collect(mut read: File, stream: &str, sink: &Mutex<Sink>) {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut buf = [0u8; 8 * 1024];
-    let write = |line: &[u8]| {
-        sink.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write(stream, line);
-    };
-    loop {
-        let n = match read.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
-            write(&pending[..i]);
-            pending.drain(..=i);
-        }
-        while pending.len() >= MAX_LINE {
-            write(&pending[..MAX_LINE]);
-            pending.drain(..MAX_LINE);
-        }
-    }
-    if !pending.is_empty() {
-        write(&pending);
     }
 }

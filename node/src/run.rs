@@ -6,7 +6,7 @@ use qyvol_runtime::{MemoryGauge, RunRequest, Wasm};
 
 use crate::spec::request_of;
 use crate::state::{self, AppKind, AppRecord, State};
-use crate::{Instance, Node, NodeError, logs, supervise};
+use crate::{Instance, Node, NodeError, supervise};
 
 impl Node {
     /// Starts an app from its record (after a restart, or `start`).
@@ -67,8 +67,8 @@ impl Node {
         reset: bool,
     ) -> Result<(), NodeError> {
         let name = record.name.clone();
-        let collector = match self.0.logs.collector(&name) {
-            Ok(c) => c,
+        let output = match self.0.logs.output(&name) {
+            Ok(o) => o,
             Err(e) => {
                 let why = format!("cannot open the app's log: {e}");
                 self.failed(&name, &why);
@@ -84,15 +84,13 @@ impl Node {
         let engine = self.wire(
             &record,
             &mut request,
-            Some(collector.output.clone()),
+            Some(output.clone()),
             Some(gauge),
             wasm.info.wasi,
         );
         let result = match record.kind {
-            AppKind::Http => self.route(&record, wasm, request, engine, collector).await,
-            AppKind::Command => {
-                supervise::start(self, &record, wasm, request, engine, collector, reset).await
-            }
+            AppKind::Http => self.route(&record, wasm, request, engine, output).await,
+            AppKind::Command => supervise::start(self, &record, wasm, request, engine, reset).await,
         };
         if let Err(e) = &result {
             self.failed(&name, &e.to_string());
@@ -135,7 +133,7 @@ impl Node {
         wasm: Wasm,
         request: RunRequest,
         engine: qyvol_runtime::EngineConfig,
-        collector: logs::Collector,
+        output: qyvol_runtime::Output,
     ) -> Result<(), NodeError> {
         let loaded = self.load_http(record, wasm, request, engine).await?;
         self.0
@@ -143,10 +141,10 @@ impl Node {
             .insert(loaded)
             .map_err(|e| NodeError::Conflict(e.to_string()))?;
         self.0
-            .collectors
+            .outputs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(record.name.clone(), collector);
+            .insert(record.name.clone(), output);
         self.0.db.update(&record.name, |r| {
             r.status.state = State::Running;
             r.status.started = Some(state::now_ms());
@@ -217,9 +215,9 @@ impl Node {
             let _ = task.await;
         }
         if self.0.router.remove(name) {
-            // Requests in flight still hold the write ends; their lines finish on their own.
+            // Requests in flight still hold the app's log; their lines finish on their own.
             self.0
-                .collectors
+                .outputs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(name);
@@ -239,7 +237,7 @@ impl Node {
             .contains_key(name)
             || self
                 .0
-                .collectors
+                .outputs
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains_key(name)

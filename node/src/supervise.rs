@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use qyvol_runtime::{Compilation, Outcome, Prepared, RunRequest, Stop, Wasm};
 
-use crate::logs::Collector;
 use crate::state::{AppRecord, RestartPolicy, State, now_ms};
 use crate::{Instance, Node, NodeError};
 
@@ -26,7 +25,6 @@ pub(crate) async fn start(
     wasm: Wasm,
     mut request: RunRequest,
     engine: qyvol_runtime::EngineConfig,
-    collector: Collector,
     reset: bool,
 ) -> Result<(), NodeError> {
     let stop = Stop::new();
@@ -68,7 +66,6 @@ pub(crate) async fn start(
         record.restart,
         Arc::new(prepared),
         request,
-        collector,
         (stop.clone(), id),
     ));
     instances.insert(record.name.clone(), Instance { stop, task, id });
@@ -116,7 +113,6 @@ async fn supervise(
     policy: RestartPolicy,
     prepared: Arc<Prepared>,
     request: RunRequest,
-    collector: Collector,
     (stop, id): (Stop, u64),
 ) {
     let record = |f: &dyn Fn(&mut AppRecord)| {
@@ -194,10 +190,9 @@ async fn supervise(
             () = stop.stopped() => break,
         }
     }
-    // The instance is over: let the collectors write the last lines, release the code.
+    // The instance is over (its last lines are in its log): release the code.
     drop(request);
     tokio::task::spawn_blocking(move || {
-        collector.finish();
         if let Ok(p) = Arc::try_unwrap(prepared) {
             p.shutdown();
         }

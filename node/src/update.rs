@@ -122,11 +122,11 @@ impl Node {
                 // The running version's log and memory gauge carry over to the new one.
                 let output = self
                     .0
-                    .collectors
+                    .outputs
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .get(&old.name)
-                    .map(|c| c.output.clone());
+                    .cloned();
                 let gauge = self
                     .0
                     .gauges

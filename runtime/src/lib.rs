@@ -18,6 +18,7 @@ mod instances;
 pub mod keyvalue;
 mod limits;
 mod net;
+pub mod output;
 mod prepared;
 mod request;
 mod run;

@@ -134,16 +134,22 @@ pub struct RunRequest {
 }
 
 /// Where a guest's standard output and error go.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub enum Output {
     /// The host process's own (a `qyvol run` in a terminal).
     #[default]
     Inherit,
-    /// These files, e.g. the write ends of pipes a log collector reads.
-    Files {
-        stdout: Arc<std::fs::File>,
-        stderr: Arc<std::fs::File>,
-    },
+    /// Line by line to the embedder, in process (a node's app log).
+    Lines(Arc<dyn crate::output::LineSink>),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Inherit => "Inherit",
+            Self::Lines(_) => "Lines",
+        })
+    }
 }
 
 /// How a guest's run ended.

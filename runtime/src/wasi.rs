@@ -157,14 +157,10 @@ pub(crate) fn builder(
             b.inherit_stdout();
             b.inherit_stderr();
         }
-        crate::request::Output::Files { stdout, stderr } => {
-            let clone = |f: &std::fs::File| {
-                f.try_clone().map_err(|e| {
-                    RuntimeError::Engine(format!("cannot pass the guest its output: {e}"))
-                })
-            };
-            b.stdout(wasmtime_wasi::cli::OutputFile::new(clone(stdout)?));
-            b.stderr(wasmtime_wasi::cli::OutputFile::new(clone(stderr)?));
+        crate::request::Output::Lines(sink) => {
+            let (stdout, stderr) = crate::output::LineStream::pair(sink.clone());
+            b.stdout(stdout);
+            b.stderr(stderr);
         }
     }
     // A guest cannot make the host allocate more than this in one `random_get`.

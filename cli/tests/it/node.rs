@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::fixture::{
-    Node, Scratch, guest, hello_http, probe, promtool_passes, qyvol_std, raw, repo_root, stderr,
-    stdout, wait_until,
+    Node, Scratch, guest, handler, hello_http, probe, promtool_passes, qyvol_std, raw, repo_root,
+    stderr, stdout, wait_until,
 };
 
 #[test]
@@ -240,6 +240,58 @@ fn a_guest_printing_megabytes_keeps_its_logs_under_the_cap() {
         on_disk >= 64 * 1024,
         "the latest output is kept ({on_disk} bytes)"
     );
+}
+
+/// The node's open descriptors and threads, from /proc.
+fn descriptors_and_threads(pid: u32) -> (usize, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the node's descriptors")
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a thread count");
+    (fds, threads)
+}
+
+/// Each app used to hold its log and two pipes open, and two threads to read them: a node ran
+/// out of descriptors at a few thousand apps.
+#[test]
+fn http_apps_that_printed_hold_no_descriptor_or_thread_and_their_lines_are_in_their_logs() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let deploy_and_say = |i: usize| {
+        let name = format!("talk{i}");
+        let manifest = handler(
+            &s,
+            &name,
+            "http-probe.wasm",
+            &format!("http:\n  route: /{name}/...\n"),
+        );
+        node.ok(&["deploy", &manifest]);
+        let said = format!("hi-{i}");
+        assert_eq!(node.get(&format!("/{name}/say?text={said}")), (200, said));
+    };
+    deploy_and_say(0);
+    let before = descriptors_and_threads(node.pid());
+    for i in 1..=20 {
+        deploy_and_say(i);
+    }
+    let after = descriptors_and_threads(node.pid());
+    assert!(
+        after.0 < before.0 + 20 && after.1 < before.1 + 20,
+        "20 more apps that printed: (descriptors, threads) went from {before:?} to {after:?}"
+    );
+    for i in [1, 20] {
+        let out = node.cli(&["logs", &format!("talk{i}")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            (stdout(&out), stderr(&out)),
+            (format!("hi-{i} (stdout)\n"), format!("hi-{i} (stderr)\n"))
+        );
+    }
 }
 
 #[test]

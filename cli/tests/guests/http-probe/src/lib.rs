@@ -87,6 +87,14 @@ impl wasip2::exports::http::incoming_handler::Guest for Probe {
             .unwrap_or("");
         match route {
             "trap" => unreachable!("the handler trapped on purpose"),
+            // `?text=T`: T on stdout (in two writes) and on stderr, and T as the answer.
+            "say" => {
+                let text = query(&path, "text").unwrap_or("");
+                print!("{text}");
+                println!(" (stdout)");
+                eprintln!("{text} (stderr)");
+                reply(out, 200, text);
+            }
             "spin" => {
                 let mut x: u64 = 1;
                 loop {
