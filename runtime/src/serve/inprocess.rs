@@ -43,23 +43,7 @@ impl Router {
     /// requests in flight finish on the old one. Refused when its route is another app's.
     pub fn replace(&self, app: LoadedApp) -> Result<(), RuntimeError> {
         let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = apps
-            .iter()
-            .find(|b| b.route == app.0.route && b.name != app.0.name)
-        {
-            return Err(RuntimeError::Serve(format!(
-                "`{}` and `{}` both ask for the route `{}`; give one of them another `http.route`",
-                b.name, app.0.name, app.0.route
-            )));
-        }
-        let next: Vec<_> = apps
-            .iter()
-            .filter(|a| a.name != app.0.name)
-            .cloned()
-            .chain(std::iter::once(app.0.clone()))
-            .collect();
-        *apps = Arc::from(next);
-        Ok(())
+        apps.insert(app.0, true)
     }
 
     /// [`LoadedApp::probe`] of the app named `name` (a health check of a routed app).
@@ -72,7 +56,7 @@ impl Router {
 
     fn by_name(&self, name: &str) -> Option<Arc<super::Loaded>> {
         let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
-        apps.iter().find(|a| a.name == name).cloned()
+        apps.by_name(name).cloned()
     }
 }
 

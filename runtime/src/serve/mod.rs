@@ -20,6 +20,7 @@ mod options;
 mod router;
 mod server;
 mod service;
+mod table;
 
 pub use crate::instances::Instances;
 pub use body::BodyPace;

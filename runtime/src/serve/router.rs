@@ -32,7 +32,7 @@ pub struct Router {
     /// The engines apps are linked on, one per setting.
     engines: std::sync::Mutex<Vec<Arc<Runtime>>>,
     largest_memory: Option<u64>,
-    pub(super) apps: std::sync::RwLock<Arc<[Arc<Loaded>]>>,
+    pub(super) apps: std::sync::RwLock<super::table::Table>,
     options: ServeOptions,
 }
 
@@ -55,7 +55,7 @@ impl Router {
         Self {
             engines: Default::default(),
             largest_memory,
-            apps: std::sync::RwLock::new(Arc::from(Vec::new())),
+            apps: std::sync::RwLock::default(),
             options,
         }
     }
@@ -132,52 +132,29 @@ impl Router {
     /// The app whose route matches `path` most specifically.
     pub(super) fn route(&self, path: &str) -> Option<Arc<Loaded>> {
         let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .filter_map(|a| a.route.score(path).map(|s| (s, a)))
-            .max_by_key(|(s, _)| *s)
-            .map(|(_, a)| a.clone())
+        apps.route(path).cloned()
     }
 
     /// Starts routing requests to `app`; refused when another app has its name or route.
     pub fn insert(&self, app: LoadedApp) -> Result<(), RuntimeError> {
         let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = apps
-            .iter()
-            .find(|b| b.route == app.0.route || b.name == app.0.name)
-        {
-            return Err(RuntimeError::Serve(if b.name == app.0.name {
-                format!("an app named `{}` is already served", b.name)
-            } else {
-                format!(
-                    "`{}` and `{}` both ask for the route `{}`; give one of them another `http.route`",
-                    b.name, app.0.name, app.0.route
-                )
-            }));
-        }
-        let mut next = apps.to_vec();
-        next.push(app.0);
-        *apps = Arc::from(next);
-        Ok(())
+        apps.insert(app.0, false)
     }
 
     /// The instances of the app named `name`: made since it was loaded, and alive now.
     pub fn instances(&self, name: &str) -> Option<crate::instances::Instances> {
         let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .find(|a| a.name == name)
-            .map(|a| a.instances.read())
+        apps.by_name(name).map(|a| a.instances.read())
     }
 
     /// Stops routing to the app named `name` (requests in flight finish); whether it was there.
     pub fn remove(&self, name: &str) -> bool {
         let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
-        let before = apps.len();
-        for app in apps.iter().filter(|a| a.name == name) {
+        let removed = apps.remove(name);
+        if let Some(app) = &removed {
             app.gone.send_replace(true);
         }
-        let next: Vec<_> = apps.iter().filter(|a| a.name != name).cloned().collect();
-        *apps = Arc::from(next);
-        apps.len() != before
+        removed.is_some()
     }
 
     /// Whether instances come from the pooling allocator (false: the address space could not
