@@ -104,13 +104,25 @@ impl Node {
 
     /// Every app (`all`) or those running or restarting, by name.
     pub fn list(&self, all: bool) -> Result<Vec<AppView>, NodeError> {
+        self.list_page(all, None, usize::MAX)
+    }
+
+    /// Up to `limit` of the apps [`Node::list`] lists, from the first whose name sorts after
+    /// `after`.
+    pub fn list_page(
+        &self,
+        all: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AppView>, NodeError> {
+        let listed = |r: &AppRecord| {
+            r.accepted && (all || matches!(r.status.state, State::Running | State::Restarting))
+        };
         Ok(self
             .0
             .db
-            .list()?
+            .list_after(after, limit, listed)?
             .into_iter()
-            .filter(|r| r.accepted)
-            .filter(|r| all || matches!(r.status.state, State::Running | State::Restarting))
             .map(|r| self.view_of(r))
             .collect())
     }
@@ -187,7 +199,7 @@ impl Node {
 
     /// Takes this second's sample of every app's load for the charts.
     pub(crate) fn sample(&self) -> Result<(), NodeError> {
-        let apps: Vec<String> = self.0.db.list()?.into_iter().map(|r| r.name).collect();
+        let apps = self.0.db.names()?;
         let memory = self.memory_by_app();
         self.0
             .series

@@ -145,7 +145,9 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(record.name.clone(), output);
+        // Started: a deploy's record is accepted in the same commit (one write, not two).
         self.0.db.update(&record.name, |r| {
+            r.accepted = true;
             r.status.state = State::Running;
             r.status.started = Some(state::now_ms());
             r.status.error = None;

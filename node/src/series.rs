@@ -1,6 +1,8 @@
 //! The last minutes of each app's load, sampled once a second from the node's counters, for
 //! the dashboard's charts: requests per second, latency percentiles, memory in use. Kept in
-//! memory only (like `docker stats`); a restarted node starts with empty charts.
+//! memory only (like `docker stats`); a restarted node starts with empty charts. An app that
+//! has been quiet (no request, no memory in use) for all of the kept minutes keeps no samples: a
+//! node of thousands of idle apps would otherwise hold five minutes of zeros for each.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -33,8 +35,22 @@ struct Inner {
     /// The counters at the previous sample, to take differences from.
     last: BTreeMap<String, Totals>,
     last_time: u64,
-    apps: BTreeMap<String, VecDeque<Sample>>,
+    apps: BTreeMap<String, Ring>,
     node: VecDeque<Sample>,
+}
+
+/// An app's samples, and how many of the newest are quiet.
+#[derive(Debug, Default)]
+struct Ring {
+    samples: VecDeque<Sample>,
+    quiet: usize,
+}
+
+impl Sample {
+    /// No request ended and no memory was in use.
+    fn is_quiet(&self) -> bool {
+        self.requests_per_sec == 0.0 && self.p50.is_none() && self.memory == 0
+    }
 }
 
 fn push(ring: &mut VecDeque<Sample>, s: Sample) {
@@ -60,8 +76,9 @@ impl Series {
         } else {
             (now.saturating_sub(s.last_time) as f64 / 1000.0).max(0.001)
         };
-        s.apps.retain(|name, _| apps.contains(name));
-        s.last.retain(|name, _| apps.contains(name));
+        let deployed: std::collections::HashSet<&str> = apps.iter().map(String::as_str).collect();
+        s.apps.retain(|name, _| deployed.contains(name.as_str()));
+        s.last.retain(|name, _| deployed.contains(name.as_str()));
         let mut all = Totals::default();
         let mut all_before = Totals::default();
         let mut all_memory = 0;
@@ -79,8 +96,23 @@ impl Series {
             all.add(&now_t);
             all_before.add(&before);
             all_memory += mem;
-            push(s.apps.entry(name.clone()).or_default(), sample);
-            s.last.insert(name.clone(), now_t);
+            if sample.is_quiet() {
+                if let Some(ring) = s.apps.get_mut(name) {
+                    push(&mut ring.samples, sample);
+                    ring.quiet += 1;
+                    if ring.quiet >= KEEP {
+                        s.apps.remove(name);
+                    }
+                }
+            } else {
+                let ring = s.apps.entry(name.clone()).or_default();
+                push(&mut ring.samples, sample);
+                ring.quiet = 0;
+            }
+            // An app that never served a request has nothing to take a difference from.
+            if now_t.count > 0 {
+                s.last.insert(name.clone(), now_t);
+            }
         }
         let node = between(&all_before, &all, secs, now, all_memory);
         push(&mut s.node, node);
@@ -92,7 +124,7 @@ impl Series {
         let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         s.apps
             .get(app)
-            .map(|r| r.iter().copied().collect())
+            .map(|r| r.samples.iter().copied().collect())
             .unwrap_or_default()
     }
 
@@ -183,5 +215,37 @@ mod tests {
         assert_eq!(series.node().last().expect("node").requests_per_sec, 15.0);
         series.sample(4000, &[], &totals, &memory);
         assert!(series.of("a").is_empty());
+    }
+
+    #[test]
+    fn an_app_keeps_no_samples_while_it_has_been_quiet_for_all_the_kept_minutes() {
+        let series = Series::default();
+        let apps = vec!["idle".to_string(), "busy".to_string()];
+        let mut totals = BTreeMap::new();
+        let quiet = BTreeMap::new();
+        series.sample(1000, &apps, &totals, &quiet);
+        assert!(series.of("idle").is_empty(), "never active: no samples");
+        totals.insert(
+            "busy".to_string(),
+            Totals {
+                count: 5,
+                buckets: [5; BUCKETS.len()],
+            },
+        );
+        series.sample(2000, &apps, &totals, &quiet);
+        for i in 0..KEEP - 1 {
+            series.sample(3000 + 1000 * i as u64, &apps, &totals, &quiet);
+        }
+        // The busy second and the quiet ones after it, up to the kept minutes.
+        let kept = series.of("busy");
+        assert_eq!(kept.len(), KEEP);
+        assert_eq!(kept[0].requests_per_sec, 5.0);
+        assert!(kept[1..].iter().all(|s| s.requests_per_sec == 0.0));
+        series.sample(3000 + 1000 * KEEP as u64, &apps, &totals, &quiet);
+        assert!(
+            series.of("busy").is_empty(),
+            "quiet for all of them: dropped"
+        );
+        assert!(series.of("idle").is_empty());
     }
 }

@@ -47,8 +47,9 @@ pub(crate) async fn start(
     .map_err(NodeError::internal)?
     .map_err(|e| NodeError::Launch(e.into()))?;
     // Running from here on (the supervisor's first start follows at once), so a deploy's
-    // answer says so.
+    // answer says so; a deploy's record is accepted in the same commit (one write, not two).
     node.db().update(&record.name, |r| {
+        r.accepted = true;
         if reset {
             r.status.restarts = 0;
             r.status.quick_failures = 0;

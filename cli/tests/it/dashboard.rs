@@ -81,6 +81,53 @@ fn a_new_user_logs_in_deploys_an_upload_watches_it_and_stops_and_removes_it_in_c
     assert!(node.app("hello-web").is_none(), "removed in the browser");
 }
 
+/// 101 apps: more than the apps table's page and than the API page asked for.
+#[test]
+fn a_node_of_101_apps_pages_its_apps_table_in_chromium_and_its_api_list_by_limit_and_link() {
+    let s = Scratch::new();
+    let node = Node::with_api(&s.path("home"));
+    for i in 0..=100 {
+        node.ok(&["deploy", "--name", &format!("app-{i:03}"), &probe()]);
+    }
+    scenario("pages.mjs", &node, &[]);
+
+    let auth = format!("Authorization: Bearer {}\r\n", token(&node));
+    let page = |path: &str| {
+        let (status, head, body) = call(&node, "GET", path, &auth, "");
+        assert_eq!(status, 200, "{path}: {body}");
+        let names: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&body)
+            .expect("a JSON list")
+            .iter()
+            .map(|a| a["name"].as_str().expect("a name").to_string())
+            .collect();
+        let next = header(&head, "link").first().map(|l| l.to_string());
+        (names, next)
+    };
+    let (first, next) = page("/api/v1/apps?all=true&limit=60");
+    assert_eq!((first.len(), first[0].as_str()), (60, "app-000"));
+    let next = next.expect("a Link to the next page");
+    assert_eq!(
+        next,
+        "</api/v1/apps?limit=60&after=app-059&all=true>; rel=\"next\""
+    );
+    let path = next
+        .trim_start_matches('<')
+        .split_once('>')
+        .expect("<url>")
+        .0;
+    let (rest, after_last) = page(path);
+    assert_eq!(
+        (rest.len(), rest[0].as_str(), rest[40].as_str()),
+        (41, "app-060", "app-100")
+    );
+    assert_eq!(after_last, None, "the last page links to none");
+    // Without a limit, all of them, as before.
+    assert_eq!(page("/api/v1/apps?all=true").0.len(), 101);
+    let (status, _, body) = call(&node, "GET", "/api/v1/apps?limit=0", &auth, "");
+    assert_eq!(status, 400);
+    assert!(body.contains("`limit` must be 1 to 1000"), "{body}");
+}
+
 /// HOSTILE.md row 10: ANSI/OSC escapes and `<script>` in guest output.
 #[test]
 fn guest_markup_and_escapes_and_upload_names_cannot_run_script_in_the_page() {

@@ -26,13 +26,46 @@ pub(super) async fn metrics(State(api): State<Api>) -> Result<Response, NodeErro
 pub(super) struct ListQuery {
     #[serde(default)]
     all: bool,
+    /// At most this many apps (1 to [`MAX_PAGE`]); all of them when absent.
+    limit: Option<usize>,
+    /// The apps whose names sort after this one (the last name of the previous page).
+    after: Option<String>,
 }
 
+/// The most apps one page of the list holds.
+const MAX_PAGE: usize = 1000;
+
+/// The apps, by name. With `limit`, a page of them, and when more follow, a `Link` header
+/// (`rel="next"`, RFC 8288) to the next page, as GitHub's API pages.
 pub(super) async fn list(
     State(api): State<Api>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, NodeError> {
-    Ok(Json(api.node.list(q.all)?).into_response())
+    let Some(limit) = q.limit else {
+        return Ok(Json(api.node.list(q.all)?).into_response());
+    };
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(NodeError::BadRequest(format!(
+            "`limit` must be 1 to {MAX_PAGE} apps a page; follow the `Link` header for the next"
+        )));
+    }
+    // One more than asked says whether a next page exists.
+    let mut apps = api.node.list_page(q.all, q.after.as_deref(), limit + 1)?;
+    let more = apps.len() > limit;
+    apps.truncate(limit);
+    let mut response = Json(&apps).into_response();
+    if let Some(last) = apps.last().filter(|_| more) {
+        // An app's name is letters, digits and `-`: nothing in it needs encoding.
+        let next = format!(
+            "</api/v1/apps?limit={limit}&after={}{}>; rel=\"next\"",
+            last.name,
+            if q.all { "&all=true" } else { "" }
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&next) {
+            response.headers_mut().insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 pub(super) async fn deploy(

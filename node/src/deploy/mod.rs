@@ -99,11 +99,8 @@ impl Node {
         let launched = self
             .launch(prepared.record, prepared.wasm, prepared.request, true)
             .await;
-        let accepted = match launched {
-            Ok(()) => self.0.db.update(&name, |r| r.accepted = true).map(drop),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = accepted {
+        // A launched app's record was accepted as it was marked running.
+        if let Err(e) = launched {
             // A deploy that cannot start (a route taken, a module that does not link) leaves
             // nothing behind: the caller is told why and nothing was deployed.
             self.halt(&name).await;

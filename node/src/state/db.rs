@@ -185,17 +185,47 @@ impl Db {
         })
     }
 
-    /// Every app, by name.
-    pub fn list(&self) -> Result<Vec<AppRecord>, NodeError> {
+    /// Every app's name, in order, without reading the records.
+    pub fn names(&self) -> Result<Vec<String>, NodeError> {
         self.with(|db| {
             let tx = db.begin_read()?;
             let table = tx.open_table(APPS)?;
             let mut out = Vec::new();
             for entry in table.iter()? {
+                out.push(entry?.0.value().to_string());
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every app, by name.
+    pub fn list(&self) -> Result<Vec<AppRecord>, NodeError> {
+        self.list_after(None, usize::MAX, |_| true)
+    }
+
+    /// Up to `limit` apps that `keep` keeps, by name, from the first after `after`: a page of a
+    /// long list reads its own records, not all the ones before it.
+    pub fn list_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&AppRecord) -> bool,
+    ) -> Result<Vec<AppRecord>, NodeError> {
+        use std::ops::Bound;
+        self.with(|db| {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(APPS)?;
+            let mut out = Vec::new();
+            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+            for entry in table.range::<&str>((start, Bound::Unbounded))? {
+                if out.len() == limit {
+                    break;
+                }
                 let (k, v) = entry?;
                 // One damaged record does not take the others down; it is reported and skipped.
                 match decode(v.value()) {
-                    Ok(r) => out.push(r),
+                    Ok(r) if keep(&r) => out.push(r),
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::error!(app = k.value(), error = %e, "skipping a damaged record");
                         self.damaged

@@ -51,7 +51,10 @@ pub fn overview(
     }
 }
 
-/// The apps table's query: filter, state, sort column and direction.
+/// Rows the apps table shows at once: a node of thousands of apps pages through them.
+pub const PAGE_ROWS: usize = 100;
+
+/// The apps table's query: filter, state, sort column and direction, page.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 #[serde(default)]
 pub struct AppsQuery {
@@ -59,9 +62,28 @@ pub struct AppsQuery {
     pub state: String,
     pub sort: String,
     pub dir: String,
+    /// 1-based; anything else is the first page.
+    pub page: String,
 }
 
 impl AppsQuery {
+    /// The page asked for (the first when none or not a number).
+    fn page(&self) -> usize {
+        self.page.parse().unwrap_or(1).max(1)
+    }
+
+    /// This query's URL at `page` (another sort or filter starts again at the first page).
+    fn url_at(&self, page: usize) -> String {
+        let mut url = self.url(&self.sort, &self.dir);
+        if page > 1 {
+            if url.len() > 1 {
+                url.push('&');
+            }
+            url.push_str(&format!("page={page}"));
+        }
+        url
+    }
+
     fn url(&self, sort: &str, dir: &str) -> String {
         let mut url = String::from("?");
         for (k, v) in [
@@ -139,7 +161,12 @@ pub fn apps_page(ctx: &Ctx, q: &AppsQuery, table: Markup) -> Markup {
     }
 }
 
-pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u64) -> Markup {
+/// The apps `q` matched (all of them, filtered and sorted), one page of them shown.
+pub fn apps_table(ctx: &Ctx, q: &AppsQuery, matched: &[AppView], any: bool, now: u64) -> Markup {
+    let pages = matched.len().div_ceil(PAGE_ROWS).max(1);
+    let page = q.page().min(pages);
+    let from = (page - 1) * PAGE_ROWS;
+    let apps = &matched[from..matched.len().min(from + PAGE_ROWS)];
     let column = |key: &str, t: T| {
         let current = q.sort == key || (q.sort.is_empty() && key == "name");
         let desc = current && q.dir == "desc";
@@ -156,7 +183,7 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
         }
     };
     html! {
-        div #apps hx-get={ (ctx.base) "/ui/apps" (q.url(&q.sort, &q.dir)) } hx-trigger="every 2s" hx-swap="outerHTML" {
+        div #apps hx-get={ (ctx.base) "/ui/apps" (q.url_at(page)) } hx-trigger="every 2s" hx-swap="outerHTML" {
             @if apps.is_empty() {
                 p.empty { @if any { (ctx.t(T::NoMatch)) } @else { (ctx.t(T::NoApps)) } }
             } @else {
@@ -183,6 +210,17 @@ pub fn apps_table(ctx: &Ctx, q: &AppsQuery, apps: &[AppView], any: bool, now: u6
                                     td.num { (a.instances) }
                                 }
                             }
+                        }
+                    }
+                }
+                @if pages > 1 {
+                    nav.pages aria-label=(ctx.t(T::Pages)) {
+                        @if page > 1 {
+                            a #page-prev rel="prev" href={ (ctx.base) "/apps" (q.url_at(page - 1)) } { "← " (ctx.t(T::Previous)) }
+                        }
+                        span #page-range { (from + 1) "–" (from + apps.len()) " " (ctx.t(T::Of)) " " (matched.len()) }
+                        @if page < pages {
+                            a #page-next rel="next" href={ (ctx.base) "/apps" (q.url_at(page + 1)) } { (ctx.t(T::Next)) " →" }
                         }
                     }
                 }
