@@ -62,6 +62,9 @@ impl Table {
 struct Routes<T> {
     exact: HashMap<String, T>,
     prefixes: HashMap<String, T>,
+    /// How many wildcard bases there are of each depth (their count of `/`): a lookup starts
+    /// at the deepest, so its cost is bounded by the routes, not by the path a client sends.
+    depths: std::collections::BTreeMap<usize, usize>,
 }
 
 impl<T> Default for Routes<T> {
@@ -69,8 +72,13 @@ impl<T> Default for Routes<T> {
         Self {
             exact: HashMap::new(),
             prefixes: HashMap::new(),
+            depths: std::collections::BTreeMap::new(),
         }
     }
+}
+
+fn depth(base: &str) -> usize {
+    base.bytes().filter(|b| *b == b'/').count()
 }
 
 impl<T> Routes<T> {
@@ -92,11 +100,37 @@ impl<T> Routes<T> {
     }
 
     fn insert(&mut self, route: &Route, value: T) {
-        self.map(route).insert(route.base().to_string(), value);
+        let added = self
+            .map(route)
+            .insert(route.base().to_string(), value)
+            .is_none();
+        if added && route.is_wildcard() {
+            *self.depths.entry(depth(route.base())).or_default() += 1;
+        }
     }
 
     fn remove(&mut self, route: &Route) {
-        self.map(route).remove(route.base());
+        let removed = self.map(route).remove(route.base()).is_some();
+        if removed && route.is_wildcard() {
+            let d = depth(route.base());
+            if let Some(n) = self.depths.get_mut(&d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.depths.remove(&d);
+                }
+            }
+        }
+    }
+
+    /// Where the walk back through `path`'s bases starts: no wildcard base has more segments
+    /// than the deepest, so the path is cut to as many (one pass over it), and a path of
+    /// thousands of `/` costs a few lookups, not thousands. `None` when there is no wildcard.
+    fn deepest_base<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let deepest = *self.depths.keys().next_back()?;
+        Some(match path.match_indices('/').nth(deepest) {
+            Some((end, _)) => &path[..end],
+            None => path,
+        })
     }
 
     /// The value of the route that matches `path` most specifically: an exact route, else the
@@ -106,7 +140,7 @@ impl<T> Routes<T> {
         if let Some(v) = self.exact.get(exact) {
             return Some(v);
         }
-        let mut base = path;
+        let mut base = self.deepest_base(path)?;
         loop {
             if let Some(v) = self.prefixes.get(base) {
                 return Some(v);
@@ -135,6 +169,23 @@ mod tests {
             index.insert(r, r.to_string());
         }
         (index.find(path).cloned(), scan)
+    }
+
+    /// HOSTILE: walking back from the whole path hashed each shorter prefix, so a path of
+    /// 60,000 `/` cost ~1.8 GB of hashing (seconds of a worker thread, the table's lock held).
+    #[test]
+    fn a_path_of_many_slashes_is_cut_to_the_deepest_route_before_the_walk() {
+        let mut index = Routes::default();
+        for r in ["/...", "/api/v1/..."] {
+            index.insert(&r.parse().unwrap(), r);
+        }
+        let slashes = "/".repeat(1_000_000);
+        let deep = format!("/api/v1{slashes}");
+        assert_eq!(index.deepest_base(&deep), Some("/api/v1"));
+        assert_eq!(index.find(&deep), Some(&"/api/v1/..."));
+        let other = format!("/q{slashes}");
+        assert_eq!(index.deepest_base(&other), Some("/q/"));
+        assert_eq!(index.find(&other), Some(&"/..."));
     }
 
     #[test]
@@ -171,6 +222,16 @@ mod tests {
             let (indexed, scan) = both(&routes, path);
             assert_eq!(indexed, scan, "path {path:?}");
         }
+        // Removing routes forgets their depth; the others still route.
+        let mut index = Routes::default();
+        for r in ["/a/b/c/...", "/a/...", "/x"] {
+            index.insert(&r.parse().unwrap(), r);
+        }
+        index.remove(&"/a/b/c/...".parse().unwrap());
+        assert_eq!(index.find("/a/b/c/d"), Some(&"/a/..."));
+        index.remove(&"/a/...".parse().unwrap());
+        assert_eq!((index.find("/a/b"), index.find("/x")), (None, Some(&"/x")));
+        assert!(index.depths.is_empty());
         // Without a catch-all, an unknown path routes nowhere.
         assert_eq!(both(&["/api/...", "/hello"], "/apiary"), (None, None));
         assert_eq!(both(&["/api/...", "/hello"], "/hello/x"), (None, None));
