@@ -48,6 +48,23 @@ impl Node {
         let _ = std::fs::remove_file(self.secrets_file(app));
     }
 
+    /// Removes the secrets of every app not in `apps`.
+    pub(crate) fn forget_secrets_all_but(&self, apps: &std::collections::HashSet<&str>) {
+        for entry in std::fs::read_dir(self.0.paths.secrets())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if file
+                .strip_suffix(".json")
+                .is_some_and(|app| !apps.contains(app))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     fn read_secrets(&self, record: &AppRecord) -> Result<Vec<(String, Secret)>, NodeError> {
         if record.spec.secrets.is_empty() {
             return Ok(Vec::new());

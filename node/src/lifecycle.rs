@@ -26,6 +26,12 @@ impl Node {
         // A damaged record's module is unknown: then nothing is swept.
         if !self.0.db.has_damage() {
             self.remove_orphan_modules(&records);
+            // The log and secrets of a deploy cut short (its record removed above, or never
+            // synced to disk) go with it, as `rm` takes them.
+            let names: std::collections::HashSet<&str> =
+                records.iter().map(|r| r.name.as_str()).collect();
+            self.0.logs.remove_all_but(&names);
+            self.forget_secrets_all_but(&names);
         }
         // Oldest first: if two apps ever claim one route, the one deployed first keeps it.
         records.sort_by_key(|r| r.created);

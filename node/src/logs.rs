@@ -57,7 +57,7 @@ struct Sink {
 
 impl Sink {
     fn open(path: PathBuf, max: u64) -> std::io::Result<Self> {
-        let file = File::options().create(true).append(true).open(&path)?;
+        let file = open_log(&path)?;
         let size = file.metadata()?.len();
         Ok(Self {
             path,
@@ -73,7 +73,7 @@ impl Sink {
         let line = format!("{time} {stream} {}\n", text.trim_end_matches(['\n', '\r']));
         if self.size + line.len() as u64 > self.max && self.size > 0 {
             let _ = std::fs::rename(&self.path, rotated(&self.path));
-            match File::options().create(true).append(true).open(&self.path) {
+            match open_log(&self.path) {
                 Ok(f) => {
                     self.file = f;
                     self.size = 0;
@@ -88,6 +88,17 @@ impl Sink {
             self.size += line.len() as u64;
         }
     }
+}
+
+/// Opens a log to append to, never through a symlink planted in its place (the log is opened
+/// again whenever an app starts printing, so a link could be planted at any time).
+fn open_log(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .create(true)
+        .append(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
 }
 
 fn rotated(path: &Path) -> PathBuf {
@@ -231,6 +242,19 @@ impl Logs {
     pub fn remove(&self, app: &str) {
         let _ = std::fs::remove_file(self.path(app));
         let _ = std::fs::remove_file(rotated(&self.path(app)));
+    }
+
+    /// Removes the logs of every app not in `apps`.
+    pub fn remove_all_but(&self, apps: &std::collections::HashSet<&str>) {
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let app = file
+                .strip_suffix(".log.1")
+                .or_else(|| file.strip_suffix(".log"));
+            if app.is_some_and(|app| !apps.contains(app)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 

@@ -418,7 +418,57 @@ fn kill_9_during_deploys_leaves_only_whole_apps() {
             modules, 0,
             "no module is left without an app (round {round})"
         );
+        let logs: Vec<_> = std::fs::read_dir(s.path("home/node/logs"))
+            .expect("logs")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(
+            logs.is_empty(),
+            "no log is left without an app (round {round}): {logs:?}"
+        );
     }
+}
+
+/// An app's log is opened again whenever it starts printing: a symlink planted in its place
+/// is not followed.
+#[test]
+fn a_symlink_planted_as_an_apps_log_is_not_written_through() {
+    let s = Scratch::new();
+    let node = Node::start(&s.path("home"), &[]);
+    let manifest = handler(&s, "talk", "http-probe.wasm", "http:\n  route: /talk/...\n");
+    node.ok(&["deploy", &manifest]);
+    assert_eq!(node.get("/talk/say?text=first"), (200, "first".into()));
+    let log = s.path("home/node/logs/talk.log");
+    let target = s.write("elsewhere", "untouched\n");
+    std::fs::remove_file(&log).expect("remove the log");
+    std::os::unix::fs::symlink(&target, &log).expect("plant a symlink");
+    assert_eq!(node.get("/talk/say?text=second"), (200, "second".into()));
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("target"),
+        "untouched\n"
+    );
+}
+
+/// What a deploy cut short may leave (its record is not synced until the app starts): a log and
+/// secrets of an app the node does not have. The node removes them at start, as `rm` would.
+#[test]
+fn at_start_the_node_removes_logs_and_secrets_of_apps_it_does_not_have() {
+    let s = Scratch::new();
+    let mut node = Node::start(&s.path("home"), &[]);
+    let manifest = handler(&s, "talk", "http-probe.wasm", "http:\n  route: /talk/...\n");
+    node.ok(&["deploy", &manifest]);
+    assert_eq!(node.get("/talk/say?text=kept"), (200, "kept".into()));
+    let ghosts = ["logs/ghost.log", "logs/ghost.log.1", "secrets/ghost.json"];
+    std::fs::create_dir_all(s.path("home/node/secrets")).expect("secrets folder");
+    for g in ghosts {
+        std::fs::write(s.path(&format!("home/node/{g}")), "left behind").expect("plant");
+    }
+    node.kill();
+    node.spawn();
+    for g in ghosts {
+        assert!(!s.path(&format!("home/node/{g}")).exists(), "{g} was kept");
+    }
+    assert_eq!(stdout(&node.cli(&["logs", "talk"])), "kept (stdout)\n");
 }
 
 #[test]

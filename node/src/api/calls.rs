@@ -39,8 +39,14 @@ const MAX_PAGE: usize = 1000;
 /// (`rel="next"`, RFC 8288) to the next page, as GitHub's API pages.
 pub(super) async fn list(
     State(api): State<Api>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, NodeError> {
+    let Query(q) = q.map_err(|e| {
+        NodeError::BadRequest(format!(
+            "the list's query: {}; `limit` is a number of apps (1 to {MAX_PAGE}), `after` an app's name, `all` true or false",
+            e.body_text()
+        ))
+    })?;
     let Some(limit) = q.limit else {
         return Ok(Json(api.node.list(q.all)?).into_response());
     };
