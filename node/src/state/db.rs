@@ -126,7 +126,13 @@ impl Db {
     pub fn insert_new(&self, record: &AppRecord) -> Result<(), NodeError> {
         let bytes = serde_json::to_vec(record).map_err(db_err)?;
         self.with(|db| {
-            let tx = db.begin_write()?;
+            let mut tx = db.begin_write()?;
+            // A record not yet accepted need not outlive a crash (the next start removes it, and
+            // the module no record names): no sync here; the commit that accepts it syncs both.
+            if !record.accepted {
+                tx.set_durability(redb::Durability::None)
+                    .map_err(|e| NodeError::State(e.to_string()))?;
+            }
             {
                 let mut table = tx.open_table(APPS)?;
                 if table.get(record.name.as_str())?.is_some() {
