@@ -10,7 +10,10 @@
 //! $F examples/hello.wasm /tmp/hello.cwasm   # compile once, with this engine's settings
 //! $F /tmp/hello.cwasm                        # the measured run
 //! ```
-#![allow(unsafe_code, reason = "mapping a precompiled module is unsafe in wasmtime's API")]
+#![allow(
+    unsafe_code,
+    reason = "mapping a precompiled module is unsafe in wasmtime's API"
+)]
 
 use wasmtime::{Config, Engine, Linker, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
