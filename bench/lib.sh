@@ -12,18 +12,9 @@ apt_install() {
   $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-# wasmtime-cli at the version Qyvol embeds, in bench/work/tools; sets W to its path.
-ensure_wasmtime() {
-  W=$WORK/tools/bin/wasmtime
-  if ! [ -x "$W" ] || ! "$W" --version | grep -q "$WASMTIME_VERSION"; then
-    echo "installing wasmtime-cli $WASMTIME_VERSION (once; takes a while)"
-    cargo install --quiet wasmtime-cli@"$WASMTIME_VERSION" --locked --root "$WORK/tools"
-  fi
-}
-
-# The newest wasmtime release, for what it serves that 49 does not compare with (WASI 0.3
-# handlers, which `wasmtime serve` reuses by default since 46): in bench/work/tools-newest,
-# built with the toolchain it needs (installed by rustup when missing); sets W_NEWEST.
+# The newest wasmtime release that builds here, the peer every table compares with: in
+# bench/work/tools-newest, built with the toolchain it needs (installed by rustup when missing);
+# sets W_NEWEST. (Qyvol embeds WASMTIME_VERSION; the peer is the newest, as users install it.)
 WASMTIME_NEWEST=50.0.1
 WASMTIME_NEWEST_RUST=1.97.0
 ensure_wasmtime_newest() {
@@ -34,6 +25,12 @@ ensure_wasmtime_newest() {
     cargo "+$WASMTIME_NEWEST_RUST" install --quiet wasmtime-cli@"$WASMTIME_NEWEST" --locked \
       --root "$WORK/tools-newest"
   fi
+}
+
+# The wasmtime CLI the benchmarks compare with: the newest release; sets W to its path.
+ensure_wasmtime() {
+  ensure_wasmtime_newest
+  W=$W_NEWEST
 }
 
 # wrk_line LABEL ROUND FILE: one TSV line (label, round, requests/s, p50 ms, p99 ms, non-2xx)
@@ -55,9 +52,9 @@ print(f"{label}\t{rnd}\t{rps}\t{p50}\t{p99}\t{errors.group(1) if errors else 0}"
 PY
 }
 
-# wasmer-cli 7.4.2 with its Cranelift backend (without that feature it has no compiler), in
+# wasmer-cli 7.5.0 (the newest release) with its Cranelift backend (without that feature it has no compiler), in
 # bench/work/tools; sets WASMER to its path. Its cache lives in $WASMER_DIR (set by the caller).
-WASMER_VERSION=7.4.2
+WASMER_VERSION=7.5.0
 ensure_wasmer() {
   WASMER=$WORK/tools/bin/wasmer
   if ! [ -x "$WASMER" ] || ! "$WASMER" --version | grep -q "$WASMER_VERSION"; then
