@@ -50,19 +50,10 @@ impl Node {
 
     /// Removes the secrets of every app not in `apps`.
     pub(crate) fn forget_secrets_all_but(&self, apps: &std::collections::HashSet<&str>) {
-        for entry in std::fs::read_dir(self.0.paths.secrets())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            if file
-                .strip_suffix(".json")
+        crate::paths::remove_files_where(&self.0.paths.secrets(), |file| {
+            file.strip_suffix(".json")
                 .is_some_and(|app| !apps.contains(app))
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        });
     }
 
     fn read_secrets(&self, record: &AppRecord) -> Result<Vec<(String, Secret)>, NodeError> {

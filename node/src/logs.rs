@@ -246,15 +246,11 @@ impl Logs {
 
     /// Removes the logs of every app not in `apps`.
     pub fn remove_all_but(&self, apps: &std::collections::HashSet<&str>) {
-        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            let app = file
-                .strip_suffix(".log.1")
-                .or_else(|| file.strip_suffix(".log"));
-            if app.is_some_and(|app| !apps.contains(app)) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        crate::paths::remove_files_where(&self.dir, |file| {
+            file.strip_suffix(".log.1")
+                .or_else(|| file.strip_suffix(".log"))
+                .is_some_and(|app| !apps.contains(app))
+        });
     }
 }
 

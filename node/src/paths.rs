@@ -95,6 +95,16 @@ impl NodeLock {
 }
 
 /// Reads the API token, or makes one (32 random bytes, hex) in a file only the user can read.
+/// Removes each file of `dir` whose name `orphan` says no app owns (a start's sweep of what a
+/// deploy cut short left: modules, logs, secrets). A folder that cannot be read is left alone.
+pub(crate) fn remove_files_where(dir: &Path, orphan: impl Fn(&str) -> bool) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if orphan(&entry.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 pub(crate) fn load_or_make_token(path: &Path) -> Result<String, NodeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -9,21 +9,14 @@ use crate::{Node, NodeError};
 
 impl Node {
     pub(crate) fn remove_orphan_modules(&self, records: &[AppRecord]) {
-        let Ok(entries) = std::fs::read_dir(self.0.paths.modules()) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let used = records.iter().any(|r| {
-                r.module.strip_prefix("sha256:") == Some(name.as_str())
+        crate::paths::remove_files_where(&self.0.paths.modules(), |name| {
+            !records.iter().any(|r| {
+                r.module.strip_prefix("sha256:") == Some(name)
                     || r.previous
                         .as_ref()
-                        .is_some_and(|p| p.module.strip_prefix("sha256:") == Some(name.as_str()))
-            });
-            if !used {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+                        .is_some_and(|p| p.module.strip_prefix("sha256:") == Some(name))
+            })
+        });
     }
 
     /// Removes a module from the module store unless an app still uses it.
