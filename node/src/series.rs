@@ -109,9 +109,13 @@ impl Series {
                 push(&mut ring.samples, sample);
                 ring.quiet = 0;
             }
-            // An app that never served a request has nothing to take a difference from.
+            // An app that has served no request (or no longer has counters: removed and deployed
+            // again) has nothing to take a difference from; an entry of its earlier counters
+            // would be one, wrongly, once the new ones pass them.
             if now_t.count > 0 {
                 s.last.insert(name.clone(), now_t);
+            } else {
+                s.last.remove(name);
             }
         }
         let node = between(&all_before, &all, secs, now, all_memory);
@@ -215,6 +219,30 @@ mod tests {
         assert_eq!(series.node().last().expect("node").requests_per_sec, 15.0);
         series.sample(4000, &[], &totals, &memory);
         assert!(series.of("a").is_empty());
+    }
+
+    #[test]
+    fn an_app_deployed_again_counts_its_new_requests_from_zero() {
+        let series = Series::default();
+        let apps = vec!["a".to_string()];
+        let counted = |count| {
+            BTreeMap::from([(
+                "a".to_string(),
+                Totals {
+                    count,
+                    buckets: [count; BUCKETS.len()],
+                },
+            )])
+        };
+        series.sample(1000, &apps, &counted(10), &BTreeMap::new());
+        // Removed and deployed again: its counters start from nothing...
+        series.sample(2000, &apps, &BTreeMap::new(), &BTreeMap::new());
+        // ...and its 12 new requests in the next second are 12, not 12 − 10.
+        series.sample(3000, &apps, &counted(12), &BTreeMap::new());
+        assert_eq!(
+            series.of("a").last().expect("a sample").requests_per_sec,
+            12.0
+        );
     }
 
     #[test]
