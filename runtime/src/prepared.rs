@@ -282,7 +282,7 @@ fn link_component(
     limits: &Limits,
     how: Compilation<'_>,
 ) -> Result<Program, RuntimeError> {
-    let pre = link_component_world(engine, wasm, limits, how)?;
+    let pre = link_component_world(&component_linker(engine)?, engine, wasm, limits, how)?;
     if let Ok(indices) = wasmtime_wasi::p3::bindings::CommandIndices::new(&pre) {
         return Ok(Program::ComponentP3(pre, indices));
     }
@@ -292,16 +292,13 @@ fn link_component(
     })
 }
 
-/// Compiles and links a component against all of WASI and `wasi:http` 0.2, and 0.3 where the
-/// engine has concurrency (commands may make outgoing requests, handlers answer incoming ones,
-/// both under the same grants); the caller checks it exports the world it is run as.
-pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + crate::keyvalue::StateHost>(
+/// A linker with all of WASI and `wasi:http` 0.2, and 0.3 where the engine has concurrency
+/// (commands may make outgoing requests, handlers answer incoming ones, both under the same
+/// grants). Building one defines several hundred host functions: a server builds it once per
+/// engine and links every app's component with it (`serve::Runtime::component_linker`).
+pub(crate) fn component_linker<T: NetworkHost + WasiHttpView + crate::keyvalue::StateHost>(
     engine: &Engine,
-    wasm: &Wasm,
-    limits: &Limits,
-    how: Compilation<'_>,
-) -> Result<wasmtime::component::InstancePre<T>, RuntimeError> {
-    let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
+) -> Result<wasmtime::component::Linker<T>, RuntimeError> {
     let mut linker = wasmtime::component::Linker::<T>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::engine)?;
     // WASI 0.3 where the engine has the concurrency it needs (commands; see
@@ -316,6 +313,19 @@ pub(crate) fn link_component_world<T: NetworkHost + WasiHttpView + crate::keyval
     crate::keyvalue::link(&mut linker).map_err(RuntimeError::engine)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
         .map_err(RuntimeError::engine)?;
+    Ok(linker)
+}
+
+/// Compiles (or maps) a component and links it with `linker` (made by [`component_linker`]
+/// for `engine`); the caller checks it exports the world it is run as.
+pub(crate) fn link_component_world<T>(
+    linker: &wasmtime::component::Linker<T>,
+    engine: &Engine,
+    wasm: &Wasm,
+    limits: &Limits,
+    how: Compilation<'_>,
+) -> Result<wasmtime::component::InstancePre<T>, RuntimeError> {
+    let component: Component = crate::compile::prepare(engine, wasm, limits.compile, how)?;
     linker
         .instantiate_pre(&component)
         .map_err(|e| crate::imports::unsupported_component_import(&format!("{e:#}")))

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response};
-use wasmtime::{Engine, Store};
+use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -20,12 +20,12 @@ pub(crate) struct Template(ProxyPre<Host<WasiCtx>>);
 
 impl Template {
     pub(crate) fn new(
-        engine: &Engine,
+        rt: &Runtime,
         wasm: &Wasm,
         limits: &Limits,
         how: Compilation<'_>,
     ) -> Result<Self, RuntimeError> {
-        let pre = crate::prepared::link_component_world(engine, wasm, limits, how)?;
+        let pre = rt.link_component(wasm, limits, how)?;
         ProxyPre::new(pre).map(Self).map_err(|_| RuntimeError::Invalid {
             path: wasm.path.clone(),
             reason: "the component does not export `wasi:http/incoming-handler`: it is not an HTTP handler (a command needs `runtime: wasi` and `qyvol run`)".into(),

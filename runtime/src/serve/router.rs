@@ -83,6 +83,7 @@ impl Router {
             engine,
             config,
             pooling,
+            components: std::sync::OnceLock::new(),
         });
         engines.push(rt.clone());
         Ok(rt)
@@ -94,10 +95,10 @@ impl Router {
         let mounts = wasi::Mounts::open(&app.request.mounts)?;
         let handler = match app.wasm.info.kind {
             WasmKind::Component if app.wasm.info.wasi == WasiGeneration::P3 => Handler::Service(
-                service::Template::new(&rt.engine, &app.wasm, &app.request.limits, how, app.reuse)?,
+                service::Template::new(&rt, &app.wasm, &app.request.limits, how, app.reuse)?,
             ),
             WasmKind::Component => Handler::Component(component::Template::new(
-                &rt.engine,
+                &rt,
                 &app.wasm,
                 &app.request.limits,
                 how,

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use tokio::sync::oneshot;
+use wasmtime::StoreContextMut;
 use wasmtime::component::GuestTaskId;
-use wasmtime::{Engine, StoreContextMut};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::handler::{
     ExpirationError, HandlerState, Instance, InstantiationError, Proxy, ProxyHandler, ShouldAccept,
@@ -59,13 +59,13 @@ impl Template {
     /// Links `wasm` (already known to speak WASI 0.3) as a `wasi:http/service` component, or
     /// says why it is not one.
     pub(crate) fn new(
-        engine: &Engine,
+        rt: &super::Runtime,
         wasm: &Wasm,
         limits: &Limits,
         how: Compilation<'_>,
         reuse: Reuse,
     ) -> Result<Self, RuntimeError> {
-        let pre = crate::prepared::link_component_world(engine, wasm, limits, how)?;
+        let pre = rt.link_component(wasm, limits, how)?;
         let pre = ServicePre::new(pre).map_err(|_| RuntimeError::Invalid {
             path: wasm.path.clone(),
             reason: "the component does not export `wasi:http/handler@0.3`: it is not an HTTP handler (a command needs `runtime: wasi` and `qyvol run`)".into(),
