@@ -4,6 +4,7 @@
 use qyvol_runtime::serve::App;
 use qyvol_runtime::{MemoryGauge, RunRequest, Wasm};
 
+use crate::deploy::Durable;
 use crate::spec::request_of;
 use crate::state::{self, AppKind, AppRecord, State};
 use crate::{Instance, Node, NodeError, supervise};
@@ -45,7 +46,8 @@ impl Node {
             self.failed(&record.name, &e.to_string());
             return Err(e);
         }
-        self.launch(record, wasm, request, reset).await
+        self.launch(record, wasm, request, reset, &mut Durable::default())
+            .await
     }
 
     fn failed(&self, name: &str, why: &str) {
@@ -65,6 +67,7 @@ impl Node {
         wasm: Wasm,
         mut request: RunRequest,
         reset: bool,
+        durable: &mut Durable,
     ) -> Result<(), NodeError> {
         let name = record.name.clone();
         let output = match self.0.logs.output(&name) {
@@ -89,8 +92,13 @@ impl Node {
             wasm.info.wasi,
         );
         let result = match record.kind {
-            AppKind::Http => self.route(&record, wasm, request, engine, output).await,
-            AppKind::Command => supervise::start(self, &record, wasm, request, engine, reset).await,
+            AppKind::Http => {
+                self.route(&record, wasm, request, engine, output, durable)
+                    .await
+            }
+            AppKind::Command => {
+                supervise::start(self, &record, wasm, request, engine, reset, durable).await
+            }
         };
         if let Err(e) = &result {
             self.failed(&name, &e.to_string());
@@ -134,8 +142,11 @@ impl Node {
         request: RunRequest,
         engine: qyvol_runtime::EngineConfig,
         output: qyvol_runtime::Output,
+        durable: &mut Durable,
     ) -> Result<(), NodeError> {
         let loaded = self.load_http(record, wasm, request, engine).await?;
+        // Accepted only once its module outlives a crash (before the route answers).
+        durable.wait().await?;
         self.0
             .router
             .insert(loaded)

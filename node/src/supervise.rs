@@ -26,6 +26,7 @@ pub(crate) async fn start(
     mut request: RunRequest,
     engine: qyvol_runtime::EngineConfig,
     reset: bool,
+    durable: &mut crate::deploy::Durable,
 ) -> Result<(), NodeError> {
     let stop = Stop::new();
     request.stop = Some(stop.clone());
@@ -47,7 +48,9 @@ pub(crate) async fn start(
     .map_err(NodeError::internal)?
     .map_err(|e| NodeError::Launch(e.into()))?;
     // Running from here on (the supervisor's first start follows at once), so a deploy's
-    // answer says so; a deploy's record is accepted in the same commit (one write, not two).
+    // answer says so; a deploy's record is accepted in the same commit (one write, not two),
+    // once its module outlives a crash.
+    durable.wait().await?;
     node.db().update(&record.name, |r| {
         r.accepted = true;
         if reset {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use qyvol_runtime::{RunRequest, Wasm};
 
 use crate::deploy::Deployable;
+use crate::deploy::Durable;
 use crate::spec::request_of;
 use crate::state::{AppKind, AppRecord, State};
 use crate::{AppView, Node, NodeError};
@@ -160,7 +161,10 @@ impl Node {
                 self.halt(&old.name).await;
                 record.status = crate::state::Status::created();
                 self.0.db.update(&old.name, |r| *r = record.clone())?;
-                if let Err(e) = self.launch(record, wasm, request, true).await {
+                if let Err(e) = self
+                    .launch(record, wasm, request, true, &mut Durable::default())
+                    .await
+                {
                     self.0.db.update(&old.name, |r| *r = old.clone())?;
                     let _ = self.start_record(old.clone(), true).await;
                     return Err(NodeError::Conflict(format!(

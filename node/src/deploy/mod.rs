@@ -4,6 +4,8 @@
 mod flags;
 mod modules;
 
+pub(crate) use modules::Durable;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -83,12 +85,16 @@ impl Node {
         if self.0.db.get(&prepared.record.name)?.is_some() {
             return Err(NodeError::Exists(prepared.record.name.clone()));
         }
-        {
+        let unsynced = {
             let _modules = self.0.modules.lock().await;
-            self.store_module(&prepared)?;
+            let unsynced = self.write_module(&prepared)?;
             self.keep_secrets(&prepared.record.name, &prepared.secrets)?;
             self.0.db.insert_new(&prepared.record)?;
-        }
+            unsynced
+        };
+        // The module's syncs (its file, then its folder) run while the app is linked; the
+        // commit that accepts the record waits for them.
+        let mut durable = Durable::start(unsynced);
         self.event(
             &prepared.record.name,
             "deploy",
@@ -97,13 +103,21 @@ impl Node {
         let name = prepared.record.name.clone();
         let module = prepared.record.module.clone();
         let launched = self
-            .launch(prepared.record, prepared.wasm, prepared.request, true)
+            .launch(
+                prepared.record,
+                prepared.wasm,
+                prepared.request,
+                true,
+                &mut durable,
+            )
             .await;
         // A launched app's record was accepted as it was marked running.
         if let Err(e) = launched {
             // A deploy that cannot start (a route taken, a module that does not link) leaves
             // nothing behind: the caller is told why and nothing was deployed.
             self.halt(&name).await;
+            // The module is in place (or not) before it is forgotten.
+            let _ = durable.wait().await;
             let _modules = self.0.modules.lock().await;
             self.0.db.remove(&name)?;
             self.forget_module(&module)?;

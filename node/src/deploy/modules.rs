@@ -39,21 +39,66 @@ impl Node {
 
     /// Copies the module into the node's module store (synced, then renamed into place).
     pub(crate) fn store_module(&self, d: &Deployable) -> Result<(), NodeError> {
+        match self.write_module(d)? {
+            Some(unsynced) => unsynced.finish(),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the module beside its place in the store, not yet synced or in place (`None`
+    /// when it is stored already): [`Unsynced::finish`] does both, so a deploy can sync it
+    /// while it links the app, and must wait for it before the record is accepted.
+    pub(crate) fn write_module(&self, d: &Deployable) -> Result<Option<Unsynced>, NodeError> {
         use std::io::Write;
         let dest = self.module_path(&d.record.module)?;
         if dest.exists() {
-            return Ok(());
+            return Ok(None);
         }
         let bytes = d.wasm.bytes().map_err(|e| NodeError::Launch(e.into()))?;
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(self.0.paths.modules()).map_err(NodeError::internal)?;
+        let dir = self.0.paths.modules();
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(NodeError::internal)?;
         tmp.write_all(&bytes).map_err(NodeError::internal)?;
-        tmp.as_file().sync_all().map_err(NodeError::internal)?;
-        tmp.persist(&dest)
+        Ok(Some(Unsynced { tmp, dest, dir }))
+    }
+}
+
+/// A module written under a temporary name in the module store (removed if dropped; a crash
+/// leaves a file the next start sweeps, as no record names it).
+pub(crate) struct Unsynced {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+    dir: PathBuf,
+}
+
+impl Unsynced {
+    /// Syncs the module, renames it into place and syncs the folder: it then outlives a crash.
+    pub(crate) fn finish(self) -> Result<(), NodeError> {
+        self.tmp.as_file().sync_all().map_err(NodeError::internal)?;
+        self.tmp
+            .persist(&self.dest)
             .map_err(|e| NodeError::internal(e.error))?;
-        if let Ok(dir) = std::fs::File::open(self.0.paths.modules()) {
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+}
+
+/// A deploy's module being made durable beside the rest of the deploy; waited for before the
+/// record is accepted, and before a failed deploy forgets the module.
+#[derive(Default)]
+pub(crate) struct Durable(Option<tokio::task::JoinHandle<Result<(), NodeError>>>);
+
+impl Durable {
+    pub(crate) fn start(unsynced: Option<Unsynced>) -> Self {
+        Self(unsynced.map(|u| tokio::task::spawn_blocking(move || u.finish())))
+    }
+
+    /// Waits until the module is durable (at once when it already was, or was waited for).
+    pub(crate) async fn wait(&mut self) -> Result<(), NodeError> {
+        match self.0.take() {
+            Some(handle) => handle.await.map_err(NodeError::internal)?,
+            None => Ok(()),
+        }
     }
 }
