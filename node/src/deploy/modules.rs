@@ -39,48 +39,57 @@ impl Node {
 
     /// Copies the module into the node's module store (synced, then renamed into place).
     pub(crate) fn store_module(&self, d: &Deployable) -> Result<(), NodeError> {
-        match self.write_module(d)? {
-            Some(unsynced) => unsynced.finish(),
-            None => Ok(()),
-        }
+        self.write_module(d)?.finish()
     }
 
-    /// Writes the module beside its place in the store, not yet synced or in place (`None`
-    /// when it is stored already): [`Unsynced::finish`] does both, so a deploy can sync it
-    /// while it links the app, and must wait for it before the record is accepted.
-    pub(crate) fn write_module(&self, d: &Deployable) -> Result<Option<Unsynced>, NodeError> {
+    /// Writes the module beside its place in the store, not yet synced or in place:
+    /// [`Unsynced::finish`] does both, so a deploy can sync it while it links the app, and
+    /// must wait for it before the record is accepted.
+    pub(crate) fn write_module(&self, d: &Deployable) -> Result<Unsynced, NodeError> {
         use std::io::Write;
         let dest = self.module_path(&d.record.module)?;
+        let dir = self.0.paths.modules();
         if dest.exists() {
-            return Ok(None);
+            return Ok(Unsynced {
+                tmp: None,
+                dest,
+                dir,
+            });
         }
         let bytes = d.wasm.bytes().map_err(|e| NodeError::Launch(e.into()))?;
-        let dir = self.0.paths.modules();
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(NodeError::internal)?;
         tmp.write_all(&bytes).map_err(NodeError::internal)?;
-        Ok(Some(Unsynced { tmp, dest, dir }))
+        Ok(Unsynced {
+            tmp: Some(tmp),
+            dest,
+            dir,
+        })
     }
 }
 
 /// A module written under a temporary name in the module store (removed if dropped; a crash
-/// leaves a file the next start sweeps, as no record names it).
+/// leaves a file the next start sweeps, as no record names it), or already in place.
 pub(crate) struct Unsynced {
-    tmp: tempfile::NamedTempFile,
+    tmp: Option<tempfile::NamedTempFile>,
     dest: PathBuf,
     dir: PathBuf,
 }
 
 impl Unsynced {
     /// Syncs the module, renames it into place and syncs the folder: it then outlives a crash.
+    /// A module already in place may have been renamed there by a deploy still syncing the
+    /// folder, so the folder is synced either way.
     pub(crate) fn finish(self) -> Result<(), NodeError> {
-        self.tmp.as_file().sync_all().map_err(NodeError::internal)?;
-        self.tmp
-            .persist(&self.dest)
-            .map_err(|e| NodeError::internal(e.error))?;
-        if let Ok(dir) = std::fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
+        if let Some(tmp) = self.tmp {
+            tmp.as_file().sync_all().map_err(NodeError::internal)?;
+            tmp.persist(&self.dest)
+                .map_err(|e| NodeError::internal(e.error))?;
         }
-        Ok(())
+        match std::fs::File::open(&self.dir).and_then(|dir| dir.sync_all()) {
+            // Some filesystems cannot sync a folder; their renames are as durable as they get.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            other => other.map_err(NodeError::internal),
+        }
     }
 }
 
@@ -90,11 +99,11 @@ impl Unsynced {
 pub(crate) struct Durable(Option<tokio::task::JoinHandle<Result<(), NodeError>>>);
 
 impl Durable {
-    pub(crate) fn start(unsynced: Option<Unsynced>) -> Self {
-        Self(unsynced.map(|u| tokio::task::spawn_blocking(move || u.finish())))
+    pub(crate) fn start(unsynced: Unsynced) -> Self {
+        Self(Some(tokio::task::spawn_blocking(move || unsynced.finish())))
     }
 
-    /// Waits until the module is durable (at once when it already was, or was waited for).
+    /// Waits until the module is durable (at once when it was waited for already).
     pub(crate) async fn wait(&mut self) -> Result<(), NodeError> {
         match self.0.take() {
             Some(handle) => handle.await.map_err(NodeError::internal)?,
