@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{Cache, lock_path, open_lock, upgrading};
+use crate::compile::Artifact;
 use crate::engine::{self, EngineConfig, Tier};
 use crate::inspect::WasmKind;
 
@@ -253,16 +254,20 @@ pub fn helper_main(args: &[std::ffi::OsString]) -> Result<(), HelperError> {
     if crate::inspect::sha256_hex(&bytes) != sha256 {
         return Err(HelperError::Digest);
     }
-    let code = match kind {
-        WasmKind::CoreModule => {
-            wasmtime::Module::from_binary(&engine, &bytes).and_then(|m| m.serialize())
-        }
-        WasmKind::Component => {
-            wasmtime::component::Component::from_binary(&engine, &bytes).and_then(|c| c.serialize())
-        }
+    fn store<A: Artifact>(
+        engine: &wasmtime::Engine,
+        bytes: &[u8],
+        put: impl FnOnce(&[u8]) -> std::io::Result<std::path::PathBuf>,
+    ) -> Result<(), HelperError> {
+        let compiled = A::compile(engine, bytes).map_err(crate::RuntimeError::engine)?;
+        put(compiled.image())?;
+        Ok(())
     }
-    .map_err(crate::RuntimeError::engine)?;
-    cache.put(&fingerprint, &sha256, kind, Tier::Cranelift, &code)?;
+    let put = |image: &[u8]| cache.put(&fingerprint, &sha256, kind, Tier::Cranelift, image);
+    match kind {
+        WasmKind::CoreModule => store::<wasmtime::Module>(&engine, &bytes, put)?,
+        WasmKind::Component => store::<wasmtime::component::Component>(&engine, &bytes, put)?,
+    }
     cache.remove_tier(&winch, &sha256, kind, Tier::Winch);
     let _ = std::fs::remove_file(&tries);
     let _ = std::fs::remove_file(&lock);
