@@ -9,6 +9,7 @@ use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+use crate::artifact::Artifact;
 use crate::background::beside;
 use crate::cache::Cache;
 use crate::engine::{Compiler, EngineConfig, Tier};
@@ -73,79 +74,6 @@ fn choose(
         return Ok(Tier::Cranelift);
     }
     Ok(Tier::Winch)
-}
-
-/// What the cache stores and maps back: a core module or a component.
-pub(crate) trait Artifact: Sized + Send + Sync + Clone + 'static {
-    const KIND: WasmKind;
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
-    /// Whether `engine` accepts `bytes` as valid: without compiling for a module; a component
-    /// (wasmtime has no validation of its own for them) is compiled and dropped.
-    fn validate(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<()>;
-    /// The bytes wasmtime's `serialize` copies, where they are: wasmtime serializes by copying
-    /// its compiled image, and the cache writes it from here instead of from a copy (yosys:
-    /// 247 MB of fresh memory zeroed and filled, ~0.7 s of CPU before its first run could exit).
-    /// A test holds the two equal, for when wasmtime changes.
-    fn image(&self) -> &[u8];
-    /// Maps precompiled code. Only called on files whose seal (or digest) was verified.
-    fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self>;
-}
-
-impl Artifact for Module {
-    const KIND: WasmKind = WasmKind::CoreModule;
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Module::from_binary(engine, bytes)
-    }
-    fn validate(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<()> {
-        Module::validate(engine, bytes)
-    }
-    fn image(&self) -> &[u8] {
-        image_of(self.image_range())
-    }
-    #[expect(
-        unsafe_code,
-        reason = "the file is Qyvol's own sealed artifact, checked before mapping"
-    )]
-    fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: the file was written by `Module::serialize` for an engine with this
-        // fingerprint and its length and checksum match the seal recorded with it.
-        unsafe { Module::deserialize_file(engine, path) }
-    }
-}
-
-impl Artifact for Component {
-    const KIND: WasmKind = WasmKind::Component;
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Component::from_binary(engine, bytes)
-    }
-    fn validate(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<()> {
-        Component::from_binary(engine, bytes).map(drop)
-    }
-    fn image(&self) -> &[u8] {
-        image_of(self.image_range())
-    }
-    #[expect(
-        unsafe_code,
-        reason = "the file is Qyvol's own sealed artifact, checked before mapping"
-    )]
-    fn deserialize_file(engine: &Engine, path: &Path) -> wasmtime::Result<Self> {
-        // SAFETY: as for modules: a sealed artifact of `Component::serialize`.
-        unsafe { Component::deserialize_file(engine, path) }
-    }
-}
-
-/// The runnable code for `wasm`: cached, or compiled now and cached.
-/// The bytes of a compiled image, borrowed from the module or component whose
-/// `image_range` gave `range` (the caller ties the lifetime to it).
-#[expect(
-    unsafe_code,
-    reason = "wasmtime exposes its image only as a pointer range"
-)]
-fn image_of<'a>(range: std::ops::Range<*const u8>) -> &'a [u8] {
-    let len = (range.end as usize).saturating_sub(range.start as usize);
-    // SAFETY: the range is a module's or component's image, which wasmtime keeps mapped,
-    // readable and unchanged while it lives; the callers borrow it for their own lifetime.
-    unsafe { std::slice::from_raw_parts(range.start, len) }
 }
 
 /// Code already loaded in this process, by engine, module digest, kind and allowed precompiled

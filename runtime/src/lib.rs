@@ -3,6 +3,7 @@
 //! [`Outcome`]. Nothing here prints to the terminal or parses flags: the CLI decides how an
 //! outcome is shown.
 
+mod artifact;
 mod background;
 mod cache;
 pub mod calls;

@@ -32,8 +32,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::artifact::Artifact;
 use crate::cache::{Cache, lock_path, open_lock, upgrading};
-use crate::compile::Artifact;
 use crate::engine::{self, EngineConfig, Tier};
 use crate::inspect::WasmKind;
 
