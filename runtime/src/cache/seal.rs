@@ -88,7 +88,7 @@ pub(super) fn read_small_with_meta(path: &Path) -> Option<(Vec<u8>, fs::Metadata
 /// that maps the file then maps a whole folio on each page it touches. Compiled code is mapped
 /// by every run: written in 64 KiB pieces (the kernel's fault-around window) a run maps about
 /// what it executes. A warm yosys run peaked at 120 MiB, 98 MiB of it code it never touched;
-/// its code written in pieces, 46 MiB, in the same time.
+/// its code written in pieces, 48 MiB (bench/results.md at 4ad9960).
 pub(super) const PIECE: usize = 64 * 1024;
 
 /// A writer that seals what passes through it.
